@@ -1,0 +1,20 @@
+//! The network stack uni applications use.
+//!
+//! Applications are written against [`uni_runtime::device::net`]'s traits. This crate holds the
+//! implementations and their configuration:
+//!
+//! * [`socket::SocketStack`] (unix only): host sockets through `async-io`. `stack = "socket"`.
+//! * a direct TCP/IP stack (smoltcp over the platform's network device), `stack = "direct"`,
+//!   arrives with the Xen netfront driver (issue #4); `uni configure` rejects it until then.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(unix)]
+extern crate std;
+
+mod config;
+#[cfg(unix)]
+pub mod socket;
+
+pub use config::{Ipv4Setting, NetConfig, NetConfigError};

@@ -1,0 +1,112 @@
+//! The command line: one clap `Args` struct per command, each with examples in its help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::target::Target;
+
+const EXAMPLES: &str = "\
+Examples:
+  cd examples/hello
+  uni configure --target unix      # write _build/unix/ (Cargo.toml, src/main.rs)
+  uni build --target unix          # build it; the program lands in dist/
+  uni run --target unix            # run it; exit code = the app's
+  uni completions bash > /etc/bash_completion.d/uni";
+
+/// Assemble unikernels from one config file, `unikernel.toml`.
+///
+/// uni reads the devices and protocols the app needs, generates a main crate that wires one
+/// implementation of each into the app, and builds it for a target: `unix` (a Linux process)
+/// or `xen-arm` (an armv7 Xen guest image).
+#[derive(Debug, Parser)]
+#[command(name = "uni", version, after_help = EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Show the output of cargo, rustc and other tools uni runs.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Print no status lines.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// The config file.
+    #[arg(short = 'f', long = "file", global = true, value_name = "PATH", default_value = "unikernel.toml")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Configure(Configure),
+    Build(Build),
+    Run(Run),
+    Completions(Completions),
+}
+
+/// Generate the main crate under `_build/<target>/` from unikernel.toml.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni configure                    # the target named in unikernel.toml (else unix)
+  uni configure --target xen-arm
+  uni configure --dry-run          # print the plan, write nothing
+  uni configure --check            # exit 1 if the generated files are stale (for CI)")]
+pub struct Configure {
+    /// The target to generate for (default: `target` in unikernel.toml, else unix).
+    #[arg(short, long, value_enum)]
+    pub target: Option<Target>,
+    /// Print the files and commands, write nothing.
+    #[arg(long, conflicts_with = "check")]
+    pub dry_run: bool,
+    /// Write nothing; exit non-zero when a generated file is missing or out of date.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Build the unikernel into dist/ (configuring first when needed).
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni build                        # the default target
+  uni build --target unix          # dist/<name>, a Linux program
+  uni build -v                     # show cargo's output")]
+pub struct Build {
+    /// The target to build for (default: `target` in unikernel.toml, else unix).
+    #[arg(short, long, value_enum)]
+    pub target: Option<Target>,
+}
+
+/// Build and run the unikernel locally.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni run                          # the default target
+  uni run --target unix -- --port=8080   # boot arguments after --
+The exit code is the unikernel's: the app's on unix.")]
+pub struct Run {
+    /// The target to run (default: `target` in unikernel.toml, else unix).
+    #[arg(short, long, value_enum)]
+    pub target: Option<Target>,
+    /// Boot arguments passed to the unikernel (after the ones in unikernel.toml).
+    #[arg(last = true, value_name = "BOOT-ARGS")]
+    pub args: Vec<String>,
+}
+
+/// Print a shell completion script.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni completions bash > ~/.local/share/bash-completion/completions/uni
+  uni completions zsh > ~/.zfunc/_uni
+  uni completions fish > ~/.config/fish/completions/uni.fish")]
+pub struct Completions {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}

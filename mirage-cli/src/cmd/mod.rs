@@ -1,0 +1,47 @@
+//! One file per command; each exposes `run`.
+
+mod build;
+mod configure;
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config};
+use crate::target::Target;
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Configure(c) => configure::run(c, &g.file),
+        Command::Build(b) => build::run(b, &g.file).map(|_| ExitCode::SUCCESS),
+        Command::Run(r) => run::run(r, &g.file),
+        Command::Completions(c) => {
+            clap_complete::generate(c.shell, &mut Cli::command(), "uni", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Loads the config file and picks the target: the flag, else the file's, else unix.
+pub fn load(file: &Path, target: Option<Target>) -> Result<(Config, Target)> {
+    if !file.is_file() {
+        anyhow::bail!(
+            "no `{}` here: run uni in a directory with a unikernel.toml, or pass -f PATH",
+            file.display()
+        );
+    }
+    let cfg = config::load(file)?;
+    let target = target.or(cfg.target).unwrap_or(Target::Unix);
+    Ok((cfg, target))
+}
+
+/// `path` relative to the current directory when it is inside it, for messages.
+pub fn show(path: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd).map(PathBuf::from).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+}

@@ -1,0 +1,171 @@
+//! Config errors that read like rustc's: `error: …`, ` --> file:line:col`, the offending line
+//! with a caret, and what is accepted.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use annotate_snippets::{Level, Renderer, Snippet};
+
+/// One error in a `unikernel.toml`, pointing at the bytes it is about.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    /// The file, as the user named it.
+    pub file: PathBuf,
+    /// The file's text.
+    pub source: String,
+    /// The bytes the error is about.
+    pub span: Range<usize>,
+    /// The key path, like `devices.net.ipv4`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// A short label under the caret.
+    pub label: String,
+    /// What would be accepted, if there is a finite or describable set.
+    pub accepted: Option<String>,
+}
+
+impl Diagnostic {
+    /// 1-based line and column of the span's start.
+    pub fn line_col(&self) -> (usize, usize) {
+        line_col(&self.source, self.span.start)
+    }
+
+    /// Renders the diagnostic, with colour when `color` is set.
+    pub fn render(&self, color: bool) -> String {
+        let (line, col) = self.line_col();
+        let title = if self.key.is_empty() {
+            self.message.clone()
+        } else {
+            format!("`{}`: {}", self.key, self.message)
+        };
+        // annotate-snippets prints `--> origin:line:col` from the span itself.
+        let origin = self.file.display().to_string();
+        let span = clamp(&self.source, self.span.clone());
+        let mut msg = Level::Error.title(&title).snippet(
+            Snippet::source(&self.source)
+                .origin(&origin)
+                .line_start(1)
+                .fold(true)
+                .annotation(Level::Error.span(span).label(&self.label)),
+        );
+        if let Some(acc) = &self.accepted {
+            msg = msg.footer(Level::Help.title(acc));
+        }
+        let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+        let text = renderer.render(msg).to_string();
+        // Keep file:line:col greppable even when the renderer elides it.
+        if text.contains(&format!("{origin}:{line}:{col}")) {
+            text
+        } else {
+            format!("{text}\n  at {origin}:{line}:{col}")
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(false))
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+/// Several diagnostics from one file, reported together.
+#[derive(Debug)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    /// Prints every diagnostic to stderr, coloured on a terminal.
+    pub fn eprint(&self) {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        for d in &self.0 {
+            eprintln!("{}\n", d.render(color));
+        }
+        let n = self.0.len();
+        if let Some(first) = self.0.first() {
+            eprintln!(
+                "error: could not load `{}` due to {n} previous error{}",
+                first.file.display(),
+                if n == 1 { "" } else { "s" }
+            );
+        }
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.0 {
+            writeln!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// A builder for diagnostics in one file.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub file: PathBuf,
+    pub text: String,
+}
+
+impl Source {
+    pub fn new(file: &Path, text: String) -> Source {
+        Source { file: file.to_path_buf(), text }
+    }
+
+    pub fn error(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        accepted: Option<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            file: self.file.clone(),
+            source: self.text.clone(),
+            span,
+            key: key.into(),
+            message: message.into(),
+            label: label.into(),
+            accepted,
+        }
+    }
+}
+
+fn clamp(src: &str, span: Range<usize>) -> Range<usize> {
+    let start = span.start.min(src.len());
+    let end = span.end.clamp(start, src.len());
+    if start == end && end < src.len() {
+        start..end + 1
+    } else {
+        start..end
+    }
+}
+
+/// 1-based line and column (in characters) of byte offset `at`.
+pub fn line_col(src: &str, at: usize) -> (usize, usize) {
+    let at = at.min(src.len());
+    let before = &src[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let s = "a = 1\nbb = 2\n";
+        assert_eq!(line_col(s, 0), (1, 1));
+        assert_eq!(line_col(s, 6), (2, 1));
+        assert_eq!(line_col(s, 11), (2, 6));
+    }
+}

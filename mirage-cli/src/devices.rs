@@ -1,0 +1,154 @@
+//! The device kinds, functoria-style. Each kind declares the keys it takes in
+//! `unikernel.toml` and, per target, [`Implementation`]: the crates it needs, its one-line
+//! constructor, the devices it depends on, and the boot arguments it reads.
+
+use crate::config::{DeviceConfig, DeviceSpec, Ipv4, NetStack};
+use crate::target::Target;
+
+/// A device kind as the config file sees it.
+pub struct Kind {
+    pub name: &'static str,
+    pub keys: &'static [&'static str],
+    pub summary: &'static str,
+}
+
+/// Every kind schema 1 knows, in documentation order.
+pub const KINDS: &[Kind] = &[
+    Kind { name: "console", keys: &["kind"], summary: "text output" },
+    Kind { name: "clock", keys: &["kind"], summary: "monotonic and wall clocks, sleeping" },
+    Kind { name: "random", keys: &["kind"], summary: "cryptographically secure random bytes" },
+    Kind { name: "args", keys: &["kind"], summary: "the boot arguments, for the app's own keys" },
+    Kind {
+        name: "net",
+        keys: &["kind", "stack", "ipv4", "gateway", "mac"],
+        summary: "a TCP/IP stack",
+    },
+    Kind { name: "kv_ro", keys: &["kind", "dir"], summary: "a directory embedded into the image" },
+    Kind { name: "block", keys: &["kind", "file"], summary: "a block device" },
+    Kind { name: "tls", keys: &["kind", "net", "cert", "key"], summary: "TLS over a net device" },
+    Kind { name: "http", keys: &["kind", "net", "tls", "port"], summary: "an HTTP server" },
+    Kind { name: "dns", keys: &["kind", "net", "nameserver"], summary: "a DNS resolver" },
+];
+
+pub fn kind(name: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.name == name)
+}
+
+pub fn kind_names() -> String {
+    KINDS.iter().map(|k| format!("\"{}\"", k.name)).collect::<Vec<_>>().join(", ")
+}
+
+/// A crate the generated main depends on: a package of the uni workspace or the app itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Crate {
+    Runtime,
+    Net,
+}
+
+impl Crate {
+    pub fn package(&self) -> &'static str {
+        match self {
+            Crate::Runtime => "uni-runtime",
+            Crate::Net => "uni-net",
+        }
+    }
+}
+
+/// How one device is provided on one target.
+#[derive(Debug, Clone)]
+pub struct Implementation {
+    pub crates: Vec<Crate>,
+    /// A Rust expression of type `Result<T, E>` or `T` (see `fallible`); it may name
+    /// `boot_args` and the devices in `deps`.
+    pub constructor: String,
+    /// Whether the constructor returns a `Result` (the generated line ends with `?`).
+    pub fallible: bool,
+    pub deps: Vec<String>,
+    pub boot_args: &'static [&'static str],
+}
+
+/// Why a target cannot provide a device.
+#[derive(Debug)]
+pub struct Unsupported {
+    pub reason: String,
+    /// What the user can choose instead.
+    pub accepted: String,
+}
+
+fn simple(constructor: &str) -> Implementation {
+    Implementation {
+        crates: vec![Crate::Runtime],
+        constructor: constructor.to_string(),
+        fallible: false,
+        deps: vec![],
+        boot_args: &[],
+    }
+}
+
+fn not_yet(what: &str, issue: &str, accepted: &str) -> Unsupported {
+    Unsupported { reason: format!("{what} is not implemented yet ({issue})"), accepted: accepted.into() }
+}
+
+/// The implementation of `dev` on `target`.
+pub fn implement(dev: &DeviceConfig, target: Target) -> Result<Implementation, Unsupported> {
+    match target {
+        Target::Unix => implement_unix(dev),
+        Target::XenArm => Err(not_yet(
+            "the xen-arm target",
+            "issue #3, the Xen ARM platform",
+            "target = \"unix\"",
+        )),
+    }
+}
+
+fn implement_unix(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
+    Ok(match &dev.spec {
+        DeviceSpec::Console => simple("uni_runtime::platform::Console::new()"),
+        DeviceSpec::Clock => simple("uni_runtime::platform::Clock::new()"),
+        DeviceSpec::Random => simple("uni_runtime::platform::Random::new()"),
+        DeviceSpec::Args => simple("boot_args.clone()"),
+        DeviceSpec::Net { stack, ipv4, .. } => {
+            match stack.unwrap_or(NetStack::Socket) {
+                NetStack::Socket => {}
+                NetStack::Direct => {
+                    return Err(not_yet(
+                        "stack = \"direct\" on unix (smoltcp over a TAP device)",
+                        "issue #4",
+                        "stack = \"socket\" on unix",
+                    ))
+                }
+            }
+            let (addr, gw) = match ipv4 {
+                Some(Ipv4::Static { cidr, gateway }) => (cidr.clone(), gateway.clone()),
+                None => ("0.0.0.0/0".to_string(), None),
+                Some(Ipv4::Dhcp) => unreachable!("resolve rejects dhcp with the socket stack"),
+            };
+            let gw = match gw {
+                Some(g) => format!("Some({g:?})"),
+                None => "None".into(),
+            };
+            Implementation {
+                crates: vec![Crate::Runtime, Crate::Net],
+                constructor: format!("uni_net::socket::SocketStack::configure({addr:?}, {gw}, &boot_args)"),
+                fallible: true,
+                deps: vec![],
+                boot_args: &["ipv4", "ipv4-gateway"],
+            }
+        }
+        DeviceSpec::KvRo { .. } => {
+            return Err(not_yet("the kv_ro device", "issue #6", "console, clock, random, args, net"))
+        }
+        DeviceSpec::Block { .. } => {
+            return Err(not_yet("the block device", "declared in schema 1, no target has it yet", "console, clock, random, args, net"))
+        }
+        DeviceSpec::Tls { .. } => {
+            return Err(not_yet("the tls device", "issue #5", "console, clock, random, args, net"))
+        }
+        DeviceSpec::Http { .. } => {
+            return Err(not_yet("the http device", "issue #6", "console, clock, random, args, net"))
+        }
+        DeviceSpec::Dns { .. } => {
+            return Err(not_yet("the dns device", "issue #4", "console, clock, random, args, net"))
+        }
+    })
+}

@@ -1,0 +1,229 @@
+//! Layer 3 and the generator: walks the device graph in dependency order, builds the template
+//! context (the only thing templates see) and renders the main crate with tera and rustfmt.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::config::{Config, Diagnostics};
+use crate::devices::{self, Crate, Implementation};
+use crate::home;
+use crate::target::Target;
+
+const MAIN_RS: &str = include_str!("../../templates/main.rs.tera");
+const CARGO_TOML: &str = include_str!("../../templates/Cargo.toml.tera");
+
+/// A file the generator writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedFile {
+    pub path: PathBuf,
+    pub contents: String,
+}
+
+/// Everything `configure` would do, as values: `--dry-run` prints it, `--check` compares it.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub target: Target,
+    pub board: String,
+    /// `_build/<target>/`, next to unikernel.toml.
+    pub dir: PathBuf,
+    pub files: Vec<GeneratedFile>,
+    /// The devices in the order they are constructed.
+    pub order: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct TemplateContext {
+    uni_version: &'static str,
+    config: String,
+    target: &'static str,
+    board: String,
+    name: String,
+    no_std: bool,
+    boot_args: String,
+    uses_boot_args: bool,
+    devices: Vec<DeviceContext>,
+    app_crate: String,
+    entry: String,
+    app_args: Vec<String>,
+    deps: Vec<DepContext>,
+    profile: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct DeviceContext {
+    name: String,
+    key: String,
+    kind: &'static str,
+    expr: String,
+}
+
+#[derive(Serialize)]
+struct DepContext {
+    package: String,
+    path: String,
+}
+
+/// Plans the generated crate for `cfg` on `target`.
+pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
+    let board = cfg.board.clone().unwrap_or_else(|| "-".into());
+    let mut impls: Vec<(usize, Implementation)> = vec![];
+    let mut errors = vec![];
+    for (i, d) in cfg.devices.iter().enumerate() {
+        match devices::implement(d, target) {
+            Ok(imp) => impls.push((i, imp)),
+            Err(u) => errors.push(cfg.source.error(
+                d.kind_span.clone(),
+                format!("{}.kind", d.key()),
+                format!("target {target} cannot provide this device: {}", u.reason),
+                format!("not available on {target}"),
+                Some(format!("on {target}, use: {}", u.accepted)),
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Diagnostics(errors).into());
+    }
+    let order = dependency_order(cfg, &impls)?;
+
+    let dir = cfg.dir.join("_build").join(target.name());
+    let (app_package, app_crate) = home::app_crate(&cfg.app_dir)?;
+
+    let mut crates: BTreeSet<Crate> = BTreeSet::new();
+    let mut devices = vec![];
+    let mut uses_boot_args = false;
+    for &i in &order {
+        let (_, imp) = impls.iter().find(|(j, _)| *j == i).expect("ordered from impls");
+        let d = &cfg.devices[i];
+        crates.extend(imp.crates.iter().cloned());
+        uses_boot_args |= imp.constructor.contains("boot_args");
+        let expr = if imp.fallible { format!("{}?", imp.constructor) } else { imp.constructor.clone() };
+        devices.push(DeviceContext { name: d.name.clone(), key: d.key(), kind: d.spec_kind(), expr });
+    }
+
+    let mut deps = vec![DepContext { package: app_package.clone(), path: rel(&dir, &cfg.app_dir) }];
+    for c in &crates {
+        deps.push(DepContext { package: c.package().into(), path: rel(&dir, &home::package_dir(c.package())?) });
+    }
+    deps.sort_by(|a, b| a.package.cmp(&b.package));
+
+    let profile = match target {
+        Target::Unix => vec!["debug = \"line-tables-only\""],
+        Target::XenArm => vec!["panic = \"abort\"", "opt-level = \"s\"", "lto = true", "codegen-units = 1", "debug = false"],
+    };
+    let config_name = cfg.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let cx = TemplateContext {
+        uni_version: env!("CARGO_PKG_VERSION"),
+        config: config_name,
+        target: target.name(),
+        board: board.clone(),
+        name: cfg.name.clone(),
+        no_std: target == Target::XenArm,
+        boot_args: cfg.boot_args.clone(),
+        uses_boot_args,
+        devices,
+        app_crate,
+        entry: cfg.entry.clone(),
+        app_args: cfg.devices.iter().map(|d| d.name.clone()).collect(),
+        deps,
+        profile,
+    };
+    let cx = tera::Context::from_serialize(&cx)?;
+    let mut tera = tera::Tera::default();
+    tera.add_raw_templates([("main.rs", MAIN_RS), ("Cargo.toml", CARGO_TOML)])?;
+    let main_rs = rustfmt(&tera.render("main.rs", &cx).context("rendering templates/main.rs.tera")?)?;
+    let cargo_toml = tera.render("Cargo.toml", &cx).context("rendering templates/Cargo.toml.tera")?;
+
+    Ok(Plan {
+        target,
+        board,
+        files: vec![
+            GeneratedFile { path: dir.join("Cargo.toml"), contents: cargo_toml },
+            GeneratedFile { path: dir.join("src/main.rs"), contents: main_rs },
+        ],
+        dir,
+        order: order.iter().map(|&i| cfg.devices[i].name.clone()).collect(),
+    })
+}
+
+/// Devices in dependency order: each after the devices it depends on, otherwise in declaration
+/// order. A cycle is a config error.
+fn dependency_order(cfg: &Config, impls: &[(usize, Implementation)]) -> Result<Vec<usize>> {
+    let index = |name: &str| cfg.devices.iter().position(|d| d.name == name);
+    let deps: Vec<Vec<usize>> = impls
+        .iter()
+        .map(|(i, imp)| {
+            let d = &cfg.devices[*i];
+            d.spec.references().into_iter().chain(imp.deps.iter().map(String::as_str)).filter_map(index).collect()
+        })
+        .collect();
+    let mut done: Vec<usize> = vec![];
+    while done.len() < impls.len() {
+        let next = impls
+            .iter()
+            .enumerate()
+            .find(|(k, (i, _))| !done.contains(i) && deps[*k].iter().all(|d| done.contains(d)));
+        match next {
+            Some((_, (i, _))) => done.push(*i),
+            None => {
+                let (k, (i, _)) = impls.iter().enumerate().find(|(_, (i, _))| !done.contains(i)).expect("some left");
+                let d = &cfg.devices[*i];
+                let cycle: Vec<String> = deps[k].iter().map(|&j| cfg.devices[j].name.clone()).collect();
+                return Err(Diagnostics(vec![cfg.source.error(
+                    d.kind_span.clone(),
+                    d.key(),
+                    format!("device `{}` is part of a dependency cycle (it needs {})", d.name, cycle.join(", ")),
+                    "in a cycle",
+                    Some("devices must form a graph without cycles".into()),
+                )])
+                .into());
+            }
+        }
+    }
+    Ok(done)
+}
+
+fn rel(from: &Path, to: &Path) -> String {
+    let to = home::normalize(to);
+    pathdiff::diff_paths(&to, from).unwrap_or(to).to_string_lossy().into_owned()
+}
+
+/// Formats Rust source with rustfmt (stdin to stdout).
+pub fn rustfmt(src: &str) -> Result<String> {
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2021", "--emit", "stdout"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running rustfmt (install it with `rustup component add rustfmt`)")?;
+    child.stdin.take().expect("piped").write_all(src.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("rustfmt rejected the generated code:\n{}\n--- source ---\n{src}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Whether `plan`'s files are all on disk with the same contents.
+pub fn stale_files(plan: &Plan) -> Vec<&GeneratedFile> {
+    plan.files
+        .iter()
+        .filter(|f| std::fs::read_to_string(&f.path).ok().as_deref() != Some(f.contents.as_str()))
+        .collect()
+}
+
+/// Writes `plan`'s files.
+pub fn write(plan: &Plan) -> Result<()> {
+    for f in &plan.files {
+        if let Some(parent) = f.path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating `{}`", parent.display()))?;
+        }
+        std::fs::write(&f.path, &f.contents).with_context(|| format!("writing `{}`", f.path.display()))?;
+    }
+    Ok(())
+}

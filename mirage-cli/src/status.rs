@@ -1,0 +1,42 @@
+//! cargo-style status lines on stderr: a right-aligned, bold green verb, then the message.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+pub fn set_verbosity(verbose: bool, quiet: bool) {
+    VERBOSE.store(verbose, Ordering::Relaxed);
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether `-v` was given: pass the output of child processes (cargo, qemu) through.
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
+fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Prints `   Compiling hello (unix)`.
+pub fn status(verb: &str, message: impl std::fmt::Display) {
+    if QUIET.load(Ordering::Relaxed) {
+        return;
+    }
+    if color() {
+        eprintln!("\x1b[1;32m{verb:>12}\x1b[0m {message}");
+    } else {
+        eprintln!("{verb:>12} {message}");
+    }
+}
+
+/// Prints `warning: …`.
+pub fn warn(message: impl std::fmt::Display) {
+    if color() {
+        eprintln!("\x1b[1;33mwarning\x1b[0m: {message}");
+    } else {
+        eprintln!("warning: {message}");
+    }
+}

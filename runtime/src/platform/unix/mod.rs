@@ -1,0 +1,138 @@
+//! The unix platform: a Linux process. The console is stdout, the clocks are the host's, the
+//! executor is a single-threaded `async-executor` driven by `async-io`'s reactor.
+
+use std::eprintln;
+use std::future::Future;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::device;
+use crate::{AppResult, BootArgs};
+
+/// stdout as a console.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Console;
+
+impl Console {
+    /// The process's stdout.
+    pub fn new() -> Console {
+        Console
+    }
+}
+
+impl device::Console for Console {
+    async fn write(&self, bytes: &[u8]) -> Result<(), device::ConsoleError> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)
+            .and_then(|()| out.flush())
+            .map_err(|_| device::ConsoleError("stdout is closed"))
+    }
+}
+
+/// The host's monotonic and wall clocks.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: std::time::Instant,
+}
+
+impl Clock {
+    /// A clock whose monotonic time starts at zero now.
+    pub fn new() -> Clock {
+        Clock { start: std::time::Instant::now() }
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+impl device::Clock for Clock {
+    fn now(&self) -> device::Instant {
+        device::Instant(self.start.elapsed().as_nanos() as u64)
+    }
+
+    fn wall(&self) -> device::WallTime {
+        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        device::WallTime { secs: d.as_secs(), nanos: d.subsec_nanos() }
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        async_io::Timer::after(duration).await;
+    }
+}
+
+/// The host's random number generator (`getrandom`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Random;
+
+impl Random {
+    /// The OS's CSPRNG.
+    pub fn new() -> Random {
+        Random
+    }
+}
+
+impl device::Random for Random {
+    fn fill(&self, buf: &mut [u8]) {
+        getrandom::fill(buf).expect("the operating system's random number generator failed");
+    }
+}
+
+std::thread_local! {
+    static EXECUTOR: async_executor::LocalExecutor<'static> = const { async_executor::LocalExecutor::new() };
+}
+
+/// Runs `future` concurrently with the application, on the same thread.
+///
+/// A task that is still pending when the application's entry point returns is dropped.
+pub fn spawn<F: Future<Output = ()> + 'static>(future: F) {
+    EXECUTOR.with(|ex| ex.spawn(future).detach());
+}
+
+/// The boot arguments: the compiled-in `defaults`, then argv without the program name (a key
+/// given twice takes its last value, so argv overrides the defaults).
+pub fn boot_args(defaults: &str) -> Result<BootArgs, crate::boot::BootArgError> {
+    let argv: std::vec::Vec<std::string::String> = std::env::args().skip(1).collect();
+    BootArgs::parse(defaults.split_whitespace().chain(argv.iter().map(|s| s.as_str())))
+}
+
+/// Boots: parses the boot arguments, runs `main` to completion, and turns its result into the
+/// exit code. Used through [`entry!`](crate::entry).
+pub fn run<F, Fut>(defaults: &str, main: F) -> ExitCode
+where
+    F: FnOnce(BootArgs) -> Fut,
+    Fut: Future<Output = AppResult>,
+{
+    let args = match boot_args(defaults) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = EXECUTOR.with(|ex| async_io::block_on(ex.run(main(args))));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Makes `$main` (an `async fn(BootArgs) -> AppResult`) the program's entry point, with
+/// optional compiled-in default boot arguments.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        $crate::entry!($main, "");
+    };
+    ($main:path, $defaults:expr) => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::platform::run($defaults, $main)
+        }
+    };
+}

@@ -1,0 +1,3 @@
+//! Spawning concurrent tasks on the unikernel's single-threaded executor.
+
+pub use crate::platform::spawn;
