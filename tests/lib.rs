@@ -1,1 +1,64 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: find (and build) the real `uni` binary, and run it
+//! in a directory with a clean, predictable environment.
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The uni checkout.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The `uni` binary, built once per test process with the same profile as the tests.
+pub fn uni_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["build", "--quiet", "-p", "mirage-cli", "--bin", "uni", "--message-format=json"])
+            .current_dir(root())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cargo runs");
+        let mut exe = None;
+        let out = BufReader::new(child.stdout.take().unwrap());
+        for m in cargo_metadata::Message::parse_stream(out) {
+            if let cargo_metadata::Message::CompilerArtifact(a) = m.expect("cargo JSON") {
+                if a.target.name == "uni" {
+                    exe = a.executable.map(|p| p.into_std_path_buf());
+                }
+            }
+        }
+        assert!(child.wait().unwrap().success(), "building uni failed");
+        exe.expect("cargo built the uni binary")
+    })
+    .clone()
+}
+
+/// A `uni` command run in `dir`. Example builds share one target directory so that the
+/// dependencies compile once for the whole test run.
+pub fn uni(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(uni_bin());
+    c.args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", root().join("target/examples"))
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_BACKTRACE");
+    c
+}
+
+/// Runs `uni` and captures its output.
+pub fn run_uni(dir: &Path, args: &[&str]) -> Output {
+    uni(dir, args).output().expect("uni starts")
+}
+
+/// The directory of example `name`.
+pub fn example(name: &str) -> PathBuf {
+    root().join("examples").join(name)
+}
+
+/// stdout and stderr as text, for assertion messages.
+pub fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}

@@ -16,6 +16,7 @@ pub struct Board {
     pub xen: Xen,
     pub defaults: Defaults,
     pub qemu: Option<Qemu>,
+    pub dom0: Option<Dom0>,
     pub deploy: Option<Deploy>,
 }
 
@@ -47,6 +48,20 @@ pub struct Qemu {
     pub machine: String,
     pub cpu: String,
     pub smp: u32,
+    pub memory: u32,
+}
+
+/// An emulated board's dom0: which Debian packages it is assembled from (see `emu`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Dom0 {
+    pub debian: String,
+    pub mirror: String,
+    pub security_mirror: String,
+    pub kernel: String,
+    pub hypervisor: String,
+    pub packages: Vec<String>,
+    pub modules: Vec<String>,
     pub memory: u32,
 }
 

@@ -1,19 +1,9 @@
 //! `uni`: assemble unikernels from one config file.
 
-mod board;
-mod cli;
-mod cmd;
-mod config;
-mod devices;
-mod emu;
-mod generate;
-mod home;
-mod status;
-mod target;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use mirage_cli::{cli, cmd, config, status};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -1,6 +1,6 @@
 //! `uni run`: build, then run on the local target.
 
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
@@ -17,15 +17,9 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
     match target {
         Target::Unix => {
             status("Running", format!("{} {}", show(&built.artifact), args.args.join(" ")));
-            let st = Command::new(&built.artifact)
-                .args(&args.args)
-                .status()
-                .with_context(|| format!("starting `{}`", built.artifact.display()))?;
-            Ok(match (st.code(), st.signal()) {
-                (Some(c), _) => ExitCode::from(c as u8),
-                (None, Some(sig)) => ExitCode::from(128u8.wrapping_add(sig as u8)),
-                _ => ExitCode::FAILURE,
-            })
+            // Become the unikernel: signals reach it directly and its exit code is ours.
+            let err = Command::new(&built.artifact).args(&args.args).exec();
+            Err(err).with_context(|| format!("starting `{}`", built.artifact.display()))
         }
         Target::XenArm => bail!("running on xen-arm is not implemented yet (issue #3)"),
     }

@@ -54,8 +54,23 @@ fn parse(src: &Source) -> Result<model::File, Diagnostic> {
             .filter(|s| !s.starts_with("$__") && s != "?")
             .collect::<Vec<_>>()
             .join(".");
-        toml_error(src, e.inner(), key)
+        toml_error(src, e.inner(), device_key(src, e.inner(), key))
     })
+}
+
+/// serde loses the device name in `devices.<name>.<key>` (the map key is a spanned value), so
+/// recover it from the table header above the error.
+fn device_key(src: &Source, e: &toml::de::Error, key: String) -> String {
+    let Some(rest) = key.strip_prefix("devices") else { return key };
+    let at = e.span().map_or(0, |s| s.start).min(src.text.len());
+    let name = src.text[..at].lines().rev().find_map(|l| {
+        let h = l.trim().strip_prefix("[devices.")?.strip_suffix(']')?;
+        Some(h.trim().trim_matches('"').to_string())
+    });
+    match name {
+        Some(n) if !rest.starts_with(&format!(".{n}")) => format!("devices.{n}{rest}"),
+        _ => key,
+    }
 }
 
 fn toml_error(src: &Source, e: &toml::de::Error, key: String) -> Diagnostic {

@@ -3,7 +3,10 @@
 //! An application is a library crate whose entry point takes its devices as arguments typed by
 //! these traits, in the order `unikernel.toml` declares them:
 //!
-//! ```ignore
+//! ```
+//! use core::time::Duration;
+//! use uni_runtime::device::{Clock, Console};
+//!
 //! pub async fn start(console: impl Console, clock: impl Clock) -> uni_runtime::AppResult {
 //!     console.log("hello").await?;
 //!     clock.sleep(Duration::from_secs(1)).await;

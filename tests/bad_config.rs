@@ -1,0 +1,205 @@
+//! Bad `unikernel.toml`s: each must fail with `file:line:col`, the key path, what is wrong and
+//! what is accepted, exit non-zero, and never panic.
+
+use std::fs;
+use std::path::Path;
+
+use uni_tests::{example, run_uni, text};
+
+struct Case {
+    name: &'static str,
+    /// The `[unikernel]` table and anything after it; `APP` becomes the hello app's path.
+    toml: &'static str,
+    /// `unikernel.toml:LINE:COL`
+    at: &'static str,
+    key: &'static str,
+    wrong: &'static str,
+    accepted: &'static str,
+}
+
+const HEAD: &str = "[unikernel]\nschema = 1\nname = \"bad\"\napp = APP\n";
+
+fn check(case: &Case, command: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = format!("{:?}", example("hello").display().to_string());
+    let toml = case.toml.replace("HEAD\n", HEAD).replace("APP", &app);
+    fs::write(tmp.path().join("unikernel.toml"), &toml).unwrap();
+    fs::create_dir(tmp.path().join("www")).unwrap();
+    let o = run_uni(tmp.path(), command);
+    let (out, err) = text(&o);
+    let ctx = format!("case `{}`\n--- unikernel.toml ---\n{toml}--- stderr ---\n{err}", case.name);
+    assert_eq!(o.status.code(), Some(1), "{ctx}");
+    assert!(out.is_empty(), "{ctx}\nstdout: {out}");
+    assert!(err.contains(&format!("--> {}", case.at)), "expected location {}: {ctx}", case.at);
+    if !case.key.is_empty() {
+        assert!(err.contains(&format!("`{}`", case.key)), "expected key path {}: {ctx}", case.key);
+    }
+    assert!(err.contains(case.wrong), "expected {:?}: {ctx}", case.wrong);
+    assert!(err.contains(case.accepted), "expected accepted values {:?}: {ctx}", case.accepted);
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{ctx}");
+    assert!(!Path::new(&tmp.path().join("_build")).exists(), "a bad config wrote files: {ctx}");
+}
+
+macro_rules! bad {
+    ($name:ident, $toml:expr, at = $at:expr, key = $key:expr, wrong = $wrong:expr, accepted = $acc:expr) => {
+        #[test]
+        fn $name() {
+            check(
+                &Case { name: stringify!($name), toml: $toml, at: $at, key: $key, wrong: $wrong, accepted: $acc },
+                &["configure"],
+            );
+        }
+    };
+}
+
+bad!(unknown_top_level_key,
+    "HEAD\n[network]\nip = 1\n",
+    at = "unikernel.toml:5:2", key = "network", wrong = "unknown key `network`",
+    accepted = "expected one of `unikernel`, `devices`, `xen`");
+
+bad!(unknown_key_in_unikernel,
+    "[unikernel]\nschema = 1\nname = \"bad\"\nnmae = \"typo\"\n",
+    at = "unikernel.toml:4:1", key = "unikernel.nmae", wrong = "unknown key `nmae`",
+    accepted = "`name`");
+
+bad!(wrong_type,
+    "[unikernel]\nschema = 1\nname = 5\n",
+    at = "unikernel.toml:3:8", key = "unikernel.name", wrong = "invalid type: integer `5`",
+    accepted = "expected a string");
+
+bad!(missing_name,
+    "[unikernel]\nschema = 1\n",
+    at = "unikernel.toml:1:1", key = "unikernel", wrong = "missing key `name`",
+    accepted = "");
+
+bad!(unsupported_schema,
+    "[unikernel]\nschema = 2\nname = \"bad\"\n",
+    at = "unikernel.toml:2:10", key = "unikernel.schema", wrong = "unsupported schema version 2",
+    accepted = "this uni reads schema = 1");
+
+bad!(unknown_target,
+    "HEAD\ntarget = \"x86\"\n",
+    at = "unikernel.toml:5:10", key = "unikernel.target", wrong = "unknown target \"x86\"",
+    accepted = "\"unix\", \"xen-arm\"");
+
+bad!(unknown_board,
+    "HEAD\nboard = \"raspberry\"\n",
+    at = "unikernel.toml:5:9", key = "unikernel.board", wrong = "unknown board \"raspberry\"",
+    accepted = "\"cubieboard2\", \"qemu-virt\"");
+
+bad!(app_is_not_a_crate,
+    "[unikernel]\nschema = 1\nname = \"bad\"\napp = \"www\"\n",
+    at = "unikernel.toml:4:7", key = "unikernel.app", wrong = "no crate at \"www\"",
+    accepted = "a directory with a Cargo.toml");
+
+bad!(unknown_device_kind,
+    "HEAD\n[devices.gpu0]\nkind = \"gpu\"\n",
+    at = "unikernel.toml:6:8", key = "devices.gpu0.kind", wrong = "unknown device kind \"gpu\"",
+    accepted = "\"console\", \"clock\", \"random\", \"args\", \"net\", \"kv_ro\", \"block\", \"tls\", \"http\", \"dns\"");
+
+bad!(ip_without_prefix,
+    "HEAD\n[devices.net]\nkind = \"net\"\nstack = \"direct\"\nipv4 = \"10.0.0.2\"\n",
+    at = "unikernel.toml:8:8", key = "devices.net.ipv4", wrong = "no prefix length",
+    accepted = "\"10.0.0.2/24\"");
+
+bad!(prefix_out_of_range,
+    "HEAD\n[devices.net]\nkind = \"net\"\nipv4 = \"10.0.0.2/33\"\n",
+    at = "unikernel.toml:7:8", key = "devices.net.ipv4", wrong = "prefix length must be 0 to 32",
+    accepted = "\"dhcp\"");
+
+bad!(unknown_stack,
+    "HEAD\n[devices.net]\nkind = \"net\"\nstack = \"lwip\"\n",
+    at = "unikernel.toml:7:9", key = "devices.net.stack", wrong = "unknown network stack \"lwip\"",
+    accepted = "\"socket\"");
+
+bad!(gateway_with_dhcp,
+    "HEAD\n[devices.net]\nkind = \"net\"\nstack = \"direct\"\nipv4 = \"dhcp\"\ngateway = \"10.0.0.1\"\n",
+    at = "unikernel.toml:9:11", key = "devices.net.gateway", wrong = "a gateway needs a static address",
+    accepted = "drop `gateway`");
+
+bad!(dhcp_on_socket_stack,
+    "HEAD\n[devices.net]\nkind = \"net\"\nstack = \"socket\"\nipv4 = \"dhcp\"\n",
+    at = "unikernel.toml:8:8", key = "devices.net.ipv4", wrong = "DHCP needs the direct stack",
+    accepted = "use stack = \"direct\"");
+
+bad!(bad_mac,
+    "HEAD\n[devices.net]\nkind = \"net\"\nmac = \"00:16:3e:00:00\"\n",
+    at = "unikernel.toml:7:7", key = "devices.net.mac", wrong = "invalid MAC address",
+    accepted = "\"00:16:3e:00:00:02\"");
+
+bad!(missing_kv_directory,
+    "HEAD\n[devices.files]\nkind = \"kv_ro\"\ndir = \"htdocs\"\n",
+    at = "unikernel.toml:7:7", key = "devices.files.dir", wrong = "\"htdocs\" does not exist",
+    accepted = "the path of an existing directory");
+
+bad!(key_of_another_kind,
+    "HEAD\n[devices.console]\nkind = \"console\"\ndir = \"www\"\n",
+    at = "unikernel.toml:7:7", key = "devices.console.dir", wrong = "key `dir` does not apply to a device of kind \"console\"",
+    accepted = "a device of kind \"console\" accepts: `kind`");
+
+bad!(unknown_key_in_device_lists_that_kinds_keys,
+    "HEAD\n[devices.net]\nkind = \"net\"\nipv6 = \"::1/128\"\n",
+    at = "unikernel.toml:7:1", key = "devices.net.ipv6", wrong = "unknown key `ipv6`",
+    accepted = "a device of kind \"net\" accepts: `kind`, `stack`, `ipv4`, `gateway`, `mac`");
+
+bad!(reference_to_undeclared_device,
+    "HEAD\n[devices.dns]\nkind = \"dns\"\nnet = \"net0\"\n",
+    at = "unikernel.toml:7:7", key = "devices.dns.net", wrong = "no device named \"net0\"",
+    accepted = "declared devices: \"dns\"");
+
+bad!(invalid_device_name,
+    "HEAD\n[devices.Net-0]\nkind = \"net\"\n",
+    at = "unikernel.toml:5:10", key = "devices.Net-0", wrong = "invalid device name \"Net-0\"",
+    accepted = "a Rust identifier in snake_case");
+
+bad!(xen_memory_out_of_range,
+    "HEAD\n[xen]\nmemory = 0\n",
+    at = "unikernel.toml:6:10", key = "xen.memory", wrong = "memory = 0 is out of range",
+    accepted = "from 4 to 3072");
+
+bad!(xen_on_crash_unknown,
+    "HEAD\n[xen]\non-crash = \"explode\"\n",
+    at = "unikernel.toml:6:12", key = "xen.on-crash", wrong = "unknown on_crash action \"explode\"",
+    accepted = "\"preserve\"");
+
+bad!(toml_syntax_error,
+    "HEAD\n[devices.console]\nkind = \"console\n",
+    at = "unikernel.toml:6:16", key = "", wrong = "invalid basic string",
+    accepted = "expected `\"`");
+
+bad!(duplicate_key,
+    "HEAD\nname = \"again\"\n",
+    at = "unikernel.toml:5:1", key = "", wrong = "duplicate key",
+    accepted = "");
+
+#[test]
+fn device_the_target_cannot_provide() {
+    check(
+        &Case {
+            name: "tls_on_unix",
+            toml: "HEAD\n[devices.net]\nkind = \"net\"\n[devices.tls]\nkind = \"tls\"\nnet = \"net\"\ncert = \"www/../unikernel.toml\"\nkey = \"unikernel.toml\"\n",
+            at: "unikernel.toml:8:8",
+            key: "devices.tls.kind",
+            wrong: "target unix cannot provide this device",
+            accepted: "on unix, use: console, clock, random, args, net",
+        },
+        &["configure", "--target", "unix"],
+    );
+}
+
+#[test]
+fn several_errors_are_reported_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(
+        tmp.path().join("unikernel.toml"),
+        "[unikernel]\nschema = 1\nname = \"Bad Name\"\ntarget = \"vax\"\n[devices.net]\nkind = \"net\"\nipv4 = \"1.2.3.4\"\n",
+    )
+    .unwrap();
+    let o = run_uni(tmp.path(), &["configure"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    for at in ["unikernel.toml:3:8", "unikernel.toml:4:10", "unikernel.toml:7:8"] {
+        assert!(err.contains(at), "missing {at}:\n{err}");
+    }
+    assert!(err.contains("due to 3 previous errors"), "{err}");
+}

@@ -1,0 +1,145 @@
+//! The unix target end to end: `uni configure`, `uni build` and `uni run` on the examples,
+//! checked by their output, exit codes and, for echo, a real TCP client.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use uni_tests::{example, run_uni, text, uni};
+
+#[test]
+fn hello_configures_builds_and_runs() {
+    let dir = example("hello");
+    let o = run_uni(&dir, &["configure", "--target", "unix"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+
+    let o = run_uni(&dir, &["build", "--target", "unix"]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    for verb in ["Compiling hello", "Finished", "Built dist/hello"] {
+        assert!(err.contains(verb), "no `{verb}` status line in:\n{err}");
+    }
+    assert!(!err.contains("Compiling uni-runtime"), "cargo's own output leaks without -v:\n{err}");
+    assert!(dir.join("dist/hello").is_file());
+
+    // `uni run` streams the console; lines come about a second apart.
+    let mut child = uni(&dir, &["run", "--target", "unix"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = vec![];
+    let mut stamps = vec![];
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        lines.push(line.unwrap());
+        stamps.push(Instant::now());
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(lines, ["hello", "world", "hello", "world"]);
+    assert!(status.success(), "hello exits 0, got {status}");
+    for w in stamps.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(gap > Duration::from_millis(900) && gap < Duration::from_secs(3), "lines {gap:?} apart");
+    }
+}
+
+#[test]
+fn build_alone_configures_first() {
+    // A scratch copy of hello's config, so the generated crate starts missing.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("unikernel.toml"),
+        format!(
+            "[unikernel]\nschema = 1\nname = \"hello\"\napp = {:?}\n[devices.console]\nkind = \"console\"\n[devices.clock]\nkind = \"clock\"\n",
+            example("hello")
+        ),
+    )
+    .unwrap();
+    let o = run_uni(tmp.path(), &["build"]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("Configuring hello"), "{err}");
+    assert!(tmp.path().join("_build/unix/src/main.rs").is_file());
+    assert!(tmp.path().join("dist/hello").is_file());
+    // Nothing stale the second time: no Configuring line.
+    let o = run_uni(tmp.path(), &["build"]);
+    assert!(o.status.success());
+    assert!(!text(&o).1.contains("Configuring"), "{}", text(&o).1);
+}
+
+#[test]
+fn app_error_becomes_exit_code_and_bad_boot_args_are_reported() {
+    let dir = example("echo");
+    // A port that does not parse: the app returns an error, uni run exits 1 with the message.
+    let o = run_uni(&dir, &["run", "--", "--port=notaport"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("boot argument --port=notaport"), "{err}");
+    // A malformed network boot argument is caught by the net device's constructor.
+    let o = run_uni(&dir, &["run", "--", "--ipv4=10.0.0.2"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--ipv4=10.0.0.2: expected an address with a prefix length"), "{err}");
+}
+
+struct Echo {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_echo() -> Echo {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = uni(&example("echo"), &["run", "--target", "unix", "--", &format!("--port={port}")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), format!("echo: listening on 0.0.0.0:{port}"));
+    // Keep draining the console so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in out.lines() {});
+    Echo { child, port }
+}
+
+#[test]
+fn echo_serves_tcp_clients() {
+    let echo = start_echo();
+
+    // One large transfer, written and read concurrently.
+    let data: Vec<u8> = (0..4 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let mut s = TcpStream::connect(("127.0.0.1", echo.port)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&sent).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut back = vec![];
+    s.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    assert!(back == data, "echoed {} bytes, sent {}", back.len(), data.len());
+
+    // Many clients at once, each getting its own bytes back.
+    let clients: Vec<_> = (0..32)
+        .map(|i| {
+            let port = echo.port;
+            std::thread::spawn(move || {
+                let msg = format!("client {i} says hello\n").repeat(100);
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.write_all(msg.as_bytes()).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                let mut back = String::new();
+                s.read_to_string(&mut back).unwrap();
+                assert_eq!(back, msg, "client {i}");
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+}
