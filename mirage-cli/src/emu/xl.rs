@@ -1,0 +1,195 @@
+//! The guest's xl file, as the board runs it: files it names are carried into dom0's `/guest/`
+//! and the paths rewritten, and every `on_*` action becomes "preserve" so that a guest that stops
+//! stays stopped (a reboot is reported, not repeated) and a crashed one can still be inspected.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// Where the guest's files are inside dom0.
+pub const GUEST_DIR: &str = "/guest";
+
+/// Keys whose value is a file on the host that dom0 needs a copy of.
+const FILE_KEYS: &[&str] = &["kernel", "ramdisk", "device_tree"];
+
+const ON_KEYS: &[&str] = &["on_poweroff", "on_reboot", "on_crash", "on_watchdog", "on_soft_reset"];
+
+/// The rewritten xl file and the files to put next to it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RunConfig {
+    /// The domain's name (`name = "…"`); its console log is `guest-<name>.log`.
+    pub name: String,
+    pub text: String,
+    /// (host file, name under `/guest/`)
+    pub files: Vec<(PathBuf, String)>,
+}
+
+/// Rewrites the xl file `text`. `kernel` replaces its kernel line; other files it names are
+/// looked up relative to `dir`, the xl file's directory.
+pub fn rewrite(text: &str, kernel: &Path, dir: &Path) -> Result<RunConfig> {
+    let mut name = None;
+    let mut out = String::new();
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    let mut depth = 0i32; // inside a multi-line [ … ] value
+    for line in text.lines() {
+        if depth > 0 {
+            depth += brackets(line);
+            out += line;
+            out.push('\n');
+            continue;
+        }
+        let Some((key, value)) = assignment(line) else {
+            out += line;
+            out.push('\n');
+            continue;
+        };
+        depth += brackets(value);
+        if key == "name" {
+            let n = unquote(value).context("`name` in the xl file is not a string")?;
+            if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                bail!("the xl file's name {n:?} must be letters, digits, `-`, `_` or `.`");
+            }
+            name = Some(n.to_string());
+        }
+        if ON_KEYS.contains(&key) {
+            continue;
+        }
+        if FILE_KEYS.contains(&key) {
+            let host = if key == "kernel" {
+                kernel.to_path_buf()
+            } else {
+                let v = unquote(value).with_context(|| format!("`{key}` in the xl file is not a string"))?;
+                dir.join(v)
+            };
+            if !host.is_file() {
+                bail!("the xl file's {key} `{}` does not exist", host.display());
+            }
+            let base = host.file_name().unwrap().to_string_lossy().into_owned();
+            let unique = if files.iter().any(|(_, n)| *n == base) { format!("{key}-{base}") } else { base };
+            out += &format!("{key} = \"{GUEST_DIR}/{unique}\"\n");
+            files.push((host, unique));
+            continue;
+        }
+        out += line;
+        out.push('\n');
+    }
+    let name = name.context("the xl file has no `name = \"…\"`")?;
+    if !files.iter().any(|(h, _)| h == kernel) {
+        let base = kernel.file_name().context("kernel has no file name")?.to_string_lossy().into_owned();
+        out += &format!("kernel = \"{GUEST_DIR}/{base}\"\n");
+        files.push((kernel.to_path_buf(), base));
+    }
+    out += "# added by uni's emulated board: report how the guest stopped, leave it for inspection\n";
+    for k in ON_KEYS {
+        out += &format!("{k} = \"preserve\"\n");
+    }
+    Ok(RunConfig { name, text: out, files })
+}
+
+/// `key = value` (outside comments) → (key, value).
+fn assignment(line: &str) -> Option<(&str, &str)> {
+    let code = strip_comment(line);
+    let (k, v) = code.split_once('=')?;
+    let k = k.trim();
+    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    Some((k, v.trim()))
+}
+
+fn strip_comment(line: &str) -> &str {
+    let mut quote = None;
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '#') => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+/// The change in `[ … ]` nesting over `s`, outside quotes and comments.
+fn brackets(s: &str) -> i32 {
+    let mut quote = None;
+    let mut d = 0;
+    for c in strip_comment(s).chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '[') => d += 1,
+            (None, ']') => d -= 1,
+            _ => {}
+        }
+    }
+    d
+}
+
+fn unquote(v: &str) -> Option<&str> {
+    let v = v.trim().trim_end_matches(';').trim();
+    v.strip_prefix('"').and_then(|s| s.strip_suffix('"')).or_else(|| v.strip_prefix('\'')?.strip_suffix('\''))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const XL: &str = r#"# generated by uni
+name    = "hello"
+kernel  = "/var/lib/uni/hello/hello.xen"
+memory  = 32
+vcpus   = 1
+extra   = "--ipv4=10.0.0.2/24"
+vif     = [ 'bridge=xenbr0,mac=00:16:3e:00:00:02',
+            'bridge=xenbr0' ]
+on_crash = "destroy"  # comment
+"#;
+
+    #[test]
+    fn rewrites_kernel_and_on_actions() {
+        let dir = std::env::temp_dir();
+        let kernel = std::env::current_exe().unwrap(); // any existing file
+        let rc = rewrite(XL, &kernel, &dir).unwrap();
+        assert_eq!(rc.name, "hello");
+        let base = kernel.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(rc.files, vec![(kernel.clone(), base.clone())]);
+        assert!(rc.text.contains(&format!("kernel = \"/guest/{base}\"\n")), "{}", rc.text);
+        assert!(!rc.text.contains("/var/lib/uni"));
+        assert!(!rc.text.contains("destroy"));
+        assert!(rc.text.contains("            'bridge=xenbr0' ]\n"));
+        for k in ON_KEYS {
+            assert!(rc.text.contains(&format!("{k} = \"preserve\"\n")), "{k}");
+        }
+    }
+
+    #[test]
+    fn carries_a_ramdisk_and_adds_a_missing_kernel_line() {
+        let dir = std::env::temp_dir().join(format!("uni-xl-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("initrd.gz"), b"x").unwrap();
+        std::fs::write(dir.join("zImage"), b"k").unwrap();
+        let rc = rewrite("name='t'\nramdisk = 'initrd.gz'\n", &dir.join("zImage"), &dir).unwrap();
+        assert_eq!(rc.name, "t");
+        assert_eq!(rc.files.len(), 2);
+        assert!(rc.text.contains("ramdisk = \"/guest/initrd.gz\"\n"));
+        assert!(rc.text.contains("kernel = \"/guest/zImage\"\n"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_or_missing_names_and_files() {
+        let k = std::env::current_exe().unwrap();
+        let d = std::env::temp_dir();
+        assert!(rewrite("memory = 4\n", &k, &d).is_err());
+        assert!(rewrite("name = \"a b\"\n", &k, &d).is_err());
+        assert!(rewrite("name = \"a\"\nramdisk = \"/nonexistent/x\"\n", &k, &d).is_err());
+    }
+
+    #[test]
+    fn brackets_ignore_quotes_and_comments() {
+        assert_eq!(brackets("[ 'a]b', # ]"), 1);
+        assert_eq!(brackets("'x' ]"), -1);
+        assert_eq!(strip_comment("a = \"#x\" # c"), "a = \"#x\" ");
+    }
+}
