@@ -19,6 +19,7 @@ pub mod boot;
 pub mod device;
 pub mod platform;
 pub mod task;
+pub mod xen_wire;
 
 pub use boot::BootArgs;
 

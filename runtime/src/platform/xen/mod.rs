@@ -1,0 +1,381 @@
+//! The xen-arm platform: an armv7 (AArch32) Xen domU.
+//!
+//! Boot ([`boot`]) turns on the MMU and VFP and calls [`start`], which reads the device tree,
+//! maps the rest of memory, sets up the heap, `shared_info`, the GIC, the timer, the PV console
+//! and the xenstore connection, then calls the generated main (the [`entry!`](crate::entry)
+//! macro). That parses the boot arguments (compiled-in defaults, then the xl `extra=` string) and
+//! runs the application on the executor until it returns; the domain then shuts down with
+//! `poweroff` (`Ok`) or `crash` (`Err`, a panic, or a CPU fault), after printing why.
+//!
+//! All `unsafe` code of the runtime lives under this module.
+
+mod arch;
+mod boot;
+mod console;
+mod dtb;
+mod events;
+mod executor;
+mod gic;
+mod grant;
+mod hypercall;
+mod mmu;
+mod time;
+mod xenstore;
+
+use core::fmt::Write as _;
+use core::future::Future;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::time::Duration;
+
+use crate::device;
+use crate::{AppResult, BootArgs};
+
+pub use events::{EventWait, Port};
+pub use executor::spawn;
+pub use grant::{GrantError, GrantTable};
+pub use hypercall::XenError;
+pub use xenstore::{Transaction, Watch, Xenstore};
+pub use crate::xen_wire::grant::GrantRef;
+
+// ---------------------------------------------------------------------------------------------
+// Devices
+// ---------------------------------------------------------------------------------------------
+
+/// The PV console.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Console;
+
+impl Console {
+    /// The domain's console (set up at boot).
+    pub fn new() -> Console {
+        Console
+    }
+}
+
+impl device::Console for Console {
+    async fn write(&self, bytes: &[u8]) -> Result<(), device::ConsoleError> {
+        if !console::is_up() {
+            return Err(device::ConsoleError("the Xen console ring is not available"));
+        }
+        console::write(bytes).await;
+        Ok(())
+    }
+}
+
+/// The ARM virtual counter (monotonic, from the image's first instruction) and Xen's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock;
+
+impl Clock {
+    /// The domain's clock.
+    pub fn new() -> Clock {
+        Clock
+    }
+}
+
+impl device::Clock for Clock {
+    fn now(&self) -> device::Instant {
+        device::Instant(time::now_ns())
+    }
+
+    fn wall(&self) -> device::WallTime {
+        let (secs, nanos) = events::wall_clock().plus_nanos(time::since_domain_start_ns());
+        device::WallTime { secs, nanos }
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        time::sleep_ns(duration.as_nanos().min(u128::from(u64::MAX)) as u64).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the application
+// ---------------------------------------------------------------------------------------------
+
+/// Why the domain shuts down (`SCHEDOP_shutdown` reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// The application finished (`SHUTDOWN_poweroff`).
+    Poweroff,
+    /// Restart the domain (`SHUTDOWN_reboot`).
+    Reboot,
+    /// The application failed (`SHUTDOWN_crash`); with `on_crash = "preserve"` the domain stays.
+    Crash,
+}
+
+/// Shuts the domain down after giving the console backend up to a second to read what is left
+/// in the ring.
+pub fn shutdown(reason: ShutdownReason) -> ! {
+    console::drain(1_000_000_000);
+    let code = match reason {
+        ShutdownReason::Poweroff => 0,
+        ShutdownReason::Reboot => 1,
+        ShutdownReason::Crash => 3,
+    };
+    loop {
+        hypercall::sched_shutdown(code);
+        arch::wfi();
+    }
+}
+
+/// The xl `extra=` string (`/chosen/bootargs`).
+pub fn cmdline() -> &'static str {
+    FACTS.get().map(|f| f.bootargs).unwrap_or("")
+}
+
+/// The boot arguments: the compiled-in `defaults`, then the xl `extra=` string (a key given
+/// twice takes its last value, so `extra=` overrides the defaults).
+pub fn boot_args(defaults: &str) -> Result<BootArgs, crate::boot::BootArgError> {
+    BootArgs::parse(defaults.split_whitespace().chain(cmdline().split_whitespace()))
+}
+
+/// Runs `main` with the boot arguments and shuts the domain down with its result. Used through
+/// [`entry!`](crate::entry).
+pub fn run<F, Fut>(defaults: &str, main: F) -> !
+where
+    F: FnOnce(BootArgs) -> Fut,
+    Fut: Future<Output = AppResult>,
+{
+    let args = match boot_args(defaults) {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = writeln!(console::SyncWriter, "error: {e}");
+            shutdown(ShutdownReason::Crash);
+        }
+    };
+    if args.get("uni-boot-info").is_some() {
+        print_boot_info();
+    }
+    match executor::block_on(main(args)) {
+        Ok(()) => shutdown(ShutdownReason::Poweroff),
+        Err(e) => {
+            let _ = writeln!(console::SyncWriter, "error: {e}");
+            shutdown(ShutdownReason::Crash)
+        }
+    }
+}
+
+/// Makes `$main` (an `async fn(BootArgs) -> AppResult`) the unikernel's entry point, with
+/// optional compiled-in default boot arguments.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        $crate::entry!($main, "");
+    };
+    ($main:path, $defaults:expr) => {
+        /// Called by the xen-arm runtime once the platform is up.
+        #[unsafe(no_mangle)]
+        pub extern "Rust" fn __uni_xen_main() -> ! {
+            $crate::platform::run($defaults, $main)
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Boot
+// ---------------------------------------------------------------------------------------------
+
+/// GUEST_MAGIC_BASE: the console and xenstore pages (`arch-arm.h`); outside RAM.
+const MAGIC_BASE: u64 = 0x3900_0000;
+
+static FACTS: spin::Once<dtb::Facts> = spin::Once::new();
+static UART: AtomicU32 = AtomicU32::new(0);
+static MAIN_START_NS: AtomicU32 = AtomicU32::new(0);
+
+unsafe extern "C" {
+    static __stack_guard: u8;
+    static _end: u8;
+}
+
+unsafe extern "Rust" {
+    /// Defined by [`entry!`](crate::entry) in the generated main crate.
+    safe fn __uni_xen_main() -> !;
+}
+
+#[global_allocator]
+static HEAP: talc::TalcLock<spin::mutex::SpinMutex<()>, talc::source::Manual> = talc::TalcLock::new(talc::source::Manual);
+
+/// Writes to the `vuart = "sbsa_uart"` UART if the domain has one (early and fatal messages).
+fn debug_uart_write(bytes: &[u8]) {
+    let base = UART.load(Ordering::Relaxed) as usize;
+    if base == 0 {
+        return;
+    }
+    for &b in bytes {
+        for _ in 0..100_000 {
+            // SAFETY: UARTFR of the PL011-compatible vUART, mapped as Device memory in `start`.
+            if unsafe { ((base + 0x18) as *const u32).read_volatile() } & (1 << 5) == 0 {
+                break;
+            }
+        }
+        // SAFETY: UARTDR of the same UART.
+        unsafe { (base as *mut u32).write_volatile(u32::from(b)) };
+    }
+}
+
+fn fatal(what: core::fmt::Arguments<'_>) -> ! {
+    let _ = writeln!(console::SyncWriter, "uni: boot failed: {what}");
+    shutdown(ShutdownReason::Crash)
+}
+
+fn claim(base: u64, end: u64) {
+    let base = (base + 15) & !15;
+    if end > base + 4096 {
+        // SAFETY: [base, end) is RAM that nothing else uses: above the image, stacks and tables
+        // (`_end`), and outside the device tree blob; it is mapped Normal and claimed once.
+        unsafe { HEAP.lock().claim(base as usize as *mut u8, (end - base) as usize) };
+    }
+}
+
+/// Rust entry point, called by `boot.rs` with the MMU on: `dtb` from r2, and the virtual counter
+/// read at the first instruction.
+#[unsafe(no_mangle)]
+extern "C" fn uni_xen_start(dtb: usize, count_lo: u32, count_hi: u32) -> ! {
+    time::init((u64::from(count_hi) << 32) | u64::from(count_lo));
+
+    // The console first, so that everything after can report failures.
+    mmu::map(MAGIC_BASE, 1 << 20, mmu::NORMAL);
+    let console_ok = console::init();
+
+    // SAFETY: r2 holds the device tree Xen built; boot.rs mapped it; nothing writes to it.
+    let facts = match unsafe { dtb::parse(dtb) } {
+        Ok(f) => *FACTS.call_once(|| f),
+        Err(e) => fatal(format_args!("{e}")),
+    };
+    if let Some(uart) = facts.uart {
+        mmu::map(uart, 4096, mmu::DEVICE);
+        UART.store(uart as u32, Ordering::Relaxed);
+    }
+    if let Err(e) = console_ok {
+        debug_uart_write(b"uni: no PV console\n");
+        fatal(format_args!("console: {e}"));
+    }
+    for &(base, size) in &facts.ram[..facts.banks] {
+        mmu::map(base, size, mmu::NORMAL);
+    }
+    if let Some((base, size)) = facts.grant_window {
+        mmu::map(base, size, mmu::NORMAL);
+        grant::set_window(base, size);
+    }
+    match facts.gic {
+        dtb::Gic::V2 { dist, cpu } => {
+            mmu::map(dist, 4096, mmu::DEVICE);
+            mmu::map(cpu, 8192, mmu::DEVICE);
+        }
+        dtb::Gic::V3 { dist, redist, redist_size } => {
+            mmu::map(dist, 0x10000, mmu::DEVICE);
+            mmu::map(redist, redist_size.min(0x20000), mmu::DEVICE);
+        }
+    }
+    mmu::unmap_guard_page((&raw const __stack_guard) as u32);
+
+    // The heap: all RAM above the image, except the device tree blob.
+    let image_end = (&raw const _end) as u64;
+    let (dtb_base, dtb_size) = facts.blob;
+    let dtb_end = (dtb_base + dtb_size + 4095) & !4095;
+    for &(base, size) in &facts.ram[..facts.banks] {
+        let (lo, hi) = (base.max(image_end), base + size);
+        if lo >= hi {
+            continue;
+        }
+        if dtb_base < hi && dtb_end > lo {
+            claim(lo, dtb_base.max(lo));
+            claim(dtb_end.min(hi), hi);
+        } else {
+            claim(lo, hi);
+        }
+    }
+
+    if let Err(e) = events::init() {
+        fatal(format_args!("mapping shared_info: {e}"));
+    }
+    if let Err(e) = gic::init(facts.gic) {
+        fatal(format_args!("GIC: {}", e.0));
+    }
+    if let Err(e) = xenstore::init() {
+        fatal(format_args!("xenstore: {e}"));
+    }
+    MAIN_START_NS.store((time::now_ns() / 1000) as u32, Ordering::Relaxed);
+    __uni_xen_main()
+}
+
+fn print_boot_info() {
+    let f = FACTS.get().copied();
+    let (major, minor) = hypercall::xen_version();
+    let ram: u64 = f.map(|f| f.ram[..f.banks].iter().map(|r| r.1).sum()).unwrap_or(0);
+    let boot_us = MAIN_START_NS.load(Ordering::Relaxed);
+    let created_us = time::boot_count() * 1_000_000 / time::freq();
+    let _ = writeln!(
+        console::SyncWriter,
+        "uni: Xen {major}.{minor} ({}), {} MiB RAM, GICv{}, counter {} Hz; first instruction {} us after domain creation, platform up in {} us",
+        f.map(|f| f.xen_compatible).unwrap_or("?"),
+        ram >> 20,
+        gic::version(),
+        time::freq(),
+        created_us,
+        boot_us,
+    );
+    if let Ok((mapped, max)) = GrantTable::new().frames() {
+        let g = GrantTable::new();
+        let show = |r: u32| match g.entry(GrantRef(r)) {
+            Ok(Some(e)) => alloc::format!("dom{} pfn {:#x}{}", e.domid, e.frame, if e.readonly { " ro" } else { "" }),
+            _ => alloc::string::String::from("-"),
+        };
+        let _ = writeln!(console::SyncWriter, "uni: grant table {mapped}/{max} frames; ref 0: {}, ref 1: {}", show(0), show(1));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failure paths
+// ---------------------------------------------------------------------------------------------
+
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    if PANICKING.swap(true, Ordering::SeqCst) {
+        shutdown(ShutdownReason::Crash); // a panic while reporting a panic
+    }
+    let mut w = console::SyncWriter;
+    let _ = match info.location() {
+        Some(l) => writeln!(w, "panicked at {}:{}:{}:\n{}", l.file(), l.line(), l.column(), info.message()),
+        None => writeln!(w, "panicked:\n{}", info.message()),
+    };
+    shutdown(ShutdownReason::Crash)
+}
+
+/// Called by the exception vectors (`boot.rs`) with the exception kind, the saved r0–r12 and lr,
+/// and the SPSR. Reports the fault and crashes the domain.
+#[unsafe(no_mangle)]
+extern "C" fn uni_xen_exception(kind: u32, regs: *const [u32; 14], spsr: u32) -> ! {
+    // SAFETY: the vector code pushed 14 words at `regs` just before the call.
+    let regs = unsafe { *regs };
+    let (dfsr, dfar, ifsr, ifar) = arch::fault_registers();
+    let (name, pc) = match kind {
+        1 => ("undefined instruction", regs[13].wrapping_sub(4)),
+        2 => ("unexpected SVC", regs[13].wrapping_sub(4)),
+        3 => ("prefetch abort", regs[13].wrapping_sub(4)),
+        4 => ("data abort", regs[13].wrapping_sub(8)),
+        6 => ("unexpected IRQ", regs[13].wrapping_sub(4)),
+        _ => ("unexpected exception", regs[13]),
+    };
+    let stack_guard = (&raw const __stack_guard) as u32;
+    let mut w = console::SyncWriter;
+    let _ = writeln!(w, "uni: CPU exception: {name} at pc {pc:#010x} (cpsr {spsr:#010x})");
+    if kind == 4 {
+        let _ = writeln!(w, "  data address {dfar:#010x}, fault status {dfsr:#x}");
+        if dfar & !0xfff == stack_guard {
+            let _ = writeln!(w, "  (stack overflow: the address is the stack's guard page)");
+        }
+    } else if kind == 3 {
+        let _ = writeln!(w, "  instruction address {ifar:#010x}, fault status {ifsr:#x}");
+    }
+    for (i, r) in regs[..13].iter().enumerate() {
+        let _ = write!(w, "  r{i}={r:#010x}");
+        if i % 4 == 3 {
+            let _ = writeln!(w);
+        }
+    }
+    let _ = writeln!(w);
+    shutdown(ShutdownReason::Crash)
+}

@@ -1,0 +1,117 @@
+//! Time: the ARM virtual counter for the monotonic clock, `shared_info`'s wall clock, and
+//! sleeping on the virtual timer (PPI 27).
+
+use alloc::vec::Vec;
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::task::{Context, Poll, Waker};
+
+use super::arch;
+use crate::xen_wire::evtchn::{ns_to_ticks, ticks_to_ns};
+
+static FREQ: AtomicU32 = AtomicU32::new(1);
+static BOOT_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Deadlines (in counter ticks) and the tasks waiting for them.
+static TIMERS: spin::Mutex<Vec<(u64, Waker)>> = spin::Mutex::new(Vec::new());
+
+/// Records the counter frequency and the count at the first instruction.
+pub fn init(first_count: u64) {
+    FREQ.store(arch::cntfrq().max(1), Ordering::Relaxed);
+    BOOT_COUNT.store(first_count, Ordering::Relaxed);
+    arch::set_cntv_ctl(0);
+}
+
+/// The counter frequency in Hz.
+pub fn freq() -> u64 {
+    u64::from(FREQ.load(Ordering::Relaxed))
+}
+
+/// The counter value at the image's first instruction.
+pub fn boot_count() -> u64 {
+    BOOT_COUNT.load(Ordering::Relaxed)
+}
+
+/// Nanoseconds since the domain was created (the virtual counter starts then).
+pub fn since_domain_start_ns() -> u64 {
+    ticks_to_ns(arch::cntvct(), freq())
+}
+
+/// Nanoseconds since the first instruction of the image.
+pub fn now_ns() -> u64 {
+    ticks_to_ns(arch::cntvct().saturating_sub(boot_count()), freq())
+}
+
+/// A future that completes once the counter reaches `deadline` ticks.
+pub struct Sleep {
+    deadline: u64,
+}
+
+/// Sleeps until `ns` nanoseconds from now have passed.
+pub fn sleep_ns(ns: u64) -> Sleep {
+    Sleep { deadline: arch::cntvct().saturating_add(ns_to_ticks(ns, freq())) }
+}
+
+/// A deadline `ns` from now, in ticks.
+pub fn deadline_after_ns(ns: u64) -> u64 {
+    arch::cntvct().saturating_add(ns_to_ticks(ns, freq()))
+}
+
+/// Registers `waker` to be woken at `deadline` ticks.
+pub fn wake_at(deadline: u64, waker: &Waker) {
+    let mut timers = TIMERS.lock();
+    if !timers.iter().any(|(d, w)| *d == deadline && w.will_wake(waker)) {
+        timers.push((deadline, waker.clone()));
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if arch::cntvct() >= self.deadline {
+            return Poll::Ready(());
+        }
+        wake_at(self.deadline, cx.waker());
+        Poll::Pending
+    }
+}
+
+/// Wakes every task whose deadline has passed.
+pub fn expire() {
+    let now = arch::cntvct();
+    let due: Vec<Waker> = {
+        let mut timers = TIMERS.lock();
+        let mut due = Vec::new();
+        timers.retain(|(d, w)| {
+            if *d <= now {
+                due.push(w.clone());
+                false
+            } else {
+                true
+            }
+        });
+        due
+    };
+    for w in due {
+        w.wake();
+    }
+}
+
+/// Programs the virtual timer for the earliest deadline, or turns it off. Clears the interrupt
+/// mask Xen sets when it forwards a timer interrupt.
+pub fn arm_next() {
+    let next = TIMERS.lock().iter().map(|(d, _)| *d).min();
+    match next {
+        Some(d) => {
+            arch::set_cntv_cval(d);
+            arch::set_cntv_ctl(1);
+        }
+        None => arch::set_cntv_ctl(0),
+    }
+}
+
+/// The timer PPI fired: stop it until `arm_next` programs the next deadline.
+pub fn on_irq() {
+    arch::set_cntv_ctl(0);
+}
