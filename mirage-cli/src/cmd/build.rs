@@ -18,8 +18,6 @@ use crate::target::Target;
 
 /// What `uni build` produced.
 pub struct Built {
-    pub config: Config,
-    pub target: Target,
     /// The program (unix) or image (xen-arm) in dist/.
     pub artifact: PathBuf,
 }
@@ -81,7 +79,7 @@ pub fn build(cfg: Config, target: Target) -> Result<Built> {
     status("Finished", format!("release build of {} in {:.1}s", cfg.name, started.elapsed().as_secs_f64()));
     let size = std::fs::metadata(&artifact)?.len();
     status("Built", format!("{} ({})", show(&artifact), human(size)));
-    Ok(Built { config: cfg, target, artifact })
+    Ok(Built { artifact })
 }
 
 /// Runs cargo; returns the path of the binary it built, from its JSON messages.

@@ -138,20 +138,31 @@ impl Source {
     }
 }
 
+/// `span` inside `src`, on character boundaries, and at least one character wide where the
+/// source has one (a parser's empty span at a multi-byte character must not split it).
 fn clamp(src: &str, span: Range<usize>) -> Range<usize> {
-    let start = span.start.min(src.len());
-    let end = span.end.clamp(start, src.len());
-    if start == end && end < src.len() {
-        start..end + 1
-    } else {
-        start..end
+    let start = floor_boundary(src, span.start);
+    let mut end = span.end.clamp(start, src.len());
+    while !src.is_char_boundary(end) {
+        end += 1;
     }
+    if start == end {
+        end += src[start..].chars().next().map_or(0, char::len_utf8);
+    }
+    start..end
+}
+
+fn floor_boundary(src: &str, at: usize) -> usize {
+    let mut at = at.min(src.len());
+    while !src.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 /// 1-based line and column (in characters) of byte offset `at`.
 pub fn line_col(src: &str, at: usize) -> (usize, usize) {
-    let at = at.min(src.len());
-    let before = &src[..at];
+    let before = &src[..floor_boundary(src, at)];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
@@ -160,6 +171,16 @@ pub fn line_col(src: &str, at: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_inside_multibyte_characters_render() {
+        let src = "name = \"h\u{e9}llo\"\n\u{1F600}";
+        for at in 0..=src.len() + 2 {
+            let d = Source::new(Path::new("u.toml"), src.into()).error(at..at, "k", "m", "l", None);
+            assert!(d.render(false).contains("error"));
+            d.line_col();
+        }
+    }
 
     #[test]
     fn line_col_counts_from_one() {
