@@ -82,17 +82,29 @@ pub struct Build {
     pub target: Option<Target>,
 }
 
-/// Build and run the unikernel locally.
+/// Build and run the unikernel locally: as a process (unix) or on the emulated Xen ARM board.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
-  uni run                          # the default target
+  uni run                                # the default target
   uni run --target unix -- --port=8080   # boot arguments after --
-The exit code is the unikernel's: the app's on unix.")]
+  uni run --target xen-arm               # boot on real Xen under QEMU; guest console on stdout
+  uni run --target xen-arm --timeout 60 -v
+
+The exit code is the unikernel's. On unix it is the app's. On xen-arm it mirrors how the guest
+shut down: poweroff 0, crash 1, reboot 2, the guest did not boot 3, timeout 124.
+The first xen-arm run downloads Debian's Xen and dom0 packages into ~/.cache/uni (or
+$UNI_CACHE_DIR); later runs start in seconds.")]
 pub struct Run {
     /// The target to run (default: `target` in unikernel.toml, else unix).
     #[arg(short, long, value_enum)]
     pub target: Option<Target>,
+    /// xen-arm: stop the emulated board after this many seconds (exit code 124).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+    /// xen-arm: forward a host TCP port into the board, HOST:GUEST.
+    #[arg(short, long = "publish", value_name = "HOST:GUEST", value_parser = parse_forward)]
+    pub publish: Vec<(u16, u16)>,
     /// Boot arguments passed to the unikernel (after the ones in unikernel.toml).
     #[arg(last = true, value_name = "BOOT-ARGS")]
     pub args: Vec<String>,
@@ -109,4 +121,10 @@ pub struct Completions {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+fn parse_forward(s: &str) -> Result<(u16, u16), String> {
+    let (h, g) = s.split_once(':').ok_or_else(|| format!("`{s}` is not HOST:GUEST, like 8080:80"))?;
+    let port = |p: &str| p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("`{p}` is not a TCP port (1-65535)"));
+    Ok((port(h)?, port(g)?))
 }

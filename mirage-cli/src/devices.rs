@@ -28,6 +28,7 @@ pub const KINDS: &[Kind] = &[
     Kind { name: "tls", keys: &["kind", "net", "cert", "key"], summary: "TLS over a net device" },
     Kind { name: "http", keys: &["kind", "net", "tls", "port"], summary: "an HTTP server" },
     Kind { name: "dns", keys: &["kind", "net", "nameserver"], summary: "a DNS resolver" },
+    Kind { name: "xenstore", keys: &["kind"], summary: "the Xen store (xen-arm only)" },
 ];
 
 pub fn kind(name: &str) -> Option<&'static Kind> {
@@ -93,12 +94,32 @@ fn not_yet(what: &str, issue: &str, accepted: &str) -> Unsupported {
 pub fn implement(dev: &DeviceConfig, target: Target) -> Result<Implementation, Unsupported> {
     match target {
         Target::Unix => implement_unix(dev),
-        Target::XenArm => Err(not_yet(
-            "the xen-arm target",
-            "issue #3, the Xen ARM platform",
-            "target = \"unix\"",
-        )),
+        Target::XenArm => implement_xen(dev),
     }
+}
+
+const XEN_KINDS: &str = "console, clock, args, xenstore";
+
+fn implement_xen(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
+    Ok(match &dev.spec {
+        DeviceSpec::Console => simple("uni_runtime::platform::Console::new()"),
+        DeviceSpec::Clock => simple("uni_runtime::platform::Clock::new()"),
+        DeviceSpec::Args => simple("boot_args.clone()"),
+        DeviceSpec::Xenstore => simple("uni_runtime::platform::Xenstore::new()"),
+        DeviceSpec::Random => {
+            return Err(not_yet("the random device on xen-arm (a Fortuna generator fed by Xen entropy)", "issue #5", XEN_KINDS))
+        }
+        DeviceSpec::Net { .. } => {
+            return Err(not_yet("networking on xen-arm (netfront and the direct stack)", "issue #4", XEN_KINDS))
+        }
+        DeviceSpec::KvRo { .. } => return Err(not_yet("the kv_ro device", "issue #6", XEN_KINDS)),
+        DeviceSpec::Block { .. } => {
+            return Err(not_yet("the block device", "declared in schema 1, no target has it yet", XEN_KINDS))
+        }
+        DeviceSpec::Tls { .. } => return Err(not_yet("the tls device", "issue #5", XEN_KINDS)),
+        DeviceSpec::Http { .. } => return Err(not_yet("the http device", "issue #6", XEN_KINDS)),
+        DeviceSpec::Dns { .. } => return Err(not_yet("the dns device", "issue #4", XEN_KINDS)),
+    })
 }
 
 fn implement_unix(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
@@ -134,6 +155,12 @@ fn implement_unix(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
                 deps: vec![],
                 boot_args: &["ipv4", "ipv4-gateway"],
             }
+        }
+        DeviceSpec::Xenstore => {
+            return Err(Unsupported {
+                reason: "the Xen store exists only on Xen".into(),
+                accepted: "target xen-arm for this device".into(),
+            })
         }
         DeviceSpec::KvRo { .. } => {
             return Err(not_yet("the kv_ro device", "issue #6", "console, clock, random, args, net"))

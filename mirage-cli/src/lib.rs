@@ -12,3 +12,6 @@ pub mod generate;
 pub mod home;
 pub mod status;
 pub mod target;
+pub mod image;
+pub mod toolchain;
+pub mod xl;

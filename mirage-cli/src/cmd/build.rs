@@ -10,7 +10,10 @@ use anyhow::{bail, Context, Result};
 use cargo_metadata::Message;
 
 use super::{load, show};
+use crate::board::Board;
 use crate::cli::Build;
+use crate::toolchain::{self, Route};
+use crate::{image, xl};
 use crate::config::Config;
 use crate::generate::{self, Plan};
 use crate::status::{self, status};
@@ -47,7 +50,41 @@ fn cargo_args(cfg: &Config, plan: &Plan) -> Vec<String> {
         a.push("--target-dir".into());
         a.push(t.display().to_string());
     }
+    if plan.target == Target::XenArm {
+        a.push("--target".into());
+        a.push(toolchain::XEN_TRIPLE.into());
+        if toolchain::route().ok() != Some(Route::Prebuilt) {
+            a.push("-Zbuild-std=core,alloc".into());
+            a.push("-Zbuild-std-features=compiler-builtins-mem".into());
+        }
+    }
     a
+}
+
+/// The rustc flags for a xen-arm build: the linker script, the board's CPU, and path
+/// remapping so that the image does not depend on where the sources live.
+fn xen_rustflags(cfg: &Config, plan: &Plan, board: &Board) -> Result<Vec<String>> {
+    let mut f = vec![
+        format!("-Clink-arg=-T{}", plan.dir.join("link.ld").display()),
+        format!("-Ctarget-cpu={}", board.cpu.target_cpu),
+    ];
+    if !board.cpu.target_features.is_empty() {
+        f.push(format!("-Ctarget-feature={}", board.cpu.target_features.join(",")));
+    }
+    let mut remap = vec![
+        (crate::home::home()?, "/uni".to_string()),
+        (toolchain::sysroot()?, "/rustc".to_string()),
+    ];
+    if let Some(app) = cfg.app_dir.file_name() {
+        remap.insert(0, (crate::home::normalize(&cfg.app_dir), app.to_string_lossy().into_owned()));
+    }
+    if let Some(cargo_home) = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))) {
+        remap.push((cargo_home, "/cargo".into()));
+    }
+    for (from, to) in remap {
+        f.push(format!("--remap-path-prefix={}={to}", from.display()));
+    }
+    Ok(f)
 }
 
 /// The cargo invocation `uni build` runs, for `--dry-run`.
@@ -71,6 +108,9 @@ pub fn build(cfg: Config, target: Target) -> Result<Built> {
     let exe = cargo_build(&cfg, &plan)?;
     let dist = cfg.dir.join("dist");
     std::fs::create_dir_all(&dist)?;
+    if target == Target::XenArm {
+        return finish_xen(cfg, &plan, &exe, &dist, started);
+    }
     let artifact = dist.join(&cfg.name);
     // Replace rather than overwrite in place, so a running copy keeps its inode.
     let tmp = dist.join(format!(".{}.tmp", cfg.name));
@@ -82,11 +122,49 @@ pub fn build(cfg: Config, target: Target) -> Result<Built> {
     Ok(Built { artifact })
 }
 
+/// The load address of every xen-arm image: RAM base + 0x8000, where xl puts a zImage.
+pub const XEN_LOAD: u32 = 0x4000_8000;
+
+/// Turns the linked ELF into `dist/<name>.xen` and writes `dist/<name>.xl`.
+fn finish_xen(cfg: Config, plan: &Plan, elf: &Path, dist: &Path, started: Instant) -> Result<Built> {
+    let board = super::xen_board(&cfg)?;
+    let image = dist.join(format!("{}.xen", cfg.name));
+    let size = image::make_image(elf, &image, XEN_LOAD)?;
+    let x = &cfg.xen;
+    let xl_text = xl::render(&xl::XlConfig {
+        uni_version: env!("CARGO_PKG_VERSION"),
+        config: cfg.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        board: board.name.clone(),
+        name: cfg.name.clone(),
+        kernel: image.display().to_string(),
+        memory: x.memory.unwrap_or(board.defaults.memory),
+        vcpus: x.vcpus.unwrap_or(board.defaults.vcpus),
+        on_crash: x.on_crash.clone().unwrap_or_else(|| "preserve".into()),
+        extra: x.extra.clone(),
+        vifs: vec![],
+    })?;
+    let xl_path = dist.join(format!("{}.xl", cfg.name));
+    std::fs::write(&xl_path, xl_text)?;
+    status("Finished", format!("release build of {} in {:.1}s", cfg.name, started.elapsed().as_secs_f64()));
+    status("Built", format!("{} ({}, zImage at {XEN_LOAD:#x}, board {})", show(&image), human(size), plan.board));
+    status("Wrote", show(&xl_path));
+    Ok(Built { artifact: image })
+}
+
 /// Runs cargo; returns the path of the binary it built, from its JSON messages.
 fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
     let verbose = status::verbose();
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.args(cargo_args(cfg, plan)).stdout(Stdio::piped());
+    if plan.target == Target::XenArm {
+        let board = super::xen_board(cfg)?;
+        if toolchain::route()? == Route::BuildStd {
+            // -Zbuild-std on the stable toolchain.
+            cmd.env("RUSTC_BOOTSTRAP", "1");
+        }
+        cmd.env("CARGO_ENCODED_RUSTFLAGS", xen_rustflags(cfg, plan, &board)?.join("\x1f"));
+        cmd.env_remove("RUSTFLAGS");
+    }
     if !verbose {
         cmd.arg("--quiet");
         cmd.stderr(Stdio::piped());

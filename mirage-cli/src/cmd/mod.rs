@@ -1,6 +1,6 @@
 //! One file per command; each exposes `run`.
 
-mod build;
+pub mod build;
 mod configure;
 mod run;
 
@@ -39,6 +39,15 @@ pub fn load(file: &Path, target: Option<Target>) -> Result<(Config, Target)> {
     let target = target.or(cfg.target).unwrap_or(Target::Unix);
     Ok((cfg, target))
 }
+
+/// The board a xen-arm build is for: the config's, else the emulated one.
+pub fn xen_board(cfg: &Config) -> Result<crate::board::Board> {
+    let name = cfg.board.as_deref().unwrap_or(DEFAULT_BOARD);
+    crate::board::find(name).ok_or_else(|| anyhow::anyhow!("unknown board `{name}`; accepted: {}", crate::board::names()))
+}
+
+/// The board used when unikernel.toml names none.
+pub const DEFAULT_BOARD: &str = "qemu-virt";
 
 /// `path` relative to the current directory when it is inside it, for messages.
 pub fn show(path: &Path) -> String {

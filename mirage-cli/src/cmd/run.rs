@@ -6,6 +6,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
+use crate::emu;
+
 use super::{build, load, show};
 use crate::cli::Run;
 use crate::status::status;
@@ -21,6 +23,28 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
             let err = Command::new(&built.artifact).args(&args.args).exec();
             Err(err).with_context(|| format!("starting `{}`", built.artifact.display()))
         }
-        Target::XenArm => bail!("running on xen-arm is not implemented yet (issue #3)"),
+        Target::XenArm => run_xen(&args, file, built.artifact),
     }
+}
+
+/// Boots the image on the emulated board and mirrors how the guest ended in the exit code:
+/// poweroff 0, crash 1, reboot 2, boot failure 3, timeout 124.
+fn run_xen(args: &Run, file: &Path, image: std::path::PathBuf) -> Result<ExitCode> {
+    if !args.args.is_empty() {
+        bail!("boot arguments after -- are for the unix target; on xen-arm set `extra` in [xen] of unikernel.toml");
+    }
+    let (cfg, _) = load(file, Some(Target::XenArm))?;
+    let board = super::xen_board(&cfg)?;
+    let prepared = emu::prepare(&board, &emu::cache_dir())?;
+    let xl = image.with_extension("xl");
+    let guest = emu::Guest { name: cfg.name.clone(), image, xl };
+    let opts = emu::RunOptions {
+        timeout: std::time::Duration::from_secs(args.timeout),
+        verbose: crate::status::verbose(),
+        log: cfg.dir.join("_build/xen-arm/serial.log"),
+        forwards: args.publish.clone(),
+    };
+    let outcome = emu::run(&prepared, &guest, &opts)?;
+    status("Finished", format!("{} {outcome} (exit code {})", cfg.name, outcome.exit_code()));
+    Ok(ExitCode::from(outcome.exit_code()))
 }

@@ -73,6 +73,7 @@ pub enum DeviceSpec {
     Tls { net: String, cert: PathBuf, key: PathBuf },
     Http { net: String, tls: Option<String>, port: u16 },
     Dns { net: String, nameserver: Option<std::net::Ipv4Addr> },
+    Xenstore,
 }
 
 impl DeviceSpec {
@@ -114,6 +115,7 @@ impl DeviceConfig {
             DeviceSpec::Tls { .. } => "tls",
             DeviceSpec::Http { .. } => "http",
             DeviceSpec::Dns { .. } => "dns",
+            DeviceSpec::Xenstore => "xenstore",
         }
     }
 }

@@ -270,6 +270,7 @@ impl Cx<'_> {
             "clock" => DeviceSpec::Clock,
             "random" => DeviceSpec::Random,
             "args" => DeviceSpec::Args,
+            "xenstore" => DeviceSpec::Xenstore,
             "net" => {
                 let stack = decl.stack.as_ref().and_then(|s| match s.get_ref().as_str() {
                     "socket" => Some(NetStack::Socket),
