@@ -108,7 +108,7 @@ RC=$?
 CODE=$(sed -n 's/^Domain [0-9]* has shut down, reason code \([0-9]*\) .*/\1/p' /tmp/xl.log | head -n 1)
 if [ -z "$CODE" ]; then
 	# the domain was never built, or xl died: its log says why
-	grep -v '^libxl: debug:' /tmp/xl.log | while IFS= read -r l; do echo "@@uni:x $l"; done
+	grep -v ': debug: ' /tmp/xl.log | while IFS= read -r l; do echo "@@uni:x $l"; done
 	echo "$EOF_LINE" >>"$L"
 	wait $READER
 	kill $TAIL

@@ -288,6 +288,9 @@ fn qemu_command(p: &Prepared, initrd: &Path, forwards: &[(u16, u16)]) -> Command
     if !forwards.is_empty() {
         let fwd: String = forwards.iter().map(|(h, g)| format!(",hostfwd=tcp:127.0.0.1:{h}-:{g}")).collect();
         c.args(["-netdev", &format!("user,id=net0{fwd}"), "-device", "virtio-net-device,netdev=net0"]);
+    } else {
+        // no default NIC: dom0 would only probe it
+        c.args(["-nic", "none"]);
     }
     c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     c

@@ -133,21 +133,22 @@ impl Monitor {
     }
 }
 
-/// The error lines of an xl log (`libxl: error: …`, `xc: error: …`, parse errors), else its last
-/// line.
+/// The first error lines of an xl log (`xc: error: …`, `libxl: error: …`), else lines saying
+/// something failed, else its last line.
 pub fn xl_summary(xl: &[String]) -> String {
-    let errors: Vec<&str> = xl
-        .iter()
-        .map(|l| l.trim())
-        .filter(|l| {
+    let lines: Vec<&str> = xl.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+    let pick = |f: &dyn Fn(&str) -> bool| lines.iter().copied().filter(|l| f(l)).take(2).collect::<Vec<_>>();
+    let mut found = pick(&|l| l.contains("error:"));
+    if found.is_empty() {
+        found = pick(&|l| {
             let l = l.to_ascii_lowercase();
-            l.contains("error") || l.contains("failed") || l.contains("cannot") || l.contains("no such")
-        })
-        .collect();
-    match (errors.as_slice(), xl.iter().rev().find(|l| !l.trim().is_empty())) {
-        ([], Some(last)) => last.trim().to_string(),
-        ([], None) => "no output".to_string(),
-        (e, _) => e.iter().take(4).copied().collect::<Vec<_>>().join("; "),
+            l.contains("fail") || l.contains("cannot") || l.contains("no such")
+        });
+    }
+    match (found.is_empty(), lines.last()) {
+        (false, _) => found.join("; "),
+        (true, Some(last)) => last.to_string(),
+        (true, None) => "no output".to_string(),
     }
 }
 
@@ -218,6 +219,7 @@ mod tests {
             panic!()
         };
         assert!(msg.starts_with("xl create failed: libxl: error: libxl_dom.c"), "{msg}");
+        assert!(!msg.contains("Parsing"), "{msg}");
         assert!(msg.contains("cannot (re-)build domain"), "{msg}");
         assert_eq!(m.report()[0], "xl create said:");
         assert_eq!(m.report().len(), 4);
@@ -227,5 +229,18 @@ mod tests {
     fn xl_summary_falls_back_to_the_last_line() {
         assert_eq!(xl_summary(&["a".into(), "b".into(), " ".into()]), "b");
         assert_eq!(xl_summary(&[]), "no output");
+        let xl = [
+            "domainbuilder: detail: loader probe failed",
+            "xc: error: panic: xg_dom_core.c:689: xc_dom_find_loader: no loader found: Invalid kernel",
+            "libxl: error: libxl_dom.c:571:libxl__build_dom: xc_dom_parse_image failed",
+            "libxl: error: libxl_create.c:1640:domcreate_rebuild_done: Domain 1:cannot (re-)build domain: -3",
+        ]
+        .map(String::from);
+        assert_eq!(
+            xl_summary(&xl),
+            "xc: error: panic: xg_dom_core.c:689: xc_dom_find_loader: no loader found: Invalid kernel; \
+             libxl: error: libxl_dom.c:571:libxl__build_dom: xc_dom_parse_image failed"
+        );
+        assert_eq!(xl_summary(&["a".into(), "x failed".into()]), "x failed");
     }
 }
