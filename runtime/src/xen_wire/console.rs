@@ -88,7 +88,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Page<T> {
     /// number of bytes taken.
     pub fn write_out(&mut self, data: &[u8]) -> Result<usize, super::ring::RingError> {
         let (cons, prod) = (self.out_cons(), self.out_prod());
-        let n = super::ring::write(OUT_RING, &mut self.buffer.as_mut()[field::OUT], cons, prod, data)?;
+        let n = super::ring::write(
+            OUT_RING,
+            &mut self.buffer.as_mut()[field::OUT],
+            cons,
+            prod,
+            data,
+        )?;
         self.set_out_prod(prod.wrapping_add(n as u32));
         Ok(n)
     }

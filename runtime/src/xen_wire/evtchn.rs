@@ -67,7 +67,10 @@ pub struct WallClock {
 impl WallClock {
     /// Combines the raw fields.
     pub fn from_fields(sec: u32, nsec: u32, sec_hi: u32) -> WallClock {
-        WallClock { secs: (u64::from(sec_hi) << 32) | u64::from(sec), nanos: nsec.min(999_999_999) }
+        WallClock {
+            secs: (u64::from(sec_hi) << 32) | u64::from(sec),
+            nanos: nsec.min(999_999_999),
+        }
     }
 
     /// The wall time `elapsed_ns` nanoseconds after this reference.
@@ -127,7 +130,10 @@ mod tests {
     fn clocks() {
         assert_eq!(ticks_to_ns(62_500_000, 62_500_000), 1_000_000_000);
         let year = 365 * 86400 * 62_500_000u64;
-        assert_eq!(ticks_to_ns(500 * year, 62_500_000) / 1_000_000_000 / 86400 / 365, 500);
+        assert_eq!(
+            ticks_to_ns(500 * year, 62_500_000) / 1_000_000_000 / 86400 / 365,
+            500
+        );
         assert_eq!(ticks_to_ns(u64::MAX, 62_500_000), u64::MAX);
         assert_eq!(ns_to_ticks(1, 62_500_000), 1);
         assert_eq!(ns_to_ticks(1_000_000_000, 62_500_000), 62_500_000);

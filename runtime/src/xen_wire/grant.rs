@@ -46,7 +46,10 @@ pub struct GrantRef(pub u32);
 impl GrantRef {
     /// Which grant-table frame holds this entry, and the entry's byte offset in it.
     pub const fn location(self) -> (u32, usize) {
-        (self.0 / ENTRIES_PER_FRAME, (self.0 % ENTRIES_PER_FRAME) as usize * ENTRY_LEN)
+        (
+            self.0 / ENTRIES_PER_FRAME,
+            (self.0 % ENTRIES_PER_FRAME) as usize * ENTRY_LEN,
+        )
     }
 }
 
@@ -123,7 +126,11 @@ impl EntryRepr {
         if e.flags() & GTF_TYPE_MASK != GTF_PERMIT_ACCESS {
             return None;
         }
-        Some(EntryRepr { domid: e.domid(), frame: e.frame(), readonly: e.flags() & GTF_READONLY != 0 })
+        Some(EntryRepr {
+            domid: e.domid(),
+            frame: e.frame(),
+            readonly: e.flags() & GTF_READONLY != 0,
+        })
     }
 
     /// The `flags` value that makes this entry live; written last.
@@ -172,7 +179,11 @@ pub struct RefAllocator {
 impl RefAllocator {
     /// References up to (not including) `limit`, i.e. `limit / 512` mapped frames.
     pub fn new(limit: u32) -> RefAllocator {
-        RefAllocator { free: Vec::new(), next: FIRST_FREE_REF, limit }
+        RefAllocator {
+            free: Vec::new(),
+            next: FIRST_FREE_REF,
+            limit,
+        }
     }
 
     /// Raises the limit after more grant frames were mapped.
@@ -212,7 +223,11 @@ mod tests {
     #[test]
     fn entry_layout_and_repr() {
         let mut e = Entry::new_checked([0u8; 8]).unwrap();
-        let r = EntryRepr { domid: 0, frame: 0x4012_3, readonly: true };
+        let r = EntryRepr {
+            domid: 0,
+            frame: 0x4012_3,
+            readonly: true,
+        };
         r.emit(&mut e);
         assert_eq!(e.buffer, [5, 0, 0, 0, 0x23, 0x01, 0x04, 0x00]);
         assert_eq!(EntryRepr::parse(&e), Some(r));

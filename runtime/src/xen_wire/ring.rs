@@ -104,7 +104,13 @@ impl ByteRing {
 /// and returns how many bytes were copied. The caller publishes `prod + n` after a write barrier.
 ///
 /// This works on an ordinary slice; the Xen platform does the same copy with volatile accesses.
-pub fn write(ring: ByteRing, buf: &mut [u8], cons: u32, prod: u32, data: &[u8]) -> Result<usize, RingError> {
+pub fn write(
+    ring: ByteRing,
+    buf: &mut [u8],
+    cons: u32,
+    prod: u32,
+    data: &[u8],
+) -> Result<usize, RingError> {
     let mut done = 0;
     while done < data.len() {
         let span = ring.write_span(cons, prod.wrapping_add(done as u32), data.len() - done)?;
@@ -119,7 +125,13 @@ pub fn write(ring: ByteRing, buf: &mut [u8], cons: u32, prod: u32, data: &[u8]) 
 
 /// Copies up to `out.len()` queued bytes from the ring buffer `buf` at `cons` into `out`, and
 /// returns how many. The caller publishes `cons + n` after a barrier.
-pub fn read(ring: ByteRing, buf: &[u8], cons: u32, prod: u32, out: &mut [u8]) -> Result<usize, RingError> {
+pub fn read(
+    ring: ByteRing,
+    buf: &[u8],
+    cons: u32,
+    prod: u32,
+    out: &mut [u8],
+) -> Result<usize, RingError> {
     let mut done = 0;
     while done < out.len() {
         let span = ring.read_span(cons.wrapping_add(done as u32), prod, out.len() - done)?;

@@ -267,7 +267,12 @@ impl<'a> Repr<'a> {
     /// Parses a checked packet.
     pub fn parse<T: AsRef<[u8]> + ?Sized>(p: &'a Packet<&'a T>) -> Result<Repr<'a>, WireError> {
         p.check_len()?;
-        Ok(Repr { msg_type: p.msg_type(), req_id: p.req_id(), tx_id: p.tx_id(), payload: p.payload() })
+        Ok(Repr {
+            msg_type: p.msg_type(),
+            req_id: p.req_id(),
+            tx_id: p.tx_id(),
+            payload: p.payload(),
+        })
     }
 
     /// Header plus payload length.
@@ -327,7 +332,11 @@ fn cstr(b: &[u8]) -> &str {
 }
 
 fn check_path(path: &str) -> Result<(), XenstoreError> {
-    let max = if path.starts_with('/') { ABS_PATH_MAX } else { REL_PATH_MAX };
+    let max = if path.starts_with('/') {
+        ABS_PATH_MAX
+    } else {
+        REL_PATH_MAX
+    };
     if path.is_empty() || path.len() > max || path.contains('\0') {
         return Err(XenstoreError::Protocol("invalid path"));
     }
@@ -389,7 +398,9 @@ pub fn parse_directory(payload: &[u8]) -> Result<Vec<String>, XenstoreError> {
 
 /// A TRANSACTION_START reply: the decimal transaction id.
 pub fn parse_tx_id(payload: &[u8]) -> Result<u32, XenstoreError> {
-    cstr(payload).parse().map_err(|_| XenstoreError::Protocol("bad transaction id"))
+    cstr(payload)
+        .parse()
+        .map_err(|_| XenstoreError::Protocol("bad transaction id"))
 }
 
 /// A WATCH_EVENT payload: `(path, token)`.
@@ -399,7 +410,9 @@ pub fn parse_watch_event(payload: &[u8]) -> Result<(String, String), XenstoreErr
         return Err(XenstoreError::Protocol("malformed watch event"));
     };
     let s = |b: &[u8]| {
-        core::str::from_utf8(b).map(|s| s.to_string()).map_err(|_| XenstoreError::Protocol("watch event is not UTF-8"))
+        core::str::from_utf8(b)
+            .map(|s| s.to_string())
+            .map_err(|_| XenstoreError::Protocol("watch event is not UTF-8"))
     };
     Ok((s(path)?, s(token)?))
 }
@@ -419,18 +432,31 @@ pub struct Session {
 impl Session {
     /// A fresh session.
     pub fn new() -> Session {
-        Session { next_req_id: 1, ..Session::default() }
+        Session {
+            next_req_id: 1,
+            ..Session::default()
+        }
     }
 
     /// Queues a request and returns its `req_id`. The reply is later available from
     /// [`take_reply`](Session::take_reply).
-    pub fn request(&mut self, msg_type: MsgType, tx_id: u32, payload: &[u8]) -> Result<u32, XenstoreError> {
+    pub fn request(
+        &mut self,
+        msg_type: MsgType,
+        tx_id: u32,
+        payload: &[u8],
+    ) -> Result<u32, XenstoreError> {
         if payload.len() > PAYLOAD_MAX {
             return Err(XenstoreError::Protocol("request longer than 4096 bytes"));
         }
         let req_id = self.next_req_id;
         self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
-        let repr = Repr { msg_type, req_id, tx_id, payload };
+        let repr = Repr {
+            msg_type,
+            req_id,
+            tx_id,
+            payload,
+        };
         let mut buf = alloc::vec![0u8; repr.buffer_len()];
         repr.emit(&mut Packet::new_unchecked(&mut buf[..]));
         self.out.extend(buf);
@@ -549,15 +575,32 @@ mod tests {
         let bytes = msg(2, 7, 3, b"name\0");
         let p = Packet::new_checked(&bytes[..]).unwrap();
         let r = Repr::parse(&p).unwrap();
-        assert_eq!(r, Repr { msg_type: MsgType::Read, req_id: 7, tx_id: 3, payload: b"name\0" });
+        assert_eq!(
+            r,
+            Repr {
+                msg_type: MsgType::Read,
+                req_id: 7,
+                tx_id: 3,
+                payload: b"name\0"
+            }
+        );
         let mut out = vec![0u8; r.buffer_len()];
         r.emit(&mut Packet::new_unchecked(&mut out[..]));
         assert_eq!(out, bytes);
-        assert_eq!(Packet::new_checked(&bytes[..20]).unwrap_err(), WireError::Truncated);
-        assert_eq!(Packet::new_checked(&msg(2, 1, 0, &[])[..15]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&bytes[..20]).unwrap_err(),
+            WireError::Truncated
+        );
+        assert_eq!(
+            Packet::new_checked(&msg(2, 1, 0, &[])[..15]).unwrap_err(),
+            WireError::Truncated
+        );
         let mut long = msg(2, 1, 0, &[]);
         long[12..16].copy_from_slice(&4097u32.to_le_bytes());
-        assert_eq!(Packet::new_checked(&long[..]).unwrap_err(), WireError::TooLong);
+        assert_eq!(
+            Packet::new_checked(&long[..]).unwrap_err(),
+            WireError::TooLong
+        );
     }
 
     #[test]
@@ -571,10 +614,16 @@ mod tests {
         assert_eq!(parse_directory(b"a\0bc\0").unwrap(), ["a", "bc"]);
         assert_eq!(parse_directory(b"").unwrap(), Vec::<String>::new());
         assert_eq!(parse_tx_id(b"42\0").unwrap(), 42);
-        assert_eq!(parse_watch_event(b"/p/q\0tok\0").unwrap(), ("/p/q".into(), "tok".into()));
+        assert_eq!(
+            parse_watch_event(b"/p/q\0tok\0").unwrap(),
+            ("/p/q".into(), "tok".into())
+        );
         assert_eq!(error_from_payload(b"ENOENT\0"), XenstoreError::NoEntry);
         assert_eq!(error_from_payload(b"EACCES\0"), XenstoreError::Denied);
-        assert_eq!(error_from_payload(b"EAGAIN\0"), XenstoreError::Xen("EAGAIN".into()));
+        assert_eq!(
+            error_from_payload(b"EAGAIN\0"),
+            XenstoreError::Xen("EAGAIN".into())
+        );
     }
 
     #[test]
@@ -597,8 +646,15 @@ mod tests {
         for chunk in stream.chunks(5) {
             s.receive(chunk).unwrap();
         }
-        assert_eq!(s.take_reply(a).unwrap().into_result(MsgType::Read).unwrap(), b"hello");
-        let dir = s.take_reply(b).unwrap().into_result(MsgType::Directory).unwrap();
+        assert_eq!(
+            s.take_reply(a).unwrap().into_result(MsgType::Read).unwrap(),
+            b"hello"
+        );
+        let dir = s
+            .take_reply(b)
+            .unwrap()
+            .into_result(MsgType::Directory)
+            .unwrap();
         assert_eq!(parse_directory(&dir).unwrap(), ["vif", "vbd"]);
         assert_eq!(s.take_reply(a), None);
         assert_eq!(s.take_event("w").as_deref(), Some("/local/domain/3/x"));
@@ -615,7 +671,10 @@ mod tests {
         s.receive(&msg(16, b, 0, b"ENOENT\0")).unwrap();
         s.receive(&msg(16, a, 0, b"ENOENT\0")).unwrap();
         assert_eq!(s.take_reply(b), None);
-        assert_eq!(s.take_reply(a).unwrap().into_result(MsgType::Read), Err(XenstoreError::NoEntry));
+        assert_eq!(
+            s.take_reply(a).unwrap().into_result(MsgType::Read),
+            Err(XenstoreError::NoEntry)
+        );
         let mut bad = msg(2, 9, 0, &[]);
         bad[12..16].copy_from_slice(&100_000u32.to_le_bytes());
         assert!(s.receive(&bad).is_err());

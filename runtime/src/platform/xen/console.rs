@@ -21,7 +21,10 @@ struct Queue {
     flushed: u64,
 }
 
-static QUEUE: spin::Mutex<Queue> = spin::Mutex::new(Queue { bytes: VecDeque::new(), flushed: 0 });
+static QUEUE: spin::Mutex<Queue> = spin::Mutex::new(Queue {
+    bytes: VecDeque::new(),
+    flushed: 0,
+});
 
 /// Finds the console page and event channel. The page lies at 0x39000000 (GUEST_MAGIC_BASE),
 /// which must be mapped first.
@@ -63,7 +66,9 @@ fn put(data: &[u8]) -> usize {
     let base = PAGE.load(Ordering::Acquire) as usize + field::OUT.start;
     let mut done = 0;
     while done < data.len() {
-        let Ok(span) = OUT_RING.write_span(cons, prod, data.len() - done) else { break };
+        let Ok(span) = OUT_RING.write_span(cons, prod, data.len() - done) else {
+            break;
+        };
         if span.len == 0 {
             break;
         }
@@ -76,7 +81,7 @@ fn put(data: &[u8]) -> usize {
     }
     if done > 0 {
         arch::dmb(); // data before the index that publishes it
-        // SAFETY: as in `read_idx`; only this guest writes out_prod.
+                     // SAFETY: as in `read_idx`; only this guest writes out_prod.
         unsafe { idx(field::OUT_PROD).write_volatile(prod) };
         Port(PORT.load(Ordering::Relaxed)).notify();
     }
@@ -97,14 +102,17 @@ fn flush(q: &mut Queue) -> u64 {
     q.flushed
 }
 
-/// Writes `bytes` to the console; completes when they are all in the ring.
-pub async fn write(bytes: &[u8]) {
+/// Writes the concatenation of `parts` to the console as one unit (no other writer's bytes come
+/// between them); completes when they are all in the ring.
+pub async fn write(parts: &[&[u8]]) {
     if !is_up() {
         return;
     }
     let target = {
         let mut q = QUEUE.lock();
-        q.bytes.extend(bytes.iter().copied());
+        for p in parts {
+            q.bytes.extend(p.iter().copied());
+        }
         q.flushed + q.bytes.len() as u64
     };
     loop {
@@ -112,7 +120,9 @@ pub async fn write(bytes: &[u8]) {
             return;
         }
         // The ring is full: xenconsoled notifies us after it reads; poll too, in case it doesn't.
-        Port(PORT.load(Ordering::Relaxed)).wait_timeout(10_000_000).await;
+        Port(PORT.load(Ordering::Relaxed))
+            .wait_timeout(10_000_000)
+            .await;
     }
 }
 

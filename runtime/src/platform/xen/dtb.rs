@@ -73,7 +73,10 @@ fn be(bytes: &[u8]) -> u64 {
 }
 
 fn regs<'a>(node: fdt::node::FdtNode<'_, 'a>) -> impl Iterator<Item = (u64, u64)> + 'a {
-    node.raw_reg().into_iter().flatten().map(|r| (be(r.address), be(r.size)))
+    node.raw_reg()
+        .into_iter()
+        .flatten()
+        .map(|r| (be(r.address), be(r.size)))
 }
 
 /// Reads the facts from the blob at `addr`.
@@ -82,7 +85,8 @@ fn regs<'a>(node: fdt::node::FdtNode<'_, 'a>) -> impl Iterator<Item = (u64, u64)
 /// `addr` must be the device tree Xen passed in r2, mapped, and never written afterwards.
 pub unsafe fn parse(addr: usize) -> Result<Facts, DtError> {
     // SAFETY: forwarded from the caller: a valid, mapped, immutable blob.
-    let fdt: Fdt<'static> = unsafe { Fdt::from_ptr(addr as *const u8) }.map_err(|_| DtError::Header)?;
+    let fdt: Fdt<'static> =
+        unsafe { Fdt::from_ptr(addr as *const u8) }.map_err(|_| DtError::Header)?;
     let mut facts = Facts {
         ram: [(0, 0); MAX_BANKS],
         banks: 0,
@@ -105,7 +109,9 @@ pub unsafe fn parse(addr: usize) -> Result<Facts, DtError> {
             }
             continue;
         }
-        let Some(compat) = node.compatible() else { continue };
+        let Some(compat) = node.compatible() else {
+            continue;
+        };
         for c in compat.all() {
             match c {
                 "xen,xen" => facts.grant_window = regs(node).next(),
@@ -113,7 +119,11 @@ pub unsafe fn parse(addr: usize) -> Result<Facts, DtError> {
                 "arm,gic-v3" => {
                     let mut r = regs(node);
                     if let (Some((dist, _)), Some((redist, redist_size))) = (r.next(), r.next()) {
-                        gic = Some(Gic::V3 { dist, redist, redist_size });
+                        gic = Some(Gic::V3 {
+                            dist,
+                            redist,
+                            redist_size,
+                        });
                     }
                 }
                 "arm,cortex-a15-gic" | "arm,gic-400" | "arm,cortex-a7-gic" => {

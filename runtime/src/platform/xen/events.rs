@@ -140,12 +140,20 @@ impl Port {
     /// Completes at the next event on this port after the first poll (or spuriously earlier:
     /// callers re-check their condition in a loop).
     pub fn wait(self) -> EventWait {
-        EventWait { port: self, deadline: None, id: 0 }
+        EventWait {
+            port: self,
+            deadline: None,
+            id: 0,
+        }
     }
 
     /// Like [`wait`](Port::wait), but also completes after `ns` nanoseconds.
     pub fn wait_timeout(self, ns: u64) -> EventWait {
-        EventWait { port: self, deadline: Some(super::time::deadline_after_ns(ns)), id: 0 }
+        EventWait {
+            port: self,
+            deadline: Some(super::time::deadline_after_ns(ns)),
+            id: 0,
+        }
     }
 }
 
@@ -164,7 +172,9 @@ impl Future for EventWait {
             return Poll::Ready(());
         }
         self.id = NEXT_WAIT_ID.fetch_add(1, Ordering::Relaxed).max(1);
-        WAITERS.lock().push((self.port.0, self.id, cx.waker().clone()));
+        WAITERS
+            .lock()
+            .push((self.port.0, self.id, cx.waker().clone()));
         if let Some(d) = self.deadline {
             super::time::wake_at(d, cx.waker());
         }

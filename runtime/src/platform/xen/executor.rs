@@ -69,7 +69,9 @@ pub fn block_on<T>(main: impl Future<Output = T>) -> T {
         // Run what is ready now; tasks woken meanwhile run in the next round.
         let n = QUEUE.lock().len();
         for _ in 0..n {
-            let Some(r) = QUEUE.lock().pop_front() else { break };
+            let Some(r) = QUEUE.lock().pop_front() else {
+                break;
+            };
             r.run();
         }
         poll_platform();

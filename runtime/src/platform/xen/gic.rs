@@ -24,23 +24,25 @@ static CPU_BASE: AtomicU32 = AtomicU32::new(0);
 fn mmio_write32(addr: u64, v: u32) {
     // SAFETY: `addr` is a GIC register inside a region the device tree names, mapped as Device
     // memory by `mmu::map` before `init` runs.
-    unsafe { (addr as usize as *mut u32).write_volatile(v) }
+    unsafe { super::arch::mmio_write32(addr as usize, v) }
 }
 
 fn mmio_write8(addr: u64, v: u8) {
     // SAFETY: as for `mmio_write32`; priority registers are byte-accessible.
-    unsafe { (addr as usize as *mut u8).write_volatile(v) }
+    unsafe { super::arch::mmio_write8(addr as usize, v) }
 }
 
 fn mmio_read32(addr: u64) -> u32 {
-    // SAFETY: as for `mmio_write32`.
-    unsafe { (addr as usize as *const u32).read_volatile() }
+    // SAFETY: as for `mmio_write32`; IAR reads acknowledge an interrupt, which `drain` wants.
+    unsafe { super::arch::mmio_read32(addr as usize) }
 }
 
 fn icc_sre() -> u32 {
     let v: u32;
     // SAFETY: reads ICC_SRE; no side effects.
-    unsafe { asm!("mrc p15, 0, {}, c12, c12, 5", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("mrc p15, 0, {}, c12, c12, 5", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -65,7 +67,9 @@ pub fn init(gic: Gic) -> Result<(), GicError> {
         }
         Gic::V3 { dist, redist, .. } => {
             if icc_sre() & 1 == 0 {
-                return Err(GicError("GICv3 without the system-register interface (ICC_SRE.SRE = 0)"));
+                return Err(GicError(
+                    "GICv3 without the system-register interface (ICC_SRE.SRE = 0)",
+                ));
             }
             mmio_write32(dist, (1 << 4) | (1 << 1) | 1); // GICD_CTLR: ARE_NS, EnableGrp1A
             let sgi = redist + 0x10000; // SGI_base frame of vCPU 0's redistributor
@@ -74,8 +78,8 @@ pub fn init(gic: Gic) -> Result<(), GicError> {
                 mmio_write8(sgi + 0x400 + u64::from(irq), PRIORITY); // GICR_IPRIORITYR
             }
             mmio_write32(sgi + 0x100, ppis); // GICR_ISENABLER0
-            // SAFETY: ICC_PMR = 0xff (unmask all priorities), ICC_BPR1 = 0, ICC_IGRPEN1 = 1:
-            // the system-register interface is enabled (checked above); no memory effects.
+                                             // SAFETY: ICC_PMR = 0xff (unmask all priorities), ICC_BPR1 = 0, ICC_IGRPEN1 = 1:
+                                             // the system-register interface is enabled (checked above); no memory effects.
             unsafe {
                 asm!(
                     "mcr p15, 0, {pmr}, c4, c6, 0",
@@ -104,7 +108,9 @@ fn ack() -> u32 {
         3 => {
             let v: u32;
             // SAFETY: reads ICC_IAR1, acknowledging the highest-priority pending interrupt.
-            unsafe { asm!("mrc p15, 0, {}, c12, c12, 0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+            unsafe {
+                asm!("mrc p15, 0, {}, c12, c12, 0", out(reg) v, options(nomem, nostack, preserves_flags))
+            };
             v & 0xffffff
         }
         _ => 1023,
@@ -116,7 +122,9 @@ fn eoi(irq: u32) {
         2 => mmio_write32(u64::from(CPU_BASE.load(Ordering::Relaxed)) + 0x10, irq), // GICC_EOIR
         3 => {
             // SAFETY: writes ICC_EOIR1 for an interrupt acknowledged by `ack`.
-            unsafe { asm!("mcr p15, 0, {}, c12, c12, 1", "isb sy", in(reg) irq, options(nomem, nostack, preserves_flags)) }
+            unsafe {
+                asm!("mcr p15, 0, {}, c12, c12, 1", "isb sy", in(reg) irq, options(nomem, nostack, preserves_flags))
+            }
         }
         _ => {}
     }

@@ -5,7 +5,9 @@
 use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
 use super::{arch, hypercall};
-use crate::xen_wire::grant::{self, EntryRepr, GrantRef, InUse, RefAllocator, ENTRIES_PER_FRAME, ENTRY_LEN};
+use crate::xen_wire::grant::{
+    self, EntryRepr, GrantRef, InUse, RefAllocator, ENTRIES_PER_FRAME, ENTRY_LEN,
+};
 
 /// Why a grant operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +28,9 @@ impl core::fmt::Display for GrantError {
             GrantError::NoWindow => f.write_str("grant table: no grant window in the device tree"),
             GrantError::Map(e) => write!(f, "grant table: mapping a frame failed: {e}"),
             GrantError::Exhausted => f.write_str("grant table: no free grant references"),
-            GrantError::InUse => f.write_str("grant table: the grant is still mapped by the remote domain"),
+            GrantError::InUse => {
+                f.write_str("grant table: the grant is still mapped by the remote domain")
+            }
         }
     }
 }
@@ -62,8 +66,14 @@ fn map_frames(st: &mut State, upto: u32) -> Result<(), GrantError> {
         let gpfn = u64::from(st.window >> 12) + u64::from(st.mapped);
         // SAFETY: the grant window is guest-physical space outside RAM reserved for this purpose;
         // nothing else is mapped there.
-        unsafe { hypercall::add_to_physmap(hypercall::XENMAPSPACE_GRANT_TABLE, u64::from(st.mapped), gpfn) }
-            .map_err(GrantError::Map)?;
+        unsafe {
+            hypercall::add_to_physmap(
+                hypercall::XENMAPSPACE_GRANT_TABLE,
+                u64::from(st.mapped),
+                gpfn,
+            )
+        }
+        .map_err(GrantError::Map)?;
         st.mapped += 1;
     }
     st.refs.grow(st.mapped * ENTRIES_PER_FRAME);
@@ -79,7 +89,13 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> Result<T, GrantError>) -> Result<
         }
         let window_frames = WINDOW_SIZE.load(Ordering::Relaxed) / 4096;
         let (_, max) = hypercall::gnttab_query_size().map_err(GrantError::Map)?;
-        let mut st = State { window, window_frames, mapped: 0, max: max.min(window_frames), refs: RefAllocator::new(0) };
+        let mut st = State {
+            window,
+            window_frames,
+            mapped: 0,
+            max: max.min(window_frames),
+            refs: RefAllocator::new(0),
+        };
         map_frames(&mut st, 1)?;
         *guard = Some(st);
     }
@@ -103,7 +119,12 @@ impl GrantTable {
     }
 
     /// Lets domain `domid` access guest frame `frame` (read-only if `readonly`).
-    pub fn grant_access(&self, domid: u16, frame: u32, readonly: bool) -> Result<GrantRef, GrantError> {
+    pub fn grant_access(
+        &self,
+        domid: u16,
+        frame: u32,
+        readonly: bool,
+    ) -> Result<GrantRef, GrantError> {
         with_state(|st| {
             let r = match st.refs.alloc() {
                 Some(r) => r,
@@ -115,14 +136,18 @@ impl GrantTable {
                 None => return Err(GrantError::Exhausted),
             };
             let e = entry_addr(st, r);
-            let repr = EntryRepr { domid, frame, readonly };
+            let repr = EntryRepr {
+                domid,
+                frame,
+                readonly,
+            };
             // SAFETY: `e` is the 8-byte entry of a reference we own, in a mapped grant frame.
             unsafe {
                 ((e + grant::field::DOMID.start) as *mut u16).write_volatile(repr.domid);
                 ((e + grant::field::FRAME.start) as *mut u32).write_volatile(repr.frame);
             }
             arch::dmb(); // domid and frame before the flags that make the entry live
-            // SAFETY: as above.
+                         // SAFETY: as above.
             unsafe { ((e + grant::field::FLAGS.start) as *mut u16).write_volatile(repr.flags()) };
             Ok(r)
         })
@@ -160,7 +185,9 @@ impl GrantTable {
                 // SAFETY: reads the 8 bytes of a mapped entry.
                 *b = unsafe { ((e + i) as *const u8).read_volatile() };
             }
-            Ok(EntryRepr::parse(&grant::Entry::new_checked(&raw[..]).expect("8 bytes")))
+            Ok(EntryRepr::parse(
+                &grant::Entry::new_checked(&raw[..]).expect("8 bytes"),
+            ))
         })
     }
 

@@ -60,7 +60,11 @@ impl core::fmt::Display for XenError {
 }
 
 fn check(r: i32) -> Result<i32, XenError> {
-    if r < 0 { Err(XenError(r)) } else { Ok(r) }
+    if r < 0 {
+        Err(XenError(r))
+    } else {
+        Ok(r)
+    }
 }
 
 /// Issues hypercall `nr` with up to three arguments.
@@ -132,7 +136,8 @@ struct GnttabQuerySize {
     max_nr_frames: u32,
     status: i16,
 }
-const _: () = assert!(size_of::<GnttabQuerySize>() == 16 && offset_of!(GnttabQuerySize, status) == 12);
+const _: () =
+    assert!(size_of::<GnttabQuerySize>() == 16 && offset_of!(GnttabQuerySize, status) == 12);
 
 /// Maps Xen-owned frame `idx` of `space` (shared_info or a grant-table frame) at guest frame
 /// `gpfn`, replacing whatever RAM was there.
@@ -140,14 +145,26 @@ const _: () = assert!(size_of::<GnttabQuerySize>() == 16 && offset_of!(GnttabQue
 /// # Safety
 /// Nothing may be using the RAM at `gpfn` as ordinary memory: its contents are replaced.
 pub unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<(), XenError> {
-    let arg = AddToPhysmap { domid: DOMID_SELF, size: 0, space, idx, gpfn };
+    let arg = AddToPhysmap {
+        domid: DOMID_SELF,
+        size: 0,
+        space,
+        idx,
+        gpfn,
+    };
     // SAFETY: `arg` is a valid xen_add_to_physmap; the caller vouches for the target frame.
-    check(unsafe { hypercall3(MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &arg as *const _ as u32, 0) }).map(drop)
+    check(unsafe { hypercall3(MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &arg as *const _ as u32, 0) })
+        .map(drop)
 }
 
 /// `HVMOP_get_param` for this domain.
 pub fn hvm_get_param(index: u32) -> Result<u64, XenError> {
-    let mut arg = HvmParam { domid: DOMID_SELF, pad: 0, index, value: 0 };
+    let mut arg = HvmParam {
+        domid: DOMID_SELF,
+        pad: 0,
+        index,
+        value: 0,
+    };
     // SAFETY: `arg` is a valid xen_hvm_param that Xen fills in; reading a parameter has no other
     // effect.
     check(unsafe { hypercall3(HVM_OP, HVMOP_GET_PARAM, &mut arg as *mut _ as u32, 0) })?;
@@ -165,21 +182,40 @@ pub fn evtchn_send(port: u32) {
 pub fn evtchn_unmask(port: u32) {
     let arg = port;
     // SAFETY: struct evtchn_unmask is a single u32 port.
-    unsafe { hypercall3(EVENT_CHANNEL_OP, EVTCHNOP_UNMASK, &arg as *const _ as u32, 0) };
+    unsafe {
+        hypercall3(
+            EVENT_CHANNEL_OP,
+            EVTCHNOP_UNMASK,
+            &arg as *const _ as u32,
+            0,
+        )
+    };
 }
 
 /// `EVTCHNOP_close`.
 pub fn evtchn_close(port: u32) -> Result<(), XenError> {
     let arg = port;
     // SAFETY: struct evtchn_close is a single u32 port.
-    check(unsafe { hypercall3(EVENT_CHANNEL_OP, EVTCHNOP_CLOSE, &arg as *const _ as u32, 0) }).map(drop)
+    check(unsafe { hypercall3(EVENT_CHANNEL_OP, EVTCHNOP_CLOSE, &arg as *const _ as u32, 0) })
+        .map(drop)
 }
 
 /// `EVTCHNOP_alloc_unbound`: a new port that domain `remote` may bind to.
 pub fn evtchn_alloc_unbound(remote: u16) -> Result<u32, XenError> {
-    let mut arg = AllocUnbound { dom: DOMID_SELF, remote_dom: remote, port: 0 };
+    let mut arg = AllocUnbound {
+        dom: DOMID_SELF,
+        remote_dom: remote,
+        port: 0,
+    };
     // SAFETY: `arg` is a valid evtchn_alloc_unbound that Xen fills in.
-    check(unsafe { hypercall3(EVENT_CHANNEL_OP, EVTCHNOP_ALLOC_UNBOUND, &mut arg as *mut _ as u32, 0) })?;
+    check(unsafe {
+        hypercall3(
+            EVENT_CHANNEL_OP,
+            EVTCHNOP_ALLOC_UNBOUND,
+            &mut arg as *mut _ as u32,
+            0,
+        )
+    })?;
     Ok(arg.port)
 }
 
@@ -198,9 +234,21 @@ pub fn sched_shutdown(reason: u32) {
 
 /// `GNTTABOP_query_size`: (frames in use, maximum frames).
 pub fn gnttab_query_size() -> Result<(u32, u32), XenError> {
-    let mut arg = GnttabQuerySize { dom: DOMID_SELF, nr_frames: 0, max_nr_frames: 0, status: 0 };
+    let mut arg = GnttabQuerySize {
+        dom: DOMID_SELF,
+        nr_frames: 0,
+        max_nr_frames: 0,
+        status: 0,
+    };
     // SAFETY: `arg` is a valid gnttab_query_size; count 1.
-    check(unsafe { hypercall3(GRANT_TABLE_OP, GNTTABOP_QUERY_SIZE, &mut arg as *mut _ as u32, 1) })?;
+    check(unsafe {
+        hypercall3(
+            GRANT_TABLE_OP,
+            GNTTABOP_QUERY_SIZE,
+            &mut arg as *mut _ as u32,
+            1,
+        )
+    })?;
     if arg.status != 0 {
         return Err(XenError(i32::from(arg.status)));
     }

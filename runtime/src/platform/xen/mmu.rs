@@ -32,7 +32,8 @@ fn write_entry(entry: *mut u32, value: u32) {
 }
 
 /// Maps `[base, base + size)` 1:1 with section attributes `attrs`, rounding out to whole MiB.
-/// Addresses at or above 4 GiB are ignored (the guest has no LPAE tables).
+/// Addresses at or above 4 GiB are ignored (the guest has no LPAE tables). Only for unmapped
+/// ranges, or ranges mapped with the same attributes: no TLB maintenance is done.
 pub fn map(base: u64, size: u64, attrs: u32) {
     if size == 0 || base >= 1 << 32 {
         return;
@@ -45,14 +46,18 @@ pub fn map(base: u64, size: u64, attrs: u32) {
         let entry = unsafe { (&raw mut uni_l1_table).cast::<u32>().add(i) };
         write_entry(entry, (i as u32) * SECTION | attrs);
     }
-    arch::dsb();
-    arch::tlb_invalidate_all();
+    arch::tables_updated();
 }
 
 /// Whether `addr` is mapped by a section or page table entry.
 pub fn is_mapped(addr: u32) -> bool {
     // SAFETY: reads one entry of the first-level table (index < 4096).
-    let e = unsafe { (&raw const uni_l1_table).cast::<u32>().add((addr >> 20) as usize).read_volatile() };
+    let e = unsafe {
+        (&raw const uni_l1_table)
+            .cast::<u32>()
+            .add((addr >> 20) as usize)
+            .read_volatile()
+    };
     e & 3 != 0
 }
 
@@ -69,8 +74,11 @@ pub fn unmap_guard_page(guard: u32) {
     }
     let l2 = (&raw const uni_l2_guard) as u32;
     // SAFETY: `guard >> 20 < 4096`: the pointer stays inside the first-level table.
-    let entry = unsafe { (&raw mut uni_l1_table).cast::<u32>().add((guard >> 20) as usize) };
+    let entry = unsafe {
+        (&raw mut uni_l1_table)
+            .cast::<u32>()
+            .add((guard >> 20) as usize)
+    };
     write_entry(entry, l2 | 0x1); // page-table descriptor, domain 0
-    arch::dsb();
-    arch::tlb_invalidate_all();
+    arch::tlb_invalidate_addr(guard as usize);
 }

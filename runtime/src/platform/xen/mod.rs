@@ -30,12 +30,12 @@ use core::time::Duration;
 use crate::device;
 use crate::{AppResult, BootArgs};
 
+pub use crate::xen_wire::grant::GrantRef;
 pub use events::{EventWait, Port};
 pub use executor::spawn;
 pub use grant::{GrantError, GrantTable};
 pub use hypercall::XenError;
 pub use xenstore::{Transaction, Watch, Xenstore};
-pub use crate::xen_wire::grant::GrantRef;
 
 // ---------------------------------------------------------------------------------------------
 // Devices
@@ -55,9 +55,20 @@ impl Console {
 impl device::Console for Console {
     async fn write(&self, bytes: &[u8]) -> Result<(), device::ConsoleError> {
         if !console::is_up() {
+            return Err(device::ConsoleError(
+                "the Xen console ring is not available",
+            ));
+        }
+        console::write(&[bytes]).await;
+        Ok(())
+    }
+
+    /// Writes `line` and the newline as one unit, so that lines from concurrent tasks never mix.
+    async fn log(&self, line: &str) -> Result<(), device::ConsoleError> {
+        if !console::is_up() {
             return Err(device::ConsoleError("the Xen console ring is not available"));
         }
-        console::write(bytes).await;
+        console::write(&[line.as_bytes(), b"\n"]).await;
         Ok(())
     }
 }
@@ -126,7 +137,11 @@ pub fn cmdline() -> &'static str {
 /// The boot arguments: the compiled-in `defaults`, then the xl `extra=` string (a key given
 /// twice takes its last value, so `extra=` overrides the defaults).
 pub fn boot_args(defaults: &str) -> Result<BootArgs, crate::boot::BootArgError> {
-    BootArgs::parse(defaults.split_whitespace().chain(cmdline().split_whitespace()))
+    BootArgs::parse(
+        defaults
+            .split_whitespace()
+            .chain(cmdline().split_whitespace()),
+    )
 }
 
 /// Runs `main` with the boot arguments and shuts the domain down with its result. Used through
@@ -180,7 +195,20 @@ const MAGIC_BASE: u64 = 0x3900_0000;
 
 static FACTS: spin::Once<dtb::Facts> = spin::Once::new();
 static UART: AtomicU32 = AtomicU32::new(0);
-static MAIN_START_NS: AtomicU32 = AtomicU32::new(0);
+/// Microseconds since the first instruction at which each boot stage finished (`--uni-boot-info`).
+static STAGES: [AtomicU32; 6] = [const { AtomicU32::new(0) }; 6];
+const STAGE_NAMES: [&str; 6] = [
+    "console",
+    "device tree + mappings",
+    "heap",
+    "shared_info + GIC",
+    "xenstore",
+    "main",
+];
+
+fn stage_done(i: usize) {
+    STAGES[i].store((time::now_ns() / 1000) as u32, Ordering::Relaxed);
+}
 
 unsafe extern "C" {
     static __stack_guard: u8;
@@ -193,7 +221,8 @@ unsafe extern "Rust" {
 }
 
 #[global_allocator]
-static HEAP: talc::TalcLock<spin::mutex::SpinMutex<()>, talc::source::Manual> = talc::TalcLock::new(talc::source::Manual);
+static HEAP: talc::TalcLock<spin::mutex::SpinMutex<()>, talc::source::Manual> =
+    talc::TalcLock::new(talc::source::Manual);
 
 /// Writes to the `vuart = "sbsa_uart"` UART if the domain has one (early and fatal messages).
 fn debug_uart_write(bytes: &[u8]) {
@@ -204,12 +233,12 @@ fn debug_uart_write(bytes: &[u8]) {
     for &b in bytes {
         for _ in 0..100_000 {
             // SAFETY: UARTFR of the PL011-compatible vUART, mapped as Device memory in `start`.
-            if unsafe { ((base + 0x18) as *const u32).read_volatile() } & (1 << 5) == 0 {
+            if unsafe { arch::mmio_read32(base + 0x18) } & (1 << 5) == 0 {
                 break;
             }
         }
         // SAFETY: UARTDR of the same UART.
-        unsafe { (base as *mut u32).write_volatile(u32::from(b)) };
+        unsafe { arch::mmio_write32(base, u32::from(b)) };
     }
 }
 
@@ -223,7 +252,10 @@ fn claim(base: u64, end: u64) {
     if end > base + 4096 {
         // SAFETY: [base, end) is RAM that nothing else uses: above the image, stacks and tables
         // (`_end`), and outside the device tree blob; it is mapped Normal and claimed once.
-        unsafe { HEAP.lock().claim(base as usize as *mut u8, (end - base) as usize) };
+        unsafe {
+            HEAP.lock()
+                .claim(base as usize as *mut u8, (end - base) as usize)
+        };
     }
 }
 
@@ -236,6 +268,7 @@ extern "C" fn uni_xen_start(dtb: usize, count_lo: u32, count_hi: u32) -> ! {
     // The console first, so that everything after can report failures.
     mmu::map(MAGIC_BASE, 1 << 20, mmu::NORMAL);
     let console_ok = console::init();
+    stage_done(0);
 
     // SAFETY: r2 holds the device tree Xen built; boot.rs mapped it; nothing writes to it.
     let facts = match unsafe { dtb::parse(dtb) } {
@@ -262,12 +295,17 @@ extern "C" fn uni_xen_start(dtb: usize, count_lo: u32, count_hi: u32) -> ! {
             mmu::map(dist, 4096, mmu::DEVICE);
             mmu::map(cpu, 8192, mmu::DEVICE);
         }
-        dtb::Gic::V3 { dist, redist, redist_size } => {
+        dtb::Gic::V3 {
+            dist,
+            redist,
+            redist_size,
+        } => {
             mmu::map(dist, 0x10000, mmu::DEVICE);
             mmu::map(redist, redist_size.min(0x20000), mmu::DEVICE);
         }
     }
     mmu::unmap_guard_page((&raw const __stack_guard) as u32);
+    stage_done(1);
 
     // The heap: all RAM above the image, except the device tree blob.
     let image_end = (&raw const _end) as u64;
@@ -286,24 +324,29 @@ extern "C" fn uni_xen_start(dtb: usize, count_lo: u32, count_hi: u32) -> ! {
         }
     }
 
+    stage_done(2);
     if let Err(e) = events::init() {
         fatal(format_args!("mapping shared_info: {e}"));
     }
     if let Err(e) = gic::init(facts.gic) {
         fatal(format_args!("GIC: {}", e.0));
     }
+    stage_done(3);
     if let Err(e) = xenstore::init() {
         fatal(format_args!("xenstore: {e}"));
     }
-    MAIN_START_NS.store((time::now_ns() / 1000) as u32, Ordering::Relaxed);
+    stage_done(4);
+    stage_done(5);
     __uni_xen_main()
 }
 
 fn print_boot_info() {
     let f = FACTS.get().copied();
     let (major, minor) = hypercall::xen_version();
-    let ram: u64 = f.map(|f| f.ram[..f.banks].iter().map(|r| r.1).sum()).unwrap_or(0);
-    let boot_us = MAIN_START_NS.load(Ordering::Relaxed);
+    let ram: u64 = f
+        .map(|f| f.ram[..f.banks].iter().map(|r| r.1).sum())
+        .unwrap_or(0);
+    let boot_us = STAGES[5].load(Ordering::Relaxed);
     let created_us = time::boot_count() * 1_000_000 / time::freq();
     let _ = writeln!(
         console::SyncWriter,
@@ -315,13 +358,31 @@ fn print_boot_info() {
         created_us,
         boot_us,
     );
+    let _ = write!(
+        console::SyncWriter,
+        "uni: boot stages (us since first instruction):"
+    );
+    for (name, t) in STAGE_NAMES.iter().zip(&STAGES) {
+        let _ = write!(console::SyncWriter, " {name} {}", t.load(Ordering::Relaxed));
+    }
+    let _ = writeln!(console::SyncWriter);
     if let Ok((mapped, max)) = GrantTable::new().frames() {
         let g = GrantTable::new();
         let show = |r: u32| match g.entry(GrantRef(r)) {
-            Ok(Some(e)) => alloc::format!("dom{} pfn {:#x}{}", e.domid, e.frame, if e.readonly { " ro" } else { "" }),
+            Ok(Some(e)) => alloc::format!(
+                "dom{} pfn {:#x}{}",
+                e.domid,
+                e.frame,
+                if e.readonly { " ro" } else { "" }
+            ),
             _ => alloc::string::String::from("-"),
         };
-        let _ = writeln!(console::SyncWriter, "uni: grant table {mapped}/{max} frames; ref 0: {}, ref 1: {}", show(0), show(1));
+        let _ = writeln!(
+            console::SyncWriter,
+            "uni: grant table {mapped}/{max} frames; ref 0: {}, ref 1: {}",
+            show(0),
+            show(1)
+        );
     }
 }
 
@@ -338,7 +399,14 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     }
     let mut w = console::SyncWriter;
     let _ = match info.location() {
-        Some(l) => writeln!(w, "panicked at {}:{}:{}:\n{}", l.file(), l.line(), l.column(), info.message()),
+        Some(l) => writeln!(
+            w,
+            "panicked at {}:{}:{}:\n{}",
+            l.file(),
+            l.line(),
+            l.column(),
+            info.message()
+        ),
         None => writeln!(w, "panicked:\n{}", info.message()),
     };
     shutdown(ShutdownReason::Crash)
@@ -361,14 +429,24 @@ extern "C" fn uni_xen_exception(kind: u32, regs: *const [u32; 14], spsr: u32) ->
     };
     let stack_guard = (&raw const __stack_guard) as u32;
     let mut w = console::SyncWriter;
-    let _ = writeln!(w, "uni: CPU exception: {name} at pc {pc:#010x} (cpsr {spsr:#010x})");
+    let _ = writeln!(
+        w,
+        "uni: CPU exception: {name} at pc {pc:#010x} (exception lr {:#010x}, spsr {spsr:#010x})",
+        regs[13]
+    );
     if kind == 4 {
         let _ = writeln!(w, "  data address {dfar:#010x}, fault status {dfsr:#x}");
         if dfar & !0xfff == stack_guard {
-            let _ = writeln!(w, "  (stack overflow: the address is the stack's guard page)");
+            let _ = writeln!(
+                w,
+                "  (stack overflow: the address is the stack's guard page)"
+            );
         }
     } else if kind == 3 {
-        let _ = writeln!(w, "  instruction address {ifar:#010x}, fault status {ifsr:#x}");
+        let _ = writeln!(
+            w,
+            "  instruction address {ifar:#010x}, fault status {ifsr:#x}"
+        );
     }
     for (i, r) in regs[..13].iter().enumerate() {
         let _ = write!(w, "  r{i}={r:#010x}");

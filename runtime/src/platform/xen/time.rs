@@ -50,7 +50,9 @@ pub struct Sleep {
 
 /// Sleeps until `ns` nanoseconds from now have passed.
 pub fn sleep_ns(ns: u64) -> Sleep {
-    Sleep { deadline: arch::cntvct().saturating_add(ns_to_ticks(ns, freq())) }
+    Sleep {
+        deadline: arch::cntvct().saturating_add(ns_to_ticks(ns, freq())),
+    }
 }
 
 /// A deadline `ns` from now, in ticks.
@@ -61,7 +63,10 @@ pub fn deadline_after_ns(ns: u64) -> u64 {
 /// Registers `waker` to be woken at `deadline` ticks.
 pub fn wake_at(deadline: u64, waker: &Waker) {
     let mut timers = TIMERS.lock();
-    if !timers.iter().any(|(d, w)| *d == deadline && w.will_wake(waker)) {
+    if !timers
+        .iter()
+        .any(|(d, w)| *d == deadline && w.will_wake(waker))
+    {
         timers.push((deadline, waker.clone()));
     }
 }

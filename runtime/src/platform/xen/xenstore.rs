@@ -67,13 +67,18 @@ fn pump(s: &mut Session) -> Result<(), XenstoreError> {
         for chunk in [a, b] {
             let mut off = 0;
             while off < chunk.len() {
-                let span = RING.write_span(cons, prod, chunk.len() - off).map_err(|_| XenstoreError::Protocol("request ring indices out of range"))?;
+                let span = RING
+                    .write_span(cons, prod, chunk.len() - off)
+                    .map_err(|_| XenstoreError::Protocol("request ring indices out of range"))?;
                 if span.len == 0 {
                     break;
                 }
                 for i in 0..span.len {
                     // SAFETY: `span` lies inside the 1 KiB request ring.
-                    unsafe { ((ptr(page::REQ.start) + span.offset + i) as *mut u8).write_volatile(chunk[off + i]) };
+                    unsafe {
+                        ((ptr(page::REQ.start) + span.offset + i) as *mut u8)
+                            .write_volatile(chunk[off + i])
+                    };
                 }
                 off += span.len;
                 prod = prod.wrapping_add(span.len as u32);
@@ -97,13 +102,16 @@ fn pump(s: &mut Session) -> Result<(), XenstoreError> {
     let mut buf = [0u8; 1024];
     let mut got = 0;
     loop {
-        let span = RING.read_span(cons, prod, buf.len() - got).map_err(|_| XenstoreError::Protocol("reply ring indices out of range"))?;
+        let span = RING
+            .read_span(cons, prod, buf.len() - got)
+            .map_err(|_| XenstoreError::Protocol("reply ring indices out of range"))?;
         if span.len == 0 {
             break;
         }
         for i in 0..span.len {
             // SAFETY: `span` lies inside the 1 KiB response ring.
-            buf[got + i] = unsafe { ((ptr(page::RSP.start) + span.offset + i) as *const u8).read_volatile() };
+            buf[got + i] =
+                unsafe { ((ptr(page::RSP.start) + span.offset + i) as *const u8).read_volatile() };
         }
         got += span.len;
         cons = cons.wrapping_add(span.len as u32);
@@ -119,9 +127,13 @@ fn pump(s: &mut Session) -> Result<(), XenstoreError> {
     s.receive(&buf[..got])
 }
 
-fn with_session<T>(f: impl FnOnce(&mut Session) -> Result<T, XenstoreError>) -> Result<T, XenstoreError> {
+fn with_session<T>(
+    f: impl FnOnce(&mut Session) -> Result<T, XenstoreError>,
+) -> Result<T, XenstoreError> {
     let mut guard = SESSION.lock();
-    let s = guard.as_mut().ok_or(XenstoreError::Protocol("xenstore is not available"))?;
+    let s = guard
+        .as_mut()
+        .ok_or(XenstoreError::Protocol("xenstore is not available"))?;
     f(s)
 }
 
@@ -157,7 +169,13 @@ async fn read(tx: u32, path: &str) -> Result<String, XenstoreError> {
 }
 
 async fn write(tx: u32, path: &str, value: &str) -> Result<(), XenstoreError> {
-    call(MsgType::Write, tx, &wire::write_payload(path, value.as_bytes())?).await.map(drop)
+    call(
+        MsgType::Write,
+        tx,
+        &wire::write_payload(path, value.as_bytes())?,
+    )
+    .await
+    .map(drop)
 }
 
 async fn directory(tx: u32, path: &str) -> Result<Vec<String>, XenstoreError> {
@@ -165,11 +183,15 @@ async fn directory(tx: u32, path: &str) -> Result<Vec<String>, XenstoreError> {
 }
 
 async fn rm(tx: u32, path: &str) -> Result<(), XenstoreError> {
-    call(MsgType::Rm, tx, &wire::path_payload(path)?).await.map(drop)
+    call(MsgType::Rm, tx, &wire::path_payload(path)?)
+        .await
+        .map(drop)
 }
 
 async fn mkdir(tx: u32, path: &str) -> Result<(), XenstoreError> {
-    call(MsgType::Mkdir, tx, &wire::path_payload(path)?).await.map(drop)
+    call(MsgType::Mkdir, tx, &wire::path_payload(path)?)
+        .await
+        .map(drop)
 }
 
 /// The Xen store of this domain. Relative paths resolve under `/local/domain/<domid>`.
@@ -194,7 +216,11 @@ impl Xenstore {
 
     /// This domain's id (the `domid` key libxl writes).
     pub async fn domid(&self) -> Result<u16, XenstoreError> {
-        read(0, "domid").await?.trim().parse().map_err(|_| XenstoreError::Protocol("domid is not a number"))
+        read(0, "domid")
+            .await?
+            .trim()
+            .parse()
+            .map_err(|_| XenstoreError::Protocol("domid is not a number"))
     }
 
     /// Watches `path` and everything under it. The store fires the watch once right away.
@@ -206,7 +232,10 @@ impl Xenstore {
             Ok(())
         })?;
         match call(MsgType::Watch, 0, &payload).await {
-            Ok(_) => Ok(Watch { path: path.into(), token }),
+            Ok(_) => Ok(Watch {
+                path: path.into(),
+                token,
+            }),
             Err(e) => {
                 let _ = with_session(|s| {
                     s.remove_watch(&token);
@@ -307,7 +336,13 @@ impl Transaction {
     /// Commits. `Ok(false)` means another writer conflicted (`EAGAIN`): nothing was applied and
     /// the caller should run the transaction again.
     pub async fn commit(self) -> Result<bool, XenstoreError> {
-        match call(MsgType::TransactionEnd, self.id, &wire::transaction_end_payload(true)).await {
+        match call(
+            MsgType::TransactionEnd,
+            self.id,
+            &wire::transaction_end_payload(true),
+        )
+        .await
+        {
             Ok(_) => Ok(true),
             Err(XenstoreError::Xen(e)) if e == "EAGAIN" => Ok(false),
             Err(e) => Err(e),
@@ -315,6 +350,12 @@ impl Transaction {
     }
     /// Abandons the transaction.
     pub async fn abort(self) -> Result<(), XenstoreError> {
-        call(MsgType::TransactionEnd, self.id, &wire::transaction_end_payload(false)).await.map(drop)
+        call(
+            MsgType::TransactionEnd,
+            self.id,
+            &wire::transaction_end_payload(false),
+        )
+        .await
+        .map(drop)
     }
 }
