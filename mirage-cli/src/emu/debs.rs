@@ -20,13 +20,6 @@ pub struct Debs {
     pub files: Vec<PathBuf>,
 }
 
-impl Debs {
-    /// The `.deb` of `package`.
-    pub fn get(&self, package: &str) -> Option<&Path> {
-        self.files.iter().map(|f| f.as_path()).find(|f| package_of(f) == Some(package))
-    }
-}
-
 /// `bash_5.2.15-2+b13_arm64.deb` → `bash`.
 pub fn package_of(file: &Path) -> Option<&str> {
     file.file_name()?.to_str()?.split('_').next()

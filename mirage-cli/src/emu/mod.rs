@@ -252,19 +252,25 @@ pub fn run(prepared: &Prepared, guest: &Guest, opts: &RunOptions) -> Result<Outc
     let _ = child.wait();
     log.flush()?;
 
+    // The guest's own words come first; what the board knows is shown when the guest printed
+    // nothing, or did not boot. After a crash with output, only the PC: the dump is in the log.
     let silent = monitor.guest_lines == 0;
-    if silent || matches!(outcome, Outcome::Crash | Outcome::BootFailed(_)) {
-        if silent && !matches!(outcome, Outcome::BootFailed(_)) {
-            warn(format!("{} printed nothing", guest.name));
-        }
-        if !opts.verbose {
+    if !opts.verbose {
+        if silent || matches!(outcome, Outcome::BootFailed(_)) {
+            if silent && !matches!(outcome, Outcome::BootFailed(_)) {
+                warn(format!("{} printed nothing", guest.name));
+            }
             for l in monitor.report() {
                 eprintln!("{l}");
             }
+        } else if outcome == Outcome::Crash {
+            if let Some(pc) = monitor.crash_pc() {
+                eprintln!("{} crashed at PC {pc} (xenctx; the register dump is in {})", guest.name, opts.log.display());
+            }
         }
     }
-    let first = first_line.map(|t| format!(", first guest line at {:.1}s", t.as_secs_f64())).unwrap_or_default();
-    status("Finished", format!("{}: {outcome} after {:.1}s{first}", guest.name, t0.elapsed().as_secs_f64()));
+    let first = first_line.map(|t| format!("; the guest's first line came at {:.1}s", t.as_secs_f64())).unwrap_or_default();
+    status("Halted", format!("the board after {:.1}s{first}", t0.elapsed().as_secs_f64()));
     Ok(outcome)
 }
 

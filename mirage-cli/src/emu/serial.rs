@@ -113,6 +113,11 @@ impl Monitor {
         }
     }
 
+    /// The guest's PC from the `xenctx` dump after a crash.
+    pub fn crash_pc(&self) -> Option<&str> {
+        self.diag.iter().find_map(|l| l.trim().strip_prefix("PC:")).map(str::trim)
+    }
+
     /// What to show on stderr when the guest printed nothing (or the run failed): xl's log,
     /// the hypervisor's lines about the guest, else the last lines of the board.
     pub fn report(&self) -> Vec<String> {
@@ -223,6 +228,15 @@ mod tests {
         assert!(msg.contains("cannot (re-)build domain"), "{msg}");
         assert_eq!(m.report()[0], "xl create said:");
         assert_eq!(m.report().len(), 4);
+    }
+
+    #[test]
+    fn finds_the_crash_pc_in_xenctx_output() {
+        let mut m = Monitor::default();
+        assert_eq!(m.crash_pc(), None);
+        m.feed("@@uni:d PC:       4001bb3c");
+        m.feed("@@uni:d CPSR:     600001d3");
+        assert_eq!(m.crash_pc(), Some("4001bb3c"));
     }
 
     #[test]
