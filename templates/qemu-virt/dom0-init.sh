@@ -90,6 +90,16 @@ while IFS= read -r l; do
 done </tmp/console &
 READER=$!
 
+# drain: wait for the reader to reach the end line (at most 10 s), then stop tail
+drain() {
+	(
+		sleep 10
+		kill $READER
+	) 2>/dev/null &
+	wait $READER
+	kill $TAIL
+}
+
 # -F keeps xl in the foreground: it returns when the domain shuts down and says why.
 s "xl create $CFG"
 xl -vvv create -F "$CFG" >/tmp/xl.log 2>&1 &
@@ -110,8 +120,7 @@ if [ -z "$CODE" ]; then
 	# the domain was never built, or xl died: its log says why
 	grep -v ': debug: ' /tmp/xl.log | while IFS= read -r l; do echo "@@uni:x $l"; done
 	echo "$EOF_LINE" >>"$L"
-	wait $READER
-	kill $TAIL
+	drain
 	end create-failed "xl create exited with status $RC"
 fi
 case $CODE in
@@ -139,8 +148,7 @@ if [ -n "$(tail -c 1 "$L")" ]; then
 else
 	echo "$EOF_LINE" >>"$L"
 fi
-wait $READER
-kill $TAIL
+drain
 s "console drained"
 
 if [ "$REASON" != poweroff ] || [ "$size" = 0 ]; then
