@@ -21,7 +21,11 @@ pub struct Writer<W: Write> {
 
 impl<W: Write> Writer<W> {
     pub fn new(out: W) -> Self {
-        Writer { out, written: 0, ino: 0 }
+        Writer {
+            out,
+            written: 0,
+            ino: 0,
+        }
     }
 
     pub fn dir(&mut self, name: &str, perm: u32) -> io::Result<()> {
@@ -47,9 +51,16 @@ impl<W: Write> Writer<W> {
         for e in entries {
             let name = e.file_name();
             let name = name.to_str().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("non-UTF-8 name in {}", dir.display()))
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("non-UTF-8 name in {}", dir.display()),
+                )
             })?;
-            let rel = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
+            let rel = if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}/{name}")
+            };
             let meta = std::fs::symlink_metadata(e.path())?;
             let perm = meta.permissions().mode();
             if meta.file_type().is_symlink() {
@@ -79,8 +90,9 @@ impl<W: Write> Writer<W> {
     }
 
     fn entry_raw(&mut self, name: &str, mode: u32, ino: u32, data: &[u8]) -> io::Result<()> {
-        let len = u32::try_from(data.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: over 4 GiB")))?;
+        let len = u32::try_from(data.len()).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: over 4 GiB"))
+        })?;
         let nlink = if mode & S_IFDIR == S_IFDIR { 2 } else { 1 };
         // magic, ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor,
         // rdevmajor, rdevminor, namesize (with the NUL), check

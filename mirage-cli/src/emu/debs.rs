@@ -70,23 +70,39 @@ pub fn fetch(dom0: &Dom0, dir: &Path) -> Result<Debs> {
         let bytes: u64 = missing.iter().map(|u| u.size).sum();
         status(
             "Downloading",
-            format!("{} Debian packages for dom0 ({:.1} MB, arm64, {})", missing.len(), mb(bytes), dom0.debian),
+            format!(
+                "{} Debian packages for dom0 ({:.1} MB, arm64, {})",
+                missing.len(),
+                mb(bytes),
+                dom0.debian
+            ),
         );
         let t = std::time::Instant::now();
         let names: Vec<&str> = missing.iter().map(|u| u.package.as_str()).collect();
         apt.download(&debs, &names)?;
         for u in &missing {
-            let got = std::fs::metadata(debs.join(&u.file)).map(|m| m.len()).unwrap_or(0);
+            let got = std::fs::metadata(debs.join(&u.file))
+                .map(|m| m.len())
+                .unwrap_or(0);
             if got != u.size {
-                bail!("apt-get download left {} with {got} bytes, not {}", u.file, u.size);
+                bail!(
+                    "apt-get download left {} with {got} bytes, not {}",
+                    u.file,
+                    u.size
+                );
             }
         }
-        status("Downloaded", format!("{:.1} MB in {:.1}s", mb(bytes), t.elapsed().as_secs_f64()));
+        status(
+            "Downloaded",
+            format!("{:.1} MB in {:.1}s", mb(bytes), t.elapsed().as_secs_f64()),
+        );
     }
     let mut names: Vec<&str> = uris.iter().map(|u| u.file.as_str()).collect();
     names.sort();
     std::fs::write(&manifest, names.join("\n") + "\n")?;
-    Ok(Debs { files: names.iter().map(|n| debs.join(n)).collect() })
+    Ok(Debs {
+        files: names.iter().map(|n| debs.join(n)).collect(),
+    })
 }
 
 pub fn mb(bytes: u64) -> f64 {
@@ -107,7 +123,8 @@ impl Apt {
         for d in ["lists/partial", "cache/archives/partial", "sources.list.d"] {
             std::fs::create_dir_all(dir.join(d))?;
         }
-        let src = |url: &str, suite: &str| format!("deb [signed-by={KEYRING}] {url} {suite} main\n");
+        let src =
+            |url: &str, suite: &str| format!("deb [signed-by={KEYRING}] {url} {suite} main\n");
         let sources = src(&dom0.mirror, &dom0.debian)
             + &src(&dom0.mirror, &format!("{}-updates", dom0.debian))
             + &src(&dom0.security_mirror, &format!("{}-security", dom0.debian));
@@ -131,12 +148,18 @@ impl Apt {
             // apt drops to the _apt user to download, who cannot write into the cache
             options.push("-oAPT::Sandbox::User=root".to_string());
         }
-        Ok(Apt { dir: dir.to_path_buf(), options })
+        Ok(Apt {
+            dir: dir.to_path_buf(),
+            options,
+        })
     }
 
     fn has_lists(&self) -> bool {
         std::fs::read_dir(self.dir.join("lists"))
-            .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().contains("_Packages")))
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
+            })
             .unwrap_or(false)
     }
 
@@ -170,7 +193,11 @@ impl Apt {
         let out = self.run(&["apt-get"], &args)?;
         let uris = parse_uris(&out);
         if uris.len() != packages.len() {
-            bail!("apt-get --print-uris named {} files for {} packages:\n{out}", uris.len(), packages.len());
+            bail!(
+                "apt-get --print-uris named {} files for {} packages:\n{out}",
+                uris.len(),
+                packages.len()
+            );
         }
         Ok(uris)
     }
@@ -211,7 +238,9 @@ impl Apt {
 
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -230,7 +259,11 @@ fn parse_uris(out: &str) -> Vec<Uri> {
             let file = w.next()?.to_string();
             let size = w.next()?.parse().ok()?;
             let package = file.split('_').next()?.to_string();
-            Some(Uri { package, file, size })
+            Some(Uri {
+                package,
+                file,
+                size,
+            })
         })
         .collect()
 }
@@ -239,7 +272,9 @@ fn kernel_from_depends(show: &str) -> Option<String> {
     let deps = show.lines().find_map(|l| l.strip_prefix("Depends:"))?;
     deps.split(',')
         .map(|d| d.split_whitespace().next().unwrap_or(""))
-        .find(|d| d.starts_with("linux-image-") && d.chars().nth(12).is_some_and(|c| c.is_ascii_digit()))
+        .find(|d| {
+            d.starts_with("linux-image-") && d.chars().nth(12).is_some_and(|c| c.is_ascii_digit())
+        })
         .map(str::to_string)
 }
 
@@ -255,7 +290,11 @@ mod tests {
         assert_eq!(u.len(), 2);
         assert_eq!(
             u[0],
-            Uri { package: "bash".into(), file: "bash_5.2.15-2+b13_arm64.deb".into(), size: 1444200 }
+            Uri {
+                package: "bash".into(),
+                file: "bash_5.2.15-2+b13_arm64.deb".into(),
+                size: 1444200
+            }
         );
         assert_eq!(u[1].package, "linux-image-6.1.0-56-arm64");
     }
@@ -264,13 +303,23 @@ mod tests {
     fn resolves_the_kernel_abi_from_the_metapackage() {
         let show = "Package: linux-image-arm64\nSource: linux-signed-arm64 (6.1.192+2)\nVersion: 6.1.192-2\n\
                     Depends: linux-image-6.1.0-56-arm64 (= 6.1.192-2)\nDescription: Linux for 64-bit ARMv8 machines\n";
-        assert_eq!(kernel_from_depends(show).as_deref(), Some("linux-image-6.1.0-56-arm64"));
-        assert_eq!(kernel_from_depends("Depends: linux-image-arm64-signed, linux-image-6.1.0-1-arm64").as_deref(), Some("linux-image-6.1.0-1-arm64"));
+        assert_eq!(
+            kernel_from_depends(show).as_deref(),
+            Some("linux-image-6.1.0-56-arm64")
+        );
+        assert_eq!(
+            kernel_from_depends("Depends: linux-image-arm64-signed, linux-image-6.1.0-1-arm64")
+                .as_deref(),
+            Some("linux-image-6.1.0-1-arm64")
+        );
         assert_eq!(kernel_from_depends("Package: x\n"), None);
     }
 
     #[test]
     fn package_names_come_from_file_names() {
-        assert_eq!(package_of(Path::new("/c/debs/libxenmisc4.17_4.17.7+13_arm64.deb")), Some("libxenmisc4.17"));
+        assert_eq!(
+            package_of(Path::new("/c/debs/libxenmisc4.17_4.17.7+13_arm64.deb")),
+            Some("libxenmisc4.17")
+        );
     }
 }

@@ -50,8 +50,11 @@ const MUST_LINK: &[&str] = &[
     "bin/bash",
 ];
 
-const LIB_DIRS: &[&str] =
-    &["lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu", "usr/lib/xen-4.17/lib/aarch64-linux-gnu"];
+const LIB_DIRS: &[&str] = &[
+    "lib/aarch64-linux-gnu",
+    "usr/lib/aarch64-linux-gnu",
+    "usr/lib/xen-4.17/lib/aarch64-linux-gnu",
+];
 
 /// The board's boot files.
 #[derive(Debug, Clone)]
@@ -64,15 +67,32 @@ pub struct Base {
 
 /// The cache key of the assembled files.
 pub fn key(dom0: &Dom0, debs: &Debs) -> u64 {
-    let mut names: Vec<String> =
-        debs.files.iter().map(|f| f.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = debs
+        .files
+        .iter()
+        .map(|f| {
+            f.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
     names.sort();
-    let input = format!("{RECIPE}\n{}\n{}\n{}\n{INIT}", names.join(" "), dom0.modules.join(" "), PRUNE.join(" "));
+    let input = format!(
+        "{RECIPE}\n{}\n{}\n{}\n{INIT}",
+        names.join(" "),
+        dom0.modules.join(" "),
+        PRUNE.join(" ")
+    );
     fnv(input.as_bytes())
 }
 
 fn base_in(dir: &Path) -> Base {
-    Base { xen: dir.join("xen"), kernel: dir.join("Image"), initrd: dir.join("dom0.cpio.gz") }
+    Base {
+        xen: dir.join("xen"),
+        kernel: dir.join("Image"),
+        initrd: dir.join("dom0.cpio.gz"),
+    }
 }
 
 /// The cached boot files, assembling them if needed.
@@ -85,7 +105,10 @@ pub fn assemble(dom0: &Dom0, debs: &Debs, dir: &Path) -> Result<Base> {
     need_tool("gzip", "gzip")?;
     need_tool("readelf", "binutils")?;
     let t = std::time::Instant::now();
-    status("Assembling", format!("dom0 from {} packages", debs.files.len()));
+    status(
+        "Assembling",
+        format!("dom0 from {} packages", debs.files.len()),
+    );
     let work = dir.join(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let r = build(dom0, debs, &work);
@@ -98,7 +121,14 @@ pub fn assemble(dom0: &Dom0, debs: &Debs, dir: &Path) -> Result<Base> {
     r?;
     let base = base_in(&out);
     let size = std::fs::metadata(&base.initrd)?.len();
-    status("Assembled", format!("dom0 initramfs ({:.1} MB) in {:.1}s", mb(size), t.elapsed().as_secs_f64()));
+    status(
+        "Assembled",
+        format!(
+            "dom0 initramfs ({:.1} MB) in {:.1}s",
+            mb(size),
+            t.elapsed().as_secs_f64()
+        ),
+    );
     // older assemblies are dead weight
     for e in std::fs::read_dir(dir)?.flatten() {
         let n = e.file_name();
@@ -124,8 +154,16 @@ fn build(dom0: &Dom0, debs: &Debs, work: &Path) -> Result<()> {
         .to_string();
     for deb in &debs.files {
         let pkg = package_of(deb).unwrap_or_default();
-        let into = if pkg == kernel_pkg || pkg == dom0.hypervisor { &boot } else { &root };
-        let st = Command::new("dpkg-deb").arg("-x").arg(deb).arg(into).status()?;
+        let into = if pkg == kernel_pkg || pkg == dom0.hypervisor {
+            &boot
+        } else {
+            &root
+        };
+        let st = Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(deb)
+            .arg(into)
+            .status()?;
         if !st.success() {
             bail!("dpkg-deb -x {} failed ({st})", deb.display());
         }
@@ -134,16 +172,35 @@ fn build(dom0: &Dom0, debs: &Debs, work: &Path) -> Result<()> {
     // the hypervisor and the kernel stay outside the initramfs: QEMU loads them
     let abi = kernel_pkg.trim_start_matches("linux-image-");
     // xen-hypervisor-4.17-arm64 installs boot/xen-4.17-arm64 (and .config, .efi)
-    let xen = format!("xen-{}", dom0.hypervisor.trim_start_matches("xen-hypervisor-"));
+    let xen = format!(
+        "xen-{}",
+        dom0.hypervisor.trim_start_matches("xen-hypervisor-")
+    );
     std::fs::rename(boot.join("boot").join(&xen), out.join("xen"))
         .with_context(|| format!("{} has no boot/{xen}", dom0.hypervisor))?;
-    std::fs::rename(boot.join("boot").join(format!("vmlinuz-{abi}")), out.join("Image"))
-        .with_context(|| format!("{kernel_pkg} has no boot/vmlinuz-{abi}"))?;
+    std::fs::rename(
+        boot.join("boot").join(format!("vmlinuz-{abi}")),
+        out.join("Image"),
+    )
+    .with_context(|| format!("{kernel_pkg} has no boot/vmlinuz-{abi}"))?;
 
     for p in PRUNE {
         let _ = std::fs::remove_dir_all(root.join(p));
     }
-    for d in ["proc", "sys", "dev", "run", "tmp", "root", "guest", "etc/xen", "var/lib/xen", "var/log/xen/console", "lib/modules", "sbin"] {
+    for d in [
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "root",
+        "guest",
+        "etc/xen",
+        "var/lib/xen",
+        "var/log/xen/console",
+        "lib/modules",
+        "sbin",
+    ] {
         std::fs::create_dir_all(root.join(d))?;
     }
     let _ = std::fs::remove_dir_all(root.join("var/run"));
@@ -174,7 +231,11 @@ fn build(dom0: &Dom0, debs: &Debs, work: &Path) -> Result<()> {
 
     // cpio → gzip -6 → dom0.cpio.gz
     let file = std::fs::File::create(out.join("dom0.cpio.gz"))?;
-    let mut gz = Command::new("gzip").arg("-6").stdin(Stdio::piped()).stdout(file).spawn()?;
+    let mut gz = Command::new("gzip")
+        .arg("-6")
+        .stdin(Stdio::piped())
+        .stdout(file)
+        .spawn()?;
     let stdin = std::io::BufWriter::with_capacity(1 << 20, gz.stdin.take().unwrap());
     let mut w = cpio::Writer::new(stdin);
     w.tree(&root).context("writing the dom0 cpio")?;
@@ -191,9 +252,15 @@ fn build(dom0: &Dom0, debs: &Debs, work: &Path) -> Result<()> {
 fn check_libraries(root: &Path) -> Result<()> {
     let mut missing = Vec::new();
     for f in MUST_LINK {
-        let out = Command::new("readelf").arg("-d").arg(root.join(f)).output()?;
+        let out = Command::new("readelf")
+            .arg("-d")
+            .arg(root.join(f))
+            .output()?;
         if !out.status.success() {
-            bail!("readelf -d {f} failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "readelf -d {f} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         for lib in needed(&String::from_utf8_lossy(&out.stdout)) {
             if !LIB_DIRS.iter().any(|d| root.join(d).join(&lib).exists()) {
@@ -202,7 +269,10 @@ fn check_libraries(root: &Path) -> Result<()> {
         }
     }
     if !missing.is_empty() {
-        bail!("dom0 lacks libraries: {}; add their packages to [dom0] packages", missing.join(", "));
+        bail!(
+            "dom0 lacks libraries: {}; add their packages to [dom0] packages",
+            missing.join(", ")
+        );
     }
     Ok(())
 }
@@ -236,15 +306,25 @@ fn depends(ko: &[u8]) -> Vec<String> {
     ko.split(|&b| b == 0)
         .find_map(|s| s.strip_prefix(b"depends="))
         .map(|d| {
-            String::from_utf8_lossy(d).split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
+            String::from_utf8_lossy(d)
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
         })
         .unwrap_or_default()
 }
 
 /// Module names use `-` and `_` interchangeably.
 fn find_module(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
-    let want = |n: &str| n.strip_suffix(".ko").is_some_and(|s| s.replace('_', "-") == name.replace('_', "-"));
-    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.flatten() {
+    let want = |n: &str| {
+        n.strip_suffix(".ko")
+            .is_some_and(|s| s.replace('_', "-") == name.replace('_', "-"))
+    };
+    for e in std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+    {
         let ft = e.file_type()?;
         if ft.is_dir() {
             if let Some(f) = find_module(&e.path(), name)? {
@@ -271,7 +351,8 @@ mod tests {
 
     #[test]
     fn reads_needed_from_readelf() {
-        let out = " 0x0000000000000001 (NEEDED)             Shared library: [libxenlight.so.4.17]\n \
+        let out =
+            " 0x0000000000000001 (NEEDED)             Shared library: [libxenlight.so.4.17]\n \
                    0x0000000000000001 (NEEDED)             Shared library: [libc.so.6]\n \
                    0x000000000000000c (INIT)               0x4000\n";
         assert_eq!(needed(out), ["libxenlight.so.4.17", "libc.so.6"]);
@@ -283,11 +364,27 @@ mod tests {
             "debian='bookworm'\nmirror='m'\nsecurity-mirror='s'\nkernel='k'\nhypervisor='h'\npackages=[]\nmodules=['bridge']\nmemory=512",
         )
         .unwrap();
-        let debs = |names: &[&str]| Debs { files: names.iter().map(|n| PathBuf::from("/c/debs").join(n)).collect() };
+        let debs = |names: &[&str]| Debs {
+            files: names
+                .iter()
+                .map(|n| PathBuf::from("/c/debs").join(n))
+                .collect(),
+        };
         let a = key(&dom0, &debs(&["a_1_arm64.deb", "b_1_arm64.deb"]));
-        assert_eq!(a, key(&dom0, &debs(&["b_1_arm64.deb", "a_1_arm64.deb"])), "order does not matter");
-        assert_ne!(a, key(&dom0, &debs(&["a_2_arm64.deb", "b_1_arm64.deb"])), "a new version is a new key");
-        let other = Dom0 { modules: vec!["bridge".into(), "xenfs".into()], ..dom0.clone() };
+        assert_eq!(
+            a,
+            key(&dom0, &debs(&["b_1_arm64.deb", "a_1_arm64.deb"])),
+            "order does not matter"
+        );
+        assert_ne!(
+            a,
+            key(&dom0, &debs(&["a_2_arm64.deb", "b_1_arm64.deb"])),
+            "a new version is a new key"
+        );
+        let other = Dom0 {
+            modules: vec!["bridge".into(), "xenfs".into()],
+            ..dom0.clone()
+        };
         assert_ne!(a, key(&other, &debs(&["a_1_arm64.deb", "b_1_arm64.deb"])));
     }
 }

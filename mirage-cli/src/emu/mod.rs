@@ -108,7 +108,11 @@ pub struct Prepared {
 /// `$XDG_CACHE_HOME/uni`, else `~/.cache/uni`. Delete `<cache>/<board>` to start afresh (new
 /// Debian package versions, for instance).
 pub fn cache_dir() -> PathBuf {
-    let var = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty()).map(PathBuf::from);
+    let var = |v: &str| {
+        std::env::var_os(v)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    };
     var("UNI_CACHE_DIR")
         .or_else(|| var("XDG_CACHE_HOME").map(|x| x.join("uni")))
         .or_else(|| var("HOME").map(|h| h.join(".cache/uni")))
@@ -118,11 +122,15 @@ pub fn cache_dir() -> PathBuf {
 /// Downloads (once) and assembles (once) what `board` needs, under `cache/<board>/`.
 pub fn prepare(board: &Board, cache: &Path) -> Result<Prepared> {
     let (Some(qemu), Some(dom0)) = (&board.qemu, &board.dom0) else {
-        bail!("board `{}` cannot be emulated: it has no [qemu] and [dom0]", board.name);
+        bail!(
+            "board `{}` cannot be emulated: it has no [qemu] and [dom0]",
+            board.name
+        );
     };
     need_tool("qemu-system-aarch64", "qemu-system-arm")?;
     let dir = cache.join(&board.name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating the cache {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the cache {}", dir.display()))?;
     let _lock = Lock::take(&dir.join("lock"))?;
     let debs = debs::fetch(dom0, &dir)?;
     let base = dom0::assemble(dom0, &debs, &dir)?;
@@ -154,12 +162,16 @@ const DOM0_INITRD_ADDR: &str = "0x50000000";
 /// stdout as it arrives; if the guest printed nothing, what the board said about it goes to
 /// stderr.
 pub fn run(prepared: &Prepared, guest: &Guest, opts: &RunOptions) -> Result<Outcome> {
-    let xl_text = std::fs::read_to_string(&guest.xl).with_context(|| format!("reading {}", guest.xl.display()))?;
+    let xl_text = std::fs::read_to_string(&guest.xl)
+        .with_context(|| format!("reading {}", guest.xl.display()))?;
     let xl_dir = guest.xl.parent().unwrap_or(Path::new("."));
-    let cfg = xl::rewrite(&xl_text, &guest.image, xl_dir).with_context(|| format!("in {}", guest.xl.display()))?;
+    let cfg = xl::rewrite(&xl_text, &guest.image, xl_dir)
+        .with_context(|| format!("in {}", guest.xl.display()))?;
 
     std::fs::create_dir_all(&prepared.runs)?;
-    let initrd = prepared.runs.join(format!("initrd-{}.cpio", std::process::id()));
+    let initrd = prepared
+        .runs
+        .join(format!("initrd-{}.cpio", std::process::id()));
     let _cleanup = RemoveOnDrop(initrd.clone());
     write_initrd(&prepared.base.initrd, &cfg, &opts.forwards, &initrd)?;
 
@@ -167,7 +179,8 @@ pub fn run(prepared: &Prepared, guest: &Guest, opts: &RunOptions) -> Result<Outc
         std::fs::create_dir_all(dir)?;
     }
     let mut log = std::io::BufWriter::new(
-        std::fs::File::create(&opts.log).with_context(|| format!("creating {}", opts.log.display()))?,
+        std::fs::File::create(&opts.log)
+            .with_context(|| format!("creating {}", opts.log.display()))?,
     );
 
     let mut qemu = qemu_command(prepared, &initrd, &opts.forwards);
@@ -236,9 +249,14 @@ pub fn run(prepared: &Prepared, guest: &Guest, opts: &RunOptions) -> Result<Outc
                 writeln!(o, "{text}")?;
                 o.flush()?;
             }
-            serial::Action::Created { domid } => {
-                status("Started", format!("{} as domain {domid} after {:.1}s", guest.name, t0.elapsed().as_secs_f64()))
-            }
+            serial::Action::Created { domid } => status(
+                "Started",
+                format!(
+                    "{} as domain {domid} after {:.1}s",
+                    guest.name,
+                    t0.elapsed().as_secs_f64()
+                ),
+            ),
             serial::Action::Board(text) => {
                 if opts.verbose {
                     eprintln!("{text}");
@@ -265,12 +283,21 @@ pub fn run(prepared: &Prepared, guest: &Guest, opts: &RunOptions) -> Result<Outc
             }
         } else if outcome == Outcome::Crash {
             if let Some(pc) = monitor.crash_pc() {
-                eprintln!("{} crashed at PC {pc} (xenctx; the register dump is in {})", guest.name, opts.log.display());
+                eprintln!(
+                    "{} crashed at PC {pc} (xenctx; the register dump is in {})",
+                    guest.name,
+                    opts.log.display()
+                );
             }
         }
     }
-    let first = first_line.map(|t| format!("; the guest's first line came at {:.1}s", t.as_secs_f64())).unwrap_or_default();
-    status("Halted", format!("the board after {:.1}s{first}", t0.elapsed().as_secs_f64()));
+    let first = first_line
+        .map(|t| format!("; the guest's first line came at {:.1}s", t.as_secs_f64()))
+        .unwrap_or_default();
+    status(
+        "Halted",
+        format!("the board after {:.1}s{first}", t0.elapsed().as_secs_f64()),
+    );
     Ok(outcome)
 }
 
@@ -279,7 +306,12 @@ fn qemu_command(p: &Prepared, initrd: &Path, forwards: &[(u16, u16)]) -> Command
     let opt = |p: &Path| p.display().to_string().replace(',', ",,");
     let mut c = Command::new("qemu-system-aarch64");
     c.args(["-machine", &p.qemu.machine, "-cpu", &p.qemu.cpu])
-        .args(["-smp", &p.qemu.smp.to_string(), "-m", &p.qemu.memory.to_string()])
+        .args([
+            "-smp",
+            &p.qemu.smp.to_string(),
+            "-m",
+            &p.qemu.memory.to_string(),
+        ])
         .args(["-nographic", "-no-reboot"])
         .arg("-kernel")
         .arg(&p.base.xen)
@@ -290,21 +322,39 @@ fn qemu_command(p: &Prepared, initrd: &Path, forwards: &[(u16, u16)]) -> Command
             opt(&p.base.kernel)
         ))
         .arg("-device")
-        .arg(format!("guest-loader,addr={DOM0_INITRD_ADDR},initrd={}", opt(initrd)));
+        .arg(format!(
+            "guest-loader,addr={DOM0_INITRD_ADDR},initrd={}",
+            opt(initrd)
+        ));
     if !forwards.is_empty() {
-        let fwd: String = forwards.iter().map(|(h, g)| format!(",hostfwd=tcp:127.0.0.1:{h}-:{g}")).collect();
-        c.args(["-netdev", &format!("user,id=net0{fwd}"), "-device", "virtio-net-device,netdev=net0"]);
+        let fwd: String = forwards
+            .iter()
+            .map(|(h, g)| format!(",hostfwd=tcp:127.0.0.1:{h}-:{g}"))
+            .collect();
+        c.args([
+            "-netdev",
+            &format!("user,id=net0{fwd}"),
+            "-device",
+            "virtio-net-device,netdev=net0",
+        ]);
     } else {
         // no default NIC: dom0 would only probe it
         c.args(["-nic", "none"]);
     }
-    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     c
 }
 
 /// The cached dom0 initramfs, then a cpio (uncompressed) with the guest's files and
 /// `/guest/run.env`. Linux unpacks both, one after the other.
-fn write_initrd(base: &Path, cfg: &xl::RunConfig, forwards: &[(u16, u16)], to: &Path) -> Result<()> {
+fn write_initrd(
+    base: &Path,
+    cfg: &xl::RunConfig,
+    forwards: &[(u16, u16)],
+    to: &Path,
+) -> Result<()> {
     let mut bytes = std::fs::read(base).with_context(|| format!("reading {}", base.display()))?;
     // the next archive starts on a 4-byte boundary; Linux skips the zeros in between
     bytes.resize(bytes.len().next_multiple_of(4), 0);
@@ -346,7 +396,9 @@ fn need_tool(tool: &str, debian_package: &str) -> Result<()> {
 
 /// 64-bit FNV-1a: a cache key that stays the same across Rust versions and hosts.
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 struct RemoveOnDrop(PathBuf);
@@ -365,20 +417,30 @@ impl Lock {
     fn take(path: &Path) -> Result<Lock> {
         let mut waited = false;
         loop {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
                 Ok(mut f) => {
                     write!(f, "{}", std::process::id())?;
                     return Ok(Lock(path.to_path_buf()));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let owner = std::fs::read_to_string(path).unwrap_or_default();
-                    let alive = owner.trim().parse::<u32>().is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    let alive = owner
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
                     if !alive && !owner.is_empty() {
                         let _ = std::fs::remove_file(path);
                         continue;
                     }
                     if !waited {
-                        status("Waiting", format!("for another uni using {}", path.display()));
+                        status(
+                            "Waiting",
+                            format!("for another uni using {}", path.display()),
+                        );
                         waited = true;
                     }
                     std::thread::sleep(Duration::from_millis(200));

@@ -28,7 +28,9 @@ pub enum Line<'a> {
 
 pub fn classify(line: &str) -> Line<'_> {
     let line = line.trim_end_matches(['\r', '\n']);
-    let Some(at) = line.find(TAG) else { return Line::Other(line) };
+    let Some(at) = line.find(TAG) else {
+        return Line::Other(line);
+    };
     let rest = &line[at + TAG.len()..];
     let (tag, text) = rest.split_once(' ').unwrap_or((rest, ""));
     // the guest's own line may end in \r (its console writes \r\n)
@@ -78,14 +80,18 @@ impl Monitor {
             if self.tail.len() == TAIL {
                 self.tail.pop_front();
             }
-            self.tail.push_back(raw.trim_end_matches(['\r', '\n']).to_string());
+            self.tail
+                .push_back(raw.trim_end_matches(['\r', '\n']).to_string());
         }
         match line {
             Line::Guest(t) => {
                 self.guest_lines += 1;
                 Action::Guest(t)
             }
-            Line::Progress(t) => match t.strip_prefix("guest created domid=").and_then(|d| d.parse().ok()) {
+            Line::Progress(t) => match t
+                .strip_prefix("guest created domid=")
+                .and_then(|d| d.parse().ok())
+            {
                 Some(domid) => Action::Created { domid },
                 None => Action::Board(t),
             },
@@ -107,7 +113,9 @@ impl Monitor {
             "poweroff" => Outcome::Poweroff,
             "reboot" => Outcome::Reboot,
             "crash" | "watchdog" | "suspend" | "soft_reset" | "unknown" => Outcome::Crash,
-            "create-failed" => Outcome::BootFailed(format!("xl create failed: {}", xl_summary(&self.xl))),
+            "create-failed" => {
+                Outcome::BootFailed(format!("xl create failed: {}", xl_summary(&self.xl)))
+            }
             "dom0-failed" => Outcome::BootFailed(format!("dom0 did not come up: {detail}")),
             other => Outcome::BootFailed(format!("dom0 ended with `{other} {detail}`")),
         }
@@ -115,7 +123,10 @@ impl Monitor {
 
     /// The guest's PC from the `xenctx` dump after a crash.
     pub fn crash_pc(&self) -> Option<&str> {
-        self.diag.iter().find_map(|l| l.trim().strip_prefix("PC:")).map(str::trim)
+        self.diag
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("PC:"))
+            .map(str::trim)
     }
 
     /// What to show on stderr when the guest printed nothing (or the run failed): xl's log,
@@ -124,7 +135,12 @@ impl Monitor {
         let mut out = Vec::new();
         if !self.xl.is_empty() {
             out.push("xl create said:".to_string());
-            out.extend(self.xl.iter().filter(|l| !l.trim().is_empty()).map(|l| format!("  {l}")));
+            out.extend(
+                self.xl
+                    .iter()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| format!("  {l}")),
+            );
         }
         if !self.diag.is_empty() {
             out.push("Xen said about the guest (xl dmesg, xenctx):".to_string());
@@ -141,8 +157,19 @@ impl Monitor {
 /// The first error lines of an xl log (`xc: error: …`, `libxl: error: …`), else lines saying
 /// something failed, else its last line.
 pub fn xl_summary(xl: &[String]) -> String {
-    let lines: Vec<&str> = xl.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
-    let pick = |f: &dyn Fn(&str) -> bool| lines.iter().copied().filter(|l| f(l)).take(2).collect::<Vec<_>>();
+    let lines: Vec<&str> = xl
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let pick = |f: &dyn Fn(&str) -> bool| {
+        lines
+            .iter()
+            .copied()
+            .filter(|l| f(l))
+            .take(2)
+            .collect::<Vec<_>>()
+    };
     let mut found = pick(&|l| l.contains("error:"));
     if found.is_empty() {
         found = pick(&|l| {
@@ -163,29 +190,56 @@ mod tests {
 
     #[test]
     fn classifies_the_tags() {
-        assert_eq!(classify("@@uni:g Hello, world\r"), Line::Guest("Hello, world"));
+        assert_eq!(
+            classify("@@uni:g Hello, world\r"),
+            Line::Guest("Hello, world")
+        );
         assert_eq!(classify("@@uni:g "), Line::Guest(""));
         assert_eq!(classify("@@uni:g   indented"), Line::Guest("  indented"));
-        assert_eq!(classify("@@uni:s dom0 up: 6.1.0 aarch64"), Line::Progress("dom0 up: 6.1.0 aarch64"));
-        assert_eq!(classify("@@uni:x libxl: error: x"), Line::Xl("libxl: error: x"));
+        assert_eq!(
+            classify("@@uni:s dom0 up: 6.1.0 aarch64"),
+            Line::Progress("dom0 up: 6.1.0 aarch64")
+        );
+        assert_eq!(
+            classify("@@uni:x libxl: error: x"),
+            Line::Xl("libxl: error: x")
+        );
         assert_eq!(classify("@@uni:d (XEN) d1v0 x"), Line::Diag("(XEN) d1v0 x"));
         assert_eq!(
             classify("@@uni:end crash code=3 domid=1\r\n"),
-            Line::End { reason: "crash", detail: "code=3 domid=1" }
+            Line::End {
+                reason: "crash",
+                detail: "code=3 domid=1"
+            }
         );
-        assert_eq!(classify("@@uni:end poweroff"), Line::End { reason: "poweroff", detail: "" });
-        assert_eq!(classify("(XEN) d0v1: vGICR: SGI"), Line::Other("(XEN) d0v1: vGICR: SGI"));
+        assert_eq!(
+            classify("@@uni:end poweroff"),
+            Line::End {
+                reason: "poweroff",
+                detail: ""
+            }
+        );
+        assert_eq!(
+            classify("(XEN) d0v1: vGICR: SGI"),
+            Line::Other("(XEN) d0v1: vGICR: SGI")
+        );
         assert_eq!(classify("@@uni:zz what"), Line::Other("@@uni:zz what"));
     }
 
     #[test]
     fn finds_the_tag_behind_interleaved_output() {
-        assert_eq!(classify("(XEN) d1v0 Unhandled SMC@@uni:g ok"), Line::Guest("ok"));
+        assert_eq!(
+            classify("(XEN) d1v0 Unhandled SMC@@uni:g ok"),
+            Line::Guest("ok")
+        );
     }
 
     #[test]
     fn a_guest_line_that_looks_like_a_tag_is_still_the_guests() {
-        assert_eq!(classify("@@uni:g @@uni:end poweroff"), Line::Guest("@@uni:end poweroff"));
+        assert_eq!(
+            classify("@@uni:g @@uni:end poweroff"),
+            Line::Guest("@@uni:end poweroff")
+        );
     }
 
     #[test]
@@ -198,14 +252,22 @@ mod tests {
         assert_eq!(end("@@uni:end reboot code=1 domid=1"), Outcome::Reboot);
         assert_eq!(end("@@uni:end crash code=3 domid=1"), Outcome::Crash);
         assert_eq!(end("@@uni:end watchdog code=4 domid=1"), Outcome::Crash);
-        assert!(matches!(end("@@uni:end dom0-failed xenstored"), Outcome::BootFailed(m) if m.contains("xenstored")));
+        assert!(
+            matches!(end("@@uni:end dom0-failed xenstored"), Outcome::BootFailed(m) if m.contains("xenstored"))
+        );
     }
 
     #[test]
     fn monitor_counts_guest_lines_and_reports_domain_creation() {
         let mut m = Monitor::default();
-        assert_eq!(m.feed("(XEN) *** LOADING DOMAIN 0 ***"), Action::Board("(XEN) *** LOADING DOMAIN 0 ***"));
-        assert_eq!(m.feed("@@uni:s guest created domid=1"), Action::Created { domid: 1 });
+        assert_eq!(
+            m.feed("(XEN) *** LOADING DOMAIN 0 ***"),
+            Action::Board("(XEN) *** LOADING DOMAIN 0 ***")
+        );
+        assert_eq!(
+            m.feed("@@uni:s guest created domid=1"),
+            Action::Created { domid: 1 }
+        );
         assert_eq!(m.feed("@@uni:g hi"), Action::Guest("hi"));
         assert_eq!(m.guest_lines, 1);
         assert_eq!(m.report()[0], "the board's last lines:");
@@ -219,11 +281,15 @@ mod tests {
         m.feed("@@uni:x libxl: error: libxl_dom.c:571:libxl__build_dom: Domain 1:xc_dom_parse_image failed");
         m.feed("@@uni:x libxl: error: libxl_create.c:1879:domcreate_rebuild_done: cannot (re-)build domain: -3");
         m.feed("@@uni:x ");
-        let Action::End(Outcome::BootFailed(msg)) = m.feed("@@uni:end create-failed xl create exited with status 1")
+        let Action::End(Outcome::BootFailed(msg)) =
+            m.feed("@@uni:end create-failed xl create exited with status 1")
         else {
             panic!()
         };
-        assert!(msg.starts_with("xl create failed: libxl: error: libxl_dom.c"), "{msg}");
+        assert!(
+            msg.starts_with("xl create failed: libxl: error: libxl_dom.c"),
+            "{msg}"
+        );
         assert!(!msg.contains("Parsing"), "{msg}");
         assert!(msg.contains("cannot (re-)build domain"), "{msg}");
         assert_eq!(m.report()[0], "xl create said:");

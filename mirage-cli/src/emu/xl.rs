@@ -12,7 +12,13 @@ pub const GUEST_DIR: &str = "/guest";
 /// Keys whose value is a file on the host that dom0 needs a copy of.
 const FILE_KEYS: &[&str] = &["kernel", "ramdisk", "device_tree"];
 
-const ON_KEYS: &[&str] = &["on_poweroff", "on_reboot", "on_crash", "on_watchdog", "on_soft_reset"];
+const ON_KEYS: &[&str] = &[
+    "on_poweroff",
+    "on_reboot",
+    "on_crash",
+    "on_watchdog",
+    "on_soft_reset",
+];
 
 /// The rewritten xl file and the files to put next to it.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,7 +52,11 @@ pub fn rewrite(text: &str, kernel: &Path, dir: &Path) -> Result<RunConfig> {
         depth += brackets(value);
         if key == "name" {
             let n = unquote(value).context("`name` in the xl file is not a string")?;
-            if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            if n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
                 bail!("the xl file's name {n:?} must be letters, digits, `-`, `_` or `.`");
             }
             name = Some(n.to_string());
@@ -58,14 +68,19 @@ pub fn rewrite(text: &str, kernel: &Path, dir: &Path) -> Result<RunConfig> {
             let host = if key == "kernel" {
                 kernel.to_path_buf()
             } else {
-                let v = unquote(value).with_context(|| format!("`{key}` in the xl file is not a string"))?;
+                let v = unquote(value)
+                    .with_context(|| format!("`{key}` in the xl file is not a string"))?;
                 dir.join(v)
             };
             if !host.is_file() {
                 bail!("the xl file's {key} `{}` does not exist", host.display());
             }
             let base = host.file_name().unwrap().to_string_lossy().into_owned();
-            let unique = if files.iter().any(|(_, n)| *n == base) { format!("{key}-{base}") } else { base };
+            let unique = if files.iter().any(|(_, n)| *n == base) {
+                format!("{key}-{base}")
+            } else {
+                base
+            };
             out += &format!("{key} = \"{GUEST_DIR}/{unique}\"\n");
             files.push((host, unique));
             continue;
@@ -75,15 +90,24 @@ pub fn rewrite(text: &str, kernel: &Path, dir: &Path) -> Result<RunConfig> {
     }
     let name = name.context("the xl file has no `name = \"…\"`")?;
     if !files.iter().any(|(h, _)| h == kernel) {
-        let base = kernel.file_name().context("kernel has no file name")?.to_string_lossy().into_owned();
+        let base = kernel
+            .file_name()
+            .context("kernel has no file name")?
+            .to_string_lossy()
+            .into_owned();
         out += &format!("kernel = \"{GUEST_DIR}/{base}\"\n");
         files.push((kernel.to_path_buf(), base));
     }
-    out += "# added by uni's emulated board: report how the guest stopped, leave it for inspection\n";
+    out +=
+        "# added by uni's emulated board: report how the guest stopped, leave it for inspection\n";
     for k in ON_KEYS {
         out += &format!("{k} = \"preserve\"\n");
     }
-    Ok(RunConfig { name, text: out, files })
+    Ok(RunConfig {
+        name,
+        text: out,
+        files,
+    })
 }
 
 /// `key = value` (outside comments) → (key, value).
@@ -128,7 +152,9 @@ fn brackets(s: &str) -> i32 {
 
 fn unquote(v: &str) -> Option<&str> {
     let v = v.trim().trim_end_matches(';').trim();
-    v.strip_prefix('"').and_then(|s| s.strip_suffix('"')).or_else(|| v.strip_prefix('\'')?.strip_suffix('\''))
+    v.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .or_else(|| v.strip_prefix('\'')?.strip_suffix('\''))
 }
 
 #[cfg(test)]
@@ -154,7 +180,11 @@ on_crash = "destroy"  # comment
         assert_eq!(rc.name, "hello");
         let base = kernel.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(rc.files, vec![(kernel.clone(), base.clone())]);
-        assert!(rc.text.contains(&format!("kernel = \"/guest/{base}\"\n")), "{}", rc.text);
+        assert!(
+            rc.text.contains(&format!("kernel = \"/guest/{base}\"\n")),
+            "{}",
+            rc.text
+        );
         assert!(!rc.text.contains("/var/lib/uni"));
         assert!(!rc.text.contains("destroy"));
         assert!(rc.text.contains("            'bridge=xenbr0' ]\n"));
@@ -169,7 +199,12 @@ on_crash = "destroy"  # comment
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("initrd.gz"), b"x").unwrap();
         std::fs::write(dir.join("zImage"), b"k").unwrap();
-        let rc = rewrite("name='t'\nramdisk = 'initrd.gz'\n", &dir.join("zImage"), &dir).unwrap();
+        let rc = rewrite(
+            "name='t'\nramdisk = 'initrd.gz'\n",
+            &dir.join("zImage"),
+            &dir,
+        )
+        .unwrap();
         assert_eq!(rc.name, "t");
         assert_eq!(rc.files.len(), 2);
         assert!(rc.text.contains("ramdisk = \"/guest/initrd.gz\"\n"));
