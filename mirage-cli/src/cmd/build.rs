@@ -75,11 +75,12 @@ fn xen_rustflags(cfg: &Config, plan: &Plan, board: &Board) -> Result<Vec<String>
         (crate::home::home()?, "/uni".to_string()),
         (toolchain::sysroot()?, "/rustc".to_string()),
     ];
-    if let Some(app) = cfg.app_dir.file_name() {
-        remap.insert(0, (crate::home::normalize(&cfg.app_dir), app.to_string_lossy().into_owned()));
-    }
     if let Some(cargo_home) = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))) {
         remap.push((cargo_home, "/cargo".into()));
+    }
+    // Last so that it wins (rustc applies the last matching prefix): panics name `crash/src/lib.rs`.
+    if let Some(app) = cfg.app_dir.file_name() {
+        remap.push((crate::home::normalize(&cfg.app_dir), app.to_string_lossy().into_owned()));
     }
     for (from, to) in remap {
         f.push(format!("--remap-path-prefix={}={to}", from.display()));
