@@ -56,6 +56,9 @@ const LIB_DIRS: &[&str] = &[
     "usr/lib/xen-4.17/lib/aarch64-linux-gnu",
 ];
 
+/// How many assemblies the cache keeps.
+const KEEP: usize = 3;
+
 /// The board's boot files.
 #[derive(Debug, Clone)]
 pub struct Base {
@@ -129,13 +132,23 @@ pub fn assemble(dom0: &Dom0, debs: &Debs, dir: &Path) -> Result<Base> {
             t.elapsed().as_secs_f64()
         ),
     );
-    // older assemblies are dead weight
-    for e in std::fs::read_dir(dir)?.flatten() {
-        let n = e.file_name();
-        let n = n.to_string_lossy();
-        if n.starts_with("dom0-") && e.path() != out {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
+    // Keep the newest few assemblies: uni binaries of different versions may share the cache
+    // (and one of them may be booting from its assembly right now); older ones are dead weight.
+    let mut old: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("dom0-") && e.path() != out)
+        .map(|e| {
+            (
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH),
+                e.path(),
+            )
+        })
+        .collect();
+    old.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, p) in old.iter().skip(KEEP - 1) {
+        let _ = std::fs::remove_dir_all(p);
     }
     Ok(base)
 }
