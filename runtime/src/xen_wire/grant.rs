@@ -225,7 +225,7 @@ mod tests {
         let mut e = Entry::new_checked([0u8; 8]).unwrap();
         let r = EntryRepr {
             domid: 0,
-            frame: 0x4012_3,
+            frame: 0x4_0123,
             readonly: true,
         };
         r.emit(&mut e);

@@ -66,7 +66,9 @@ impl device::Console for Console {
     /// Writes `line` and the newline as one unit, so that lines from concurrent tasks never mix.
     async fn log(&self, line: &str) -> Result<(), device::ConsoleError> {
         if !console::is_up() {
-            return Err(device::ConsoleError("the Xen console ring is not available"));
+            return Err(device::ConsoleError(
+                "the Xen console ring is not available",
+            ));
         }
         console::write(&[line.as_bytes(), b"\n"]).await;
         Ok(())
@@ -247,15 +249,18 @@ fn fatal(what: core::fmt::Arguments<'_>) -> ! {
     shutdown(ShutdownReason::Crash)
 }
 
-fn claim(base: u64, end: u64) {
+/// Gives `[base, end)` to the heap; returns the heap's end for a later `extend`.
+fn claim(base: u64, end: u64) -> Option<core::ptr::NonNull<u8>> {
     let base = (base + 15) & !15;
-    if end > base + 4096 {
-        // SAFETY: [base, end) is RAM that nothing else uses: above the image, stacks and tables
-        // (`_end`), and outside the device tree blob; it is mapped Normal and claimed once.
-        unsafe {
-            HEAP.lock()
-                .claim(base as usize as *mut u8, (end - base) as usize)
-        };
+    if end <= base + 4096 {
+        return None;
+    }
+    // SAFETY: [base, end) is RAM that nothing else uses: above the image, stacks and tables
+    // (`_end`), and outside the device tree blob while it is still read; it is mapped Normal and
+    // claimed once.
+    unsafe {
+        HEAP.lock()
+            .claim(base as usize as *mut u8, (end - base) as usize)
     }
 }
 
@@ -271,8 +276,8 @@ extern "C" fn uni_xen_start(dtb: usize, count_lo: u32, count_hi: u32) -> ! {
     stage_done(0);
 
     // SAFETY: r2 holds the device tree Xen built; boot.rs mapped it; nothing writes to it.
-    let facts = match unsafe { dtb::parse(dtb) } {
-        Ok(f) => *FACTS.call_once(|| f),
+    let mut facts = match unsafe { dtb::parse(dtb) } {
+        Ok(f) => f,
         Err(e) => fatal(format_args!("{e}")),
     };
     if let Some(uart) = facts.uart {
@@ -307,21 +312,36 @@ extern "C" fn uni_xen_start(dtb: usize, count_lo: u32, count_hi: u32) -> ! {
     mmu::unmap_guard_page((&raw const __stack_guard) as u32);
     stage_done(1);
 
-    // The heap: all RAM above the image, except the device tree blob.
+    // The heap: all RAM above the image. The device tree blob (which libxl puts at the end of
+    // bank 0, or at RAM + 128 MiB) is left out until the strings still needed from it are copied,
+    // then the heap grows over it, so that it does not split the heap in two.
     let image_end = (&raw const _end) as u64;
     let (dtb_base, dtb_size) = facts.blob;
     let dtb_end = (dtb_base + dtb_size + 4095) & !4095;
+    let mut grow_over_dtb = None;
     for &(base, size) in &facts.ram[..facts.banks] {
         let (lo, hi) = (base.max(image_end), base + size);
         if lo >= hi {
             continue;
         }
         if dtb_base < hi && dtb_end > lo {
-            claim(lo, dtb_base.max(lo));
-            claim(dtb_end.min(hi), hi);
+            match claim(lo, dtb_base.max(lo)) {
+                Some(end) if dtb_base >= lo + (1 << 20) => grow_over_dtb = Some((end, hi)),
+                _ => {
+                    claim(dtb_end.min(hi), hi);
+                }
+            }
         } else {
             claim(lo, hi);
         }
+    }
+    facts.bootargs = alloc::string::String::from(facts.bootargs).leak();
+    facts.xen_compatible = alloc::string::String::from(facts.xen_compatible).leak();
+    let facts = *FACTS.call_once(|| facts);
+    if let Some((end, hi)) = grow_over_dtb {
+        // SAFETY: `end` is the end of the heap claimed above; [end, hi) is the device tree blob
+        // (no longer read: what is needed was copied) and free RAM above it.
+        unsafe { HEAP.lock().extend(end, hi as usize as *mut u8) };
     }
 
     stage_done(2);
