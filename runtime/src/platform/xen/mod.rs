@@ -1,11 +1,29 @@
 //! The xen-arm platform: an armv7 (AArch32) Xen domU.
 //!
-//! Boot ([`boot`]) turns on the MMU and VFP and calls [`start`], which reads the device tree,
+//! Boot ([`boot`]) turns on the MMU and VFP and calls `uni_xen_start`, which reads the device tree,
 //! maps the rest of memory, sets up the heap, `shared_info`, the GIC, the timer, the PV console
 //! and the xenstore connection, then calls the generated main (the [`entry!`](crate::entry)
 //! macro). That parses the boot arguments (compiled-in defaults, then the xl `extra=` string) and
 //! runs the application on the executor until it returns; the domain then shuts down with
 //! `poweroff` (`Ok`) or `crash` (`Err`, a panic, or a CPU fault), after printing why.
+//!
+//! Interrupts stay masked in CPSR: the executor blocks the vCPU with WFI, which a pending
+//! interrupt still ends, and then acknowledges the GIC and handles event channels and timers
+//! itself ([`executor`]). Nothing runs asynchronously to the tasks.
+//!
+//! Add `--uni-boot-info` to the boot arguments to print a platform summary and boot-stage
+//! timings on the console.
+//!
+//! # Building an image
+//! ```text
+//! RUSTC_BOOTSTRAP=1 cargo build --release --target armv7a-none-eabihf \
+//!     -Zbuild-std=core,alloc -Zbuild-std-features=compiler-builtins-mem
+//! RUSTFLAGS: -C link-arg=-T<templates/xen-arm/link.ld> [-C target-cpu=… -C target-feature=…]
+//! rust-objcopy -O binary <elf> <name>.xen      # the zImage: bytes from 0x40008000 to __image_end
+//! ```
+//! `panic = "abort"` in the profile. The linker is the target's default, rust-lld. Without
+//! target features the target's baseline (VFPv3-D16, no NEON) is used; `+neon,+vfp3` (QEMU
+//! Cortex-A57) or `-C target-cpu=cortex-a7` (Cubieboard 2) enable NEON.
 //!
 //! All `unsafe` code of the runtime lives under this module.
 
