@@ -62,6 +62,9 @@ pub struct Dom0 {
     pub hypervisor: String,
     pub packages: Vec<String>,
     pub modules: Vec<String>,
+    /// Loaded only when a run has networking: the NIC QEMU gives dom0 for the host's tap.
+    #[serde(default)]
+    pub net_modules: Vec<String>,
     pub memory: u32,
 }
 

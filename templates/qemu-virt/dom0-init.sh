@@ -1,17 +1,23 @@
 #!/bin/busybox sh
 # dom0 /init of the qemu-virt board. mirage-cli/src/emu puts it into the dom0 initramfs.
 #
-# It starts the xl toolstack, creates the one guest described by /guest/run.env, copies the
-# guest's console to the serial line and reports how the guest ended. Every line meant for the
-# host starts with "@@uni:" followed by a tag. The host parser is mirage-cli/src/emu/serial.rs.
+# It starts the xl toolstack, creates the guests described by /guest/run.env one after another,
+# copies each guest's console to the serial line and reports how each guest ended. Every line
+# meant for the host starts with "@@uni:" followed by a tag. The host parser is
+# mirage-cli/src/emu/serial.rs.
 #   @@uni:s <text>              dom0 progress ("dom0 up", "guest created domid=1", ...)
-#   @@uni:g <text>              one line of the guest's console, in order
+#   @@uni:g <text>              one line of the current guest's console, in order
 #   @@uni:x <text>              one line of `xl create`'s log, printed when the create failed
 #   @@uni:d <text>              diagnostics: xl dmesg and xenctx, for a crash or a silent guest
+#   @@uni:t <what> <seconds>    a timing of the current guest, seconds since `xl create` began
+#                               (dom0's clock): first-output, marker (its G<i>_MARK line)
+#   @@uni:c <text>              output of the dom0 check (DOM0_CHECK), once it has finished
+#   @@uni:cend <status>         the dom0 check's exit status
+#   @@uni:gend <reason> <detail> the current guest has ended (same reasons as below)
 #   @@uni:end <reason> <detail> the last line. <reason> is one of: poweroff reboot suspend crash
-#                               watchdog soft_reset (the guest's shutdown code), create-failed
+#                               watchdog soft_reset (the last guest's shutdown code), create-failed
 #                               (xl create failed), dom0-failed (the toolstack did not come up)
-# Every @@uni:g line is printed before @@uni:end.
+# Every @@uni:g line of a guest is printed before its @@uni:gend.
 #
 # Facts from the proven rig (xen-rig/NOTES.md): call the real tools in /usr/lib/xen-4.17/bin,
 # not Debian's wrappers; /var/run is /run on a tmpfs; xen-init-dom0 runs after xenstored;
@@ -34,6 +40,9 @@ fail() {
 }
 # diag FILE...: print files as diagnostic lines
 diag() { cat "$@" 2>/dev/null | while IFS= read -r l; do echo "@@uni:d $l"; done; }
+# seconds since dom0 booted, to 10 ms
+now() { cut -d' ' -f1 /proc/uptime; }
+since() { awk -v a="$1" '{ printf "%.2f", $1 - a }' /proc/uptime; }
 
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -45,7 +54,14 @@ mount -t tmpfs tmpfs /tmp
 mkdir -p /run/xen /run/xenstored /var/log/xen/console /var/lib/xen
 s "dom0 up: $(uname -r) $(uname -m)"
 
-# NAME (the domain name, from the xl file) and CFG (the xl file), written by the host per run.
+# Written by the host per run:
+#   GUESTS             how many guests; guest i (1..GUESTS) is G<i>_NAME (the domain name, from
+#                      its xl file), G<i>_CFG (the xl file) and G<i>_MARK (a console line to time)
+#   NET                1: the run has networking (a guest has a vif)
+#   NIC                1: QEMU gave dom0 a NIC (virtio-net, the host's tap) for the bridge
+#   DHCP_STATIC        "mac ip;mac ip;..." static leases for udhcpd
+#   GUEST_IP           the first guest's address (for DOM0_CHECK)
+#   DOM0_CHECK         a command run once the first guest exists; its output and status reported
 . /guest/run.env || fail "no /guest/run.env"
 
 for m in $(cat /lib/modules/order); do
@@ -69,26 +85,175 @@ ip addr add 10.0.0.1/24 dev xenbr0
 ip link set xenbr0 up
 s "toolstack up; bridge xenbr0 10.0.0.1/24"
 
-# The guest console: xenconsoled appends everything the guest writes to $L. A reader copies it
-# to serial line by line until it meets the end line that this script appends once the guest
-# has shut down.
-L=/var/log/xen/console/guest-$NAME.log
+# ---------------------------------------------------------------------------------------------
+# Networking: the host's tap (QEMU's virtio-net) joins the bridge; udhcpd serves the guests
+# ---------------------------------------------------------------------------------------------
+if [ "$NET" = 1 ]; then
+	if [ "$NIC" = 1 ]; then
+		for m in $(cat /lib/modules/order-net); do
+			insmod /lib/modules/$m || s "insmod $m failed"
+		done
+		i=0
+		while :; do
+			ETH=
+			for n in /sys/class/net/*; do
+				case ${n##*/} in lo | xenbr0 | vif*) ;; *) ETH=${n##*/} ;; esac
+			done
+			[ -z "$ETH" ] && [ $i -lt 50 ] || break
+			i=$((i + 1))
+			sleep 0.1
+		done
+		if [ -n "$ETH" ]; then
+			ip link set "$ETH" master xenbr0
+			ip link set "$ETH" up
+			s "host link: $ETH ($(cat /sys/class/net/$ETH/address)) on xenbr0"
+		else
+			s "host link: no NIC appeared; the host cannot reach the guests"
+		fi
+	fi
+	{
+		echo "interface xenbr0"
+		echo "start 10.0.0.100"
+		echo "end 10.0.0.199"
+		echo "lease_file /run/udhcpd.leases"
+		echo "option subnet 255.255.255.0"
+		echo "option router 10.0.0.1"
+		echo "option lease 86400"
+		echo "$DHCP_STATIC" | tr ';' '\n' | while read -r mac ip; do
+			[ -z "$ip" ] || echo "static_lease $mac $ip"
+		done
+	} >/etc/udhcpd.conf
+	: >/run/udhcpd.leases
+	udhcpd -f /etc/udhcpd.conf 2>&1 | while IFS= read -r l; do s "dhcp: ${l#udhcpd: }"; done &
+	s "dhcp server on xenbr0: $(echo "$DHCP_STATIC" | tr ';' ',')"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# One guest
+# ---------------------------------------------------------------------------------------------
 EOF_LINE="@@uni-console-end@@"
-: >"$L"
-mkfifo /tmp/console
-tail -n +1 -f "$L" >/tmp/console &
-TAIL=$!
-while IFS= read -r l; do
-	case "$l" in
-	*"$EOF_LINE"*)
-		l=${l%%"$EOF_LINE"*}
-		[ -z "$l" ] || echo "@@uni:g $l"
-		break
-		;;
+CHECK=
+
+# run_guest N: creates guest N, streams its console, waits for it to end; sets REASON and DETAIL
+run_guest() {
+	n=$1
+	eval "NAME=\$G${n}_NAME CFG=\$G${n}_CFG MARK=\$G${n}_MARK"
+
+	# The guest console: xenconsoled appends everything the guest writes to $L. A reader copies
+	# it to serial line by line until it meets the end line that this script appends once the
+	# guest has shut down.
+	L=/var/log/xen/console/guest-$NAME.log
+	: >"$L"
+	rm -f /tmp/console
+	mkfifo /tmp/console
+	tail -n +1 -f "$L" >/tmp/console &
+	TAIL=$!
+	while IFS= read -r l; do
+		case "$l" in
+		*"$EOF_LINE"*)
+			l=${l%%"$EOF_LINE"*}
+			[ -z "$l" ] || echo "@@uni:g $l"
+			break
+			;;
+		esac
+		echo "@@uni:g $l"
+	done </tmp/console &
+	READER=$!
+
+	# -F keeps xl in the foreground: it returns when the domain shuts down and says why.
+	s "xl create $CFG"
+	T0=$(now)
+	xl -vvv create -F "$CFG" >/tmp/xl.log 2>&1 &
+	XL=$!
+	# timings: the log's first byte (tail -f polls once a second; this looks every 20 ms)
+	(
+		first=
+		i=0
+		while [ $i -lt 3000 ] && kill -0 $XL 2>/dev/null; do
+			if [ -z "$first" ] && [ -s "$L" ]; then
+				first=$(since "$T0")
+				echo "@@uni:t first-output $first"
+				[ -n "$MARK" ] || break
+			fi
+			if [ -n "$first" ] && grep -qF -- "$MARK" "$L"; then
+				echo "@@uni:t marker $(since "$T0")"
+				break
+			fi
+			i=$((i + 1))
+			sleep 0.02
+		done
+	) &
+	TIMER=$!
+	DOMID=
+	while kill -0 $XL 2>/dev/null; do
+		if [ -z "$DOMID" ]; then
+			DOMID=$(sed -n 's/^Waiting for domain .* (domid \([0-9]*\)) to die.*/\1/p' /tmp/xl.log)
+			if [ -n "$DOMID" ]; then
+				s "guest created domid=$DOMID"
+				if [ "$n" = 1 ] && [ -n "$DOM0_CHECK" ]; then
+					(
+						GUEST_IP=$GUEST_IP sh -c "$DOM0_CHECK" >/tmp/check.log 2>&1
+						rc=$?
+						while IFS= read -r l; do echo "@@uni:c $l"; done </tmp/check.log
+						echo "@@uni:cend $rc"
+					) &
+					CHECK=$!
+				fi
+			fi
+		fi
+		sleep 0.2
+	done
+	wait $XL
+	RC=$?
+	kill $TIMER 2>/dev/null
+
+	CODE=$(sed -n 's/^Domain [0-9]* has shut down, reason code \([0-9]*\) .*/\1/p' /tmp/xl.log | head -n 1)
+	if [ -z "$CODE" ]; then
+		# the domain was never built, or xl died: its log says why
+		grep -v ': debug: ' /tmp/xl.log | while IFS= read -r l; do echo "@@uni:x $l"; done
+		echo "$EOF_LINE" >>"$L"
+		drain
+		REASON=create-failed
+		DETAIL="xl create exited with status $RC"
+		return
+	fi
+	case $CODE in
+	0) REASON=poweroff ;;
+	1) REASON=reboot ;;
+	2) REASON=suspend ;;
+	3) REASON=crash ;;
+	4) REASON=watchdog ;;
+	5) REASON=soft_reset ;;
+	*) REASON=unknown ;;
 	esac
-	echo "@@uni:g $l"
-done </tmp/console &
-READER=$!
+	DETAIL="code=$CODE domid=$DOMID"
+	s "guest shut down: code $CODE ($REASON)"
+
+	# The domain is preserved (the host set on_* = "preserve"), so its console ring is intact.
+	# Let xenconsoled write out what is left, then close the log with the end line.
+	prev=-1
+	size=$(stat -c %s "$L")
+	while [ "$size" != "$prev" ]; do
+		prev=$size
+		sleep 0.3
+		size=$(stat -c %s "$L")
+	done
+	if [ -n "$(tail -c 1 "$L")" ]; then
+		printf '\n%s\n' "$EOF_LINE" >>"$L"
+	else
+		echo "$EOF_LINE" >>"$L"
+	fi
+	drain
+	s "console drained"
+
+	if [ "$REASON" != poweroff ] || [ "$size" = 0 ]; then
+		xl dmesg 2>/dev/null | grep -E "d${DOMID:-1}v|\(d${DOMID:-1}\)" | tail -n 40 |
+			while IFS= read -r l; do echo "@@uni:d $l"; done
+		[ -z "$DOMID" ] || xenctx -a "$DOMID" 0 2>&1 | head -n 30 | while IFS= read -r l; do echo "@@uni:d $l"; done
+	fi
+	# the next guest needs the memory; this one has told all it will
+	[ -z "$DOMID" ] || [ "$n" -ge "$GUESTS" ] || xl destroy "$DOMID" >/dev/null 2>&1
+}
 
 # drain: wait for the reader to reach the end line (at most 10 s), then stop tail
 drain() {
@@ -100,60 +265,18 @@ drain() {
 	kill $TAIL
 }
 
-# -F keeps xl in the foreground: it returns when the domain shuts down and says why.
-s "xl create $CFG"
-xl -vvv create -F "$CFG" >/tmp/xl.log 2>&1 &
-XL=$!
-DOMID=
-while kill -0 $XL 2>/dev/null; do
-	if [ -z "$DOMID" ]; then
-		DOMID=$(sed -n 's/^Waiting for domain .* (domid \([0-9]*\)) to die.*/\1/p' /tmp/xl.log)
-		[ -z "$DOMID" ] || s "guest created domid=$DOMID"
-	fi
-	sleep 0.2
+n=1
+while [ $n -le "${GUESTS:-0}" ]; do
+	run_guest $n
+	echo "@@uni:gend $REASON $DETAIL"
+	n=$((n + 1))
 done
-wait $XL
-RC=$?
-
-CODE=$(sed -n 's/^Domain [0-9]* has shut down, reason code \([0-9]*\) .*/\1/p' /tmp/xl.log | head -n 1)
-if [ -z "$CODE" ]; then
-	# the domain was never built, or xl died: its log says why
-	grep -v ': debug: ' /tmp/xl.log | while IFS= read -r l; do echo "@@uni:x $l"; done
-	echo "$EOF_LINE" >>"$L"
-	drain
-	end create-failed "xl create exited with status $RC"
+# a dom0 check still running gets 10 s more
+if [ -n "$CHECK" ] && kill -0 $CHECK 2>/dev/null; then
+	(
+		sleep 10
+		kill $CHECK
+	) 2>/dev/null &
+	wait $CHECK
 fi
-case $CODE in
-0) REASON=poweroff ;;
-1) REASON=reboot ;;
-2) REASON=suspend ;;
-3) REASON=crash ;;
-4) REASON=watchdog ;;
-5) REASON=soft_reset ;;
-*) REASON=unknown ;;
-esac
-s "guest shut down: code $CODE ($REASON)"
-
-# The domain is preserved (the host set on_* = "preserve"), so its console ring is intact.
-# Let xenconsoled write out what is left, then close the log with the end line.
-prev=-1
-size=$(stat -c %s "$L")
-while [ "$size" != "$prev" ]; do
-	prev=$size
-	sleep 0.3
-	size=$(stat -c %s "$L")
-done
-if [ -n "$(tail -c 1 "$L")" ]; then
-	printf '\n%s\n' "$EOF_LINE" >>"$L"
-else
-	echo "$EOF_LINE" >>"$L"
-fi
-drain
-s "console drained"
-
-if [ "$REASON" != poweroff ] || [ "$size" = 0 ]; then
-	xl dmesg 2>/dev/null | grep -E "d${DOMID:-1}v|\(d${DOMID:-1}\)" | tail -n 40 |
-		while IFS= read -r l; do echo "@@uni:d $l"; done
-	[ -z "$DOMID" ] || xenctx -a "$DOMID" 0 2>&1 | head -n 30 | while IFS= read -r l; do echo "@@uni:d $l"; done
-fi
-end "$REASON" "code=$CODE domid=$DOMID"
+end "$REASON" "$DETAIL"

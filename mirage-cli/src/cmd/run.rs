@@ -37,12 +37,14 @@ fn run_xen(args: &Run, file: &Path, image: std::path::PathBuf) -> Result<ExitCod
     let board = super::xen_board(&cfg)?;
     let prepared = emu::prepare(&board, &emu::cache_dir())?;
     let xl = image.with_extension("xl");
-    let guest = emu::Guest { name: cfg.name.clone(), image, xl };
+    let guest = emu::Guest { name: cfg.name.clone(), image, xl, marker: None };
     let opts = emu::RunOptions {
         timeout: std::time::Duration::from_secs(args.timeout),
         verbose: crate::status::verbose(),
         log: cfg.dir.join("_build/xen-arm/serial.log"),
         forwards: args.publish.clone(),
+        // a board-side check for tests, e.g. `ping -c 3 -w 60 $GUEST_IP` (see emu::RunOptions)
+        dom0_check: std::env::var("UNI_DOM0_CHECK").ok().filter(|c| !c.trim().is_empty()),
     };
     let outcome = emu::run(&prepared, &guest, &opts)?;
     status("Finished", format!("{} {outcome} (exit code {})", cfg.name, outcome.exit_code()));

@@ -19,7 +19,7 @@ use crate::status::status;
 pub const INIT: &str = include_str!("../../../templates/qemu-virt/dom0-init.sh");
 
 /// Bumped when the assembly below changes what it produces.
-const RECIPE: &str = "dom0 recipe 2";
+const RECIPE: &str = "dom0 recipe 3";
 
 /// What a toolstack-only dom0 does not need (rig.sh's list): docs, python (pygrub, xenfsimage),
 /// locales, SysV init scripts.
@@ -82,9 +82,10 @@ pub fn key(dom0: &Dom0, debs: &Debs) -> u64 {
         .collect();
     names.sort();
     let input = format!(
-        "{RECIPE}\n{}\n{}\n{}\n{INIT}",
+        "{RECIPE}\n{}\n{}\n{}\n{}\n{INIT}",
         names.join(" "),
         dom0.modules.join(" "),
+        dom0.net_modules.join(" "),
         PRUNE.join(" ")
     );
     fnv(input.as_bytes())
@@ -229,14 +230,24 @@ fn build(dom0: &Dom0, debs: &Debs, work: &Path) -> Result<()> {
     for m in &dom0.modules {
         module_order(&moddir, m, &mut order)?;
     }
-    let mut names = String::new();
-    for f in &order {
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        std::fs::copy(f, root.join("lib/modules").join(&name))?;
-        names += &name;
-        names.push('\n');
+    let mut net_order = order.clone();
+    for m in &dom0.net_modules {
+        module_order(&moddir, m, &mut net_order)?;
     }
-    std::fs::write(root.join("lib/modules/order"), names)?;
+    // order: always loaded; order-net: then loaded when the run has networking
+    for (list, file) in [
+        (&order[..], "order"),
+        (&net_order[order.len()..], "order-net"),
+    ] {
+        let mut names = String::new();
+        for f in list {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            std::fs::copy(f, root.join("lib/modules").join(&name))?;
+            names += &name;
+            names.push('\n');
+        }
+        std::fs::write(root.join("lib/modules").join(file), names)?;
+    }
 
     let init = root.join("init");
     std::fs::write(&init, INIT)?;
@@ -396,6 +407,11 @@ mod tests {
         );
         let other = Dom0 {
             modules: vec!["bridge".into(), "xenfs".into()],
+            ..dom0.clone()
+        };
+        assert_ne!(a, key(&other, &debs(&["a_1_arm64.deb", "b_1_arm64.deb"])));
+        let other = Dom0 {
+            net_modules: vec!["virtio_net".into()],
             ..dom0.clone()
         };
         assert_ne!(a, key(&other, &debs(&["a_1_arm64.deb", "b_1_arm64.deb"])));

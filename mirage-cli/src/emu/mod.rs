@@ -12,13 +12,18 @@
 mod cpio;
 mod debs;
 mod dom0;
+pub mod net;
 mod serial;
 mod xl;
 
 use std::io::{BufRead, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -26,13 +31,17 @@ use anyhow::{bail, Context, Result};
 use crate::board::{Board, Qemu};
 use crate::status::{status, warn};
 
-/// A unikernel to boot: `dist/<name>.xen` and the xl file `dist/<name>.xl` next to it.
+/// A guest to boot: a unikernel's `dist/<name>.xen` and the xl file `dist/<name>.xl` next to
+/// it, or any other ARM32 kernel and xl file.
 #[derive(Debug, Clone)]
 pub struct Guest {
     /// For messages; the domain's name comes from the xl file.
     pub name: String,
     pub image: PathBuf,
     pub xl: PathBuf,
+    /// A console line (a substring of it) whose arrival dom0 times, as
+    /// [`GuestRun::marker`].
+    pub marker: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,10 +53,25 @@ pub struct RunOptions {
     pub verbose: bool,
     /// Every line of the serial console goes here.
     pub log: PathBuf,
-    /// (host port, guest port) TCP forwards. QEMU forwards them to dom0 (user networking,
-    /// virtio-net); dom0 is told about them in `/guest/run.env` as `FORWARDS="h:g …"` but does
-    /// not forward them to the guest yet.
+    /// (host port, guest port) TCP forwards from 127.0.0.1 to the first guest's address (see
+    /// [`net`]). They need a vif in the guest's xl file.
     pub forwards: Vec<(u16, u16)>,
+    /// A shell command for dom0 to run once the first guest exists, with `$GUEST_IP` set (for
+    /// example `ping -c 3 -w 60 $GUEST_IP`); its output and exit status are reported on stderr
+    /// and in [`Report::check`]. It should wait for the guest itself.
+    pub dom0_check: Option<String>,
+}
+
+impl RunOptions {
+    pub fn new(timeout: Duration, log: PathBuf) -> RunOptions {
+        RunOptions {
+            timeout,
+            verbose: false,
+            log,
+            forwards: Vec::new(),
+            dom0_check: None,
+        }
+    }
 }
 
 /// How a run ended.
@@ -63,13 +87,15 @@ pub enum Outcome {
     Crash,
     /// The timeout passed first.
     Timeout,
+    /// `uni` got this signal (SIGINT, SIGTERM, SIGHUP) and stopped the board.
+    Interrupted(i32),
     /// The guest never ran: xl create failed, dom0 did not come up, or QEMU stopped.
     BootFailed(String),
 }
 
 impl Outcome {
     /// The exit code for `uni run`: poweroff 0, crash 1, reboot 2, boot failure 3,
-    /// timeout 124 (as timeout(1)).
+    /// timeout 124 (as timeout(1)), a signal 128 + its number (as a shell has it).
     pub fn exit_code(&self) -> u8 {
         match self {
             Outcome::Poweroff => 0,
@@ -77,6 +103,7 @@ impl Outcome {
             Outcome::Reboot => 2,
             Outcome::BootFailed(_) => 3,
             Outcome::Timeout => 124,
+            Outcome::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
         }
     }
 }
@@ -88,9 +115,39 @@ impl std::fmt::Display for Outcome {
             Outcome::Reboot => f.write_str("asked to reboot"),
             Outcome::Crash => f.write_str("crashed"),
             Outcome::Timeout => f.write_str("timed out"),
+            Outcome::Interrupted(sig) => write!(f, "was stopped by signal {sig}"),
             Outcome::BootFailed(why) => write!(f, "did not boot: {why}"),
         }
     }
+}
+
+/// What one guest of a run did.
+#[derive(Debug, Clone, Default)]
+pub struct GuestRun {
+    pub name: String,
+    pub domid: Option<u32>,
+    /// How it ended; `None` when the run ended first (timeout, signal, dom0 failure).
+    pub outcome: Option<Outcome>,
+    /// Its address on the board's LAN (first vif): the `--ipv4=` boot argument's, else its
+    /// DHCP lease. `None` without a vif.
+    pub ip: Option<Ipv4Addr>,
+    /// Seconds from the start of `xl create` to the first byte of console output (dom0's clock,
+    /// which under QEMU TCG runs at host time; 20 ms resolution).
+    pub first_output: Option<f64>,
+    /// Seconds from the start of `xl create` to the console line [`Guest::marker`].
+    pub marker: Option<f64>,
+    /// Its console lines.
+    pub console: Vec<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// How the run ended: the last guest's outcome, or why the run stopped first.
+    pub outcome: Outcome,
+    pub guests: Vec<GuestRun>,
+    /// The dom0 check's exit status and output, when it finished.
+    pub check: Option<(i32, Vec<String>)>,
 }
 
 /// A board ready to boot guests.
@@ -162,18 +219,108 @@ const DOM0_INITRD_ADDR: &str = "0x50000000";
 /// stdout as it arrives; if the guest printed nothing, what the board said about it goes to
 /// stderr.
 pub fn run(prepared: &Prepared, guest: &Guest, opts: &RunOptions) -> Result<Outcome> {
-    let xl_text = std::fs::read_to_string(&guest.xl)
-        .with_context(|| format!("reading {}", guest.xl.display()))?;
-    let xl_dir = guest.xl.parent().unwrap_or(Path::new("."));
-    let cfg = xl::rewrite(&xl_text, &guest.image, xl_dir)
-        .with_context(|| format!("in {}", guest.xl.display()))?;
+    Ok(run_guests(prepared, std::slice::from_ref(guest), opts)?.outcome)
+}
+
+/// A guest's files and place in the run.
+struct Planned<'a> {
+    guest: &'a Guest,
+    cfg: xl::RunConfig,
+    ip: Option<Ipv4Addr>,
+}
+
+/// Boots `guests` one after another in one session of the board: each runs until it shuts
+/// down, then the next is created. Every guest's console goes to stdout.
+pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> Result<Report> {
+    if guests.is_empty() {
+        bail!("no guest to run");
+    }
+    let mut plan = Vec::new();
+    let mut vifs = 0;
+    for guest in guests {
+        let xl_text = std::fs::read_to_string(&guest.xl)
+            .with_context(|| format!("reading {}", guest.xl.display()))?;
+        let xl_dir = guest.xl.parent().unwrap_or(Path::new("."));
+        let cfg = xl::rewrite(&xl_text, &guest.image, xl_dir, vifs)
+            .with_context(|| format!("in {}", guest.xl.display()))?;
+        let ip = (!cfg.macs.is_empty())
+            .then(|| net::static_ipv4(&cfg.extra).unwrap_or(net::lease_ip(vifs)));
+        vifs += cfg.macs.len();
+        plan.push(Planned { guest, cfg, ip });
+    }
+    if !opts.forwards.is_empty() && plan[0].ip.is_none() {
+        bail!(
+            "`-p` forwards to the guest's network, but {} has no vif (no network device in \
+             unikernel.toml)",
+            plan[0].guest.xl.display()
+        );
+    }
+
+    // The network: only when a guest has a vif, so that other runs boot as fast as before.
+    let net_on = vifs > 0;
+    let tap = if net_on {
+        match net::Tap::create(&format!("uni{}", std::process::id())) {
+            Ok(tap) => Some(tap),
+            Err(e) if opts.forwards.is_empty() => {
+                warn(format!(
+                    "the host cannot reach the guest: {e:#}. The guest still gets its address \
+                     from dom0's DHCP server."
+                ));
+                None
+            }
+            Err(e) => return Err(e.context("`-p` needs the host on the board's network")),
+        }
+    } else {
+        None
+    };
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut forwards = Vec::new();
+    if let Some(ip) = plan[0].ip {
+        for &(h, g) in &opts.forwards {
+            forwards.push(net::Forward::start(
+                h,
+                SocketAddrV4::new(ip, g),
+                tap.as_ref().map(|t| t.name.clone()),
+                ready.clone(),
+            )?);
+        }
+    }
+    if net_on {
+        let first = &plan[0];
+        let ip = first.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let how = if net::static_ipv4(&first.cfg.extra).is_some() {
+            "static, from --ipv4"
+        } else {
+            "DHCP"
+        };
+        let host = match &tap {
+            Some(t) => format!("; host {} on {} (10.0.0.0/24)", net::HOST_IP, t.name),
+            None => String::new(),
+        };
+        let fwd: String = forwards
+            .iter()
+            .map(|f| format!("; 127.0.0.1:{} -> {}", f.host, f.guest))
+            .collect();
+        status(
+            "Network",
+            format!(
+                "{} at {ip} ({how}, MAC {}){host}{fwd}",
+                first.guest.name, first.cfg.macs[0]
+            ),
+        );
+    }
 
     std::fs::create_dir_all(&prepared.runs)?;
     let initrd = prepared
         .runs
         .join(format!("initrd-{}.cpio", std::process::id()));
     let _cleanup = RemoveOnDrop(initrd.clone());
-    write_initrd(&prepared.base.initrd, &cfg, &opts.forwards, &initrd)?;
+    let net = NetPlan {
+        on: net_on,
+        nic: tap.is_some(),
+        check: opts.dom0_check.clone(),
+    };
+    write_initrd(&prepared.base.initrd, &plan, &net, &initrd)?;
 
     if let Some(dir) = opts.log.parent() {
         std::fs::create_dir_all(dir)?;
@@ -183,17 +330,19 @@ pub fn run(prepared: &Prepared, guest: &Guest, opts: &RunOptions) -> Result<Outc
             .with_context(|| format!("creating {}", opts.log.display()))?,
     );
 
-    let mut qemu = qemu_command(prepared, &initrd, &opts.forwards);
+    let mut qemu = qemu_command(prepared, &initrd, tap.as_ref());
+    let names: Vec<&str> = guests.iter().map(|g| g.name.as_str()).collect();
     status(
         "Booting",
         format!(
             "{} on {} (Xen arm64 under QEMU {}, log {})",
-            guest.name,
+            names.join(", then "),
             prepared.board,
             prepared.qemu.cpu,
             opts.log.display()
         ),
     );
+    let signals = Signals::catch();
     let t0 = Instant::now();
     let mut child = qemu.spawn().context("starting qemu-system-aarch64")?;
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
@@ -220,16 +369,26 @@ pub fn run(prepared: &Prepared, guest: &Guest, opts: &RunOptions) -> Result<Outc
     });
 
     let mut monitor = serial::Monitor::default();
+    let mut runs: Vec<GuestRun> = Vec::new();
+    let mut check = None;
+    let mut check_lines = Vec::new();
     let mut first_line = None;
     let deadline = t0 + opts.timeout;
     let out = std::io::stdout();
     let outcome = loop {
+        if let Some(sig) = signals.caught() {
+            break Outcome::Interrupted(sig);
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        let raw = match rx.recv_timeout(left) {
+        let raw = match rx.recv_timeout(left.min(Duration::from_millis(100))) {
             Ok(raw) => raw,
-            Err(mpsc::RecvTimeoutError::Timeout) => break Outcome::Timeout,
+            Err(mpsc::RecvTimeoutError::Timeout) if left.is_zero() => break Outcome::Timeout,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let st = child.wait()?;
+                if let Some(sig) = signals.caught() {
+                    break Outcome::Interrupted(sig);
+                }
                 let err = errs.join().unwrap_or_default();
                 let err = err.trim();
                 break Outcome::BootFailed(if err.is_empty() {
@@ -242,41 +401,104 @@ pub fn run(prepared: &Prepared, guest: &Guest, opts: &RunOptions) -> Result<Outc
         let line = String::from_utf8_lossy(&raw);
         let line = line.trim_end_matches(['\n', '\r']);
         writeln!(log, "{line}")?;
+        let current = runs.len().checked_sub(1);
         match monitor.feed(line) {
             serial::Action::Guest(text) => {
                 first_line.get_or_insert_with(|| t0.elapsed());
+                if let Some(i) = current {
+                    runs[i].console.push(text.to_string());
+                }
                 let mut o = out.lock();
                 writeln!(o, "{text}")?;
                 o.flush()?;
             }
-            serial::Action::Created { domid } => status(
-                "Started",
-                format!(
-                    "{} as domain {domid} after {:.1}s",
-                    guest.name,
-                    t0.elapsed().as_secs_f64()
-                ),
-            ),
+            serial::Action::Created { domid } => {
+                let p = &plan[runs.len().min(plan.len() - 1)];
+                status(
+                    "Started",
+                    format!(
+                        "{} as domain {domid} after {:.1}s",
+                        p.guest.name,
+                        t0.elapsed().as_secs_f64()
+                    ),
+                );
+                if let Some(r) = current.and_then(|i| runs.get_mut(i)) {
+                    r.domid = Some(domid);
+                }
+                ready.store(true, Ordering::Relaxed);
+            }
+            serial::Action::Timing { what, secs } => {
+                if let Some(r) = current.and_then(|i| runs.get_mut(i)) {
+                    match what {
+                        "first-output" => r.first_output = Some(secs),
+                        "marker" => r.marker = Some(secs),
+                        _ => {}
+                    }
+                }
+            }
+            serial::Action::Leased(ip) => status("Leased", format!("{ip} by dom0's DHCP server")),
+            serial::Action::Check(text) => {
+                eprintln!("  dom0 check | {text}");
+                check_lines.push(text.to_string());
+            }
+            serial::Action::CheckEnd(st) => {
+                status(
+                    "Checked",
+                    format!(
+                        "`{}` in dom0: {}",
+                        opts.dom0_check.as_deref().unwrap_or(""),
+                        if st == 0 {
+                            "ok".to_string()
+                        } else {
+                            format!("failed (exit status {st})")
+                        }
+                    ),
+                );
+                check = Some((st, std::mem::take(&mut check_lines)));
+            }
+            serial::Action::GuestEnd(o) => {
+                if let Some(r) = current.and_then(|i| runs.get_mut(i)) {
+                    r.outcome = Some(o);
+                }
+            }
             serial::Action::Board(text) => {
+                if text.starts_with("xl create ") && runs.len() < plan.len() {
+                    let p = &plan[runs.len()];
+                    runs.push(GuestRun {
+                        name: p.guest.name.clone(),
+                        ip: p.ip,
+                        ..GuestRun::default()
+                    });
+                }
                 if opts.verbose {
                     eprintln!("{text}");
                 }
             }
-            serial::Action::End(o) => break o,
+            serial::Action::End(o) => {
+                if let Some(r) = runs.last_mut() {
+                    r.outcome.get_or_insert(o.clone());
+                }
+                break o;
+            }
         }
     };
     // dom0 is powering off by now; nothing after the end line matters
     let _ = child.kill();
     let _ = child.wait();
+    drop(forwards);
+    drop(tap);
+    drop(signals);
     log.flush()?;
 
     // The guest's own words come first; what the board knows is shown when the guest printed
     // nothing, or did not boot. After a crash with output, only the PC: the dump is in the log.
+    let name = &guests.last().unwrap().name;
     let silent = monitor.guest_lines == 0;
-    if !opts.verbose {
+    let quiet = matches!(outcome, Outcome::Interrupted(_));
+    if !opts.verbose && !quiet {
         if silent || matches!(outcome, Outcome::BootFailed(_)) {
             if silent && !matches!(outcome, Outcome::BootFailed(_)) {
-                warn(format!("{} printed nothing", guest.name));
+                warn(format!("{name} printed nothing"));
             }
             for l in monitor.report() {
                 eprintln!("{l}");
@@ -284,8 +506,7 @@ pub fn run(prepared: &Prepared, guest: &Guest, opts: &RunOptions) -> Result<Outc
         } else if outcome == Outcome::Crash {
             if let Some(pc) = monitor.crash_pc() {
                 eprintln!(
-                    "{} crashed at PC {pc} (xenctx; the register dump is in {})",
-                    guest.name,
+                    "{name} crashed at PC {pc} (xenctx; the register dump is in {})",
                     opts.log.display()
                 );
             }
@@ -294,14 +515,35 @@ pub fn run(prepared: &Prepared, guest: &Guest, opts: &RunOptions) -> Result<Outc
     let first = first_line
         .map(|t| format!("; the guest's first line came at {:.1}s", t.as_secs_f64()))
         .unwrap_or_default();
+    let after = runs
+        .iter()
+        .filter_map(|r| Some((r, r.first_output?)))
+        .map(|(r, t)| format!(", {}s after xl create for {}", t, r.name))
+        .collect::<String>();
     status(
         "Halted",
-        format!("the board after {:.1}s{first}", t0.elapsed().as_secs_f64()),
+        format!(
+            "the board after {:.1}s{first}{after}",
+            t0.elapsed().as_secs_f64()
+        ),
     );
-    Ok(outcome)
+    Ok(Report {
+        outcome,
+        guests: runs,
+        check,
+    })
 }
 
-fn qemu_command(p: &Prepared, initrd: &Path, forwards: &[(u16, u16)]) -> Command {
+/// What dom0 sets up for the network.
+struct NetPlan {
+    /// bridge + udhcpd (a guest has a vif)
+    on: bool,
+    /// dom0 has a NIC to the host's tap
+    nic: bool,
+    check: Option<String>,
+}
+
+fn qemu_command(p: &Prepared, initrd: &Path, tap: Option<&net::Tap>) -> Command {
     // QEMU's option syntax: a comma inside a value is written twice
     let opt = |p: &Path| p.display().to_string().replace(',', ",,");
     let mut c = Command::new("qemu-system-aarch64");
@@ -326,16 +568,14 @@ fn qemu_command(p: &Prepared, initrd: &Path, forwards: &[(u16, u16)]) -> Command
             "guest-loader,addr={DOM0_INITRD_ADDR},initrd={}",
             opt(initrd)
         ));
-    if !forwards.is_empty() {
-        let fwd: String = forwards
-            .iter()
-            .map(|(h, g)| format!(",hostfwd=tcp:127.0.0.1:{h}-:{g}"))
-            .collect();
+    let tap_fd = tap.map(|t| t.raw_fd());
+    if tap_fd.is_some() {
+        // dom0's virtio NIC is the other end of the host's tap, which QEMU inherits as fd 3
         c.args([
             "-netdev",
-            &format!("user,id=net0{fwd}"),
+            &format!("tap,id=net0,fd={TAP_FD}"),
             "-device",
-            "virtio-net-device,netdev=net0",
+            &format!("virtio-net-device,netdev=net0,mac={}", net::DOM0_NIC_MAC),
         ]);
     } else {
         // no default NIC: dom0 would only probe it
@@ -344,39 +584,138 @@ fn qemu_command(p: &Prepared, initrd: &Path, forwards: &[(u16, u16)]) -> Command
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // QEMU gets its own process group, so a ^C reaches `uni` only, which stops QEMU itself.
+    c.process_group(0);
+    // SAFETY: the closure runs in the child between fork and exec and makes only
+    // async-signal-safe calls (prctl, dup2, fcntl) on values copied in before the fork.
+    unsafe {
+        c.pre_exec(move || {
+            // if `uni` dies, even by SIGKILL, QEMU goes too (and with it the tap)
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(fd) = tap_fd {
+                if fd == TAP_FD {
+                    // dup2 to itself keeps close-on-exec: clear it
+                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, TAP_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
     c
 }
 
-/// The cached dom0 initramfs, then a cpio (uncompressed) with the guest's files and
+/// The descriptor QEMU finds the tap on.
+const TAP_FD: RawFd = 3;
+
+/// The cached dom0 initramfs, then a cpio (uncompressed) with the guests' files and
 /// `/guest/run.env`. Linux unpacks both, one after the other.
-fn write_initrd(
-    base: &Path,
-    cfg: &xl::RunConfig,
-    forwards: &[(u16, u16)],
-    to: &Path,
-) -> Result<()> {
+fn write_initrd(base: &Path, plan: &[Planned], net: &NetPlan, to: &Path) -> Result<()> {
     let mut bytes = std::fs::read(base).with_context(|| format!("reading {}", base.display()))?;
     // the next archive starts on a 4-byte boundary; Linux skips the zeros in between
     bytes.resize(bytes.len().next_multiple_of(4), 0);
     let mut w = cpio::Writer::new(Vec::new());
-    for (host, name) in &cfg.files {
-        let data = std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
-        w.file(&format!("guest/{name}"), 0o644, &data)?;
+    let mut env = format!(
+        "GUESTS={}\nNET={}\nNIC={}\n",
+        plan.len(),
+        net.on as u8,
+        net.nic as u8
+    );
+    let mut written: Vec<String> = Vec::new();
+    let mut leases: Vec<String> = Vec::new();
+    let mut vif = 0;
+    for (i, p) in plan.iter().enumerate() {
+        let cfg = &p.cfg;
+        for (host, name) in &cfg.files {
+            if written.contains(name) {
+                continue;
+            }
+            let data =
+                std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
+            w.file(&format!("guest/{name}"), 0o644, &data)?;
+            written.push(name.clone());
+        }
+        let xl_name = format!("{}-{}.xl", i + 1, cfg.name);
+        w.file(&format!("guest/{xl_name}"), 0o644, cfg.text.as_bytes())?;
+        env += &format!(
+            "G{n}_NAME={}\nG{n}_CFG={}\nG{n}_MARK={}\n",
+            sh_quote(&cfg.name),
+            sh_quote(&format!("{}/{xl_name}", xl::GUEST_DIR)),
+            sh_quote(p.guest.marker.as_deref().unwrap_or("")),
+            n = i + 1
+        );
+        for mac in &cfg.macs {
+            let lease = format!("{mac} {}", net::lease_ip(vif));
+            if !leases.iter().any(|l| l.starts_with(mac.as_str())) {
+                leases.push(lease);
+            }
+            vif += 1;
+        }
     }
-    let xl_name = format!("{}.xl", cfg.name);
-    w.file(&format!("guest/{xl_name}"), 0o644, cfg.text.as_bytes())?;
-    let fwd: Vec<String> = forwards.iter().map(|(h, g)| format!("{h}:{g}")).collect();
-    let env = format!(
-        "NAME='{}'\nCFG='{}/{xl_name}'\nFORWARDS='{}'\n",
-        cfg.name,
-        xl::GUEST_DIR,
-        fwd.join(" ")
+    env += &format!(
+        "DHCP_STATIC={}\nGUEST_IP={}\nDOM0_CHECK={}\n",
+        sh_quote(&leases.join(";")),
+        plan[0].ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        sh_quote(net.check.as_deref().unwrap_or(""))
     );
     w.file("guest/run.env", 0o644, env.as_bytes())?;
     let (guest, _) = w.finish()?;
     bytes.extend_from_slice(&guest);
     std::fs::write(to, bytes).with_context(|| format!("writing {}", to.display()))?;
     Ok(())
+}
+
+/// `s` as one shell word.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// SIGINT, SIGTERM and SIGHUP, caught while the board runs: the run stops QEMU, removes what
+/// it made, and reports [`Outcome::Interrupted`]. The previous handlers come back on drop.
+struct Signals {
+    old: Vec<(libc::c_int, libc::sighandler_t)>,
+}
+
+static CAUGHT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    CAUGHT.store(sig, Ordering::Relaxed);
+}
+
+impl Signals {
+    fn catch() -> Signals {
+        CAUGHT.store(0, Ordering::Relaxed);
+        let mut old = Vec::new();
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+            let prev = unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+            old.push((sig, prev));
+        }
+        Signals { old }
+    }
+
+    fn caught(&self) -> Option<i32> {
+        match CAUGHT.load(Ordering::Relaxed) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for &(sig, prev) in &self.old {
+            if prev != libc::SIG_ERR {
+                // SAFETY: puts back the handler that was there before.
+                unsafe { libc::signal(sig, prev) };
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,6 +807,7 @@ mod tests {
         assert_eq!(Outcome::Reboot.exit_code(), 2);
         assert_eq!(Outcome::BootFailed("x".into()).exit_code(), 3);
         assert_eq!(Outcome::Timeout.exit_code(), 124);
+        assert_eq!(Outcome::Interrupted(libc::SIGTERM).exit_code(), 143);
     }
 
     #[test]
@@ -482,15 +822,45 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("base"), b"12345").unwrap();
         std::fs::write(dir.join("hello.xen"), b"image").unwrap();
-        let cfg = xl::rewrite("name = \"hello\"\n", &dir.join("hello.xen"), &dir).unwrap();
-        write_initrd(&dir.join("base"), &cfg, &[(8080, 80)], &dir.join("out")).unwrap();
+        let cfg = xl::rewrite(
+            "name = \"hello\"\nvif = [ 'bridge=xenbr0' ]\n",
+            &dir.join("hello.xen"),
+            &dir,
+            0,
+        )
+        .unwrap();
+        let guest = Guest {
+            name: "hello".into(),
+            image: dir.join("hello.xen"),
+            xl: dir.join("hello.xl"),
+            marker: Some("it's up".into()),
+        };
+        let plan = [Planned {
+            guest: &guest,
+            cfg,
+            ip: Some(net::lease_ip(0)),
+        }];
+        let net = NetPlan {
+            on: true,
+            nic: false,
+            check: Some("ping -c 3 $GUEST_IP".into()),
+        };
+        write_initrd(&dir.join("base"), &plan, &net, &dir.join("out")).unwrap();
         let out = std::fs::read(dir.join("out")).unwrap();
         assert_eq!(&out[..8], b"12345\0\0\0");
         assert_eq!(&out[8..14], b"070701");
         let s = String::from_utf8_lossy(&out);
         assert!(s.contains("guest/hello.xen\0"));
-        assert!(s.contains("guest/hello.xl\0"));
-        assert!(s.contains("NAME='hello'\nCFG='/guest/hello.xl'\nFORWARDS='8080:80'\n"));
+        assert!(s.contains("guest/1-hello.xl\0"));
+        assert!(s.contains("vif = [ 'bridge=xenbr0,mac=00:16:3e:75:6e:02' ]\n"));
+        assert!(
+            s.contains(
+                "GUESTS=1\nNET=1\nNIC=0\nG1_NAME='hello'\nG1_CFG='/guest/1-hello.xl'\n\
+                 G1_MARK='it'\\''s up'\nDHCP_STATIC='00:16:3e:75:6e:02 10.0.0.2'\n\
+                 GUEST_IP=10.0.0.2\nDOM0_CHECK='ping -c 3 $GUEST_IP'\n"
+            ),
+            "{s}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

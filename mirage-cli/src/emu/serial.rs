@@ -10,7 +10,7 @@ use super::Outcome;
 const TAG: &str = "@@uni:";
 
 /// One serial line, classified.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Line<'a> {
     /// A line of the guest's console (`@@uni:g`).
     Guest(&'a str),
@@ -20,6 +20,14 @@ pub enum Line<'a> {
     Xl(&'a str),
     /// Diagnostics after a crash or a silent guest: `xl dmesg`, `xenctx` (`@@uni:d`).
     Diag(&'a str),
+    /// A timing of the current guest in seconds since its `xl create` began (`@@uni:t`).
+    Timing { what: &'a str, secs: f64 },
+    /// Output of the dom0 check (`@@uni:c`).
+    Check(&'a str),
+    /// The dom0 check's exit status (`@@uni:cend`).
+    CheckEnd(i32),
+    /// The current guest has ended (`@@uni:gend`); more may follow.
+    GuestEnd { reason: &'a str, detail: &'a str },
     /// The last line: why the guest (or dom0) ended (`@@uni:end`).
     End { reason: &'a str, detail: &'a str },
     /// Anything else: Xen, the dom0 kernel, QEMU.
@@ -40,21 +48,47 @@ pub fn classify(line: &str) -> Line<'_> {
         "s" => Line::Progress(text),
         "x" => Line::Xl(text),
         "d" => Line::Diag(text),
-        "end" => {
+        "end" | "gend" => {
             let (reason, detail) = text.split_once(' ').unwrap_or((text, ""));
-            Line::End { reason, detail }
+            if tag == "end" {
+                Line::End { reason, detail }
+            } else {
+                Line::GuestEnd { reason, detail }
+            }
         }
+        "c" => Line::Check(text),
+        "cend" => match text.trim().parse() {
+            Ok(status) => Line::CheckEnd(status),
+            Err(_) => Line::Other(line),
+        },
+        "t" => match text
+            .split_once(' ')
+            .and_then(|(w, s)| Some((w, s.trim().parse().ok()?)))
+        {
+            Some((what, secs)) => Line::Timing { what, secs },
+            None => Line::Other(line),
+        },
         _ => Line::Other(line),
     }
 }
 
 /// What the caller should do with a line.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Action<'a> {
     /// Print to stdout: the guest said it.
     Guest(&'a str),
     /// The domain now exists.
     Created { domid: u32 },
+    /// A timing of the current guest (seconds since its `xl create`, dom0's clock).
+    Timing { what: &'a str, secs: f64 },
+    /// A line of the dom0 check's output.
+    Check(&'a str),
+    /// The dom0 check finished with this exit status.
+    CheckEnd(i32),
+    /// dom0's DHCP server gave the guest this address.
+    Leased(&'a str),
+    /// The current guest ended; the run goes on with the next one.
+    GuestEnd(Outcome),
     /// Print only when verbose: Xen, dom0, the toolstack.
     Board(&'a str),
     /// The run is over.
@@ -88,13 +122,26 @@ impl Monitor {
                 self.guest_lines += 1;
                 Action::Guest(t)
             }
-            Line::Progress(t) => match t
-                .strip_prefix("guest created domid=")
-                .and_then(|d| d.parse().ok())
-            {
-                Some(domid) => Action::Created { domid },
-                None => Action::Board(t),
-            },
+            Line::Progress(t) => {
+                if let Some(domid) = t
+                    .strip_prefix("guest created domid=")
+                    .and_then(|d| d.parse().ok())
+                {
+                    return Action::Created { domid };
+                }
+                match t.strip_prefix("dhcp: sending ACK to ") {
+                    Some(ip) => Action::Leased(ip.trim()),
+                    None => Action::Board(t),
+                }
+            }
+            Line::Timing { what, secs } => Action::Timing { what, secs },
+            Line::Check(t) => Action::Check(t),
+            Line::CheckEnd(st) => Action::CheckEnd(st),
+            Line::GuestEnd { reason, detail } => {
+                let o = self.outcome(reason, detail);
+                self.xl.clear();
+                Action::GuestEnd(o)
+            }
             Line::Xl(t) => {
                 self.xl.push(t.to_string());
                 Action::Board(t)
@@ -224,6 +271,46 @@ mod tests {
             Line::Other("(XEN) d0v1: vGICR: SGI")
         );
         assert_eq!(classify("@@uni:zz what"), Line::Other("@@uni:zz what"));
+    }
+
+    #[test]
+    fn classifies_timings_checks_and_guest_ends() {
+        assert_eq!(
+            classify("@@uni:t first-output 0.42"),
+            Line::Timing {
+                what: "first-output",
+                secs: 0.42
+            }
+        );
+        assert_eq!(
+            classify("@@uni:t marker x"),
+            Line::Other("@@uni:t marker x")
+        );
+        assert_eq!(
+            classify("@@uni:c 3 packets transmitted"),
+            Line::Check("3 packets transmitted")
+        );
+        assert_eq!(classify("@@uni:cend 1"), Line::CheckEnd(1));
+        assert_eq!(
+            classify("@@uni:gend poweroff code=0 domid=1"),
+            Line::GuestEnd {
+                reason: "poweroff",
+                detail: "code=0 domid=1"
+            }
+        );
+        let mut m = Monitor::default();
+        assert_eq!(
+            m.feed("@@uni:gend crash code=3 domid=2"),
+            Action::GuestEnd(Outcome::Crash)
+        );
+        assert_eq!(
+            m.feed("@@uni:s dhcp: sending ACK to 10.0.0.2"),
+            Action::Leased("10.0.0.2")
+        );
+        assert_eq!(
+            m.feed("@@uni:s dhcp: sending OFFER to 10.0.0.2"),
+            Action::Board("dhcp: sending OFFER to 10.0.0.2")
+        );
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The guest's xl file, as the board runs it: files it names are carried into dom0's `/guest/`
 //! and the paths rewritten, and every `on_*` action becomes "preserve" so that a guest that stops
 //! stays stopped (a reboot is reported, not repeated) and a crashed one can still be inspected.
+//! Every vif gets a MAC (the board's DHCP server keys its static leases on it).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+
+use super::net;
 
 /// Where the guest's files are inside dom0.
 pub const GUEST_DIR: &str = "/guest";
@@ -28,20 +31,38 @@ pub struct RunConfig {
     pub text: String,
     /// (host file, name under `/guest/`)
     pub files: Vec<(PathBuf, String)>,
+    /// The MAC of each vif, in order: the xl file's, else [`net::default_mac`].
+    pub macs: Vec<String>,
+    /// The `extra` boot arguments.
+    pub extra: String,
 }
 
 /// Rewrites the xl file `text`. `kernel` replaces its kernel line; other files it names are
-/// looked up relative to `dir`, the xl file's directory.
-pub fn rewrite(text: &str, kernel: &Path, dir: &Path) -> Result<RunConfig> {
+/// looked up relative to `dir`, the xl file's directory. A vif without a MAC gets
+/// [`net::default_mac`]`(first_vif + i)`, `first_vif` being the number of vifs of the run's
+/// guests before this one.
+pub fn rewrite(text: &str, kernel: &Path, dir: &Path, first_vif: usize) -> Result<RunConfig> {
     let mut name = None;
     let mut out = String::new();
     let mut files: Vec<(PathBuf, String)> = Vec::new();
+    let mut macs = Vec::new();
+    let mut extra = String::new();
     let mut depth = 0i32; // inside a multi-line [ … ] value
+    let mut vif: Option<String> = None; // a vif value being collected
     for line in text.lines() {
         if depth > 0 {
             depth += brackets(line);
-            out += line;
-            out.push('\n');
+            if let Some(v) = &mut vif {
+                v.push(' ');
+                v.push_str(strip_comment(line));
+                if depth <= 0 {
+                    out += &vif_line(v, first_vif, &mut macs)?;
+                    vif = None;
+                }
+            } else {
+                out += line;
+                out.push('\n');
+            }
             continue;
         }
         let Some((key, value)) = assignment(line) else {
@@ -50,6 +71,17 @@ pub fn rewrite(text: &str, kernel: &Path, dir: &Path) -> Result<RunConfig> {
             continue;
         };
         depth += brackets(value);
+        if key == "vif" {
+            if depth > 0 {
+                vif = Some(value.to_string());
+            } else {
+                out += &vif_line(value, first_vif, &mut macs)?;
+            }
+            continue;
+        }
+        if key == "extra" {
+            extra = unquote(value).unwrap_or_default().to_string();
+        }
         if key == "name" {
             let n = unquote(value).context("`name` in the xl file is not a string")?;
             if n.is_empty()
@@ -103,11 +135,59 @@ pub fn rewrite(text: &str, kernel: &Path, dir: &Path) -> Result<RunConfig> {
     for k in ON_KEYS {
         out += &format!("{k} = \"preserve\"\n");
     }
+    if vif.is_some() {
+        bail!("the xl file's vif list has no closing `]`");
+    }
     Ok(RunConfig {
         name,
         text: out,
         files,
+        macs,
+        extra,
     })
+}
+
+/// `vif = [ 'spec', … ]` with a MAC in every spec; the MACs are appended to `macs`.
+fn vif_line(value: &str, first_vif: usize, macs: &mut Vec<String>) -> Result<String> {
+    let value = value.trim().trim_end_matches(';').trim();
+    let inner = value
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .context("the xl file's vif is not a list `[ '…', … ]`")?;
+    let mut specs = Vec::new();
+    let mut rest = inner.trim();
+    while !rest.is_empty() {
+        let q = rest.chars().next().unwrap();
+        if q != '\'' && q != '"' {
+            bail!("the xl file's vif list holds {rest:?}, not quoted specs");
+        }
+        let close = rest[1..]
+            .find(q)
+            .context("an unterminated string in the xl file's vif list")?;
+        specs.push(&rest[1..1 + close]);
+        rest = rest[close + 2..]
+            .trim_start()
+            .trim_start_matches(',')
+            .trim_start();
+    }
+    let mut out = Vec::new();
+    for spec in specs {
+        let given = spec
+            .split(',')
+            .find_map(|kv| kv.trim().strip_prefix("mac="))
+            .map(|m| m.trim().to_ascii_lowercase());
+        let mac = given
+            .clone()
+            .unwrap_or_else(|| net::default_mac(first_vif + macs.len()));
+        out.push(match given {
+            Some(_) => spec.to_string(),
+            None if spec.trim().is_empty() => format!("mac={mac}"),
+            None => format!("{spec},mac={mac}"),
+        });
+        macs.push(mac);
+    }
+    let list: Vec<String> = out.iter().map(|s| format!("'{s}'")).collect();
+    Ok(format!("vif = [ {} ]\n", list.join(", ")))
 }
 
 /// `key = value` (outside comments) → (key, value).
@@ -176,7 +256,7 @@ on_crash = "destroy"  # comment
     fn rewrites_kernel_and_on_actions() {
         let dir = std::env::temp_dir();
         let kernel = std::env::current_exe().unwrap(); // any existing file
-        let rc = rewrite(XL, &kernel, &dir).unwrap();
+        let rc = rewrite(XL, &kernel, &dir, 0).unwrap();
         assert_eq!(rc.name, "hello");
         let base = kernel.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(rc.files, vec![(kernel.clone(), base.clone())]);
@@ -187,7 +267,13 @@ on_crash = "destroy"  # comment
         );
         assert!(!rc.text.contains("/var/lib/uni"));
         assert!(!rc.text.contains("destroy"));
-        assert!(rc.text.contains("            'bridge=xenbr0' ]\n"));
+        assert!(
+            rc.text.contains("vif = [ 'bridge=xenbr0,mac=00:16:3e:00:00:02', 'bridge=xenbr0,mac=00:16:3e:75:6e:03' ]\n"),
+            "{}",
+            rc.text
+        );
+        assert_eq!(rc.macs, ["00:16:3e:00:00:02", "00:16:3e:75:6e:03"]);
+        assert_eq!(rc.extra, "--ipv4=10.0.0.2/24");
         for k in ON_KEYS {
             assert!(rc.text.contains(&format!("{k} = \"preserve\"\n")), "{k}");
         }
@@ -203,6 +289,7 @@ on_crash = "destroy"  # comment
             "name='t'\nramdisk = 'initrd.gz'\n",
             &dir.join("zImage"),
             &dir,
+            0,
         )
         .unwrap();
         assert_eq!(rc.name, "t");
@@ -216,9 +303,33 @@ on_crash = "destroy"  # comment
     fn rejects_bad_or_missing_names_and_files() {
         let k = std::env::current_exe().unwrap();
         let d = std::env::temp_dir();
-        assert!(rewrite("memory = 4\n", &k, &d).is_err());
-        assert!(rewrite("name = \"a b\"\n", &k, &d).is_err());
-        assert!(rewrite("name = \"a\"\nramdisk = \"/nonexistent/x\"\n", &k, &d).is_err());
+        assert!(rewrite("memory = 4\n", &k, &d, 0).is_err());
+        assert!(rewrite("name = \"a b\"\n", &k, &d, 0).is_err());
+        assert!(rewrite("name = \"a\"\nramdisk = \"/nonexistent/x\"\n", &k, &d, 0).is_err());
+        assert!(rewrite("name = \"a\"\nvif = [ 'bridge=xenbr0'\n", &k, &d, 0).is_err());
+        assert!(rewrite("name = \"a\"\nvif = 'bridge=xenbr0'\n", &k, &d, 0).is_err());
+    }
+
+    #[test]
+    fn every_vif_gets_a_mac_numbered_across_the_run() {
+        let k = std::env::current_exe().unwrap();
+        let d = std::env::temp_dir();
+        let rc = rewrite("name='a'\nvif = [ '' , \"bridge=xenbr0\" ]\n", &k, &d, 2).unwrap();
+        assert!(
+            rc.text.contains(
+                "vif = [ 'mac=00:16:3e:75:6e:04', 'bridge=xenbr0,mac=00:16:3e:75:6e:05' ]\n"
+            ),
+            "{}",
+            rc.text
+        );
+        let rc = rewrite(
+            "name='a'\nvif=['bridge=xenbr0,MAC=x', 'mac=00:16:3E:01:02:03']\n",
+            &k,
+            &d,
+            0,
+        )
+        .unwrap();
+        assert_eq!(rc.macs, ["00:16:3e:75:6e:02", "00:16:3e:01:02:03"]);
     }
 
     #[test]
