@@ -1,0 +1,159 @@
+//! The sans-IO core, client against server in memory: both versions, data both ways,
+//! resumption, close statuses, and each authenticator's errors.
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use uni_crypto::Rng;
+use uni_tls::auth::{self, FingerprintHash};
+use uni_tls::config::FixedTime;
+use uni_tls::{CertError, ClientOptions, Identity, ServerOptions, Session, Status, TlsError};
+
+const CA: &[u8] = include_bytes!("data/ca.pem");
+const CERT: &[u8] = include_bytes!("data/server.pem");
+const KEY: &[u8] = include_bytes!("data/server.key");
+/// 2030-01-01: inside the test certificates' validity.
+const NOW: u64 = 1_893_456_000;
+
+fn rng() -> &'static Rng {
+    static RNG: std::sync::OnceLock<&'static Rng> = std::sync::OnceLock::new();
+    RNG.get_or_init(|| {
+        let rng = Rng::from_device(uni_runtime::platform::Random::new(), uni_runtime::platform::Clock::new()).unwrap();
+        rng.leak()
+    })
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    static P: std::sync::OnceLock<Arc<CryptoProvider>> = std::sync::OnceLock::new();
+    P.get_or_init(|| Arc::new(uni_crypto::provider(rng()))).clone()
+}
+
+fn server() -> Arc<rustls::ServerConfig> {
+    let opts = ServerOptions::new(Identity::from_pem(CERT, KEY).unwrap());
+    opts.build(provider(), rng(), Arc::new(FixedTime(NOW))).unwrap()
+}
+
+fn client_with(auth: Arc<dyn rustls::client::danger::ServerCertVerifier>, versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>) -> Arc<rustls::ClientConfig> {
+    let mut o = ClientOptions::new(auth);
+    o.versions = versions;
+    o.build(provider(), Arc::new(FixedTime(NOW))).unwrap()
+}
+
+fn trust(at: u64) -> Arc<dyn rustls::client::danger::ServerCertVerifier> {
+    auth::chain_of_trust(&uni_tls::config::roots(CA).unwrap(), Arc::new(FixedTime(at)), provider()).unwrap()
+}
+
+/// Runs the handshake in memory; returns both sessions or the client's error.
+fn handshake(c: &mut Session, s: &mut Session) -> Result<(), TlsError> {
+    let mut to_server = c.handle(&[]).map_err(|f| f.error)?.to_send;
+    for _ in 0..10 {
+        let out = s.handle(&to_server).map_err(|f| f.error)?;
+        let back = c.handle(&out.to_send).map_err(|f| f.error)?;
+        to_server = back.to_send;
+        if c.status() == Status::Established && s.status() == Status::Established && to_server.is_empty() {
+            return Ok(());
+        }
+    }
+    panic!("handshake did not finish");
+}
+
+#[test]
+fn both_versions_carry_data_both_ways() {
+    for v in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let cfg = client_with(trust(NOW), Some(vec![v]));
+        let mut c = Session::client(cfg, "localhost").unwrap();
+        let mut s = Session::server(server()).unwrap();
+        // Data queued before the handshake goes out once it completes.
+        let early = c.send(b"queued").unwrap();
+        let mut to_server = c.handle(&[]).unwrap().to_send;
+        to_server.extend(early);
+        let mut got = vec![];
+        for _ in 0..10 {
+            let out = s.handle(&to_server).unwrap();
+            got.extend(out.data);
+            to_server = c.handle(&out.to_send).unwrap().to_send;
+            if to_server.is_empty() && c.status() == Status::Established {
+                break;
+            }
+        }
+        let out = s.handle(&to_server).unwrap();
+        got.extend(out.data);
+        assert_eq!(got, b"queued", "{v:?}");
+        let rec = s.send(&vec![7u8; 100_000]).unwrap();
+        let out = c.handle(&rec).unwrap();
+        assert_eq!(out.data.len(), 100_000);
+        assert_eq!(c.info().version, Some(v.version));
+        assert_eq!(c.info().kx_group, Some(rustls::NamedGroup::X25519));
+        // close_notify: the server sees PeerClosed, then Closed after answering.
+        let bye = c.close().unwrap();
+        let out = s.handle(&bye).unwrap();
+        assert_eq!(out.status, Some(Status::PeerClosed));
+        let bye2 = s.close().unwrap();
+        assert_eq!(c.handle(&bye2).unwrap().status, Some(Status::Closed));
+    }
+}
+
+#[test]
+fn second_connection_resumes() {
+    let srv = server();
+    for v in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let cfg = client_with(trust(NOW), Some(vec![v]));
+        for round in 0..2 {
+            let mut c = Session::client(cfg.clone(), "localhost").unwrap();
+            let mut s = Session::server(srv.clone()).unwrap();
+            handshake(&mut c, &mut s).unwrap();
+            // TLS 1.3 tickets arrive after the handshake: deliver them.
+            let rec = s.send(b"x").unwrap();
+            let _ = c.handle(&rec).unwrap();
+            assert_eq!(c.info().resumed, round == 1, "{v:?} round {round}");
+        }
+    }
+}
+
+fn client_error(auth: Arc<dyn rustls::client::danger::ServerCertVerifier>, host: &str) -> TlsError {
+    let mut c = Session::client(client_with(auth, None), host).unwrap();
+    let mut s = Session::server(server()).unwrap();
+    handshake(&mut c, &mut s).unwrap_err()
+}
+
+#[test]
+fn chain_of_trust_errors_are_distinct() {
+    assert!(handshake(&mut Session::client(client_with(trust(NOW), None), "127.0.0.1").unwrap(), &mut Session::server(server()).unwrap()).is_ok());
+    assert_eq!(client_error(trust(NOW), "example.com"), TlsError::Certificate(CertError::WrongHost));
+    assert_eq!(client_error(trust(5_000_000_000), "localhost"), TlsError::Certificate(CertError::Expired));
+    assert_eq!(client_error(trust(1_000_000_000), "localhost"), TlsError::Certificate(CertError::NotYetValid));
+    // Trusting only the server's own certificate as a root is not the CA: unknown issuer.
+    let other = auth::chain_of_trust(&uni_tls::config::roots(CERT).unwrap(), Arc::new(FixedTime(NOW)), provider()).unwrap();
+    assert_eq!(client_error(other, "localhost"), TlsError::Certificate(CertError::UnknownIssuer));
+    // Only the danger API skips the host name.
+    let lax = auth::danger_chain_of_trust_without_hostname(&uni_tls::config::roots(CA).unwrap(), Arc::new(FixedTime(NOW)), provider()).unwrap();
+    let mut c = Session::client(client_with(lax, None), "example.com").unwrap();
+    handshake(&mut c, &mut Session::server(server()).unwrap()).unwrap();
+}
+
+#[test]
+fn fingerprints_pin_and_tofu() {
+    let der = uni_crypto::pem::certificates(CERT).unwrap().remove(0);
+    let fp = FingerprintHash::Sha256.of(der.as_ref());
+    let good = auth::server_fingerprint(FingerprintHash::Sha256, vec![fp.clone()], provider());
+    let mut c = Session::client(client_with(good.clone(), None), "localhost").unwrap();
+    handshake(&mut c, &mut Session::server(server()).unwrap()).unwrap();
+    assert_eq!(client_error(good, "example.com"), TlsError::Certificate(CertError::WrongHost));
+    let bad = auth::server_fingerprint(FingerprintHash::Sha256, vec![vec![0; 32]], provider());
+    assert_eq!(client_error(bad, "localhost"), TlsError::Certificate(CertError::PinMismatch));
+    let store = auth::TofuStore::new();
+    let tofu = auth::trust_on_first_use(FingerprintHash::Sha256, store.clone(), provider());
+    let mut c = Session::client(client_with(tofu, None), "localhost").unwrap();
+    handshake(&mut c, &mut Session::server(server()).unwrap()).unwrap();
+    assert_eq!(store.get("localhost"), Some(fp.clone()));
+    assert_eq!(auth::parse_fingerprint(&fp.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")), Some(fp));
+}
+
+#[test]
+fn garbage_gets_an_alert_and_a_clear_error() {
+    let mut s = Session::server(server()).unwrap();
+    let f = s.handle(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap_err();
+    assert!(matches!(f.error, TlsError::Protocol(_)), "{:?}", f.error);
+    assert!(!f.to_send.is_empty(), "an alert record goes back");
+    assert_eq!(f.to_send[0], 0x15, "alert content type");
+}
