@@ -176,12 +176,12 @@ bad!(duplicate_key,
 fn device_the_target_cannot_provide() {
     check(
         &Case {
-            name: "tls_on_unix",
-            toml: "HEAD\n[devices.net]\nkind = \"net\"\n[devices.tls]\nkind = \"tls\"\nnet = \"net\"\ncert = \"www/../unikernel.toml\"\nkey = \"unikernel.toml\"\n",
+            name: "xenstore_on_unix",
+            toml: "HEAD\n[devices.net]\nkind = \"net\"\n[devices.xs]\nkind = \"xenstore\"\n",
             at: "unikernel.toml:8:8",
-            key: "devices.tls.kind",
+            key: "devices.xs.kind",
             wrong: "target unix cannot provide this device",
-            accepted: "on unix, use: console, clock, random, args, net",
+            accepted: "on unix, use: target xen-arm for this device",
         },
         &["configure", "--target", "unix"],
     );

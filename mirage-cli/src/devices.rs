@@ -2,7 +2,7 @@
 //! `unikernel.toml` and, per target, [`Implementation`]: the crates it needs, its one-line
 //! constructor, the devices it depends on, and the boot arguments it reads.
 
-use crate::config::{DeviceConfig, DeviceSpec, Ipv4, NetStack};
+use crate::config::{DeviceConfig, DeviceSpec, EmbeddedFile, Ipv4, NetStack, TlsSpec};
 use crate::target::Target;
 
 /// A device kind as the config file sees it.
@@ -25,7 +25,11 @@ pub const KINDS: &[Kind] = &[
     },
     Kind { name: "kv_ro", keys: &["kind", "dir"], summary: "a directory embedded into the image" },
     Kind { name: "block", keys: &["kind", "file"], summary: "a block device" },
-    Kind { name: "tls", keys: &["kind", "net", "cert", "key"], summary: "TLS over a net device" },
+    Kind {
+        name: "tls",
+        keys: &["kind", "net", "cert", "key", "ca", "client-ca", "sni", "alpn", "resumption"],
+        summary: "TLS over a net device",
+    },
     Kind { name: "http", keys: &["kind", "net", "tls", "port"], summary: "an HTTP server" },
     Kind { name: "dns", keys: &["kind", "net", "nameserver"], summary: "a DNS resolver" },
     Kind { name: "xenstore", keys: &["kind"], summary: "the Xen store (xen-arm only)" },
@@ -44,6 +48,8 @@ pub fn kind_names() -> String {
 pub enum Crate {
     Runtime,
     Net,
+    Crypto,
+    Tls,
 }
 
 impl Crate {
@@ -51,6 +57,8 @@ impl Crate {
         match self {
             Crate::Runtime => "uni-runtime",
             Crate::Net => "uni-net",
+            Crate::Crypto => "uni-crypto",
+            Crate::Tls => "uni-tls",
         }
     }
 }
@@ -116,7 +124,9 @@ fn implement_xen(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
         DeviceSpec::Block { .. } => {
             return Err(not_yet("the block device", "declared in schema 1, no target has it yet", XEN_KINDS))
         }
-        DeviceSpec::Tls { .. } => return Err(not_yet("the tls device", "issue #5", XEN_KINDS)),
+        DeviceSpec::Tls(_) => {
+            return Err(not_yet("the tls device on xen-arm (it runs over the direct network stack)", "issue #4", XEN_KINDS))
+        }
         DeviceSpec::Http { .. } => return Err(not_yet("the http device", "issue #6", XEN_KINDS)),
         DeviceSpec::Dns { .. } => return Err(not_yet("the dns device", "issue #4", XEN_KINDS)),
     })
@@ -126,7 +136,13 @@ fn implement_unix(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
     Ok(match &dev.spec {
         DeviceSpec::Console => simple("uni_runtime::platform::Console::new()"),
         DeviceSpec::Clock => simple("uni_runtime::platform::Clock::new()"),
-        DeviceSpec::Random => simple("uni_runtime::platform::Random::new()"),
+        DeviceSpec::Random => Implementation {
+            crates: vec![Crate::Runtime, Crate::Crypto],
+            constructor: "uni_crypto::Rng::from_device(uni_runtime::platform::Random::new(), uni_runtime::platform::Clock::new())".into(),
+            fallible: true,
+            deps: vec![],
+            boot_args: &[],
+        },
         DeviceSpec::Args => simple("boot_args.clone()"),
         DeviceSpec::Net { stack, ipv4, .. } => {
             match stack.unwrap_or(NetStack::Socket) {
@@ -168,9 +184,7 @@ fn implement_unix(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
         DeviceSpec::Block { .. } => {
             return Err(not_yet("the block device", "declared in schema 1, no target has it yet", "console, clock, random, args, net"))
         }
-        DeviceSpec::Tls { .. } => {
-            return Err(not_yet("the tls device", "issue #5", "console, clock, random, args, net"))
-        }
+        DeviceSpec::Tls(tls) => tls_unix(tls),
         DeviceSpec::Http { .. } => {
             return Err(not_yet("the http device", "issue #6", "console, clock, random, args, net"))
         }
@@ -178,4 +192,54 @@ fn implement_unix(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
             return Err(not_yet("the dns device", "issue #4", "console, clock, random, args, net"))
         }
     })
+}
+
+/// `include_bytes!` of a file the config names. The generated `src/main.rs` sits at
+/// `<config dir>/_build/<target>/src/`, so a relative path stays relative (and the generated
+/// crate portable); an absolute one stays absolute.
+fn embed(f: &EmbeddedFile) -> String {
+    let p = if std::path::Path::new(&f.written).is_absolute() {
+        f.written.clone()
+    } else {
+        format!("../../../{}", f.written)
+    };
+    format!("include_bytes!({p:?})")
+}
+
+fn embed_opt(f: &Option<EmbeddedFile>) -> String {
+    match f {
+        Some(f) => format!("Some({})", embed(f)),
+        None => "None".into(),
+    }
+}
+
+/// A tls device on unix: the net device's stack, a Fortuna generator seeded from the OS, the
+/// host's clock, and the certificate files embedded into the program.
+fn tls_unix(t: &TlsSpec) -> Implementation {
+    let sni: Vec<String> = t
+        .sni
+        .iter()
+        .map(|(name, cert, key)| format!("uni_tls::SniFiles {{ name: {name:?}, cert: {}, key: {} }}", embed(cert), embed(key)))
+        .collect();
+    let alpn: Vec<String> = t.alpn.iter().map(|a| format!("{a:?}")).collect();
+    let files = format!(
+        "uni_tls::Files {{ cert: {}, key: {}, sni: &[{}], alpn: &[{}], client_ca: {}, ca: {}, resumption: {} }}",
+        embed_opt(&t.cert),
+        embed_opt(&t.key),
+        sni.join(", "),
+        alpn.join(", "),
+        embed_opt(&t.client_ca),
+        embed_opt(&t.ca),
+        t.resumption
+    );
+    Implementation {
+        crates: vec![Crate::Runtime, Crate::Tls],
+        constructor: format!(
+            "uni_tls::Tls::new({}.clone(), uni_runtime::platform::Random::new(), uni_runtime::platform::Clock::new(), &{files})",
+            t.net
+        ),
+        fallible: true,
+        deps: vec![t.net.clone()],
+        boot_args: &[],
+    }
 }

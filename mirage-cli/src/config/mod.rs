@@ -70,7 +70,7 @@ pub enum DeviceSpec {
     Net { stack: Option<NetStack>, ipv4: Option<Ipv4>, mac: Option<[u8; 6]> },
     KvRo { dir: PathBuf },
     Block { file: PathBuf },
-    Tls { net: String, cert: PathBuf, key: PathBuf },
+    Tls(TlsSpec),
     Http { net: String, tls: Option<String>, port: u16 },
     Dns { net: String, nameserver: Option<std::net::Ipv4Addr> },
     Xenstore,
@@ -80,7 +80,7 @@ impl DeviceSpec {
     /// Other devices this one is declared to run over.
     pub fn references(&self) -> Vec<&str> {
         match self {
-            DeviceSpec::Tls { net, .. } | DeviceSpec::Dns { net, .. } => vec![net],
+            DeviceSpec::Tls(TlsSpec { net, .. }) | DeviceSpec::Dns { net, .. } => vec![net],
             DeviceSpec::Http { net, tls, .. } => {
                 let mut v = vec![net.as_str()];
                 v.extend(tls.as_deref());
@@ -89,6 +89,33 @@ impl DeviceSpec {
             _ => vec![],
         }
     }
+}
+
+/// A file a device embeds: where it is, and how the config wrote it (so that generated code
+/// can name it relative to itself and stay portable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedFile {
+    /// Absolute.
+    pub path: PathBuf,
+    /// As written in the config: relative to the config's directory, or absolute.
+    pub written: String,
+}
+
+/// A `kind = "tls"` device.
+#[derive(Debug, Clone)]
+pub struct TlsSpec {
+    pub net: String,
+    /// The default certificate chain and key (both or neither).
+    pub cert: Option<EmbeddedFile>,
+    pub key: Option<EmbeddedFile>,
+    /// Trust anchors for outgoing connections.
+    pub ca: Option<EmbeddedFile>,
+    /// CAs for client certificates; set = client authentication required.
+    pub client_ca: Option<EmbeddedFile>,
+    /// (server name, cert, key), chosen by SNI.
+    pub sni: Vec<(String, EmbeddedFile, EmbeddedFile)>,
+    pub alpn: Vec<String>,
+    pub resumption: bool,
 }
 
 /// `[xen]`, with defaults filled in from the board where the file is silent.
@@ -112,7 +139,7 @@ impl DeviceConfig {
             DeviceSpec::Net { .. } => "net",
             DeviceSpec::KvRo { .. } => "kv_ro",
             DeviceSpec::Block { .. } => "block",
-            DeviceSpec::Tls { .. } => "tls",
+            DeviceSpec::Tls(_) => "tls",
             DeviceSpec::Http { .. } => "http",
             DeviceSpec::Dns { .. } => "dns",
             DeviceSpec::Xenstore => "xenstore",

@@ -47,6 +47,11 @@ pub struct DeviceDecl {
     // tls
     pub cert: Option<Spanned<String>>,
     pub key: Option<Spanned<String>>,
+    pub ca: Option<Spanned<String>>,
+    pub client_ca: Option<Spanned<String>>,
+    pub sni: Option<Spanned<Vec<Spanned<SniDecl>>>>,
+    pub alpn: Option<Spanned<Vec<Spanned<String>>>>,
+    pub resumption: Option<Spanned<bool>>,
     // tls, http, dns: the devices they run over
     pub net: Option<Spanned<String>>,
     pub tls: Option<Spanned<String>>,
@@ -54,6 +59,15 @@ pub struct DeviceDecl {
     pub port: Option<Spanned<i64>>,
     // dns
     pub nameserver: Option<Spanned<String>>,
+}
+
+/// One entry of a tls device's `sni = [...]`: the certificate for one server name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniDecl {
+    pub name: Spanned<String>,
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
 }
 
 /// `[xen]`: settings for the xen-arm target.

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use super::model::{self, DeviceDecl};
-use super::{Config, DeviceConfig, DeviceSpec, Diagnostic, Diagnostics, Ipv4, NetStack, Source, XenConfig};
+use super::{Config, DeviceConfig, DeviceSpec, Diagnostic, Diagnostics, EmbeddedFile, Ipv4, NetStack, Source, TlsSpec, XenConfig};
 use crate::{board, devices, target::Target};
 
 pub const SCHEMA: i64 = 1;
 
 /// Names a device may not take: they are used by the generated main.
-const RESERVED: &[&str] = &["boot_args", "unikernel", "main", "self", "super", "crate", "uni_runtime", "uni_net"];
+const RESERVED: &[&str] = &["boot_args", "unikernel", "main", "self", "super", "crate", "uni_runtime", "uni_net", "uni_tls", "uni_crypto"];
 
 /// Loads and validates `path`.
 pub fn load(path: &Path) -> Result<Config, anyhow::Error> {
@@ -240,7 +240,7 @@ impl Cx<'_> {
         };
 
         // Keys the kind does not take.
-        let given: [(&str, Option<Range<usize>>); 12] = [
+        let given: [(&str, Option<Range<usize>>); 17] = [
             ("stack", decl.stack.as_ref().map(Spanned::span)),
             ("ipv4", decl.ipv4.as_ref().map(Spanned::span)),
             ("gateway", decl.gateway.as_ref().map(Spanned::span)),
@@ -249,6 +249,11 @@ impl Cx<'_> {
             ("file", decl.file.as_ref().map(Spanned::span)),
             ("cert", decl.cert.as_ref().map(Spanned::span)),
             ("key", decl.key.as_ref().map(Spanned::span)),
+            ("ca", decl.ca.as_ref().map(Spanned::span)),
+            ("client-ca", decl.client_ca.as_ref().map(Spanned::span)),
+            ("sni", decl.sni.as_ref().map(Spanned::span)),
+            ("alpn", decl.alpn.as_ref().map(Spanned::span)),
+            ("resumption", decl.resumption.as_ref().map(Spanned::span)),
             ("net", decl.net.as_ref().map(Spanned::span)),
             ("tls", decl.tls.as_ref().map(Spanned::span)),
             ("port", decl.port.as_ref().map(Spanned::span)),
@@ -333,12 +338,7 @@ impl Cx<'_> {
                 let file = self.existing(&key, "file", &decl.file, dir, false, span_all.clone(), &mut ok);
                 DeviceSpec::Block { file }
             }
-            "tls" => {
-                let cert = self.existing(&key, "cert", &decl.cert, dir, false, span_all.clone(), &mut ok);
-                let k = self.existing(&key, "key", &decl.key, dir, false, span_all.clone(), &mut ok);
-                let net = self.reference(&key, "net", &decl.net, names, span_all.clone(), &mut ok);
-                DeviceSpec::Tls { net, cert, key: k }
-            }
+            "tls" => DeviceSpec::Tls(self.tls(&key, &decl, dir, names, span_all.clone(), &mut ok)),
             "http" => {
                 let net = self.reference(&key, "net", &decl.net, names, span_all.clone(), &mut ok);
                 let tls = decl.tls.as_ref().map(|t| self.reference(&key, "tls", &Some(t.clone()), names, span_all.clone(), &mut ok));
@@ -370,6 +370,63 @@ impl Cx<'_> {
             other => unreachable!("kind {other} is in KINDS but not resolved"),
         };
         ok.then_some(DeviceConfig { name: n, kind_span, spec })
+    }
+
+    /// A `kind = "tls"` table.
+    fn tls(&mut self, key: &str, decl: &DeviceDecl, dir: &Path, names: &[String], table: Range<usize>, ok: &mut bool) -> TlsSpec {
+        let net = self.reference(key, "net", &decl.net, names, table.clone(), ok);
+        let file = |cx: &mut Self, k: &str, v: &Option<Spanned<String>>, ok: &mut bool| -> Option<EmbeddedFile> {
+            v.as_ref()?;
+            let path = cx.existing(key, k, v, dir, false, table.clone(), ok);
+            Some(EmbeddedFile { path, written: v.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default() })
+        };
+        let cert = file(self, "cert", &decl.cert, ok);
+        let k = file(self, "key", &decl.key, ok);
+        let ca = file(self, "ca", &decl.ca, ok);
+        let client_ca = file(self, "client-ca", &decl.client_ca, ok);
+        match (&decl.cert, &decl.key) {
+            (Some(c), None) => {
+                self.err(c.span(), format!("{key}.cert"), "`cert` without `key`", "needs a `key` too", "`key`: the path of the certificate's private key (PEM: PKCS#8 or SEC1; ECDSA P-256/P-384 or Ed25519)");
+                *ok = false;
+            }
+            (None, Some(k)) => {
+                self.err(k.span(), format!("{key}.key"), "`key` without `cert`", "needs a `cert` too", "`cert`: the path of the certificate chain (PEM, end entity first)");
+                *ok = false;
+            }
+            _ => {}
+        }
+        let mut sni = vec![];
+        for e in decl.sni.as_ref().map(|s| s.get_ref().as_slice()).unwrap_or_default() {
+            let e = e.get_ref();
+            let name = e.name.get_ref();
+            let valid = !name.is_empty()
+                && name.len() <= 253
+                && name.trim_start_matches("*.").split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            if !valid {
+                self.err(e.name.span(), format!("{key}.sni.name"), format!("invalid server name \"{name}\""), "not a DNS name", "a DNS name such as \"www.example.com\", or a wildcard such as \"*.example.com\"");
+                *ok = false;
+            }
+            let c = file(self, "sni.cert", &Some(e.cert.clone()), ok);
+            let k = file(self, "sni.key", &Some(e.key.clone()), ok);
+            if let (Some(c), Some(k)) = (c, k) {
+                sni.push((name.clone(), c, k));
+            }
+        }
+        let mut alpn = vec![];
+        for a in decl.alpn.as_ref().map(|a| a.get_ref().as_slice()).unwrap_or_default() {
+            let s = a.get_ref();
+            if s.is_empty() || s.len() > 255 {
+                self.err(a.span(), format!("{key}.alpn"), format!("invalid ALPN protocol \"{s}\""), "empty or too long", "protocol names of 1 to 255 bytes, such as \"h2\" or \"http/1.1\"");
+                *ok = false;
+            }
+            alpn.push(s.clone());
+        }
+        if cert.is_none() && sni.is_empty() && ca.is_none() {
+            self.err(table, key.to_string(), "a tls device needs a certificate to serve or a `ca` to connect", "neither `cert`/`key`, `sni` nor `ca`", "`cert` and `key` (to serve), `sni` entries (certificates by name), and/or `ca` (trust anchors for connecting)");
+            *ok = false;
+        }
+        let resumption = decl.resumption.as_ref().map(|r| *r.get_ref()).unwrap_or(true);
+        TlsSpec { net, cert, key: k, ca, client_ca, sni, alpn, resumption }
     }
 
     /// A path key that must name an existing file or directory, relative to the config.
