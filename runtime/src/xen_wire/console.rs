@@ -100,9 +100,54 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Page<T> {
     }
 }
 
+/// Length of the longest [`timestamp`] prefix: `[` + up to 11 digits of seconds (`u64`
+/// nanoseconds) + `.` + 6 digits + `] `.
+pub const TIMESTAMP_MAX: usize = 1 + 11 + 1 + 6 + 2;
+
+/// Formats `ns` nanoseconds as a Linux printk-style line prefix, `[%5u.%06u] ` (seconds padded
+/// to at least 5 columns, microseconds truncated), into `out`; returns the bytes written.
+pub fn timestamp(ns: u64, out: &mut [u8; TIMESTAMP_MAX]) -> usize {
+    let secs = ns / 1_000_000_000;
+    let micros = (ns % 1_000_000_000) / 1000;
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    let mut s = secs;
+    loop {
+        digits[n] = b'0' + (s % 10) as u8;
+        n += 1;
+        s /= 10;
+        if s == 0 {
+            break;
+        }
+    }
+    let mut at = 0;
+    out[at] = b'[';
+    at += 1;
+    for _ in n..5 {
+        out[at] = b' ';
+        at += 1;
+    }
+    for i in (0..n).rev() {
+        out[at] = digits[i];
+        at += 1;
+    }
+    out[at] = b'.';
+    at += 1;
+    let mut div = 100_000;
+    for _ in 0..6 {
+        out[at] = b'0' + ((micros / div) % 10) as u8;
+        at += 1;
+        div /= 10;
+    }
+    out[at] = b']';
+    out[at + 1] = b' ';
+    at + 2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::borrow::ToOwned;
 
     #[test]
     fn layout_matches_console_h() {
@@ -126,5 +171,19 @@ mod tests {
         let big = [b'x'; 4096];
         assert_eq!(p.write_out(&big).unwrap(), 2048 - 16);
         assert_eq!(p.write_out(b"y").unwrap(), 0);
+    }
+
+    #[test]
+    fn timestamps_look_like_printk() {
+        let mut b = [0u8; TIMESTAMP_MAX];
+        let mut f = |ns| {
+            let n = timestamp(ns, &mut b);
+            core::str::from_utf8(&b[..n]).unwrap().to_owned()
+        };
+        assert_eq!(f(1_002_003_999), "[    1.002003] ");
+        assert_eq!(f(0), "[    0.000000] ");
+        assert_eq!(f(123_456_000_000_000), "[123456.000000] ");
+        assert_eq!(f(59_999_999), "[    0.059999] ");
+        assert_eq!(f(u64::MAX).len(), TIMESTAMP_MAX);
     }
 }

@@ -9,6 +9,7 @@
 //! * [`console`]: the PV console page (`io/console.h`).
 //! * [`xenstore`]: the xenstore page and messages (`io/xs_wire.h`, `docs/misc/xenstore.txt`).
 //! * [`grant`]: grant-table v1 entries and reference allocation (`grant_table.h`).
+//! * [`netif`]: the netfront TX/RX rings, requests and responses (`io/netif.h`, `io/ring.h`).
 //! * [`evtchn`]: 2-level event-channel bitmaps and the `shared_info` layout (`xen.h`, ARM ABI).
 //!
 //! All layouts are those of the ARM ABI, where `xen_ulong_t` and `xen_pfn_t` are 64 bits wide even
@@ -18,5 +19,6 @@
 pub mod console;
 pub mod evtchn;
 pub mod grant;
+pub mod netif;
 pub mod ring;
 pub mod xenstore;

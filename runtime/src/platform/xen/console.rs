@@ -6,14 +6,48 @@
 //! its last byte is in the ring and the backend has been notified.
 
 use alloc::collections::VecDeque;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::events::Port;
 use super::{arch, hypercall, time};
-use crate::xen_wire::console::{field, OUT_RING};
+use crate::xen_wire::console::{field, timestamp, OUT_RING, TIMESTAMP_MAX};
 
 static PAGE: AtomicU32 = AtomicU32::new(0);
 static PORT: AtomicU32 = AtomicU32::new(0);
+
+/// `--uni-timestamps`: prefix each line with the time since boot.
+static TIMESTAMPS: AtomicBool = AtomicBool::new(false);
+/// The next byte written starts a line.
+static LINE_START: AtomicBool = AtomicBool::new(true);
+
+/// Turns on the `[    1.002003] ` line prefix (`--uni-timestamps`).
+pub fn enable_timestamps() {
+    TIMESTAMPS.store(true, Ordering::Relaxed);
+}
+
+/// Hands `parts` to `out` in order, with the timestamp prefix before each line's first byte
+/// when timestamps are on.
+fn stamped(parts: &[&[u8]], mut out: impl FnMut(&[u8])) {
+    let on = TIMESTAMPS.load(Ordering::Relaxed);
+    for part in parts {
+        let mut rest: &[u8] = part;
+        while !rest.is_empty() {
+            let end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+            let (line, tail) = rest.split_at(end);
+            if on && LINE_START.load(Ordering::Relaxed) {
+                let mut buf = [0u8; TIMESTAMP_MAX];
+                let n = timestamp(time::now_ns(), &mut buf);
+                out(&buf[..n]);
+            }
+            out(line);
+            LINE_START.store(line.last() == Some(&b'\n'), Ordering::Relaxed);
+            rest = tail;
+        }
+    }
+}
 
 struct Queue {
     bytes: VecDeque<u8>,
@@ -110,9 +144,7 @@ pub async fn write(parts: &[&[u8]]) {
     }
     let target = {
         let mut q = QUEUE.lock();
-        for p in parts {
-            q.bytes.extend(p.iter().copied());
-        }
+        stamped(parts, |b| q.bytes.extend(b.iter().copied()));
         q.flushed + q.bytes.len() as u64
     };
     loop {
@@ -129,6 +161,11 @@ pub async fn write(parts: &[&[u8]]) {
 /// Writes `bytes` without the executor (panics, faults, early boot): flushes anything queued
 /// first, then spins (yielding the physical CPU) while the ring is full, for at most 2 s.
 pub fn write_sync(bytes: &[u8]) {
+    write_sync_parts(&[bytes]);
+}
+
+/// [`write_sync`] of the concatenation of `parts`.
+pub fn write_sync_parts(parts: &[&[u8]]) {
     if !is_up() {
         return;
     }
@@ -141,14 +178,15 @@ pub fn write_sync(bytes: &[u8]) {
             }
         }
     }
-    let mut rest = bytes;
-    while !rest.is_empty() && time::now_ns() < deadline {
-        let n = put(rest);
-        rest = &rest[n..];
-        if n == 0 {
-            hypercall::sched_yield();
+    stamped(parts, |mut rest| {
+        while !rest.is_empty() && time::now_ns() < deadline {
+            let n = put(rest);
+            rest = &rest[n..];
+            if n == 0 {
+                hypercall::sched_yield();
+            }
         }
-    }
+    });
 }
 
 /// Waits (at most `timeout_ns`) until the backend has read everything in the ring, so that

@@ -11,8 +11,13 @@
 //! interrupt still ends, and then acknowledges the GIC and handles event channels and timers
 //! itself ([`executor`]). Nothing runs asynchronously to the tasks.
 //!
-//! Add `--uni-boot-info` to the boot arguments to print a platform summary and boot-stage
-//! timings on the console.
+//! Boot arguments the platform itself reads (the application never sees a difference):
+//! * `--uni-boot-info`: print a platform summary and boot-stage timings on the console.
+//! * `--uni-timestamps`: prefix every console line with the guest's monotonic time since its
+//!   first instruction, as Linux's printk does: `[    1.002003] ` (seconds, 6 decimals, the
+//!   seconds right-aligned in 5 columns). The time is taken when the line's first byte is
+//!   written, so tests can measure line spacing in guest time. Only the platform's own boot-failure
+//!   messages, printed before the application starts, carry no prefix.
 //!
 //! # Building an image
 //! ```text
@@ -37,6 +42,7 @@ mod gic;
 mod grant;
 mod hypercall;
 mod mmu;
+mod netfront;
 mod time;
 mod xenstore;
 
@@ -53,6 +59,7 @@ pub use events::{EventWait, Port};
 pub use executor::spawn;
 pub use grant::{GrantError, GrantTable};
 pub use hypercall::XenError;
+pub use netfront::{NetfrontError, Netif, NetifStats};
 pub use xenstore::{Transaction, Watch, Xenstore};
 
 // ---------------------------------------------------------------------------------------------
@@ -91,6 +98,14 @@ impl device::Console for Console {
         console::write(&[line.as_bytes(), b"\n"]).await;
         Ok(())
     }
+}
+
+/// Prints a diagnostic line from the platform or a library (not the app's console output), such
+/// as the direct stack's `net: 10.0.0.2/24 (DHCP) on <mac>`: on Xen, a line on the PV console
+/// (with the `--uni-timestamps` prefix if enabled). It does not wait for the executor, so it can
+/// be called from synchronous code.
+pub fn diag(line: &str) {
+    console::write_sync_parts(&[line.as_bytes(), b"\n"]);
 }
 
 /// The ARM virtual counter (monotonic, from the image's first instruction) and Xen's wall clock.
@@ -171,6 +186,12 @@ where
     F: FnOnce(BootArgs) -> Fut,
     Fut: Future<Output = AppResult>,
 {
+    if cmdline()
+        .split_whitespace()
+        .any(|a| a == "--uni-timestamps")
+    {
+        console::enable_timestamps(); // before anything is printed, even a boot-argument error
+    }
     let args = match boot_args(defaults) {
         Ok(args) => args,
         Err(e) => {
@@ -178,6 +199,9 @@ where
             shutdown(ShutdownReason::Crash);
         }
     };
+    if args.get("uni-timestamps").is_some() {
+        console::enable_timestamps();
+    }
     if args.get("uni-boot-info").is_some() {
         print_boot_info();
     }
