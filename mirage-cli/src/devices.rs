@@ -106,7 +106,38 @@ pub fn implement(dev: &DeviceConfig, target: Target) -> Result<Implementation, U
     }
 }
 
-const XEN_KINDS: &str = "console, clock, args, xenstore";
+const XEN_KINDS: &str = "console, clock, args, xenstore, net";
+
+fn opt_str(v: &Option<String>) -> String {
+    match v {
+        Some(g) => format!("Some({g:?})"),
+        None => "None".into(),
+    }
+}
+
+/// smoltcp inside the unikernel over the platform's network interface, built by `netif`
+/// (`{mac}` is replaced by the MAC option).
+fn direct_stack(ipv4: &Option<Ipv4>, mac: &Option<[u8; 6]>, netif: &str, boot_args: &'static [&'static str]) -> Implementation {
+    let (addr, gw) = match ipv4 {
+        Some(Ipv4::Static { cidr, gateway }) => (cidr.clone(), gateway.clone()),
+        None | Some(Ipv4::Dhcp) => ("dhcp".to_string(), None),
+    };
+    let mac = match mac {
+        Some(m) => format!("Some({m:?})"),
+        None => "None".into(),
+    };
+    Implementation {
+        crates: vec![Crate::Runtime, Crate::Net],
+        constructor: format!(
+            "uni_net::direct::DirectStack::configure({}, uni_runtime::platform::Clock::new(), {addr:?}, {}, &boot_args, uni_runtime::platform::diag).await",
+            netif.replace("{mac}", &mac),
+            opt_str(&gw)
+        ),
+        fallible: true,
+        deps: vec![],
+        boot_args,
+    }
+}
 
 fn implement_xen(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
     Ok(match &dev.spec {
@@ -117,9 +148,15 @@ fn implement_xen(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
         DeviceSpec::Random => {
             return Err(not_yet("the random device on xen-arm (a Fortuna generator fed by Xen entropy)", "issue #5", XEN_KINDS))
         }
-        DeviceSpec::Net { .. } => {
-            return Err(not_yet("networking on xen-arm (netfront and the direct stack)", "issue #4", XEN_KINDS))
-        }
+        DeviceSpec::Net { stack, ipv4, mac } => match stack.unwrap_or(NetStack::Direct) {
+            NetStack::Direct => direct_stack(ipv4, mac, "uni_runtime::platform::Netif::open(0, {mac}, &boot_args).await?", &["ipv4", "ipv4-gateway"]),
+            NetStack::Socket => {
+                return Err(Unsupported {
+                    reason: "stack = \"socket\" uses the host's sockets, which exist only on unix".into(),
+                    accepted: "stack = \"direct\" (smoltcp over Xen netfront)".into(),
+                })
+            }
+        },
         DeviceSpec::KvRo { .. } => return Err(not_yet("the kv_ro device", "issue #6", XEN_KINDS)),
         DeviceSpec::Block { .. } => {
             return Err(not_yet("the block device", "declared in schema 1, no target has it yet", XEN_KINDS))
@@ -144,34 +181,28 @@ fn implement_unix(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
             boot_args: &[],
         },
         DeviceSpec::Args => simple("boot_args.clone()"),
-        DeviceSpec::Net { stack, ipv4, .. } => {
-            match stack.unwrap_or(NetStack::Socket) {
-                NetStack::Socket => {}
-                NetStack::Direct => {
-                    return Err(not_yet(
-                        "stack = \"direct\" on unix (smoltcp over a TAP device)",
-                        "issue #4",
-                        "stack = \"socket\" on unix",
-                    ))
+        DeviceSpec::Net { stack, ipv4, mac } => match stack.unwrap_or(NetStack::Socket) {
+            NetStack::Socket => {
+                let (addr, gw) = match ipv4 {
+                    Some(Ipv4::Static { cidr, gateway }) => (cidr.clone(), gateway.clone()),
+                    None => ("0.0.0.0/0".to_string(), None),
+                    Some(Ipv4::Dhcp) => unreachable!("resolve rejects dhcp with the socket stack"),
+                };
+                Implementation {
+                    crates: vec![Crate::Runtime, Crate::Net],
+                    constructor: format!("uni_net::socket::SocketStack::configure({addr:?}, {}, &boot_args)", opt_str(&gw)),
+                    fallible: true,
+                    deps: vec![],
+                    boot_args: &["ipv4", "ipv4-gateway"],
                 }
             }
-            let (addr, gw) = match ipv4 {
-                Some(Ipv4::Static { cidr, gateway }) => (cidr.clone(), gateway.clone()),
-                None => ("0.0.0.0/0".to_string(), None),
-                Some(Ipv4::Dhcp) => unreachable!("resolve rejects dhcp with the socket stack"),
-            };
-            let gw = match gw {
-                Some(g) => format!("Some({g:?})"),
-                None => "None".into(),
-            };
-            Implementation {
-                crates: vec![Crate::Runtime, Crate::Net],
-                constructor: format!("uni_net::socket::SocketStack::configure({addr:?}, {gw}, &boot_args)"),
-                fallible: true,
-                deps: vec![],
-                boot_args: &["ipv4", "ipv4-gateway"],
-            }
-        }
+            NetStack::Direct => direct_stack(
+                ipv4,
+                mac,
+                "uni_runtime::platform::Netif::open(0, {mac}, &boot_args)?",
+                &["ipv4", "ipv4-gateway", "tap"],
+            ),
+        },
         DeviceSpec::Xenstore => {
             return Err(Unsupported {
                 reason: "the Xen store exists only on Xen".into(),

@@ -14,6 +14,7 @@ extern crate alloc;
 extern crate std;
 
 mod config;
+pub mod direct;
 #[cfg(unix)]
 pub mod socket;
 

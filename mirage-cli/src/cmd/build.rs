@@ -14,7 +14,7 @@ use crate::board::Board;
 use crate::cli::Build;
 use crate::toolchain::{self, Route};
 use crate::{image, xl};
-use crate::config::Config;
+use crate::config::{Config, DeviceSpec};
 use crate::generate::{self, Plan};
 use crate::status::{self, status};
 use crate::target::Target;
@@ -142,7 +142,14 @@ fn finish_xen(cfg: Config, plan: &Plan, elf: &Path, dist: &Path, started: Instan
         vcpus: x.vcpus.unwrap_or(board.defaults.vcpus),
         on_crash: x.on_crash.clone().unwrap_or_else(|| "preserve".into()),
         extra: x.extra.clone(),
-        vifs: vec![],
+        vifs: cfg
+            .devices
+            .iter()
+            .filter_map(|d| match &d.spec {
+                DeviceSpec::Net { mac, .. } => Some(xl::vif(x.bridge.as_deref().unwrap_or(&board.defaults.bridge), *mac)),
+                _ => None,
+            })
+            .collect(),
     })?;
     let xl_path = dist.join(format!("{}.xl", cfg.name));
     std::fs::write(&xl_path, xl_text)?;

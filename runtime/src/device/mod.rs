@@ -25,6 +25,7 @@ mod clock;
 mod console;
 mod kv;
 pub mod net;
+pub mod netif;
 mod random;
 mod xenstore;
 

@@ -10,6 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::device;
 use crate::{AppResult, BootArgs};
 
+mod tap;
+pub use tap::Tap as Netif;
+
 /// stdout as a console.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Console;
@@ -97,6 +100,12 @@ pub fn spawn<F: Future<Output = ()> + 'static>(future: F) {
 pub fn boot_args(defaults: &str) -> Result<BootArgs, crate::boot::BootArgError> {
     let argv: std::vec::Vec<std::string::String> = std::env::args().skip(1).collect();
     BootArgs::parse(defaults.split_whitespace().chain(argv.iter().map(|s| s.as_str())))
+}
+
+/// Prints a diagnostic line from the platform or a library (not the app's console output):
+/// stderr on unix.
+pub fn diag(line: &str) {
+    eprintln!("{line}");
 }
 
 /// Boots: parses the boot arguments, runs `main` to completion, and turns its result into the
