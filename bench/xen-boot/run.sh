@@ -18,7 +18,7 @@ mkdir -p "$W"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
 echo "== building hello for xen-arm" >&2
-(cd "$ROOT/examples/hello" && cargo run -q --release -p mirage-cli -- build --target xen-arm >&2)
+(cd "$ROOT/examples/hello" && cargo run -q -p mirage-cli -- build --target xen-arm >&2)
 cp "$ROOT/examples/hello/dist/hello.xen" "$W/hello.xen"
 # The runtime's boot report: --uni-boot-report ("uni: app started after N us (guest clock)") when
 # this runtime has it, else --uni-boot-info ("... platform up in N us").
@@ -30,8 +30,10 @@ echo "== building the Linux armhf domU" >&2
 "$ROOT/tests/tools/linux-guest.sh" "$W/linux"
 
 echo "== building xen-boot" >&2
-cargo build -q --release --manifest-path "$ROOT/bench/xen-boot/Cargo.toml"
-BIN=$CARGO_TARGET_DIR/release/xen-boot
+# its own workspace: its own target directory
+BT=${XEN_BOOT_TARGET_DIR:-$CARGO_TARGET_DIR/xen-boot}
+CARGO_TARGET_DIR=$BT cargo build -q --release --manifest-path "$ROOT/bench/xen-boot/Cargo.toml"
+BIN=$BT/release/xen-boot
 
 echo "== one board session: hello, then linux" >&2
 cd "$W"

@@ -413,7 +413,7 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
                 o.flush()?;
             }
             serial::Action::Created { domid } => {
-                let p = &plan[runs.len().min(plan.len() - 1)];
+                let p = &plan[current.unwrap_or(0).min(plan.len() - 1)];
                 status(
                     "Started",
                     format!(
