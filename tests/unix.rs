@@ -95,12 +95,17 @@ fn start_echo() -> Echo {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = uni(&example("echo"), &["run", "--target", "unix", "--", &format!("--port={port}")])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), format!("echo: listening on 0.0.0.0:{port}"));
+    let mut err = String::new();
+    if line.is_empty() {
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    }
+    assert_eq!(line.trim(), format!("echo: listening on 0.0.0.0:{port}"), "{err}");
     // Keep draining the console so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in out.lines() {});
     Echo { child, port }
@@ -142,4 +147,102 @@ fn echo_serves_tcp_clients() {
     for c in clients {
         c.join().unwrap();
     }
+}
+
+/// A TAP interface for the test, removed on drop.
+struct Tap(String);
+
+impl Tap {
+    fn create(name: &str, host_cidr: &str) -> Result<Tap, String> {
+        let ip = |args: &[&str]| {
+            let o = std::process::Command::new("ip").args(args).output().map_err(|e| format!("running ip: {e}"))?;
+            if o.status.success() {
+                Ok(())
+            } else {
+                Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim()))
+            }
+        };
+        let _ = ip(&["link", "del", name]);
+        ip(&["tuntap", "add", "dev", name, "mode", "tap"])?;
+        let tap = Tap(name.to_string());
+        ip(&["addr", "add", host_cidr, "dev", name])?;
+        ip(&["link", "set", name, "up"])?;
+        Ok(tap)
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn echo_over_the_direct_stack_on_a_tap_device() {
+    let name = format!("unitap{}", std::process::id() % 10000);
+    let tap = match Tap::create(&name, "192.168.77.1/24") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("SKIPPED: the direct stack over TAP needs to create a TAP device, and this machine refused: {e}");
+            return;
+        }
+    };
+    // echo's app, with the smoltcp stack instead of host sockets.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("unikernel.toml"),
+        format!(
+            "[unikernel]\nschema = 1\nname = \"echo-direct\"\napp = {:?}\n\n[devices.console]\nkind = \"console\"\n\n\
+             [devices.net]\nkind = \"net\"\nstack = \"direct\"\nipv4 = \"192.168.77.2/24\"\n\n[devices.args]\nkind = \"args\"\n",
+            example("echo")
+        ),
+    )
+    .unwrap();
+    let mut child = uni(tmp.path(), &["run", "--", &format!("--tap={}", tap.0), "--port=7000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let mut err_text = String::new();
+    if line.is_empty() {
+        child.stderr.take().unwrap().read_to_string(&mut err_text).unwrap();
+    }
+    assert_eq!(line.trim(), "echo: listening on 192.168.77.2:7000", "{err_text}");
+    std::thread::spawn(move || for _ in out.lines() {});
+    let echo = Echo { child, port: 7000 };
+
+    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let mut s = TcpStream::connect(("192.168.77.2", echo.port)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&sent).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut back = vec![];
+    s.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    assert!(back == data, "echoed {} bytes, sent {}", back.len(), data.len());
+
+    let clients: Vec<_> = (0..12)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let msg = format!("direct client {i}\n").repeat(50);
+                let mut s = TcpStream::connect(("192.168.77.2", 7000)).unwrap();
+                s.write_all(msg.as_bytes()).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                let mut back = String::new();
+                s.read_to_string(&mut back).unwrap();
+                assert_eq!(back, msg, "client {i}");
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    drop(echo);
+    drop(tap);
 }

@@ -107,7 +107,10 @@ def main():
     src = bytes([0x02, 0x00, 0x5E, 0x10, 0x00, 0x01])
     dst_guest = mac_bytes(a.target_mac)
     guest_ip = socket.inet_aton(a.guest_ip)
-    host_ip = socket.inet_aton("10.0.0.254")
+    # A made-up peer (not the host's 10.0.0.254): stacks learn neighbours from the source of
+    # the IP packets they receive, and frames from a fake MAC claiming the host's address would
+    # poison the guest's cache for the host. That is spoofing, not malformed input.
+    host_ip = socket.inet_aton("10.0.0.253")
     sent = errors = 0
     for i in range(a.count):
         dst = b"\xff" * 6 if i % 2 else dst_guest

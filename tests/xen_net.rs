@@ -1,0 +1,171 @@
+//! Networking on real Xen: examples/echo on the emulated board, over netfront and the direct
+//! stack, reached from the host. One boot with DHCP carries most checks (dom0 ping, 10 MiB,
+//! 50 concurrent connections, 2000 malformed frames); a second boot takes a static address from
+//! the xl `extra=` boot arguments.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use uni_tests::{example, root, uni};
+
+const DOM0_PING: &str = "for i in $(seq 60); do ping -c 1 -W 1 $GUEST_IP && exit 0; sleep 1; done; exit 1";
+
+/// A `uni run --target xen-arm` in the background, its console and status lines collected.
+struct Board {
+    child: Child,
+    out: Arc<Mutex<String>>,
+    err: Arc<Mutex<String>>,
+    port: u16,
+}
+
+impl Board {
+    fn start(dir: &Path, dom0_check: Option<&str>) -> Board {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let fwd = format!("{port}:7000");
+        let mut cmd = uni(dir, &["run", "--target", "xen-arm", "-p", &fwd, "--timeout", "600"]);
+        if let Some(c) = dom0_check {
+            cmd.env("UNI_DOM0_CHECK", c);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let collect = |r: Box<dyn Read + Send>, buf: Arc<Mutex<String>>| {
+            std::thread::spawn(move || {
+                for line in BufReader::new(r).lines() {
+                    let line = line.unwrap_or_default();
+                    let mut b = buf.lock().unwrap();
+                    b.push_str(&line);
+                    b.push('\n');
+                }
+            })
+        };
+        let out = Arc::new(Mutex::new(String::new()));
+        let err = Arc::new(Mutex::new(String::new()));
+        collect(Box::new(child.stdout.take().unwrap()), out.clone());
+        collect(Box::new(child.stderr.take().unwrap()), err.clone());
+        Board { child, out, err, port }
+    }
+
+    fn wait_for(&mut self, what: &str, in_stderr: bool, limit: Duration) {
+        let t0 = Instant::now();
+        loop {
+            let text = if in_stderr { self.err.lock().unwrap().clone() } else { self.out.lock().unwrap().clone() };
+            if text.contains(what) {
+                return;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("uni run ended ({st}) before {what:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
+            }
+            if t0.elapsed() > limit {
+                panic!("no {what:?} after {limit:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn out(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    fn err(&self) -> String {
+        self.err.lock().unwrap().clone()
+    }
+
+    fn tap(&self) -> String {
+        let err = self.err();
+        let at = err.find("host 10.0.0.254 on ").expect("the run reports its TAP device") + "host 10.0.0.254 on ".len();
+        err[at..].split_whitespace().next().unwrap().to_string()
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        // SIGTERM: uni stops QEMU and removes the TAP device.
+        let _ = std::process::Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn echo_roundtrip(port: u16, data: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let sent = data.to_vec();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&sent).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::with_capacity(data.len());
+    s.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    back
+}
+
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 24) as u8).collect()
+}
+
+#[test]
+fn echo_on_real_xen() {
+    // --- Boot 1: DHCP ---
+    let mut b = Board::start(&example("echo"), Some(DOM0_PING));
+    b.wait_for("echo: listening on 10.0.0.2:7000", false, Duration::from_secs(400));
+    let out = b.out();
+    assert!(out.contains("net: 10.0.0.2/24 via 10.0.0.1 (DHCP)"), "the guest prints its DHCP address:\n{out}");
+
+    // dom0 pings the guest.
+    b.wait_for("Checked", true, Duration::from_secs(120));
+    assert!(b.err().contains("in dom0: ok"), "dom0 could not ping the guest:\n{}", b.err());
+
+    // 10 MiB through echo, byte for byte.
+    let data = pattern(10 << 20, 1);
+    let t0 = Instant::now();
+    let back = echo_roundtrip(b.port, &data);
+    eprintln!("10 MiB echoed in {:?}", t0.elapsed());
+    assert!(back == data, "10 MiB: got {} bytes back, or different ones", back.len());
+
+    // 50 concurrent connections, each echoed correctly.
+    let port = b.port;
+    let clients: Vec<_> = (0..50u32)
+        .map(|i| std::thread::spawn(move || {
+            let data = pattern(16 * 1024, 100 + i);
+            assert!(echo_roundtrip(port, &data) == data, "connection {i} got other bytes back");
+        }))
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+
+    // 2000 malformed or random frames onto the bridge; echo still answers.
+    let tap = b.tap();
+    let o = std::process::Command::new("python3")
+        .arg(root().join("tests/tools/inject-frames.py"))
+        .args(["--iface", &tap, "--count", "2000"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "inject-frames: {}", String::from_utf8_lossy(&o.stderr));
+    eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(echo_roundtrip(b.port, b"still here\n"), b"still here\n");
+    assert!(b.child.try_wait().unwrap().is_none(), "the guest died:\n{}", b.err());
+    drop(b);
+
+    // --- Boot 2: a static address from the boot arguments (MirageOS's spelling) ---
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("unikernel.toml"),
+        format!(
+            "[unikernel]\nschema = 1\nname = \"echo-static\"\napp = {:?}\nboot-args = \"--port=7000\"\n\n\
+             [devices.console]\nkind = \"console\"\n\n[devices.net]\nkind = \"net\"\n\n[devices.args]\nkind = \"args\"\n\n\
+             [xen]\nextra = \"--ipv4=10.0.0.9/24 --ipv4-gateway=10.0.0.1\"\n",
+            example("echo")
+        ),
+    )
+    .unwrap();
+    let mut b = Board::start(tmp.path(), None);
+    b.wait_for("echo: listening on 10.0.0.9:7000", false, Duration::from_secs(400));
+    assert!(b.out().contains("net: 10.0.0.9/24 via 10.0.0.1 (static)"), "{}", b.out());
+    let data = pattern(1 << 20, 7);
+    assert!(echo_roundtrip(b.port, &data) == data, "1 MiB over the static address");
+}
