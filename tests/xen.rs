@@ -54,10 +54,23 @@ fn build_writes_a_reproducible_zimage_and_xl() {
 
 #[test]
 fn examples_boot_on_real_xen() {
-    // hello: the four lines, then poweroff → exit 0.
-    let o = boot("hello", &[]);
+    // hello: the four lines about a second apart in guest time (the runtime stamps each console
+    // line with its monotonic clock under --uni-timestamps), then poweroff → exit 0.
+    let o = boot("hello", &["--", "--uni-timestamps"]);
     let (out, err) = text(&o);
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["hello", "world", "hello", "world"], "{err}");
+    let stamped: Vec<(f64, &str)> = out
+        .lines()
+        .map(|l| {
+            let (t, msg) = l.strip_prefix('[').and_then(|r| r.split_once("] ")).unwrap_or_else(|| panic!("unstamped line {l:?}"));
+            (t.trim().parse().unwrap(), msg)
+        })
+        .collect();
+    let msgs: Vec<&str> = stamped.iter().map(|(_, m)| *m).collect();
+    assert_eq!(msgs, ["hello", "world", "hello", "world"], "{err}");
+    for w in stamped.windows(2) {
+        let gap = w[1].0 - w[0].0;
+        assert!((0.99..1.5).contains(&gap), "guest-clock gap of {gap:.3} s between {:?} and {:?}", w[0].1, w[1].1);
+    }
     assert_eq!(o.status.code(), Some(0), "hello powers off");
     assert!(err.contains("powered off"), "{err}");
 

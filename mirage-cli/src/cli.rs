@@ -90,6 +90,7 @@ Examples:
   uni run --target unix -- --port=8080   # boot arguments after --
   uni run --target xen-arm               # boot on real Xen under QEMU; guest console on stdout
   uni run --target xen-arm --timeout 60 -v
+  uni run --target xen-arm -- --uni-timestamps   # boot arguments for this run (after extra=)
 
 The exit code is the unikernel's. On unix it is the app's. On xen-arm it mirrors how the guest
 shut down: poweroff 0, crash 1, reboot 2, the guest did not boot 3, timeout 124.
@@ -105,7 +106,7 @@ pub struct Run {
     /// xen-arm: forward a host TCP port into the board, HOST:GUEST.
     #[arg(short, long = "publish", value_name = "HOST:GUEST", value_parser = parse_forward)]
     pub publish: Vec<(u16, u16)>,
-    /// Boot arguments passed to the unikernel (after the ones in unikernel.toml).
+    /// Boot arguments for this run: argv on unix; on xen-arm, appended to the xl `extra=`.
     #[arg(last = true, value_name = "BOOT-ARGS")]
     pub args: Vec<String>,
 }

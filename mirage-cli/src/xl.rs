@@ -47,6 +47,32 @@ pub fn render(x: &XlConfig) -> Result<String> {
     Ok(tera.render("xl", &tera::Context::from_serialize(x)?)?.trim_end().to_string() + "\n")
 }
 
+/// `text` (an xl file uni wrote) with `args` added at the end of its `extra=` line, or a new
+/// `extra=` line when it has none.
+pub fn append_extra(text: &str, args: &str) -> Result<String> {
+    if args.contains('"') || args.contains('\\') || args.contains('\n') {
+        bail!("boot arguments `{args}` cannot be written into an xl file (quote, backslash or newline)");
+    }
+    let mut out = String::new();
+    let mut done = false;
+    for line in text.lines() {
+        match line.strip_prefix("extra = \"").and_then(|l| l.strip_suffix('"')) {
+            Some(old) if !done => {
+                out += &format!("extra = \"{}\"\n", [old, args].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" "));
+                done = true;
+            }
+            _ => {
+                out += line;
+                out.push('\n');
+            }
+        }
+    }
+    if !done {
+        out += &format!("extra = \"{args}\"\n");
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +117,17 @@ mod tests {
         let text = render(&x).unwrap();
         assert!(text.contains("\nextra = \"--ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1\"\n"), "{text}");
         assert!(text.contains("\nvif = [ 'bridge=xenbr0,mac=00:16:3e:00:00:02', 'bridge=br1' ]\n"), "{text}");
+    }
+
+    #[test]
+    fn extra_for_one_run() {
+        let mut x = base();
+        let plain = render(&x).unwrap();
+        assert!(append_extra(&plain, "--uni-timestamps").unwrap().ends_with("on_crash = \"preserve\"\nextra = \"--uni-timestamps\"\n"));
+        x.extra = "--ipv4=10.0.0.9/24".into();
+        let with = append_extra(&render(&x).unwrap(), "--port=80").unwrap();
+        assert!(with.contains("\nextra = \"--ipv4=10.0.0.9/24 --port=80\"\n"), "{with}");
+        assert!(append_extra(&plain, "--motd=\"x\"").is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::emu;
 
@@ -30,13 +30,17 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
 /// Boots the image on the emulated board and mirrors how the guest ended in the exit code:
 /// poweroff 0, crash 1, reboot 2, boot failure 3, timeout 124.
 fn run_xen(args: &Run, file: &Path, image: std::path::PathBuf) -> Result<ExitCode> {
-    if !args.args.is_empty() {
-        bail!("boot arguments after -- are for the unix target; on xen-arm set `extra` in [xen] of unikernel.toml");
-    }
     let (cfg, _) = load(file, Some(Target::XenArm))?;
     let board = super::xen_board(&cfg)?;
     let prepared = emu::prepare(&board, &emu::cache_dir())?;
-    let xl = image.with_extension("xl");
+    let mut xl = image.with_extension("xl");
+    if !args.args.is_empty() {
+        // Boot arguments after `--` go after the xl file's own `extra=`, for this run only.
+        let text = std::fs::read_to_string(&xl).with_context(|| format!("reading {}", xl.display()))?;
+        let run_xl = cfg.dir.join("_build/xen-arm").join(format!("{}.run.xl", cfg.name));
+        std::fs::write(&run_xl, crate::xl::append_extra(&text, &args.args.join(" "))?)?;
+        xl = run_xl;
+    }
     let guest = emu::Guest { name: cfg.name.clone(), image, xl, marker: None };
     let opts = emu::RunOptions {
         timeout: std::time::Duration::from_secs(args.timeout),
