@@ -200,13 +200,6 @@ impl Cx<'_> {
                 devices.push(d);
             }
         }
-        // References must name a device of the right kind.
-        for d in &devices {
-            for r in d.spec.references() {
-                let _ = r; // checked in `device`, where the spans are
-            }
-        }
-
         let xen = file.xen.map(|x| self.xen(x.into_inner())).unwrap_or_default();
 
         Config {
