@@ -147,6 +147,11 @@ bad!(reference_to_undeclared_device,
     at = "unikernel.toml:7:7", key = "devices.dns.net", wrong = "no device named \"net0\"",
     accepted = "declared devices: \"dns\"");
 
+bad!(reference_to_a_device_of_the_wrong_kind,
+    "HEAD\n[devices.console]\nkind = \"console\"\n[devices.dns]\nkind = \"dns\"\nnet = \"console\"\n",
+    at = "unikernel.toml:9:7", key = "devices.dns.net", wrong = "device \"console\" is a console device, not a net device",
+    accepted = "declared net devices: none");
+
 bad!(invalid_device_name,
     "HEAD\n[devices.Net-0]\nkind = \"net\"\n",
     at = "unikernel.toml:5:10", key = "devices.Net-0", wrong = "invalid device name \"Net-0\"",

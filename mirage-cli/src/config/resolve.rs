@@ -27,7 +27,7 @@ pub fn load(path: &Path) -> Result<Config, anyhow::Error> {
 pub fn load_str(path: &Path, text: String) -> Result<Config, Diagnostics> {
     let src = Source::new(path, text);
     let file = parse(&src).map_err(|d| Diagnostics(vec![d]))?;
-    let mut cx = Cx { src: &src, errors: vec![] };
+    let mut cx = Cx { src: &src, errors: vec![], kinds: vec![] };
     let dir = std::path::absolute(path)
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
@@ -118,6 +118,8 @@ fn improve_unknown_field(src: &Source, key: &str, message: &str) -> Option<Strin
 struct Cx<'a> {
     src: &'a Source,
     errors: Vec<Diagnostic>,
+    /// Each declared device's kind, for checking references between devices.
+    kinds: Vec<(String, String)>,
 }
 
 fn quoted(v: &[&str]) -> String {
@@ -194,6 +196,7 @@ impl Cx<'_> {
         });
 
         let names: Vec<String> = file.devices.keys().map(|k| k.get_ref().clone()).collect();
+        self.kinds = file.devices.iter().map(|(k, d)| (k.get_ref().clone(), d.get_ref().kind.get_ref().clone())).collect();
         let mut devices = vec![];
         for (name, decl) in file.devices {
             if let Some(d) = self.device(name, decl, dir, &names) {
@@ -450,6 +453,11 @@ impl Cx<'_> {
         };
         if !names.contains(v.get_ref()) {
             self.err(v.span(), format!("{key}.{k}"), format!("no device named \"{}\"", v.get_ref()), "unknown device", format!("declared devices: {}", quoted(&names.iter().map(String::as_str).collect::<Vec<_>>())));
+            *ok = false;
+        } else if let Some((_, kind)) = self.kinds.iter().find(|(n, kind)| n == v.get_ref() && kind != k) {
+            let of_kind: Vec<&str> = self.kinds.iter().filter(|(_, kd)| kd == k).map(|(n, _)| n.as_str()).collect();
+            let kind = kind.clone();
+            self.err(v.span(), format!("{key}.{k}"), format!("device \"{}\" is a {kind} device, not a {k} device", v.get_ref()), format!("not a {k} device"), format!("declared {k} devices: {}", if of_kind.is_empty() { "none".to_string() } else { quoted(&of_kind) }));
             *ok = false;
         }
         v.get_ref().clone()
