@@ -6,7 +6,7 @@ use std::fs;
 
 use uni_tests::{example, run_uni, text};
 
-const EXAMPLES: &[&str] = &["hello", "echo", "crash", "xeninfo"];
+const EXAMPLES: &[&str] = &["hello", "echo", "crash", "xeninfo", "lookup"];
 const TARGETS: &[&str] = &["unix", "xen-arm"];
 
 fn snapshot(name: &str, target: &str) {

@@ -139,6 +139,23 @@ fn direct_stack(ipv4: &Option<Ipv4>, mac: &Option<[u8; 6]>, netif: &str, boot_ar
     }
 }
 
+/// A stub resolver over the UDP of the `net` device it names.
+fn dns_resolver(net: &str, nameserver: &Option<std::net::Ipv4Addr>) -> Implementation {
+    let ns = match nameserver {
+        Some(ip) => format!("Some(\"{ip}\")"),
+        None => "None".into(),
+    };
+    Implementation {
+        crates: vec![Crate::Runtime, Crate::Net],
+        constructor: format!(
+            "uni_net::dns::StubResolver::new({net}.clone(), uni_runtime::platform::Clock::new(), {ns}, &boot_args)"
+        ),
+        fallible: true,
+        deps: vec![net.to_string()],
+        boot_args: &["nameserver"],
+    }
+}
+
 fn implement_xen(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
     Ok(match &dev.spec {
         DeviceSpec::Console => simple("uni_runtime::platform::Console::new()"),
@@ -165,7 +182,7 @@ fn implement_xen(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
             return Err(not_yet("the tls device on xen-arm (it runs over the direct network stack)", "issue #4", XEN_KINDS))
         }
         DeviceSpec::Http { .. } => return Err(not_yet("the http device", "issue #6", XEN_KINDS)),
-        DeviceSpec::Dns { .. } => return Err(not_yet("the dns device", "issue #4", XEN_KINDS)),
+        DeviceSpec::Dns { net, nameserver } => dns_resolver(net, nameserver),
     })
 }
 
@@ -219,9 +236,7 @@ fn implement_unix(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
         DeviceSpec::Http { .. } => {
             return Err(not_yet("the http device", "issue #6", "console, clock, random, args, net"))
         }
-        DeviceSpec::Dns { .. } => {
-            return Err(not_yet("the dns device", "issue #4", "console, clock, random, args, net"))
-        }
+        DeviceSpec::Dns { net, nameserver } => dns_resolver(net, nameserver),
     })
 }
 

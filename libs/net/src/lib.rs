@@ -15,6 +15,7 @@ extern crate std;
 
 mod config;
 pub mod direct;
+pub mod dns;
 #[cfg(unix)]
 pub mod socket;
 

@@ -23,6 +23,7 @@
 
 mod clock;
 mod console;
+mod dns;
 mod kv;
 pub mod net;
 pub mod netif;
@@ -31,6 +32,7 @@ mod xenstore;
 
 pub use clock::{Clock, Instant, WallTime};
 pub use console::{Console, ConsoleError};
+pub use dns::{DnsError, Resolver};
 pub use kv::{KvError, KvRo};
 pub use random::Random;
 pub use xenstore::{Xenstore, XenstoreError};
