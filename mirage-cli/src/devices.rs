@@ -162,9 +162,14 @@ fn implement_xen(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
         DeviceSpec::Clock => simple("uni_runtime::platform::Clock::new()"),
         DeviceSpec::Args => simple("boot_args.clone()"),
         DeviceSpec::Xenstore => simple("uni_runtime::platform::Xenstore::new()"),
-        DeviceSpec::Random => {
-            return Err(not_yet("the random device on xen-arm (a Fortuna generator fed by Xen entropy)", "issue #5", XEN_KINDS))
-        }
+        // Fortuna over the platform's entropy (counter jitter, event timing, `--uni-seed`).
+        DeviceSpec::Random => Implementation {
+            crates: vec![Crate::Runtime, Crate::Crypto],
+            constructor: "uni_crypto::Rng::from_device(uni_runtime::platform::Random::new(), uni_runtime::platform::Clock::new())".into(),
+            fallible: true,
+            deps: vec![],
+            boot_args: &[],
+        },
         DeviceSpec::Net { stack, ipv4, mac } => match stack.unwrap_or(NetStack::Direct) {
             NetStack::Direct => direct_stack(ipv4, mac, "uni_runtime::platform::Netif::open(0, {mac}, &boot_args).await?", &["ipv4", "ipv4-gateway"]),
             NetStack::Socket => {
@@ -178,9 +183,8 @@ fn implement_xen(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
         DeviceSpec::Block { .. } => {
             return Err(not_yet("the block device", "declared in schema 1, no target has it yet", XEN_KINDS))
         }
-        DeviceSpec::Tls(_) => {
-            return Err(not_yet("the tls device on xen-arm (it runs over the direct network stack)", "issue #4", XEN_KINDS))
-        }
+        // The same line as on unix: over the direct stack, with Fortuna over the Xen `Random`.
+        DeviceSpec::Tls(tls) => tls_unix(tls),
         DeviceSpec::Http { .. } => return Err(not_yet("the http device", "issue #6", XEN_KINDS)),
         DeviceSpec::Dns { net, nameserver } => dns_resolver(net, nameserver),
     })

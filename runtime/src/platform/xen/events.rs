@@ -60,6 +60,7 @@ pub fn process() -> bool {
         return false;
     }
     atomic_u8(field::UPCALL_PENDING).store(0, Ordering::SeqCst);
+    super::entropy::note_event();
     arch::dmb();
     let sel = atomic_u64(field::PENDING_SEL).swap(0, Ordering::AcqRel);
     let mut fired: Vec<u32> = Vec::new();

@@ -36,6 +36,7 @@ mod arch;
 mod boot;
 mod console;
 mod dtb;
+mod entropy;
 mod events;
 mod executor;
 mod gic;
@@ -55,6 +56,7 @@ use crate::device;
 use crate::{AppResult, BootArgs};
 
 pub use crate::xen_wire::grant::GrantRef;
+pub use entropy::Random;
 pub use events::{EventWait, Port};
 pub use executor::spawn;
 pub use grant::{GrantError, GrantTable};
