@@ -28,9 +28,10 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// 1-based line and column of the span's start.
+    /// 1-based line and column of the span's start (as shown: see [`clamp`]).
     pub fn line_col(&self) -> (usize, usize) {
-        line_col(&self.source, self.span.start)
+        let source = shown(&self.source);
+        line_col(&source, clamp(&source, self.span.clone()).start)
     }
 
     /// Renders the diagnostic, with colour when `color` is set.
@@ -43,9 +44,13 @@ impl Diagnostic {
         };
         // annotate-snippets prints `--> origin:line:col` from the span itself.
         let origin = self.file.display().to_string();
-        let span = clamp(&self.source, self.span.clone());
+        // annotate-snippets 0.11 miscomputes margins around tabs and other control characters
+        // (subtraction overflows found by the fuzzer); a space has the same length in bytes, so
+        // spans stay valid.
+        let source = shown(&self.source);
+        let span = clamp(&source, self.span.clone());
         let mut msg = Level::Error.title(&title).snippet(
-            Snippet::source(&self.source)
+            Snippet::source(&source)
                 .origin(&origin)
                 .line_start(1)
                 .fold(true)
@@ -138,10 +143,32 @@ impl Source {
     }
 }
 
+/// The source as displayed: control characters other than newlines become spaces.
+fn shown(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    for c in src.chars() {
+        if c.is_control() && c != '\n' {
+            // as many spaces as the character has bytes, so byte offsets still line up
+            out.extend(std::iter::repeat_n(' ', c.len_utf8()));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `span` inside `src`, on character boundaries, and at least one character wide where the
-/// source has one (a parser's empty span at a multi-byte character must not split it).
+/// source has one (a parser's empty span at a multi-byte character must not split it). A span
+/// that starts in a line's indentation moves to the line's first token (or its end):
+/// annotate-snippets 0.11 overflows on carets inside the indentation of long lines (found by
+/// the fuzzer), and the token is what the error is about anyway.
 fn clamp(src: &str, span: Range<usize>) -> Range<usize> {
-    let start = floor_boundary(src, span.start);
+    let mut start = floor_boundary(src, span.start);
+    let line_start = src[..start].rfind('\n').map_or(0, |i| i + 1);
+    if src[line_start..start].chars().all(char::is_whitespace) {
+        let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
+        start = src[start..line_end].find(|c: char| !c.is_whitespace()).map_or(line_end, |i| start + i);
+    }
     let mut end = span.end.clamp(start, src.len());
     while !src.is_char_boundary(end) {
         end += 1;
@@ -179,6 +206,17 @@ mod tests {
             let d = Source::new(Path::new("u.toml"), src.into()).error(at..at, "k", "m", "l", None);
             assert!(d.render(false).contains("error"));
             d.line_col();
+        }
+    }
+
+    #[test]
+    fn tabs_and_long_lines_render() {
+        // Found by cargo fuzz: tabs before a long line made annotate-snippets overflow.
+        let crs = "\r\r\r\r \r\r\u{c}\r \r\u{85}\r\u{fffd}\u{fffd}\r\r#\r# \n";
+        let src = format!("# x\t\n{crs}{}[unikernel]{} port is--p\u{fffd}ort{} 3= \"echo\"\n", "\t".repeat(40), "\t".repeat(40), "\u{fffd}".repeat(30));
+        for at in 0..src.len() + 1 {
+            let d = Source::new(Path::new("u.toml"), src.clone()).error(at..at, "k", "m", "l", None);
+            assert!(d.render(false).contains("error"));
         }
     }
 
