@@ -1,6 +1,7 @@
 //! TLS on real Xen: examples/tls-echo on the emulated board (smoltcp over netfront, DHCP,
 //! Fortuna over the Xen entropy source), reached from the host through `uni run -p`, with the
-//! real `openssl s_client` (TLS 1.3 and TLS 1.2) and curl. One boot carries every check.
+//! real `openssl s_client` (TLS 1.3 and TLS 1.2) and curl. One boot carries every check; it
+//! passes `--uni-boot-info --uni-seed=…` so that the entropy calibration and seed show up.
 //!
 //! The PKI is generated here the way tests/tls.rs does it (rcgen): a CA and a certificate for
 //! `localhost` and `127.0.0.1`.
@@ -135,7 +136,8 @@ fn tls_echo_on_real_xen_with_openssl_and_curl() {
             "[unikernel]\nschema = 1\nname = \"tls-echo-xen\"\napp = {app:?}\nboot-args = \"--port=4433\"\n\n\
              [devices.console]\nkind = \"console\"\n\n[devices.net]\nkind = \"net\"\n\n\
              [devices.tls]\nkind = \"tls\"\nnet = \"net\"\ncert = \"server.pem\"\nkey = \"server.key\"\nca = \"ca.pem\"\nalpn = [\"http/1.1\"]\n\n\
-             [devices.args]\nkind = \"args\"\n",
+             [devices.args]\nkind = \"args\"\n\n\
+             [xen]\nextra = \"--uni-boot-info --uni-seed=00112233445566778899aabbccddeeff\"\n",
             app = example("tls-echo").display().to_string(),
         ),
     )
@@ -147,6 +149,12 @@ fn tls_echo_on_real_xen_with_openssl_and_curl() {
     let mut b = Board(Proc::spawn(uni(&dir, &["run", "--target", "xen-arm", "-p", &fwd, "--timeout", "900"])));
     b.0.wait_for("tls-echo: listening on 10.0.0.2:4433", Duration::from_secs(700));
     assert!(b.0.out().contains("net: 10.0.0.2/24 via 10.0.0.1 (DHCP)"), "{}", b.0.out());
+    // The tls device seeded Fortuna from the Xen source at boot: it calibrated the counter
+    // jitter and mixed in the seed from the boot arguments.
+    let out = b.0.out();
+    let cal = out.lines().find(|l| l.starts_with("entropy: counter jitter: ")).unwrap_or_else(|| panic!("no calibration line:\n{out}"));
+    eprintln!("{cal}");
+    assert!(out.contains("entropy: 16 bytes of boot seed mixed in"), "{out}");
 
     // openssl s_client, TLS 1.3: handshake verified against the CA, data echoed.
     let o = s_client(port, &ca, "-tls1_3", "ping through tls 1.3 on xen");

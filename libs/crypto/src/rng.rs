@@ -17,9 +17,11 @@ use crate::fortuna::{Fortuna, NotSeeded, POOLS};
 ///   unpredictable input into `out` and returns how many. Returning 0 is allowed (nothing new).
 /// * It MUST NOT block for long: it is called while the generator's lock is held.
 ///
-/// The unix source is [`DeviceSource`] over the OS's randomness. On xen-arm the platform
-/// feeds counter-timer jitter and event/packet timing, either as a source or by calling
-/// [`Rng::add_event`] from its event paths.
+/// Each platform's `uni_runtime::platform::Random` is used through [`DeviceSource`]: on unix the
+/// OS's randomness; on xen-arm counter-timer jitter conditioned so that every byte stands on
+/// twice the min-entropy it is credited with, with event-channel (and so packet) timing and an
+/// optional `--uni-seed` boot argument mixed in uncredited. Callers with other timing events
+/// can add them with [`Rng::add_event`].
 pub trait EntropySource: Send {
     /// Writes fresh entropy into `out`, returning how many bytes.
     fn gather(&mut self, out: &mut [u8; 32]) -> usize;
