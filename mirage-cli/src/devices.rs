@@ -106,7 +106,7 @@ pub fn implement(dev: &DeviceConfig, target: Target) -> Result<Implementation, U
     }
 }
 
-const XEN_KINDS: &str = "console, clock, args, xenstore, net";
+const XEN_KINDS: &str = "console, clock, random, args, xenstore, net, tls, dns";
 
 fn opt_str(v: &Option<String>) -> String {
     match v {
