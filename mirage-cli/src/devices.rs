@@ -98,15 +98,89 @@ fn not_yet(what: &str, issue: &str, accepted: &str) -> Unsupported {
     Unsupported { reason: format!("{what} is not implemented yet ({issue})"), accepted: accepted.into() }
 }
 
-/// The implementation of `dev` on `target`.
+/// The implementation of `dev` on `target`. Devices every platform provides the same way are
+/// written once; the platform's own types all live under `uni_runtime::platform`.
 pub fn implement(dev: &DeviceConfig, target: Target) -> Result<Implementation, Unsupported> {
-    match target {
-        Target::Unix => implement_unix(dev),
-        Target::XenArm => implement_xen(dev),
-    }
+    let available = match target {
+        Target::Unix => "console, clock, random, args, net, tls, dns",
+        Target::XenArm => "console, clock, random, args, xenstore, net, tls, dns",
+    };
+    Ok(match &dev.spec {
+        DeviceSpec::Console => simple("uni_runtime::platform::Console::new()"),
+        DeviceSpec::Clock => simple("uni_runtime::platform::Clock::new()"),
+        DeviceSpec::Args => simple("boot_args.clone()"),
+        // Fortuna over the platform's entropy: the OS on unix; counter jitter, event timing and
+        // `--uni-seed` on Xen.
+        DeviceSpec::Random => Implementation {
+            crates: vec![Crate::Runtime, Crate::Crypto],
+            constructor: "uni_crypto::Rng::from_device(uni_runtime::platform::Random::new(), uni_runtime::platform::Clock::new())".into(),
+            fallible: true,
+            deps: vec![],
+            boot_args: &[],
+        },
+        DeviceSpec::Tls(tls) => tls_unix(tls),
+        DeviceSpec::Dns { net, nameserver } => dns_resolver(net, nameserver),
+        DeviceSpec::Net { stack, ipv4, mac } => net(target, *stack, ipv4, mac)?,
+        DeviceSpec::Xenstore => match target {
+            Target::XenArm => simple("uni_runtime::platform::Xenstore::new()"),
+            Target::Unix => {
+                return Err(Unsupported {
+                    reason: "the Xen store exists only on Xen".into(),
+                    accepted: "target xen-arm for this device".into(),
+                })
+            }
+        },
+        DeviceSpec::KvRo { .. } => return Err(not_yet("the kv_ro device", "issue #6", available)),
+        DeviceSpec::Block { .. } => {
+            return Err(not_yet("the block device", "declared in schema 1, no target has it yet", available))
+        }
+        DeviceSpec::Http { .. } => return Err(not_yet("the http device", "issue #6", available)),
+    })
 }
 
-const XEN_KINDS: &str = "console, clock, random, args, xenstore, net, tls, dns";
+/// A net device: host sockets (unix only, its default) or smoltcp over the platform's network
+/// interface (netfront on Xen, where it is the default; a TAP device on unix).
+fn net(target: Target, stack: Option<NetStack>, ipv4: &Option<Ipv4>, mac: &Option<[u8; 6]>) -> Result<Implementation, Unsupported> {
+    let default = match target {
+        Target::Unix => NetStack::Socket,
+        Target::XenArm => NetStack::Direct,
+    };
+    Ok(match (stack.unwrap_or(default), target) {
+        (NetStack::Socket, Target::Unix) => {
+            let (addr, gw) = match ipv4 {
+                Some(Ipv4::Static { cidr, gateway }) => (cidr.clone(), gateway.clone()),
+                None => ("0.0.0.0/0".to_string(), None),
+                Some(Ipv4::Dhcp) => unreachable!("resolve rejects dhcp with the socket stack"),
+            };
+            Implementation {
+                crates: vec![Crate::Runtime, Crate::Net],
+                constructor: format!("uni_net::socket::SocketStack::configure({addr:?}, {}, &boot_args)", opt_str(&gw)),
+                fallible: true,
+                deps: vec![],
+                boot_args: &["ipv4", "ipv4-gateway"],
+            }
+        }
+        (NetStack::Socket, Target::XenArm) => {
+            return Err(Unsupported {
+                reason: "stack = \"socket\" uses the host's sockets, which exist only on unix".into(),
+                accepted: "stack = \"direct\" (smoltcp over Xen netfront)".into(),
+            })
+        }
+        (NetStack::Direct, Target::Unix) => direct_stack(
+            ipv4,
+            mac,
+            "uni_runtime::platform::Netif::open(0, {mac}, &boot_args)?",
+            &["ipv4", "ipv4-gateway", "tap"],
+        ),
+        (NetStack::Direct, Target::XenArm) => direct_stack(
+            ipv4,
+            mac,
+            "uni_runtime::platform::Netif::open(0, {mac}, &boot_args).await?",
+            &["ipv4", "ipv4-gateway"],
+        ),
+    })
+}
+
 
 fn opt_str(v: &Option<String>) -> String {
     match v {
@@ -154,94 +228,6 @@ fn dns_resolver(net: &str, nameserver: &Option<std::net::Ipv4Addr>) -> Implement
         deps: vec![net.to_string()],
         boot_args: &["nameserver"],
     }
-}
-
-fn implement_xen(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
-    Ok(match &dev.spec {
-        DeviceSpec::Console => simple("uni_runtime::platform::Console::new()"),
-        DeviceSpec::Clock => simple("uni_runtime::platform::Clock::new()"),
-        DeviceSpec::Args => simple("boot_args.clone()"),
-        DeviceSpec::Xenstore => simple("uni_runtime::platform::Xenstore::new()"),
-        // Fortuna over the platform's entropy (counter jitter, event timing, `--uni-seed`).
-        DeviceSpec::Random => Implementation {
-            crates: vec![Crate::Runtime, Crate::Crypto],
-            constructor: "uni_crypto::Rng::from_device(uni_runtime::platform::Random::new(), uni_runtime::platform::Clock::new())".into(),
-            fallible: true,
-            deps: vec![],
-            boot_args: &[],
-        },
-        DeviceSpec::Net { stack, ipv4, mac } => match stack.unwrap_or(NetStack::Direct) {
-            NetStack::Direct => direct_stack(ipv4, mac, "uni_runtime::platform::Netif::open(0, {mac}, &boot_args).await?", &["ipv4", "ipv4-gateway"]),
-            NetStack::Socket => {
-                return Err(Unsupported {
-                    reason: "stack = \"socket\" uses the host's sockets, which exist only on unix".into(),
-                    accepted: "stack = \"direct\" (smoltcp over Xen netfront)".into(),
-                })
-            }
-        },
-        DeviceSpec::KvRo { .. } => return Err(not_yet("the kv_ro device", "issue #6", XEN_KINDS)),
-        DeviceSpec::Block { .. } => {
-            return Err(not_yet("the block device", "declared in schema 1, no target has it yet", XEN_KINDS))
-        }
-        // The same line as on unix: over the direct stack, with Fortuna over the Xen `Random`.
-        DeviceSpec::Tls(tls) => tls_unix(tls),
-        DeviceSpec::Http { .. } => return Err(not_yet("the http device", "issue #6", XEN_KINDS)),
-        DeviceSpec::Dns { net, nameserver } => dns_resolver(net, nameserver),
-    })
-}
-
-fn implement_unix(dev: &DeviceConfig) -> Result<Implementation, Unsupported> {
-    Ok(match &dev.spec {
-        DeviceSpec::Console => simple("uni_runtime::platform::Console::new()"),
-        DeviceSpec::Clock => simple("uni_runtime::platform::Clock::new()"),
-        DeviceSpec::Random => Implementation {
-            crates: vec![Crate::Runtime, Crate::Crypto],
-            constructor: "uni_crypto::Rng::from_device(uni_runtime::platform::Random::new(), uni_runtime::platform::Clock::new())".into(),
-            fallible: true,
-            deps: vec![],
-            boot_args: &[],
-        },
-        DeviceSpec::Args => simple("boot_args.clone()"),
-        DeviceSpec::Net { stack, ipv4, mac } => match stack.unwrap_or(NetStack::Socket) {
-            NetStack::Socket => {
-                let (addr, gw) = match ipv4 {
-                    Some(Ipv4::Static { cidr, gateway }) => (cidr.clone(), gateway.clone()),
-                    None => ("0.0.0.0/0".to_string(), None),
-                    Some(Ipv4::Dhcp) => unreachable!("resolve rejects dhcp with the socket stack"),
-                };
-                Implementation {
-                    crates: vec![Crate::Runtime, Crate::Net],
-                    constructor: format!("uni_net::socket::SocketStack::configure({addr:?}, {}, &boot_args)", opt_str(&gw)),
-                    fallible: true,
-                    deps: vec![],
-                    boot_args: &["ipv4", "ipv4-gateway"],
-                }
-            }
-            NetStack::Direct => direct_stack(
-                ipv4,
-                mac,
-                "uni_runtime::platform::Netif::open(0, {mac}, &boot_args)?",
-                &["ipv4", "ipv4-gateway", "tap"],
-            ),
-        },
-        DeviceSpec::Xenstore => {
-            return Err(Unsupported {
-                reason: "the Xen store exists only on Xen".into(),
-                accepted: "target xen-arm for this device".into(),
-            })
-        }
-        DeviceSpec::KvRo { .. } => {
-            return Err(not_yet("the kv_ro device", "issue #6", "console, clock, random, args, net"))
-        }
-        DeviceSpec::Block { .. } => {
-            return Err(not_yet("the block device", "declared in schema 1, no target has it yet", "console, clock, random, args, net"))
-        }
-        DeviceSpec::Tls(tls) => tls_unix(tls),
-        DeviceSpec::Http { .. } => {
-            return Err(not_yet("the http device", "issue #6", "console, clock, random, args, net"))
-        }
-        DeviceSpec::Dns { net, nameserver } => dns_resolver(net, nameserver),
-    })
 }
 
 /// `include_bytes!` of a file the config names. The generated `src/main.rs` sits at
