@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::fmt::Write as _;
+
 use anyhow::Result;
 
 use super::{load, show};
@@ -14,19 +16,21 @@ pub fn run(args: Configure, file: &Path) -> Result<ExitCode> {
     let (cfg, target) = load(file, args.target)?;
     let plan = generate::plan(&cfg, target)?;
     if args.dry_run {
-        println!("plan for `{}` (target {}, board {}), nothing written:", cfg.name, target, plan.board);
-        println!("  device order: {}", plan.order.join(" -> "));
+        let mut o = String::new();
+        writeln!(o, "plan for `{}` (target {}, board {}), nothing written:", cfg.name, target, plan.board)?;
+        writeln!(o, "  device order: {}", plan.order.join(" -> "))?;
         for f in &plan.files {
             let state = if generate::stale_files(&plan).iter().any(|s| s.path == f.path) { "write" } else { "keep " };
-            println!("  {state} {} ({} lines)", show(&f.path), f.contents.lines().count());
+            writeln!(o, "  {state} {} ({} lines)", show(&f.path), f.contents.lines().count())?;
         }
-        println!("  run   rustfmt --edition 2021 on src/main.rs (already applied above)");
-        println!("  then `uni build` runs: {}", crate::cmd::build::cargo_command_line(&cfg, &plan));
+        writeln!(o, "  run   rustfmt --edition 2021 on src/main.rs (already applied above)")?;
+        writeln!(o, "  then `uni build` runs: {}", crate::cmd::build::cargo_command_line(&cfg, &plan))?;
         if status::verbose() {
             for f in &plan.files {
-                println!("\n--- {} ---\n{}", show(&f.path), f.contents);
+                writeln!(o, "\n--- {} ---\n{}", show(&f.path), f.contents)?;
             }
         }
+        super::out(&o)?;
         return Ok(ExitCode::SUCCESS);
     }
     let stale = generate::stale_files(&plan);
@@ -47,8 +51,7 @@ pub fn run(args: Configure, file: &Path) -> Result<ExitCode> {
     }
     status("Configuring", format!("{} (target {target}, board {})", cfg.name, plan.board));
     generate::write(&plan)?;
-    for f in &plan.files {
-        println!("{}", show(&f.path));
-    }
+    let written: String = plan.files.iter().map(|f| show(&f.path) + "\n").collect();
+    super::out(&written)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -21,7 +21,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Build(b) => build::run(b, &g.file).map(|_| ExitCode::SUCCESS),
         Command::Run(r) => run::run(r, &g.file),
         Command::Completions(c) => {
-            clap_complete::generate(c.shell, &mut Cli::command(), "uni", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(c.shell, &mut Cli::command(), "uni", &mut script);
+            out(&String::from_utf8_lossy(&script))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -38,6 +40,17 @@ pub fn load(file: &Path, target: Option<Target>) -> Result<(Config, Target)> {
     let cfg = config::load(file)?;
     let target = target.or(cfg.target).unwrap_or(Target::Unix);
     Ok((cfg, target))
+}
+
+/// Writes `text` to stdout. A reader that went away (`uni configure --dry-run | head`) is not an
+/// error: there is nobody left to tell.
+pub fn out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 /// The board a xen-arm build is for: the config's, else the emulated one.
