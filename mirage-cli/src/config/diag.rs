@@ -42,32 +42,54 @@ impl Diagnostic {
         } else {
             format!("`{}`: {}", self.key, self.message)
         };
-        // annotate-snippets prints `--> origin:line:col` from the span itself.
         let origin = self.file.display().to_string();
-        // annotate-snippets 0.11 miscomputes margins around tabs and other control characters
-        // (subtraction overflows found by the fuzzer); a space has the same length in bytes, so
-        // spans stay valid.
+        // annotate-snippets 0.11 overflows computing margins for long lines, tabs and other
+        // control characters (found by the fuzzer). So it is given only the offending line,
+        // sanitized (control characters become spaces of the same byte length) and cut to a
+        // window around the caret; the location line is written here.
         let source = shown(&self.source);
         let span = clamp(&source, self.span.clone());
+        let (window, wspan) = window(&source, span);
         let mut msg = Level::Error.title(&title).snippet(
-            Snippet::source(&source)
-                .origin(&origin)
-                .line_start(1)
-                .fold(true)
-                .annotation(Level::Error.span(span).label(&self.label)),
+            Snippet::source(&window)
+                .line_start(line)
+                .annotation(Level::Error.span(wspan).label(&self.label)),
         );
         if let Some(acc) = &self.accepted {
             msg = msg.footer(Level::Help.title(acc));
         }
         let renderer = if color { Renderer::styled() } else { Renderer::plain() };
         let text = renderer.render(msg).to_string();
-        // Keep file:line:col greppable even when the renderer elides it.
-        if text.contains(&format!("{origin}:{line}:{col}")) {
-            text
-        } else {
-            format!("{text}\n  at {origin}:{line}:{col}")
+        let width = line.to_string().len();
+        match text.split_once('\n') {
+            Some((head, rest)) => format!("{head}\n{:width$}--> {origin}:{line}:{col}\n{rest}", ""),
+            None => format!("{text}\n{:width$}--> {origin}:{line}:{col}", ""),
         }
     }
+}
+
+/// Characters of context kept on each side of the caret.
+const CONTEXT: usize = 48;
+
+/// The line holding `span.start`, cut to at most `CONTEXT` characters either side of it (with
+/// `...` where cut), and the span relative to that text, within the line.
+fn window(src: &str, span: Range<usize>) -> (String, Range<usize>) {
+    let line_start = src[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = src[span.start..].find('\n').map_or(src.len(), |i| span.start + i);
+    let line = &src[line_start..line_end];
+    let at = span.start - line_start;
+    let end = span.end.min(line_end) - line_start;
+    let before: Vec<(usize, char)> = line[..at].char_indices().collect();
+    let from = if before.len() > CONTEXT { before[before.len() - CONTEXT].0 } else { 0 };
+    let to = line[at..].char_indices().nth(CONTEXT).map_or(line.len(), |(i, _)| at + i).max(end.min(line.len()));
+    let to = line[..to].char_indices().map(|(i, c)| i + c.len_utf8()).filter(|&i| i <= at + 4 * CONTEXT).last().unwrap_or(to).max(at);
+    let prefix = if from > 0 { "..." } else { "" };
+    let suffix = if to < line.len() { "..." } else { "" };
+    let text = format!("{prefix}{}{suffix}", &line[from..to]);
+    let s = prefix.len() + at - from;
+    let e = (prefix.len() + end.min(to).max(at) - from).max(s);
+    let e = if e == s { s + line[at..to].chars().next().map_or(0, char::len_utf8) } else { e };
+    (text, s..e)
 }
 
 impl fmt::Display for Diagnostic {
