@@ -2,9 +2,7 @@
 //! context (the only thing templates see) and renders the main crate with tera and rustfmt.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -207,15 +205,13 @@ fn rel(from: &Path, to: &Path) -> String {
 
 /// Formats Rust source with rustfmt (stdin to stdout).
 pub fn rustfmt(src: &str) -> Result<String> {
-    let mut child = Command::new("rustfmt")
-        .args(["--edition", "2021", "--emit", "stdout"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let sh = xshell::Shell::new()?;
+    let out = xshell::cmd!(sh, "rustfmt --edition 2021 --emit stdout")
+        .stdin(src)
+        .quiet()
+        .ignore_status()
+        .output()
         .context("running rustfmt (install it with `rustup component add rustfmt`)")?;
-    child.stdin.take().expect("piped").write_all(src.as_bytes())?;
-    let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!("rustfmt rejected the generated code:\n{}\n--- source ---\n{src}", String::from_utf8_lossy(&out.stderr));
     }

@@ -3,7 +3,6 @@
 //! neither is there.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -21,15 +20,13 @@ pub enum Route {
 
 /// The sysroot of the `rustc` cargo will use.
 pub fn sysroot() -> Result<PathBuf> {
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let out = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .output()
+    let sh = xshell::Shell::new()?;
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = xshell::cmd!(sh, "{rustc} --print sysroot")
+        .quiet()
+        .read()
         .context("running `rustc --print sysroot` (is Rust installed?)")?;
-    if !out.status.success() {
-        bail!("`rustc --print sysroot` failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
+    Ok(PathBuf::from(out.trim()))
 }
 
 /// Picks the route: prebuilt `core` if present, else rust-src.
