@@ -91,13 +91,12 @@ impl Drop for Echo {
     }
 }
 
-fn start_echo() -> Echo {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = uni(&example("echo"), &["run", "--target", "unix", "--", &format!("--port={port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Runs an echo unikernel from `dir` with `args` and waits for its first console line, which
+/// must be `expected`.
+fn start_echo_in(dir: &std::path::Path, args: &[&str], port: u16, expected: &str) -> Echo {
+    let mut full = vec!["run", "--"];
+    full.extend_from_slice(args);
+    let mut child = uni(dir, &full).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -105,10 +104,15 @@ fn start_echo() -> Echo {
     if line.is_empty() {
         child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     }
-    assert_eq!(line.trim(), format!("echo: listening on 0.0.0.0:{port}"), "{err}");
+    assert_eq!(line.trim(), expected, "{err}");
     // Keep draining the console so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in out.lines() {});
     Echo { child, port }
+}
+
+fn start_echo() -> Echo {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    start_echo_in(&example("echo"), &[&format!("--port={port}")], port, &format!("echo: listening on 0.0.0.0:{port}"))
 }
 
 #[test]
@@ -198,21 +202,12 @@ fn echo_over_the_direct_stack_on_a_tap_device() {
         ),
     )
     .unwrap();
-    let mut child = uni(tmp.path(), &["run", "--", &format!("--tap={}", tap.0), "--port=7000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let mut err_text = String::new();
-    if line.is_empty() {
-        child.stderr.take().unwrap().read_to_string(&mut err_text).unwrap();
-    }
-    assert_eq!(line.trim(), "echo: listening on 192.168.77.2:7000", "{err_text}");
-    std::thread::spawn(move || for _ in out.lines() {});
-    let echo = Echo { child, port: 7000 };
+    let echo = start_echo_in(
+        tmp.path(),
+        &[&format!("--tap={}", tap.0), "--port=7000"],
+        7000,
+        "echo: listening on 192.168.77.2:7000",
+    );
 
     let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     let mut s = TcpStream::connect(("192.168.77.2", echo.port)).unwrap();
