@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use uni_tests::{example, run_uni, text, uni};
+use uni_tests::{echo_roundtrip, example, pattern, run_uni, text, uni};
 
 #[test]
 fn hello_configures_builds_and_runs() {
@@ -120,17 +120,8 @@ fn echo_serves_tcp_clients() {
     let echo = start_echo();
 
     // One large transfer, written and read concurrently.
-    let data: Vec<u8> = (0..4 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
-    let mut s = TcpStream::connect(("127.0.0.1", echo.port)).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let sent = data.clone();
-    let writer = std::thread::spawn(move || {
-        w.write_all(&sent).unwrap();
-        w.shutdown(std::net::Shutdown::Write).unwrap();
-    });
-    let mut back = vec![];
-    s.read_to_end(&mut back).unwrap();
-    writer.join().unwrap();
+    let data = pattern(4 << 20, 0);
+    let back = echo_roundtrip(("127.0.0.1", echo.port), &data);
     assert!(back == data, "echoed {} bytes, sent {}", back.len(), data.len());
 
     // Many clients at once, each getting its own bytes back.
@@ -209,17 +200,8 @@ fn echo_over_the_direct_stack_on_a_tap_device() {
         "echo: listening on 192.168.77.2:7000",
     );
 
-    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
-    let mut s = TcpStream::connect(("192.168.77.2", echo.port)).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let sent = data.clone();
-    let writer = std::thread::spawn(move || {
-        w.write_all(&sent).unwrap();
-        w.shutdown(std::net::Shutdown::Write).unwrap();
-    });
-    let mut back = vec![];
-    s.read_to_end(&mut back).unwrap();
-    writer.join().unwrap();
+    let data = pattern(1 << 20, 0);
+    let back = echo_roundtrip(("192.168.77.2", echo.port), &data);
     assert!(back == data, "echoed {} bytes, sent {}", back.len(), data.len());
 
     let clients: Vec<_> = (0..12)

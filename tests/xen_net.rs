@@ -3,14 +3,14 @@
 //! 50 concurrent connections, 2000 malformed frames); a second boot takes a static address from
 //! the xl `extra=` boot arguments.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use uni_tests::{example, root, uni};
+use uni_tests::{echo_roundtrip, example, pattern, root, uni};
 
 const DOM0_PING: &str = "for i in $(seq 60); do ping -c 1 -W 1 $GUEST_IP && exit 0; sleep 1; done; exit 1";
 
@@ -88,25 +88,6 @@ impl Drop for Board {
     }
 }
 
-fn echo_roundtrip(port: u16, data: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let sent = data.to_vec();
-    let writer = std::thread::spawn(move || {
-        w.write_all(&sent).unwrap();
-        w.shutdown(Shutdown::Write).unwrap();
-    });
-    let mut back = Vec::with_capacity(data.len());
-    s.read_to_end(&mut back).unwrap();
-    writer.join().unwrap();
-    back
-}
-
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 24) as u8).collect()
-}
-
 #[test]
 fn echo_on_real_xen() {
     // --- Boot 1: DHCP ---
@@ -122,7 +103,7 @@ fn echo_on_real_xen() {
     // 10 MiB through echo, byte for byte.
     let data = pattern(10 << 20, 1);
     let t0 = Instant::now();
-    let back = echo_roundtrip(b.port, &data);
+    let back = echo_roundtrip(("127.0.0.1", b.port), &data);
     eprintln!("10 MiB echoed in {:?}", t0.elapsed());
     assert!(back == data, "10 MiB: got {} bytes back, or different ones", back.len());
 
@@ -131,7 +112,7 @@ fn echo_on_real_xen() {
     let clients: Vec<_> = (0..50u32)
         .map(|i| std::thread::spawn(move || {
             let data = pattern(16 * 1024, 100 + i);
-            assert!(echo_roundtrip(port, &data) == data, "connection {i} got other bytes back");
+            assert!(echo_roundtrip(("127.0.0.1", port), &data) == data, "connection {i} got other bytes back");
         }))
         .collect();
     for c in clients {
@@ -147,7 +128,7 @@ fn echo_on_real_xen() {
         .unwrap();
     assert!(o.status.success(), "inject-frames: {}", String::from_utf8_lossy(&o.stderr));
     eprintln!("{}", String::from_utf8_lossy(&o.stdout));
-    assert_eq!(echo_roundtrip(b.port, b"still here\n"), b"still here\n");
+    assert_eq!(echo_roundtrip(("127.0.0.1", b.port), b"still here\n"), b"still here\n");
     assert!(b.child.try_wait().unwrap().is_none(), "the guest died:\n{}", b.err());
     drop(b);
 
@@ -167,5 +148,5 @@ fn echo_on_real_xen() {
     b.wait_for("echo: listening on 10.0.0.9:7000", false, Duration::from_secs(400));
     assert!(b.out().contains("net: 10.0.0.9/24 via 10.0.0.1 (static)"), "{}", b.out());
     let data = pattern(1 << 20, 7);
-    assert!(echo_roundtrip(b.port, &data) == data, "1 MiB over the static address");
+    assert!(echo_roundtrip(("127.0.0.1", b.port), &data) == data, "1 MiB over the static address");
 }
