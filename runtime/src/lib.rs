@@ -17,6 +17,7 @@ extern crate std;
 
 pub mod boot;
 pub mod device;
+pub mod kv;
 pub mod platform;
 pub mod task;
 pub mod xen_wire;

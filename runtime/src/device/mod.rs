@@ -33,6 +33,6 @@ mod xenstore;
 pub use clock::{Clock, Instant, WallTime};
 pub use console::{Console, ConsoleError};
 pub use dns::{DnsError, Resolver};
-pub use kv::{KvError, KvRo};
+pub use kv::{EntryKind, KvError, KvRo};
 pub use random::Random;
 pub use xenstore::{Xenstore, XenstoreError};
