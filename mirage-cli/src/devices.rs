@@ -102,8 +102,8 @@ fn not_yet(what: &str, issue: &str, accepted: &str) -> Unsupported {
 /// written once; the platform's own types all live under `uni_runtime::platform`.
 pub fn implement(dev: &DeviceConfig, target: Target) -> Result<Implementation, Unsupported> {
     let available = match target {
-        Target::Unix => "console, clock, random, args, net, tls, dns",
-        Target::XenArm => "console, clock, random, args, xenstore, net, tls, dns",
+        Target::Unix => "console, clock, random, args, net, kv_ro, tls, dns",
+        Target::XenArm => "console, clock, random, args, xenstore, net, kv_ro, tls, dns",
     };
     Ok(match &dev.spec {
         DeviceSpec::Console => simple("uni_runtime::platform::Console::new()"),
@@ -130,12 +130,25 @@ pub fn implement(dev: &DeviceConfig, target: Target) -> Result<Implementation, U
                 })
             }
         },
-        DeviceSpec::KvRo { .. } => return Err(not_yet("the kv_ro device", "issue #6", available)),
+        // The directory, packed by `uni configure` into `_build/<target>/kv/<name>.kv`; the
+        // store borrows the values from the image.
+        DeviceSpec::KvRo { .. } => Implementation {
+            crates: vec![Crate::Runtime],
+            constructor: format!("uni_runtime::kv::Embedded::new(include_bytes!(\"../{}\"))", kv_pack_path(&dev.name)),
+            fallible: true,
+            deps: vec![],
+            boot_args: &[],
+        },
         DeviceSpec::Block { .. } => {
             return Err(not_yet("the block device", "declared in schema 1, no target has it yet", available))
         }
         DeviceSpec::Http { .. } => return Err(not_yet("the http device", "issue #6", available)),
     })
+}
+
+/// Where the pack of kv_ro device `name` goes, relative to `_build/<target>/`.
+pub fn kv_pack_path(name: &str) -> String {
+    format!("kv/{name}.kv")
 }
 
 /// A net device: host sockets (unix only, its default) or smoltcp over the platform's network

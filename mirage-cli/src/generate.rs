@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::config::{Config, Diagnostics};
+use crate::config::{Config, DeviceSpec, Diagnostics};
 use crate::devices::{self, Crate, Implementation};
 use crate::home;
+use crate::kv::Pack;
 use crate::target::Target;
 
 const MAIN_RS: &str = include_str!("../../templates/main.rs.tera");
@@ -33,6 +34,15 @@ pub struct Plan {
     pub files: Vec<GeneratedFile>,
     /// The devices in the order they are constructed.
     pub order: Vec<String>,
+    /// The kv_ro directories packed under `_build/<target>/kv/`, which `src/main.rs` embeds.
+    pub packs: Vec<PlannedPack>,
+}
+
+/// A kv_ro directory and the pack file it becomes.
+#[derive(Debug, Clone)]
+pub struct PlannedPack {
+    pub path: PathBuf,
+    pub pack: Pack,
 }
 
 #[derive(Serialize)]
@@ -152,12 +162,20 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         );
         files.push(GeneratedFile { path: dir.join("link.ld"), contents: header + LINK_LD });
     }
+    let mut packs = vec![];
+    for d in &cfg.devices {
+        if let DeviceSpec::KvRo { dir: kv_dir } = &d.spec {
+            let pack = Pack::of_dir(kv_dir).with_context(|| format!("packing `{}` for {}", kv_dir.display(), d.key()))?;
+            packs.push(PlannedPack { path: dir.join(devices::kv_pack_path(&d.name)), pack });
+        }
+    }
     Ok(Plan {
         target,
         board,
         files,
         dir,
         order: order.iter().map(|&i| cfg.devices[i].name.clone()).collect(),
+        packs,
     })
 }
 
@@ -226,13 +244,32 @@ pub fn stale_files(plan: &Plan) -> Vec<&GeneratedFile> {
         .collect()
 }
 
-/// Writes `plan`'s files.
+/// The packs of `plan` that are missing or differ on disk.
+pub fn stale_packs(plan: &Plan) -> Vec<&PlannedPack> {
+    plan.packs.iter().filter(|p| !p.pack.is_current(&p.path)).collect()
+}
+
+/// Every path of `plan` that is missing or differs on disk: generated files, then packs.
+pub fn stale_paths(plan: &Plan) -> Vec<&Path> {
+    let files = stale_files(plan).into_iter().map(|f| f.path.as_path());
+    files.chain(stale_packs(plan).into_iter().map(|p| p.path.as_path())).collect()
+}
+
+/// Writes `plan`'s files, and the packs that are not current.
 pub fn write(plan: &Plan) -> Result<()> {
-    for f in &plan.files {
-        if let Some(parent) = f.path.parent() {
+    let mkdir = |path: &Path| -> Result<()> {
+        if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating `{}`", parent.display()))?;
         }
+        Ok(())
+    };
+    for f in &plan.files {
+        mkdir(&f.path)?;
         std::fs::write(&f.path, &f.contents).with_context(|| format!("writing `{}`", f.path.display()))?;
+    }
+    for p in stale_packs(plan) {
+        mkdir(&p.path)?;
+        p.pack.write(&p.path)?;
     }
     Ok(())
 }

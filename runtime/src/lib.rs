@@ -27,3 +27,22 @@ pub use boot::BootArgs;
 /// What an application's entry point returns. `Err` is printed on the console and the
 /// unikernel exits with status 1 (unix) or shuts down as crashed (Xen).
 pub type AppResult = Result<(), alloc::boxed::Box<dyn core::error::Error>>;
+
+/// The heap's use at one moment, from [`platform::heap`]: for an app's own reports (a
+/// server printing its memory every N requests, for instance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Bytes in live allocations.
+    pub used: usize,
+    /// Bytes the heap can still hand out (on unix, what malloc holds free; the OS may give
+    /// more).
+    pub free: usize,
+    /// Live allocations where the allocator counts them (Xen); 0 on unix.
+    pub allocations: usize,
+}
+
+impl core::fmt::Display for HeapStats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "heap used {} KiB ({} allocations), {} KiB free", self.used / 1024, self.allocations, self.free / 1024)
+    }
+}

@@ -100,7 +100,7 @@ pub fn cargo_command_line(cfg: &Config, plan: &Plan) -> String {
 
 pub fn build(cfg: Config, target: Target) -> Result<Built> {
     let plan = generate::plan(&cfg, target)?;
-    if !generate::stale_files(&plan).is_empty() {
+    if !generate::stale_paths(&plan).is_empty() {
         status("Configuring", format!("{} (target {target}, board {})", cfg.name, plan.board));
         generate::write(&plan)?;
     }

@@ -23,6 +23,11 @@ pub fn run(args: Configure, file: &Path) -> Result<ExitCode> {
             let state = if generate::stale_files(&plan).iter().any(|s| s.path == f.path) { "write" } else { "keep " };
             writeln!(o, "  {state} {} ({} lines)", show(&f.path), f.contents.lines().count())?;
         }
+        for p in &plan.packs {
+            let state = if p.pack.is_current(&p.path) { "keep " } else { "write" };
+            let (n, bytes) = (p.pack.files.len(), p.pack.len());
+            writeln!(o, "  {state} {} (kv_ro pack of {}: {n} files, {bytes} bytes)", show(&p.path), show(&p.pack.dir))?;
+        }
         writeln!(o, "  run   rustfmt --edition 2021 on src/main.rs (already applied above)")?;
         writeln!(o, "  then `uni build` runs: {}", crate::cmd::build::cargo_command_line(&cfg, &plan))?;
         if status::verbose() {
@@ -33,7 +38,7 @@ pub fn run(args: Configure, file: &Path) -> Result<ExitCode> {
         super::out(&o)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let stale = generate::stale_files(&plan);
+    let stale = generate::stale_paths(&plan);
     if args.check {
         if stale.is_empty() {
             status(
@@ -42,16 +47,16 @@ pub fn run(args: Configure, file: &Path) -> Result<ExitCode> {
             );
             return Ok(ExitCode::SUCCESS);
         }
-        for f in &stale {
-            let why = if f.path.exists() { "out of date" } else { "missing" };
-            eprintln!("error: `{}` is {why}", show(&f.path));
+        for path in &stale {
+            let why = if path.exists() { "out of date" } else { "missing" };
+            eprintln!("error: `{}` is {why}", show(path));
         }
         eprintln!("help: run `uni configure --target {target}` to regenerate");
         return Ok(ExitCode::FAILURE);
     }
     status("Configuring", format!("{} (target {target}, board {})", cfg.name, plan.board));
     generate::write(&plan)?;
-    let written: String = plan.files.iter().map(|f| show(&f.path) + "\n").collect();
+    let written: String = plan.files.iter().map(|f| &f.path).chain(plan.packs.iter().map(|p| &p.path)).map(|p| show(p) + "\n").collect();
     super::out(&written)?;
     Ok(ExitCode::SUCCESS)
 }

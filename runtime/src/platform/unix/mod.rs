@@ -145,3 +145,15 @@ macro_rules! entry {
         }
     };
 }
+
+/// The heap's use now, from glibc's `mallinfo2` (zero where the C library has none).
+pub fn heap() -> crate::HeapStats {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics and returns them by value.
+        let m = unsafe { libc::mallinfo2() };
+        crate::HeapStats { used: m.uordblks + m.hblkhd, free: m.fordblks, allocations: 0 }
+    }
+    #[cfg(not(target_env = "gnu"))]
+    crate::HeapStats { used: 0, free: 0, allocations: 0 }
+}

@@ -270,6 +270,12 @@ unsafe extern "Rust" {
 static HEAP: talc::TalcLock<spin::mutex::SpinMutex<()>, talc::source::Manual> =
     talc::TalcLock::new(talc::source::Manual);
 
+/// The heap's use now, from the allocator's counters.
+pub fn heap() -> crate::HeapStats {
+    let c = *HEAP.lock().counters();
+    crate::HeapStats { used: c.allocated_bytes, free: c.available_bytes, allocations: c.allocation_count }
+}
+
 /// Writes to the `vuart = "sbsa_uart"` UART if the domain has one (early and fatal messages).
 fn debug_uart_write(bytes: &[u8]) {
     let base = UART.load(Ordering::Relaxed) as usize;

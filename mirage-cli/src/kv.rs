@@ -1,0 +1,131 @@
+//! The `kv_ro` device at build time: a directory packed into one file that the generated crate
+//! embeds with `include_bytes!` (MirageOS's `crunch`, without generating one Rust literal per
+//! byte, so that a large directory costs rustc one file read, not a huge array to type-check).
+//!
+//! The format is specified, and read, in `runtime/src/kv.rs` (`uni_runtime::kv::Embedded`):
+//! a magic, an index sorted by key (key, offset, length, SHA-256 of each value), then the
+//! values. The index names every value's digest, so two packs with equal indexes and lengths
+//! hold the same bytes: [`Pack::is_current`] compares only those, and writing streams the files
+//! without holding them in memory.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+/// The first bytes of a pack (the runtime's `uni_runtime::kv::MAGIC`).
+pub const MAGIC: &[u8; 8] = b"UNIKV\0\0\x01";
+
+/// A planned pack of a directory: its index, and where each value's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pack {
+    /// The directory packed.
+    pub dir: PathBuf,
+    /// Magic, count and entries: everything before the values.
+    pub index: Vec<u8>,
+    /// The files, in key order, with their sizes.
+    pub files: Vec<(PathBuf, u64)>,
+}
+
+impl Pack {
+    /// Walks `dir` (following symbolic links) and hashes every file.
+    pub fn of_dir(dir: &Path) -> Result<Pack> {
+        let mut entries: Vec<(String, PathBuf)> = vec![];
+        for e in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
+            let e = e.with_context(|| format!("reading the kv_ro directory `{}`", dir.display()))?;
+            if !e.file_type().is_file() {
+                continue;
+            }
+            let rel = e.path().strip_prefix(dir).expect("walkdir yields paths under its root");
+            let mut key = String::new();
+            for c in rel.components() {
+                let part = c.as_os_str().to_str().with_context(|| {
+                    format!("`{}`: file names in a kv_ro directory must be UTF-8 (they become keys)", e.path().display())
+                })?;
+                if !key.is_empty() {
+                    key.push('/');
+                }
+                key.push_str(part);
+            }
+            if key.len() > u16::MAX as usize {
+                bail!("`{}`: the path is longer than a kv_ro key may be (65535 bytes)", e.path().display());
+            }
+            entries.push((key, e.into_path()));
+        }
+        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+
+        let mut index = MAGIC.to_vec();
+        let count = u32::try_from(entries.len()).context("more than 2^32 files in a kv_ro directory")?;
+        index.extend(count.to_le_bytes());
+        let mut files = Vec::with_capacity(entries.len());
+        let mut offset = 0u64;
+        for (key, path) in entries {
+            let (size, sha) = hash_file(&path)?;
+            index.extend((key.len() as u16).to_le_bytes());
+            index.extend(key.as_bytes());
+            index.extend(offset.to_le_bytes());
+            index.extend(size.to_le_bytes());
+            index.extend(sha);
+            offset += size;
+            files.push((path, size));
+        }
+        Ok(Pack { dir: dir.to_path_buf(), index, files })
+    }
+
+    /// The pack's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.index.len() as u64 + self.files.iter().map(|(_, s)| s).sum::<u64>()
+    }
+
+    /// Whether the pack is empty of values.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Whether `path` already holds this pack: same length, same index (which names every
+    /// value's digest).
+    pub fn is_current(&self, path: &Path) -> bool {
+        let Ok(mut f) = File::open(path) else { return false };
+        if f.metadata().map(|m| m.len()).ok() != Some(self.len()) {
+            return false;
+        }
+        let mut head = vec![0; self.index.len()];
+        f.read_exact(&mut head).is_ok() && head == self.index
+    }
+
+    /// Writes the pack to `path`, streaming the files. A file that changed size since it was
+    /// hashed is an error (the pack would not match its index).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension("kv.partial");
+        let mut out = BufWriter::new(File::create(&tmp).with_context(|| format!("creating `{}`", tmp.display()))?);
+        out.write_all(&self.index)?;
+        for (file, size) in &self.files {
+            let copied = io::copy(&mut File::open(file).with_context(|| format!("reading `{}`", file.display()))?, &mut out)
+                .with_context(|| format!("copying `{}` into `{}`", file.display(), tmp.display()))?;
+            if copied != *size {
+                bail!("`{}` changed while it was being packed ({size} bytes hashed, {copied} copied); build again", file.display());
+            }
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing `{}`", path.display()))?;
+        Ok(())
+    }
+}
+
+fn hash_file(path: &Path) -> Result<(u64, [u8; 32])> {
+    let mut f = File::open(path).with_context(|| format!("reading `{}`", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("reading `{}`", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, h.finalize().into()))
+}
