@@ -50,6 +50,7 @@ pub enum Crate {
     Net,
     Crypto,
     Tls,
+    Http,
 }
 
 impl Crate {
@@ -59,6 +60,7 @@ impl Crate {
             Crate::Net => "uni-net",
             Crate::Crypto => "uni-crypto",
             Crate::Tls => "uni-tls",
+            Crate::Http => "uni-http",
         }
     }
 }
@@ -73,7 +75,7 @@ pub struct Implementation {
     /// Whether the constructor returns a `Result` (the generated line ends with `?`).
     pub fallible: bool,
     pub deps: Vec<String>,
-    pub boot_args: &'static [&'static str],
+    pub boot_args: Vec<String>,
 }
 
 /// Why a target cannot provide a device.
@@ -90,8 +92,12 @@ fn simple(constructor: &str) -> Implementation {
         constructor: constructor.to_string(),
         fallible: false,
         deps: vec![],
-        boot_args: &[],
+        boot_args: vec![],
     }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
 }
 
 fn not_yet(what: &str, issue: &str, accepted: &str) -> Unsupported {
@@ -102,8 +108,8 @@ fn not_yet(what: &str, issue: &str, accepted: &str) -> Unsupported {
 /// written once; the platform's own types all live under `uni_runtime::platform`.
 pub fn implement(dev: &DeviceConfig, target: Target) -> Result<Implementation, Unsupported> {
     let available = match target {
-        Target::Unix => "console, clock, random, args, net, kv_ro, tls, dns",
-        Target::XenArm => "console, clock, random, args, xenstore, net, kv_ro, tls, dns",
+        Target::Unix => "console, clock, random, args, net, kv_ro, tls, http, dns",
+        Target::XenArm => "console, clock, random, args, xenstore, net, kv_ro, tls, http, dns",
     };
     Ok(match &dev.spec {
         DeviceSpec::Console => simple("uni_runtime::platform::Console::new()"),
@@ -116,7 +122,7 @@ pub fn implement(dev: &DeviceConfig, target: Target) -> Result<Implementation, U
             constructor: "uni_crypto::Rng::from_device(uni_runtime::platform::Random::new(), uni_runtime::platform::Clock::new())".into(),
             fallible: true,
             deps: vec![],
-            boot_args: &[],
+            boot_args: vec![],
         },
         DeviceSpec::Tls(tls) => tls_unix(tls),
         DeviceSpec::Dns { net, nameserver } => dns_resolver(net, nameserver),
@@ -137,12 +143,12 @@ pub fn implement(dev: &DeviceConfig, target: Target) -> Result<Implementation, U
             constructor: format!("uni_runtime::kv::Embedded::new(include_bytes!(\"../{}\"))", kv_pack_path(&dev.name)),
             fallible: true,
             deps: vec![],
-            boot_args: &[],
+            boot_args: vec![],
         },
         DeviceSpec::Block { .. } => {
             return Err(not_yet("the block device", "declared in schema 1, no target has it yet", available))
         }
-        DeviceSpec::Http { .. } => return Err(not_yet("the http device", "issue #6", available)),
+        DeviceSpec::Http { net, tls, port } => http_server(&dev.name, net, tls, *port),
     })
 }
 
@@ -170,7 +176,7 @@ fn net(target: Target, stack: Option<NetStack>, ipv4: &Option<Ipv4>, mac: &Optio
                 constructor: format!("uni_net::socket::SocketStack::configure({addr:?}, {}, &boot_args)", opt_str(&gw)),
                 fallible: true,
                 deps: vec![],
-                boot_args: &["ipv4", "ipv4-gateway"],
+                boot_args: strings(&["ipv4", "ipv4-gateway"]),
             }
         }
         (NetStack::Socket, Target::XenArm) => {
@@ -204,7 +210,7 @@ fn opt_str(v: &Option<String>) -> String {
 
 /// smoltcp inside the unikernel over the platform's network interface, built by `netif`
 /// (`{mac}` is replaced by the MAC option).
-fn direct_stack(ipv4: &Option<Ipv4>, mac: &Option<[u8; 6]>, netif: &str, boot_args: &'static [&'static str]) -> Implementation {
+fn direct_stack(ipv4: &Option<Ipv4>, mac: &Option<[u8; 6]>, netif: &str, boot_args: &[&str]) -> Implementation {
     let (addr, gw) = match ipv4 {
         Some(Ipv4::Static { cidr, gateway }) => (cidr.clone(), gateway.clone()),
         None | Some(Ipv4::Dhcp) => ("dhcp".to_string(), None),
@@ -222,7 +228,27 @@ fn direct_stack(ipv4: &Option<Ipv4>, mac: &Option<[u8; 6]>, netif: &str, boot_ar
         ),
         fallible: true,
         deps: vec![],
-        boot_args,
+        boot_args: strings(boot_args),
+    }
+}
+
+/// An HTTP server on `port` (or `--<name>-port=N` at boot, MirageOS's `--https-port`): over the
+/// tls device when it names one, else in the clear over the net device. The app gives it a
+/// handler and calls `serve`.
+fn http_server(name: &str, net: &str, tls: &Option<String>, port: u16) -> Implementation {
+    let port_arg = format!("{name}-port");
+    let (transport, source) = match tls {
+        Some(tls) => ("tls", tls.as_str()),
+        None => ("plain", net),
+    };
+    Implementation {
+        crates: vec![Crate::Runtime, Crate::Http],
+        constructor: format!(
+            "uni_http::Server::{transport}({source}.clone(), uni_runtime::platform::Clock::new(), boot_args.get_or({port_arg:?}, {port})?)"
+        ),
+        fallible: false,
+        deps: vec![source.to_string()],
+        boot_args: vec![port_arg],
     }
 }
 
@@ -239,7 +265,7 @@ fn dns_resolver(net: &str, nameserver: &Option<std::net::Ipv4Addr>) -> Implement
         ),
         fallible: true,
         deps: vec![net.to_string()],
-        boot_args: &["nameserver"],
+        boot_args: strings(&["nameserver"]),
     }
 }
 
@@ -289,6 +315,6 @@ fn tls_unix(t: &TlsSpec) -> Implementation {
         ),
         fallible: true,
         deps: vec![t.net.clone()],
-        boot_args: &[],
+        boot_args: vec![],
     }
 }

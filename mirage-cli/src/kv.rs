@@ -129,3 +129,80 @@ fn hash_file(path: &Path) -> Result<(u64, [u8; 32])> {
     }
     Ok((size, h.finalize().into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uni_runtime::device::{EntryKind, KvRo};
+    use uni_runtime::kv::Embedded;
+
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        futures_lite::future::block_on(f)
+    }
+
+    fn site() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let put = |p: &str, v: &[u8]| {
+            let p = d.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, v).unwrap();
+        };
+        put("index.html", b"<h1>hello</h1>");
+        put("abc.txt", b"abc");
+        put("docs/getting started.txt", b"spaces in the name");
+        put("docs/deep/er/ü.txt", "non-ASCII name".as_bytes());
+        put("empty", b"");
+        std::fs::create_dir_all(d.path().join("no-files-here")).unwrap();
+        d
+    }
+
+    /// What the CLI writes, the runtime reads: values, dictionaries, digests.
+    #[test]
+    fn written_packs_read_back_in_the_runtime() {
+        let d = site();
+        let pack = Pack::of_dir(d.path()).unwrap();
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = out_dir.path().join("site.kv");
+        pack.write(&out).unwrap();
+        assert!(pack.is_current(&out));
+        let bytes: &'static [u8] = Box::leak(std::fs::read(&out).unwrap().into_boxed_slice());
+        assert_eq!(bytes.len() as u64, pack.len());
+        let kv = Embedded::new(bytes).unwrap();
+        assert_eq!(kv.len(), 5);
+        assert_eq!(block(kv.get("index.html")).unwrap(), b"<h1>hello</h1>");
+        assert_eq!(block(kv.get("docs/getting started.txt")).unwrap(), b"spaces in the name");
+        assert_eq!(block(kv.get("docs/deep/er/ü.txt")).unwrap(), "non-ASCII name".as_bytes());
+        assert_eq!(block(kv.get("empty")).unwrap(), b"");
+        // SHA-256("abc"), FIPS 180-2 appendix B.1.
+        assert_eq!(block(kv.digest("abc.txt")).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(block(kv.exists("docs/deep")).unwrap(), Some(EntryKind::Dictionary));
+        assert_eq!(block(kv.exists("no-files-here")).unwrap(), None, "empty directories hold no keys");
+        let root: Vec<String> = block(kv.list("")).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(root, ["abc.txt", "docs", "empty", "index.html"]);
+    }
+
+    #[test]
+    fn a_changed_file_makes_the_pack_stale() {
+        let d = site();
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = out_dir.path().join("stale.kv");
+        Pack::of_dir(d.path()).unwrap().write(&out).unwrap();
+        assert!(Pack::of_dir(d.path()).unwrap().is_current(&out), "packing is deterministic");
+        // Same size, different bytes: only the digest tells.
+        std::fs::write(d.path().join("abc.txt"), b"abd").unwrap();
+        assert!(!Pack::of_dir(d.path()).unwrap().is_current(&out));
+        std::fs::write(d.path().join("abc.txt"), b"abc").unwrap();
+        std::fs::write(d.path().join("new.txt"), b"new").unwrap();
+        assert!(!Pack::of_dir(d.path()).unwrap().is_current(&out));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_names_are_refused_with_the_path() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(std::ffi::OsStr::from_bytes(b"bad\xff.txt")), b"x").unwrap();
+        let e = format!("{:#}", Pack::of_dir(d.path()).unwrap_err());
+        assert!(e.contains("bad") && e.contains("must be UTF-8"), "{e}");
+    }
+}

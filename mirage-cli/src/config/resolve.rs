@@ -14,7 +14,7 @@ use crate::{board, devices, target::Target};
 pub const SCHEMA: i64 = 1;
 
 /// Names a device may not take: they are used by the generated main.
-const RESERVED: &[&str] = &["boot_args", "unikernel", "main", "self", "super", "crate", "uni_runtime", "uni_net", "uni_tls", "uni_crypto"];
+const RESERVED: &[&str] = &["boot_args", "unikernel", "main", "self", "super", "crate", "uni_runtime", "uni_net", "uni_tls", "uni_crypto", "uni_http"];
 
 /// Loads and validates `path`.
 pub fn load(path: &Path) -> Result<Config, anyhow::Error> {
