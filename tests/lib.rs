@@ -1,9 +1,11 @@
 //! Helpers shared by the end-to-end tests: find (and build) the real `uni` binary, and run it
 //! in a directory with a clean, predictable environment.
 
-use std::io::BufReader;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use std::sync::OnceLock;
 
 /// The uni checkout.
@@ -85,3 +87,73 @@ pub fn echo_roundtrip(addr: impl std::net::ToSocketAddrs, data: &[u8]) -> Vec<u8
 pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 24) as u8).collect()
 }
+
+/// A child process whose stdout and stderr are collected into buffers.
+pub struct Proc {
+    pub child: Child,
+    out: Arc<Mutex<String>>,
+    err: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    pub fn spawn(mut c: Command) -> Proc {
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let collect = |r: Box<dyn Read + Send>, buf: Arc<Mutex<String>>| {
+            std::thread::spawn(move || {
+                for line in BufReader::new(r).lines() {
+                    let Ok(line) = line else { break };
+                    let mut b = buf.lock().unwrap();
+                    b.push_str(&line);
+                    b.push('\n');
+                }
+            })
+        };
+        let out = Arc::new(Mutex::new(String::new()));
+        let err = Arc::new(Mutex::new(String::new()));
+        collect(Box::new(child.stdout.take().unwrap()), out.clone());
+        collect(Box::new(child.stderr.take().unwrap()), err.clone());
+        Proc { child, out, err }
+    }
+
+    pub fn out(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    pub fn err(&self) -> String {
+        self.err.lock().unwrap().clone()
+    }
+
+    /// Waits until `what` is in stdout; returns stdout and stderr.
+    pub fn wait_for(&mut self, what: &str, limit: Duration) -> String {
+        let t0 = Instant::now();
+        loop {
+            let text = format!("{}{}", self.out(), self.err());
+            if self.out().contains(what) {
+                return text;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("ended ({st}) before {what:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
+            }
+            assert!(t0.elapsed() < limit, "no {what:?} after {limit:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// The board: SIGTERM makes uni stop QEMU and remove its TAP device.
+pub struct Board(pub Proc);
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.child.id().to_string()).status();
+        let _ = self.0.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+

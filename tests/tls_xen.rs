@@ -6,15 +6,14 @@
 //! The PKI is generated here the way tests/tls.rs does it (rcgen): a CA and a certificate for
 //! `localhost` and `127.0.0.1`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
-use uni_tests::{example, uni};
+use uni_tests::{example, uni, Board, Proc};
 
 /// A CA and a server certificate for localhost/127.0.0.1 in `dir`.
 fn pki(dir: &Path) {
@@ -32,75 +31,6 @@ fn pki(dir: &Path) {
     let cert = leaf.signed_by(&key, &ca, &ca_key).unwrap();
     write("server.pem", &cert.pem());
     write("server.key", &key.serialize_pem());
-}
-
-/// A child process whose stdout and stderr are collected into buffers.
-struct Proc {
-    child: Child,
-    out: Arc<Mutex<String>>,
-    err: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(mut c: Command) -> Proc {
-        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let collect = |r: Box<dyn Read + Send>, buf: Arc<Mutex<String>>| {
-            std::thread::spawn(move || {
-                for line in BufReader::new(r).lines() {
-                    let Ok(line) = line else { break };
-                    let mut b = buf.lock().unwrap();
-                    b.push_str(&line);
-                    b.push('\n');
-                }
-            })
-        };
-        let out = Arc::new(Mutex::new(String::new()));
-        let err = Arc::new(Mutex::new(String::new()));
-        collect(Box::new(child.stdout.take().unwrap()), out.clone());
-        collect(Box::new(child.stderr.take().unwrap()), err.clone());
-        Proc { child, out, err }
-    }
-
-    fn out(&self) -> String {
-        self.out.lock().unwrap().clone()
-    }
-
-    fn err(&self) -> String {
-        self.err.lock().unwrap().clone()
-    }
-
-    /// Waits until `what` is in stdout; returns stdout and stderr.
-    fn wait_for(&mut self, what: &str, limit: Duration) -> String {
-        let t0 = Instant::now();
-        loop {
-            let text = format!("{}{}", self.out(), self.err());
-            if self.out().contains(what) {
-                return text;
-            }
-            if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("ended ({st}) before {what:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
-            }
-            assert!(t0.elapsed() < limit, "no {what:?} after {limit:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-/// The board: SIGTERM makes uni stop QEMU and remove its TAP device.
-struct Board(Proc);
-
-impl Drop for Board {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.child.id().to_string()).status();
-        let _ = self.0.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `openssl s_client -<version>` through the forwarded port: sends a line, waits for it to come
