@@ -157,3 +157,58 @@ impl Drop for Proc {
     }
 }
 
+
+/// A file of the website test site: its URL path (percent-encoded) and its bytes.
+pub struct SiteFile {
+    pub url: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Writes `tests/static-website/site/` (examples/static-website/htdocs, a 5 MiB file, and names
+/// that need URL decoding) and returns its files. The config next to it serves it with
+/// examples/static-website's app.
+pub fn website_test_site() -> (PathBuf, Vec<SiteFile>) {
+    let dir = root().join("tests/static-website");
+    let site = dir.join("site");
+    let _ = std::fs::remove_dir_all(&site);
+    let mut files = vec![];
+    let mut put = |rel: &str, bytes: Vec<u8>| {
+        let p = site.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, &bytes).unwrap();
+        files.push(SiteFile { url: url_path(rel), bytes });
+    };
+    let htdocs = example("static-website").join("htdocs");
+    let mut stack = vec![htdocs.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(&htdocs).unwrap().to_str().unwrap().to_string();
+                put(&rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    put("big/random-5MiB.bin", pattern(5 << 20, 7));
+    put("odd names/ü & space.txt", "a name that needs URL decoding\n".as_bytes().to_vec());
+    put("odd names/100%.txt", b"percent\n".to_vec());
+    (dir.join("unikernel.toml"), files)
+}
+
+/// `rel` as a URL path: each segment percent-encoded except RFC 3986's unreserved characters.
+pub fn url_path(rel: &str) -> String {
+    let mut out = String::new();
+    for seg in rel.split('/') {
+        out.push('/');
+        for &b in seg.as_bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
