@@ -212,3 +212,94 @@ pub fn url_path(rel: &str) -> String {
     }
     out
 }
+
+/// A free TCP port on 127.0.0.1 (free when this returns; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A static website being served: its HTTPS and HTTP base URLs (`https://localhost:PORT`) and
+/// the CA that signed its certificate. The checks run the real curl.
+pub struct Website {
+    pub https: String,
+    pub http: String,
+    pub ca: PathBuf,
+}
+
+/// curl's output of one run: the `-w` lines on stdout.
+pub fn curl(args: &[&str]) -> Output {
+    let o = Command::new("curl").args(["--silent", "--show-error", "--max-time", "300"]).args(args).output().expect("curl runs");
+    assert!(o.status.success(), "curl {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+impl Website {
+    fn tls_args(&self) -> Vec<String> {
+        vec!["--cacert".into(), self.ca.to_str().unwrap().into()]
+    }
+
+    /// Fetches every file over one kept-alive connection and compares the bytes.
+    pub fn fetch_all(&self, files: &[SiteFile]) {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = self.tls_args();
+        args.extend(["-w".into(), "%{http_code} %{num_connects} %{content_type}\\n".into()]);
+        for (i, f) in files.iter().enumerate() {
+            args.extend([format!("{}{}", self.https, f.url), "-o".into(), out.path().join(i.to_string()).to_str().unwrap().into()]);
+        }
+        let o = curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let lines: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect();
+        assert_eq!(lines.len(), files.len(), "{lines:?}");
+        let connects: u32 = lines.iter().map(|l| l.split(' ').nth(1).unwrap().parse::<u32>().unwrap()).sum();
+        assert_eq!(connects, 1, "curl kept one connection alive for {} files: {lines:?}", files.len());
+        for (i, (f, line)) in files.iter().zip(&lines).enumerate() {
+            assert!(line.starts_with("200 "), "{}: {line}", f.url);
+            let got = std::fs::read(out.path().join(i.to_string())).unwrap();
+            assert!(got == f.bytes, "{}: {} bytes, expected {} (first difference at {:?})", f.url, got.len(), f.bytes.len(), got.iter().zip(&f.bytes).position(|(a, b)| a != b));
+        }
+        let types: Vec<&str> = lines.iter().map(|l| l.splitn(3, ' ').nth(2).unwrap()).collect();
+        for (f, t) in files.iter().zip(&types) {
+            let want = match f.url.rsplit('.').next().unwrap() {
+                "html" => "text/html; charset=utf-8",
+                "css" => "text/css; charset=utf-8",
+                "svg" => "image/svg+xml",
+                "txt" => "text/plain; charset=utf-8",
+                _ => "application/octet-stream",
+            };
+            assert_eq!(*t, want, "Content-Type of {}", f.url);
+        }
+    }
+
+    /// HEAD, a conditional GET answered 304, a missing file, a directory's index.html, and
+    /// the HTTP port's redirect.
+    pub fn semantics(&self, file: &SiteFile) {
+        let ca = self.ca.to_str().unwrap();
+        let url = format!("{}{}", self.https, file.url);
+        // HEAD: the GET's headers, no body.
+        let o = curl(&["--cacert", ca, "--head", "-w", "%{size_download}", &url]);
+        let head = String::from_utf8_lossy(&o.stdout).to_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains(&format!("content-length: {}\r\n", file.bytes.len())), "{head}");
+        assert!(head.trim_end().ends_with("\r\n0") || head.ends_with('0'), "HEAD has no body: {head}");
+        let etag = head.lines().find_map(|l| l.strip_prefix("etag: ")).expect("an ETag").trim().to_string();
+        // If-None-Match with that ETag: 304, no body; with another: 200.
+        let o = curl(&["--cacert", ca, "-H", &format!("If-None-Match: {etag}"), "-w", "%{http_code} %{size_download}", "-o", "/dev/null", &url]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "304 0");
+        let o = curl(&["--cacert", ca, "-H", "If-None-Match: \"other\"", "-w", "%{http_code}", "-o", "/dev/null", &url]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
+        // A missing file.
+        let o = curl(&["--cacert", ca, "-w", "%{http_code}", "-o", "/dev/null", &format!("{}/no/such/file.html", self.https)]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
+        // Directories: "/" and "/docs/" serve their index.html; "/docs" redirects to "/docs/".
+        let index = |p: &str| curl(&["--cacert", ca, &format!("{}{p}", self.https)]).stdout;
+        assert_eq!(index("/"), std::fs::read(example("static-website").join("htdocs/index.html")).unwrap());
+        assert_eq!(index("/docs/"), std::fs::read(example("static-website").join("htdocs/docs/index.html")).unwrap());
+        let o = curl(&["--cacert", ca, "-w", "%{http_code} %{redirect_url}", "-o", "/dev/null", &format!("{}/docs", self.https)]);
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(s.starts_with("301 ") && s.ends_with("/docs/"), "{s}");
+        // Plain HTTP redirects to HTTPS.
+        let o = curl(&["-w", "%{http_code} %{redirect_url}", "-o", "/dev/null", &format!("{}/docs/", self.http)]);
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(s.starts_with("301 https://"), "{s}");
+        assert!(s.ends_with("/docs/"), "{s}");
+    }
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# HTTPS with keep-alive on loopback: examples/static-website (unix target, release: uni-http over
+# uni-tls/uni-crypto on host sockets, one thread) against nginx (1 worker) serving the same files
+# with the same certificate, measured in the same run by the same wrk.
+#
+#   for each path: requests/s, latency p50 / p99, with `wrk -t1 -c$CONNS -d$SECONDS --latency`
+#
+# Usage: bench/website/run.sh [SECONDS=10] [CONNS=16]. Needs wrk and nginx (nginx-light).
+set -euo pipefail
+SECONDS_RUN=${1:-10}
+CONNS=${2:-16}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+ex="$root/examples/static-website"
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
+
+(cd "$root" && cargo build -q --release -p mirage-cli)
+"$root/target/release/uni" -q -f "$ex/unikernel.toml" build --target unix
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
+
+P1=$(port); P1R=$(port)
+# The request log goes to a file, as nginx's access log does.
+"$ex/dist/static-website" --https-port="$P1" --http-port="$P1R" >"$work/uni.log" 2>&1 & wait_port "$P1"
+
+P2=$(port)
+mkdir -p "$work/nginx"
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  include /etc/nginx/mime.types;
+  access_log $work/nginx/access.log;
+  client_body_temp_path $work/nginx;
+  server {
+    listen 127.0.0.1:$P2 ssl;
+    http2 off;
+    ssl_certificate $ex/pki/server.pem;
+    ssl_certificate_key $ex/pki/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    keepalive_requests 1000000;
+    root $ex/htdocs;
+  }
+}
+NGINX
+sed -i '/http2 off;/d' "$work/nginx.conf"   # nginx 1.22 knows only `listen … http2`
+nginx -c "$work/nginx.conf" -p "$work/nginx" & wait_port "$P2"
+
+echo "wrk -t1 -c$CONNS -d${SECONDS_RUN}s --latency, $(nproc) cores, $(date -u +%F)"
+echo
+echo "| server | path | requests/s | p50 | p99 | transfer/s |"
+echo "|---|---|---:|---:|---:|---:|"
+for path in /index.html /css/site.css /img/logo.svg; do
+  for s in "uni static-website:$P1" "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'):$P2"; do
+    name=${s%:*}; p=${s##*:}
+    out=$(wrk -t1 -c"$CONNS" -d"${SECONDS_RUN}s" --latency "https://localhost:$p$path")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+    p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+    tps=$(awk '/Transfer\/sec/ {print $2}' <<<"$out")
+    errs=$(grep -E "Non-2xx|Socket errors" <<<"$out" | tr '\n' ' ' || true)
+    echo "| $name | $path | $rps | $p50 | $p99 | $tps |${errs:+ $errs}"
+  done
+done
+echo
+echo "uni's console: $(grep -c '" 200 ' "$work/uni.log" || true) request lines logged; last: $(grep '" 200 ' "$work/uni.log" | tail -1)"
