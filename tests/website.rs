@@ -17,8 +17,7 @@ fn static_website_serves_its_files_on_unix() {
     assert!(o.status.success(), "{out}\n{err}");
 
     let (https, http) = (free_port(), free_port());
-    let mut c = uni(dir, &["run", "--target", "unix", "--", &format!("--https-port={https}"), &format!("--http-port={http}")]);
-    c.env_remove("CARGO_TARGET_DIR");
+    let c = uni(dir, &["run", "--target", "unix", "--", &format!("--https-port={https}"), &format!("--http-port={http}")]);
     let mut p = Proc::spawn(c);
     p.wait_for(&format!("https: listening on 0.0.0.0:{https}"), Duration::from_secs(60));
     p.wait_for(&format!("http: listening on 0.0.0.0:{http}"), Duration::from_secs(10));
