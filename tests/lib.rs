@@ -286,6 +286,11 @@ impl Website {
         assert_eq!(String::from_utf8_lossy(&o.stdout), "304 0");
         let o = curl(&["--cacert", ca, "-H", "If-None-Match: \"other\"", "-w", "%{http_code}", "-o", "/dev/null", &url]);
         assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
+        // Paths that try to leave the site, or carry NUL: 400.
+        for bad in ["/../../etc/passwd", "/docs/%2e%2e/%2e%2e/x", "/a%00b", "/a%2Fb"] {
+            let o = curl(&["--cacert", ca, "--path-as-is", "-w", "%{http_code}", "-o", "/dev/null", &format!("{}{bad}", self.https)]);
+            assert_eq!(String::from_utf8_lossy(&o.stdout), "400", "{bad}");
+        }
         // A missing file.
         let o = curl(&["--cacert", ca, "-w", "%{http_code}", "-o", "/dev/null", &format!("{}/no/such/file.html", self.https)]);
         assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
