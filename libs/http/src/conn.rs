@@ -108,7 +108,8 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
                 Next::Refuse(status) => {
                     self.line.clear();
                     self.refuse(status, log, 0, Instant(0), false).await?;
-                    return Ok(true);
+                    // A client too slow to send a head is not waited for any longer.
+                    return Ok(status != 408);
                 }
             };
             first = false;
