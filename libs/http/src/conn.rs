@@ -23,18 +23,31 @@ const LINGER: Duration = Duration::from_secs(2);
 
 /// `now + d`.
 pub(crate) fn after(clock: &impl Clock, d: Duration) -> Instant {
-    Instant(clock.now().0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+    Instant(
+        clock
+            .now()
+            .0
+            .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+    )
 }
 
 /// Runs `fut` until `deadline`; past it, [`Error::TimedOut`] with `phase`.
-pub(crate) async fn within<T, E: Into<Error>>(clock: &impl Clock, deadline: Instant, phase: Phase, fut: impl Future<Output = Result<T, E>>) -> Result<T, Error> {
+pub(crate) async fn within<T, E: Into<Error>>(
+    clock: &impl Clock,
+    deadline: Instant,
+    phase: Phase,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, Error> {
     let mut fut = pin!(fut);
     let mut timer = pin!(clock.sleep(deadline.saturating_duration_since(clock.now())));
     poll_fn(|cx| {
         if let Poll::Ready(r) = fut.as_mut().poll(cx) {
             return Poll::Ready(r.map_err(Into::into));
         }
-        timer.as_mut().poll(cx).map(|()| Err(Error::TimedOut(phase)))
+        timer
+            .as_mut()
+            .poll(cx)
+            .map(|()| Err(Error::TimedOut(phase)))
     })
     .await
 }
@@ -58,7 +71,13 @@ enum Next {
 /// flows accepted some other way. The TLS handshake, if any, MUST be done already. Returns an
 /// error only when the connection ended abnormally (the network failed, the client stopped
 /// reading, a body failed); it is closed either way.
-pub async fn serve_flow<F: Flow, C: Clock, H: Handler, L: Log>(flow: F, clock: &C, limits: &Limits, handler: &H, log: &L) -> Result<(), Error> {
+pub async fn serve_flow<F: Flow, C: Clock, H: Handler, L: Log>(
+    flow: F,
+    clock: &C,
+    limits: &Limits,
+    handler: &H,
+    log: &L,
+) -> Result<(), Error> {
     let peer = flow.peer_addr();
     let mut conn = Conn {
         flow,
@@ -161,7 +180,8 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
                 Ok(s) => *s,
                 Err((status, bytes, _)) => (*status, *bytes),
             };
-            self.log(log, method_len, minor, status, bytes, started).await;
+            self.log(log, method_len, minor, status, bytes, started)
+                .await;
             sent.map_err(|(_, _, e)| e)?;
             if !keep_alive {
                 return Ok(self.filled > 0);
@@ -170,15 +190,36 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
     }
 
     /// Answers with the bare status page `status` and `Connection: close`, and logs it.
-    async fn refuse<L: Log>(&mut self, status: u16, log: &L, method_len: usize, started: Instant, head_only: bool) -> Result<(), Error> {
-        let started = if started == Instant(0) { self.clock.now() } else { started };
-        let sent = self.send(Response::status(status), head_only, false, 1).await;
+    async fn refuse<L: Log>(
+        &mut self,
+        status: u16,
+        log: &L,
+        method_len: usize,
+        started: Instant,
+        head_only: bool,
+    ) -> Result<(), Error> {
+        let started = if started == Instant(0) {
+            self.clock.now()
+        } else {
+            started
+        };
+        let sent = self
+            .send(Response::status(status), head_only, false, 1)
+            .await;
         let bytes = sent.as_ref().map_or(0, |(_, b)| *b);
         self.log(log, method_len, 1, status, bytes, started).await;
         sent.map(|_| ()).map_err(|(_, _, e)| e)
     }
 
-    async fn log<L: Log>(&self, log: &L, method_len: usize, minor_version: u8, status: u16, bytes: u64, started: Instant) {
+    async fn log<L: Log>(
+        &self,
+        log: &L,
+        method_len: usize,
+        minor_version: u8,
+        status: u16,
+        bytes: u64,
+        started: Instant,
+    ) {
         let (method, target) = self.line.split_at(method_len.min(self.line.len()));
         let record = Record {
             peer: self.peer,
@@ -198,14 +239,17 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
     /// Between requests the connection may idle for `idle_timeout`; from the next request's
     /// first byte, its head must arrive within `head_timeout`.
     async fn next_head(&mut self, first: bool) -> Result<Next, Error> {
-        let mut deadline = (first || self.filled > 0).then(|| after(self.clock, self.limits.head_timeout));
+        let mut deadline =
+            (first || self.filled > 0).then(|| after(self.clock, self.limits.head_timeout));
         loop {
             if self.filled > 0 {
                 let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
                 match httparse::Request::new(&mut headers).parse(&self.buf[..self.filled]) {
                     Ok(httparse::Status::Complete(n)) => return Ok(Next::Head(n)),
                     Ok(httparse::Status::Partial) if self.filled < self.buf.len() => {}
-                    Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => return Ok(Next::Refuse(431)),
+                    Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+                        return Ok(Next::Refuse(431))
+                    }
                     Err(_) => return Ok(Next::Refuse(400)),
                 }
             }
@@ -214,7 +258,13 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
                 Some(d) => (d, Phase::Head),
                 None => (after(self.clock, self.limits.idle_timeout), Phase::Idle),
             };
-            let read = within(self.clock, until, phase, self.flow.read(&mut self.buf[self.filled..])).await;
+            let read = within(
+                self.clock,
+                until,
+                phase,
+                self.flow.read(&mut self.buf[self.filled..]),
+            )
+            .await;
             match read {
                 Ok(0) => return Ok(Next::Closed),
                 Ok(n) => self.filled += n,
@@ -244,7 +294,14 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             }
             self.flush().await?;
             let deadline = after(self.clock, self.limits.idle_timeout);
-            match within(self.clock, deadline, Phase::Body, self.flow.read(&mut self.buf)).await? {
+            match within(
+                self.clock,
+                deadline,
+                Phase::Body,
+                self.flow.read(&mut self.buf),
+            )
+            .await?
+            {
                 0 => return Err(Error::Net(NetError::Closed)),
                 n => self.filled = n,
             }
@@ -254,17 +311,36 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
     /// Queues the head of `response` and writes its body (none for `HEAD`). Returns the status
     /// and body bytes sent, or those with the error that ended the response. Output stays
     /// queued while a pipelined request waits, so that responses share writes.
-    async fn send<B: Body>(&mut self, mut response: Response<B>, head_only: bool, keep_alive: bool, minor: u8) -> Result<(u16, u64), (u16, u64, Error)> {
+    async fn send<B: Body>(
+        &mut self,
+        mut response: Response<B>,
+        head_only: bool,
+        keep_alive: bool,
+        minor: u8,
+    ) -> Result<(u16, u64), (u16, u64, Error)> {
         let status = response.status;
         write_head(&mut self.out, &response, keep_alive, minor);
-        let len = if head_only || bodiless(status) { 0 } else { response.body.len() };
+        let len = if head_only || bodiless(status) {
+            0
+        } else {
+            response.body.len()
+        };
         let chunk = self.limits.chunk;
         let mut sent = 0u64;
         while sent < len {
             let want = usize::try_from(len - sent).unwrap_or(usize::MAX).min(chunk);
             let bytes = match response.body.chunk(want).await {
                 Ok(b) if !b.is_empty() && b.len() <= want => b,
-                Ok(b) => return Err((status, sent, Error::BodyLength { expected: len, got: sent + b.len() as u64 })),
+                Ok(b) => {
+                    return Err((
+                        status,
+                        sent,
+                        Error::BodyLength {
+                            expected: len,
+                            got: sent + b.len() as u64,
+                        },
+                    ))
+                }
                 Err(e) => return Err((status, sent, e)),
             };
             if self.out.len() + bytes.len() > 2 * chunk {
@@ -288,7 +364,13 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             return Ok(());
         }
         let deadline = after(self.clock, self.limits.write_timeout);
-        within(self.clock, deadline, Phase::Write, self.flow.write_all(&self.out)).await?;
+        within(
+            self.clock,
+            deadline,
+            Phase::Write,
+            self.flow.write_all(&self.out),
+        )
+        .await?;
         self.out.clear();
         Ok(())
     }
@@ -304,7 +386,14 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             let until = after(self.clock, LINGER);
             let mut left = self.limits.max_body.saturating_add(self.buf.len() as u64);
             while left > 0 {
-                match within(self.clock, until, Phase::Idle, self.flow.read(&mut self.buf)).await {
+                match within(
+                    self.clock,
+                    until,
+                    Phase::Idle,
+                    self.flow.read(&mut self.buf),
+                )
+                .await
+                {
                     Ok(0) | Err(_) => break,
                     Ok(n) => left = left.saturating_sub(n as u64),
                 }
@@ -316,5 +405,8 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
 
 /// Whether a handler's response asks to close the connection.
 fn closes<B>(response: &Response<B>) -> bool {
-    response.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    response.headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("connection")
+            && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
+    })
 }

@@ -65,7 +65,10 @@ impl fmt::Display for Error {
             Error::TimedOut(p) => write!(f, "timed out waiting for {p}"),
             Error::Kv(e) => write!(f, "reading a file: {e}"),
             Error::BodyLength { expected, got } => {
-                write!(f, "response body gave {got} bytes where it declared {expected}")
+                write!(
+                    f,
+                    "response body gave {got} bytes where it declared {expected}"
+                )
             }
         }
     }

@@ -50,7 +50,10 @@ mod tests {
         assert!(none_match(b" * ", &tag));
         assert!(none_match(b"\"x\", \"abc\"", &tag));
         assert!(none_match(b"\"x\",\"abc\" , \"y\"", &tag));
-        assert!(none_match(b"W/\"abc\"", &tag), "If-None-Match compares weakly");
+        assert!(
+            none_match(b"W/\"abc\"", &tag),
+            "If-None-Match compares weakly"
+        );
         assert!(!none_match(b"\"abcd\"", &tag));
         assert!(!none_match(b"abc", &tag), "unquoted is malformed");
         assert!(!none_match(b"\"", &tag));

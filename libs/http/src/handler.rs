@@ -70,7 +70,9 @@ pub struct StaticFiles<K> {
 
 impl<K> Clone for StaticFiles<K> {
     fn clone(&self) -> Self {
-        StaticFiles { kv: self.kv.clone() }
+        StaticFiles {
+            kv: self.kv.clone(),
+        }
     }
 }
 
@@ -80,7 +82,10 @@ impl<K: KvRo> StaticFiles<K> {
         StaticFiles { kv: Rc::new(kv) }
     }
 
-    async fn respond(&self, request: &Request<'_>) -> Result<Response<FileBody<K>>, Response<Bytes>> {
+    async fn respond(
+        &self,
+        request: &Request<'_>,
+    ) -> Result<Response<FileBody<K>>, Response<Bytes>> {
         get_or_head(request)?;
         let decoded = path::decode(request.path()).map_err(|_| Response::status(400))?;
         let key = if decoded.directory {
@@ -105,13 +110,24 @@ impl<K: KvRo> StaticFiles<K> {
             Some(EntryKind::Dictionary) | None => return Err(Response::status(404)),
         }
         let tag = etag::from_digest(&self.kv.digest(&key).await.map_err(|e| kv_status(&e))?);
-        if request.header("if-none-match").is_some_and(|v| etag::none_match(v, &tag)) {
+        if request
+            .header("if-none-match")
+            .is_some_and(|v| etag::none_match(v, &tag))
+        {
             return Ok(Response::new(304, FileBody::empty()).header("ETag", tag));
         }
         let len = self.kv.size(&key).await.map_err(|e| kv_status(&e))?;
         let content_type = mime::content_type(&key);
-        let body = FileBody(Inner::File { kv: self.kv.clone(), key, len, offset: 0, buf: Vec::new() });
-        Ok(Response::new(200, body).header("Content-Type", content_type).header("ETag", tag))
+        let body = FileBody(Inner::File {
+            kv: self.kv.clone(),
+            key,
+            len,
+            offset: 0,
+            buf: Vec::new(),
+        });
+        Ok(Response::new(200, body)
+            .header("Content-Type", content_type)
+            .header("ETag", tag))
     }
 }
 
@@ -120,7 +136,9 @@ const INDEX: &str = "index.html";
 
 fn kv_status(e: &KvError) -> Response<Bytes> {
     match e {
-        KvError::NotFound(_) | KvError::ValueExpected(_) | KvError::DictionaryExpected(_) => Response::status(404),
+        KvError::NotFound(_) | KvError::ValueExpected(_) | KvError::DictionaryExpected(_) => {
+            Response::status(404)
+        }
     }
 }
 
@@ -128,7 +146,11 @@ impl<K: KvRo> Handler for StaticFiles<K> {
     type Body = FileBody<K>;
 
     async fn handle(&self, request: &Request<'_>) -> Response<FileBody<K>> {
-        self.respond(request).await.unwrap_or_else(|r| Response { status: r.status, headers: r.headers, body: FileBody(Inner::Bytes(r.body)) })
+        self.respond(request).await.unwrap_or_else(|r| Response {
+            status: r.status,
+            headers: r.headers,
+            body: FileBody(Inner::Bytes(r.body)),
+        })
     }
 }
 
@@ -139,7 +161,13 @@ pub struct FileBody<K>(Inner<K>);
 #[derive(Debug)]
 enum Inner<K> {
     Bytes(Bytes),
-    File { kv: Rc<K>, key: String, len: u64, offset: u64, buf: Vec<u8> },
+    File {
+        kv: Rc<K>,
+        key: String,
+        len: u64,
+        offset: u64,
+        buf: Vec<u8>,
+    },
 }
 
 impl<K> FileBody<K> {
@@ -159,14 +187,25 @@ impl<K: KvRo> Body for FileBody<K> {
     async fn chunk(&mut self, max: usize) -> Result<&[u8], Error> {
         match &mut self.0 {
             Inner::Bytes(b) => b.chunk(max).await,
-            Inner::File { kv, key, len, offset, buf } => {
-                let want = usize::try_from(*len - *offset).unwrap_or(usize::MAX).min(max);
+            Inner::File {
+                kv,
+                key,
+                len,
+                offset,
+                buf,
+            } => {
+                let want = usize::try_from(*len - *offset)
+                    .unwrap_or(usize::MAX)
+                    .min(max);
                 if want == 0 {
                     return Ok(&[]);
                 }
                 *buf = kv.get_partial(key, *offset, want).await?;
                 if buf.is_empty() || buf.len() > want {
-                    return Err(Error::BodyLength { expected: *len, got: *offset + buf.len() as u64 });
+                    return Err(Error::BodyLength {
+                        expected: *len,
+                        got: *offset + buf.len() as u64,
+                    });
                 }
                 *offset += buf.len() as u64;
                 Ok(buf)
@@ -221,10 +260,17 @@ fn host_without_port(host: &str) -> Option<&str> {
     let name = if host.starts_with('[') {
         let end = host.find(']')?;
         let (v6, rest) = host.split_at(end + 1);
-        if !(rest.is_empty() || rest.strip_prefix(':').is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))) {
+        if !(rest.is_empty()
+            || rest
+                .strip_prefix(':')
+                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())))
+        {
             return None;
         }
-        if !v6[1..end].bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if !v6[1..end]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return None;
         }
         v6
@@ -234,7 +280,10 @@ fn host_without_port(host: &str) -> Option<&str> {
             Some(_) => return None,
             None => host,
         };
-        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_') {
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+        {
             return None;
         }
         name
@@ -264,7 +313,18 @@ mod tests {
         assert_eq!(host_without_port("10.0.0.2:80"), Some("10.0.0.2"));
         assert_eq!(host_without_port("[::1]:80"), Some("[::1]"));
         assert_eq!(host_without_port("[::1]"), Some("[::1]"));
-        for bad in ["", ":80", "a b", "evil.com/x", "a@b", "[::1", "[::1]x", "[]", "a:b", "[x:y]"] {
+        for bad in [
+            "",
+            ":80",
+            "a b",
+            "evil.com/x",
+            "a@b",
+            "[::1",
+            "[::1]x",
+            "[]",
+            "a:b",
+            "[x:y]",
+        ] {
             assert_eq!(host_without_port(bad), None, "{bad:?}");
         }
     }

@@ -129,9 +129,18 @@ mod tests {
 
     #[test]
     fn one_line() {
-        assert_eq!(rec("GET", "/index.html", 1234).to_string(), "10.0.0.254:51234 \"GET /index.html HTTP/1.1\" 200 1234 1.2ms");
-        assert_eq!(rec("GET", "/", 56).to_string(), "10.0.0.254:51234 \"GET / HTTP/1.1\" 200 1234 0.0ms");
-        assert_eq!(rec("HEAD", "/a\"b", 2_345_678).to_string(), "10.0.0.254:51234 \"HEAD /a\\\"b HTTP/1.1\" 200 1234 2.34s");
+        assert_eq!(
+            rec("GET", "/index.html", 1234).to_string(),
+            "10.0.0.254:51234 \"GET /index.html HTTP/1.1\" 200 1234 1.2ms"
+        );
+        assert_eq!(
+            rec("GET", "/", 56).to_string(),
+            "10.0.0.254:51234 \"GET / HTTP/1.1\" 200 1234 0.0ms"
+        );
+        assert_eq!(
+            rec("HEAD", "/a\"b", 2_345_678).to_string(),
+            "10.0.0.254:51234 \"HEAD /a\\\"b HTTP/1.1\" 200 1234 2.34s"
+        );
         let mut r = rec("", "", 10);
         r.status = 400;
         r.bytes = 12;

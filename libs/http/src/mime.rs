@@ -11,7 +11,10 @@ pub fn content_type(key: &str) -> &'static str {
         // A dotfile such as `.htaccess` has no extension.
         return DEFAULT;
     }
-    TABLE.iter().find(|(e, _)| e.eq_ignore_ascii_case(ext)).map_or(DEFAULT, |(_, t)| t)
+    TABLE
+        .iter()
+        .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+        .map_or(DEFAULT, |(_, t)| t)
 }
 
 /// The type of files whose extension is not in the table.

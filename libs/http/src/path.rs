@@ -92,7 +92,11 @@ pub fn decode(path: &str) -> Result<DecodedPath, PathError> {
     if key.chars().any(char::is_control) {
         return Err(PathError::ControlCharacter);
     }
-    if !key.is_empty() && key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if !key.is_empty()
+        && key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return Err(PathError::BadSegment);
     }
     if rest.is_empty() && directory && path.len() > 1 {
@@ -126,7 +130,11 @@ mod tests {
         assert_eq!(ok("/caf%C3%A9/%e2%82%ac.txt"), ("café/€.txt".into(), false));
         assert_eq!(ok("/100%25"), ("100%".into(), false));
         assert_eq!(ok("/r%C3%A9sum%C3%A9/"), ("résumé".into(), true));
-        assert_eq!(ok("/a+b"), ("a+b".into(), false), "+ is not a space in a path");
+        assert_eq!(
+            ok("/a+b"),
+            ("a+b".into(), false),
+            "+ is not a space in a path"
+        );
     }
 
     #[test]

@@ -36,7 +36,9 @@ impl<'a> Request<'a> {
     pub fn path(&self) -> &'a str {
         let t = self.target;
         let t = match t.split_once("://") {
-            Some((scheme, rest)) if !scheme.contains('/') => rest.find('/').map_or("/", |i| &rest[i..]),
+            Some((scheme, rest)) if !scheme.contains('/') => {
+                rest.find('/').map_or("/", |i| &rest[i..])
+            }
             _ => t,
         };
         t.split(['?', '#']).next().unwrap_or(t)
@@ -44,7 +46,9 @@ impl<'a> Request<'a> {
 
     /// The query, without the `?`, if the target has one.
     pub fn query(&self) -> Option<&'a str> {
-        self.target.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or(q))
+        self.target
+            .split_once('?')
+            .map(|(_, q)| q.split('#').next().unwrap_or(q))
     }
 
     /// The HTTP version's minor number: 1 for HTTP/1.1, 0 for HTTP/1.0.
@@ -54,7 +58,10 @@ impl<'a> Request<'a> {
 
     /// The value of the first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
     }
 
     /// Every header, in order, as (name, value).
@@ -65,7 +72,9 @@ impl<'a> Request<'a> {
     /// The `Host` header, if it is valid UTF-8 (the server has checked there is exactly one
     /// for HTTP/1.1).
     pub fn host(&self) -> Option<&'a str> {
-        self.header("host").and_then(|h| core::str::from_utf8(h).ok()).map(str::trim)
+        self.header("host")
+            .and_then(|h| core::str::from_utf8(h).ok())
+            .map(str::trim)
     }
 
     /// The client's address.
@@ -113,12 +122,20 @@ pub(crate) fn framing(req: &Request<'_>, max_body: u64) -> Framing {
         // cannot continue (RFC 9112 §6.1).
         return Framing::Refuse(411);
     }
-    let hosts = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host")).count();
+    let hosts = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"))
+        .count();
     if hosts > 1 || (hosts == 0 && req.minor_version >= 1) {
         return Framing::Refuse(400);
     }
     let mut length = None;
-    for h in req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length")) {
+    for h in req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+    {
         let Some(n) = parse_length(h.value) else {
             return Framing::Refuse(400);
         };
@@ -164,46 +181,106 @@ mod tests {
 
     #[test]
     fn accessors() {
-        with(b"GET /a%20b/c.html?x=1&y#frag HTTP/1.1\r\nHost: example.com:8080\r\nX-A: 1\r\n\r\n", |r| {
-            assert_eq!(r.method(), "GET");
-            assert!(!r.is_head());
-            assert_eq!(r.path(), "/a%20b/c.html");
-            assert_eq!(r.query(), Some("x=1&y"));
-            assert_eq!(r.host(), Some("example.com:8080"));
-            assert_eq!(r.header("x-a"), Some(&b"1"[..]));
-            assert_eq!(r.headers().count(), 2);
-            assert_eq!(r.minor_version(), 1);
+        with(
+            b"GET /a%20b/c.html?x=1&y#frag HTTP/1.1\r\nHost: example.com:8080\r\nX-A: 1\r\n\r\n",
+            |r| {
+                assert_eq!(r.method(), "GET");
+                assert!(!r.is_head());
+                assert_eq!(r.path(), "/a%20b/c.html");
+                assert_eq!(r.query(), Some("x=1&y"));
+                assert_eq!(r.host(), Some("example.com:8080"));
+                assert_eq!(r.header("x-a"), Some(&b"1"[..]));
+                assert_eq!(r.headers().count(), 2);
+                assert_eq!(r.minor_version(), 1);
+            },
+        );
+        with(
+            b"GET http://example.com/x/y?q HTTP/1.1\r\nHost: e\r\n\r\n",
+            |r| assert_eq!(r.path(), "/x/y"),
+        );
+        with(b"GET http://example.com HTTP/1.1\r\nHost: e\r\n\r\n", |r| {
+            assert_eq!(r.path(), "/")
         });
-        with(b"GET http://example.com/x/y?q HTTP/1.1\r\nHost: e\r\n\r\n", |r| assert_eq!(r.path(), "/x/y"));
-        with(b"GET http://example.com HTTP/1.1\r\nHost: e\r\n\r\n", |r| assert_eq!(r.path(), "/"));
-        with(b"OPTIONS * HTTP/1.1\r\nHost: e\r\n\r\n", |r| assert_eq!(r.path(), "*"));
-        with(b"GET /a?b=http://x/y HTTP/1.1\r\nHost: e\r\n\r\n", |r| assert_eq!(r.path(), "/a"));
+        with(b"OPTIONS * HTTP/1.1\r\nHost: e\r\n\r\n", |r| {
+            assert_eq!(r.path(), "*")
+        });
+        with(b"GET /a?b=http://x/y HTTP/1.1\r\nHost: e\r\n\r\n", |r| {
+            assert_eq!(r.path(), "/a")
+        });
     }
 
     #[test]
     fn keep_alive_rules() {
-        with(b"GET / HTTP/1.1\r\nHost: e\r\n\r\n", |r| assert!(r.wants_keep_alive()));
-        with(b"GET / HTTP/1.1\r\nHost: e\r\nConnection: Close\r\n\r\n", |r| assert!(!r.wants_keep_alive()));
-        with(b"GET / HTTP/1.1\r\nHost: e\r\nConnection: te, close\r\n\r\n", |r| assert!(!r.wants_keep_alive()));
-        with(b"GET / HTTP/1.0\r\n\r\n", |r| assert!(!r.wants_keep_alive()));
-        with(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", |r| assert!(r.wants_keep_alive()));
+        with(b"GET / HTTP/1.1\r\nHost: e\r\n\r\n", |r| {
+            assert!(r.wants_keep_alive())
+        });
+        with(
+            b"GET / HTTP/1.1\r\nHost: e\r\nConnection: Close\r\n\r\n",
+            |r| assert!(!r.wants_keep_alive()),
+        );
+        with(
+            b"GET / HTTP/1.1\r\nHost: e\r\nConnection: te, close\r\n\r\n",
+            |r| assert!(!r.wants_keep_alive()),
+        );
+        with(
+            b"GET / HTTP/1.0\r\n\r\n",
+            |r| assert!(!r.wants_keep_alive()),
+        );
+        with(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", |r| {
+            assert!(r.wants_keep_alive())
+        });
     }
 
     #[test]
     fn framing_checks() {
         let f = |head: &[u8]| with(head, |r| framing(r, 100));
         assert_eq!(f(b"GET / HTTP/1.1\r\nHost: e\r\n\r\n"), Framing::Length(0));
-        assert_eq!(f(b"GET / HTTP/1.0\r\n\r\n"), Framing::Length(0), "HTTP/1.0 needs no Host");
-        assert_eq!(f(b"GET / HTTP/1.1\r\n\r\n"), Framing::Refuse(400), "HTTP/1.1 needs a Host");
-        assert_eq!(f(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), Framing::Refuse(400));
-        assert_eq!(f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 100\r\n\r\n"), Framing::Length(100));
-        assert_eq!(f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 101\r\n\r\n"), Framing::Refuse(413));
-        assert_eq!(f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 99999999999999999999\r\n\r\n"), Framing::Refuse(400));
-        assert_eq!(f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: -1\r\n\r\n"), Framing::Refuse(400));
-        assert_eq!(f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 5, 5\r\n\r\n"), Framing::Refuse(400));
-        assert_eq!(f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"), Framing::Length(5));
-        assert_eq!(f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), Framing::Refuse(400));
-        assert_eq!(f(b"POST / HTTP/1.1\r\nHost: e\r\nTransfer-Encoding: chunked\r\n\r\n"), Framing::Refuse(411));
+        assert_eq!(
+            f(b"GET / HTTP/1.0\r\n\r\n"),
+            Framing::Length(0),
+            "HTTP/1.0 needs no Host"
+        );
+        assert_eq!(
+            f(b"GET / HTTP/1.1\r\n\r\n"),
+            Framing::Refuse(400),
+            "HTTP/1.1 needs a Host"
+        );
+        assert_eq!(
+            f(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            Framing::Refuse(400)
+        );
+        assert_eq!(
+            f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 100\r\n\r\n"),
+            Framing::Length(100)
+        );
+        assert_eq!(
+            f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 101\r\n\r\n"),
+            Framing::Refuse(413)
+        );
+        assert_eq!(
+            f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 99999999999999999999\r\n\r\n"),
+            Framing::Refuse(400)
+        );
+        assert_eq!(
+            f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: -1\r\n\r\n"),
+            Framing::Refuse(400)
+        );
+        assert_eq!(
+            f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 5, 5\r\n\r\n"),
+            Framing::Refuse(400)
+        );
+        assert_eq!(
+            f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
+            Framing::Length(5)
+        );
+        assert_eq!(
+            f(b"GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            Framing::Refuse(400)
+        );
+        assert_eq!(
+            f(b"POST / HTTP/1.1\r\nHost: e\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Framing::Refuse(411)
+        );
         assert_eq!(
             f(b"POST / HTTP/1.1\r\nHost: e\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
             Framing::Refuse(411),

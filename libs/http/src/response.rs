@@ -34,7 +34,10 @@ pub struct Bytes {
 impl Bytes {
     /// A body of `data`.
     pub fn new(data: impl Into<Cow<'static, [u8]>>) -> Bytes {
-        Bytes { data: data.into(), pos: 0 }
+        Bytes {
+            data: data.into(),
+            pos: 0,
+        }
     }
 }
 
@@ -85,11 +88,19 @@ pub struct Response<B> {
 impl<B: Body> Response<B> {
     /// A response with `status`, no headers and `body`.
     pub fn new(status: u16, body: B) -> Response<B> {
-        Response { status, headers: Vec::new(), body }
+        Response {
+            status,
+            headers: Vec::new(),
+            body,
+        }
     }
 
     /// Adds a header field.
-    pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Response<B> {
+    pub fn header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Response<B> {
         self.headers.push((name.into(), value.into()));
         self
     }
@@ -141,13 +152,20 @@ pub(crate) fn bodiless(status: u16) -> bool {
 /// Writes the status line and headers of `resp` into `out`, with `Content-Length` (unless the
 /// status has no body) and a `Connection` header for `keep_alive` on a request of
 /// `minor_version`.
-pub(crate) fn write_head<B: Body>(out: &mut Vec<u8>, resp: &Response<B>, keep_alive: bool, minor_version: u8) {
+pub(crate) fn write_head<B: Body>(
+    out: &mut Vec<u8>,
+    resp: &Response<B>,
+    keep_alive: bool,
+    minor_version: u8,
+) {
     use core::fmt::Write;
     let mut w = VecWriter(out);
     let _ = write!(w, "HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
     for (name, value) in &resp.headers {
         let clean = |s: &str| !s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
-        let ours = ["connection", "content-length", "transfer-encoding"].iter().any(|o| name.eq_ignore_ascii_case(o));
+        let ours = ["connection", "content-length", "transfer-encoding"]
+            .iter()
+            .any(|o| name.eq_ignore_ascii_case(o));
         if clean(name) && clean(value) && !name.is_empty() && !name.contains(':') && !ours {
             let _ = write!(w, "{name}: {value}\r\n");
         }
@@ -185,11 +203,17 @@ mod tests {
     #[test]
     fn heads() {
         let r = Response::new(200, Bytes::from("hello")).header("Content-Type", "text/plain");
-        assert_eq!(head(&r, true, 1), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(
+            head(&r, true, 1),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+        );
         assert_eq!(head(&r, true, 0), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n");
         assert_eq!(head(&r, false, 1), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\n");
         let r = Response::new(304, Bytes::default()).header("ETag", "\"x\"");
-        assert_eq!(head(&r, true, 1), "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n");
+        assert_eq!(
+            head(&r, true, 1),
+            "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"
+        );
     }
 
     #[test]
@@ -200,7 +224,10 @@ mod tests {
             .header("Content-Length", "99")
             .header("Connection", "close")
             .header("X-Ok", "1");
-        assert_eq!(head(&r, true, 1), "HTTP/1.1 200 OK\r\nX-Ok: 1\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            head(&r, true, 1),
+            "HTTP/1.1 200 OK\r\nX-Ok: 1\r\nContent-Length: 0\r\n\r\n"
+        );
     }
 
     #[test]
@@ -212,7 +239,10 @@ mod tests {
             assert_eq!(b.chunk(3).await.unwrap(), b"def");
             assert_eq!(b.chunk(3).await.unwrap(), b"g");
             assert_eq!(b.chunk(3).await.unwrap(), b"");
-            assert_eq!(Response::status(404).body.chunk(100).await.unwrap(), b"Not Found\n");
+            assert_eq!(
+                Response::status(404).body.chunk(100).await.unwrap(),
+                b"Not Found\n"
+            );
         });
     }
 }

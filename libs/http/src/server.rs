@@ -119,7 +119,12 @@ impl<S: Stack, C: Clock + Clone + 'static> Server<Tls<S>, C> {
 impl<T: Transport, C: Clock + Clone + 'static> Server<T, C> {
     /// A server over any transport.
     pub fn new(transport: T, clock: C, port: u16) -> Server<T, C> {
-        Server { transport, clock, port, limits: Limits::DEFAULT }
+        Server {
+            transport,
+            clock,
+            port,
+            limits: Limits::DEFAULT,
+        }
     }
 
     /// Replaces the limits.
@@ -137,11 +142,19 @@ impl<T: Transport, C: Clock + Clone + 'static> Server<T, C> {
     /// with port 0).
     pub async fn listen(self) -> Result<Listening<T, C>, Error> {
         let listener = self.transport.listen(self.port).await?;
-        Ok(Listening { listener, clock: self.clock, limits: self.limits })
+        Ok(Listening {
+            listener,
+            clock: self.clock,
+            limits: self.limits,
+        })
     }
 
     /// Listens, then serves forever: [`Listening::serve`]. Returns only if listening fails.
-    pub async fn serve<H: Handler + 'static, L: Log + 'static>(self, handler: H, log: L) -> Result<Infallible, Error> {
+    pub async fn serve<H: Handler + 'static, L: Log + 'static>(
+        self,
+        handler: H,
+        log: L,
+    ) -> Result<Infallible, Error> {
         self.listen().await?.serve(handler, log).await
     }
 }
@@ -155,7 +168,9 @@ pub struct Listening<T: Transport, C> {
 
 impl<T: Transport, C> core::fmt::Debug for Listening<T, C> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Listening").field("local_addr", &T::local_addr(&self.listener)).finish_non_exhaustive()
+        f.debug_struct("Listening")
+            .field("local_addr", &T::local_addr(&self.listener))
+            .finish_non_exhaustive()
     }
 }
 
@@ -171,16 +186,27 @@ impl<T: Transport, C: Clock + Clone + 'static> Listening<T, C> {
     /// Accepts connections forever, each served by `handler` in a task of its own
     /// ([`uni_runtime::task::spawn`]) and logged to `log`. A connection's failure ends only
     /// that connection; a failed accept is logged and retried after a short pause.
-    pub async fn serve<H: Handler + 'static, L: Log + 'static>(self, handler: H, log: L) -> Result<Infallible, Error> {
+    pub async fn serve<H: Handler + 'static, L: Log + 'static>(
+        self,
+        handler: H,
+        log: L,
+    ) -> Result<Infallible, Error> {
         let handler = Rc::new(handler);
         let log = Rc::new(log);
         loop {
             match T::accept(&self.listener).await {
                 Ok(flow) => {
-                    let (clock, limits, handler, log) = (self.clock.clone(), self.limits, handler.clone(), log.clone());
+                    let (clock, limits, handler, log) = (
+                        self.clock.clone(),
+                        self.limits,
+                        handler.clone(),
+                        log.clone(),
+                    );
                     uni_runtime::task::spawn(async move {
                         let peer = flow.peer_addr();
-                        if let Err(e) = connection::<T, _, _, _>(flow, &clock, &limits, &*handler, &*log).await {
+                        if let Err(e) =
+                            connection::<T, _, _, _>(flow, &clock, &limits, &*handler, &*log).await
+                        {
                             log.error(Some(peer), &e).await;
                         }
                     });
@@ -195,7 +221,13 @@ impl<T: Transport, C: Clock + Clone + 'static> Listening<T, C> {
 }
 
 /// One connection's task: establish it (the TLS handshake), then serve it.
-async fn connection<T: Transport, C: Clock, H: Handler, L: Log>(mut flow: T::Flow, clock: &C, limits: &Limits, handler: &H, log: &L) -> Result<(), Error> {
+async fn connection<T: Transport, C: Clock, H: Handler, L: Log>(
+    mut flow: T::Flow,
+    clock: &C,
+    limits: &Limits,
+    handler: &H,
+    log: &L,
+) -> Result<(), Error> {
     let deadline = after(clock, limits.head_timeout);
     if let Err(e) = within(clock, deadline, Phase::Handshake, T::establish(&mut flow)).await {
         let deadline = after(clock, limits.write_timeout);

@@ -55,7 +55,11 @@ async fn read_response(client: &mut End, buf: &mut [u8], body: usize) {
         } else {
             head.extend_from_slice(&buf[..n]);
             if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                assert!(head.starts_with(b"HTTP/1.1 200 "), "{}", String::from_utf8_lossy(&head));
+                assert!(
+                    head.starts_with(b"HTTP/1.1 200 "),
+                    "{}",
+                    String::from_utf8_lossy(&head)
+                );
                 got = head.len() - end - 4;
                 in_body = true;
             }
@@ -83,14 +87,20 @@ fn heap_is_flat_across_10000_requests_and_streaming_is_bounded() {
             let requests = async {
                 let mut buf = vec![0u8; 16 * 1024];
                 for _ in 0..100 {
-                    client.write_all(b"GET /index.html HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+                    client
+                        .write_all(b"GET /index.html HTTP/1.1\r\nHost: t\r\n\r\n")
+                        .await
+                        .unwrap();
                     read_response(&mut client, &mut buf, index).await;
                 }
                 if conn == 99 {
                     // Stream the big file: the peak is a few chunks above the baseline.
                     let base = LIVE.load(Relaxed);
                     PEAK.store(base, Relaxed);
-                    client.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+                    client
+                        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+                        .await
+                        .unwrap();
                     read_response(&mut client, &mut buf, big).await;
                     peak = PEAK.load(Relaxed) - base;
                 }
@@ -107,8 +117,14 @@ fn heap_is_flat_across_10000_requests_and_streaming_is_bounded() {
     // the first.
     let first = live_after[0];
     let last = *live_after.last().unwrap();
-    assert_eq!(last, first, "heap use after each connection: {live_after:?}");
-    assert!(peak < 128 * 1024, "streaming {big} bytes took {peak} bytes of heap at its peak");
+    assert_eq!(
+        last, first,
+        "heap use after each connection: {live_after:?}"
+    );
+    assert!(
+        peak < 128 * 1024,
+        "streaming {big} bytes took {peak} bytes of heap at its peak"
+    );
     // Printed last: the test harness's capture of this line is itself on the heap.
     eprintln!("heap flat at {first} bytes over 100 connections; streaming {big} bytes peaked {peak} bytes above it");
 }

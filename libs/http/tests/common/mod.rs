@@ -65,17 +65,25 @@ pub fn big_file(n: usize) -> Vec<u8> {
 /// several-megabyte file.
 pub fn site_files() -> &'static [(&'static str, Vec<u8>)] {
     static FILES: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
-    FILES.get_or_init(|| vec![
-        ("index.html", b"<!doctype html><h1>home</h1>\n".to_vec()),
-        ("css/site.css", b"body { color: #333 }\n".to_vec()),
-        ("js/app.js", b"console.log('hi');\n".to_vec()),
-        ("data.json", b"{\"a\": 1}\n".to_vec()),
-        ("docs/index.html", b"<h1>docs</h1>\n".to_vec()),
-        ("docs/a b/\u{fc} \u{20ac}.txt", "umlaut and euro: \u{fc} \u{20ac}\n".as_bytes().to_vec()),
-        ("img/logo.png", b"\x89PNG\r\n\x1a\n not really a png".to_vec()),
-        ("empty.txt", Vec::new()),
-        ("big.bin", big_file(5 * 1024 * 1024 + 123)),
-    ])
+    FILES.get_or_init(|| {
+        vec![
+            ("index.html", b"<!doctype html><h1>home</h1>\n".to_vec()),
+            ("css/site.css", b"body { color: #333 }\n".to_vec()),
+            ("js/app.js", b"console.log('hi');\n".to_vec()),
+            ("data.json", b"{\"a\": 1}\n".to_vec()),
+            ("docs/index.html", b"<h1>docs</h1>\n".to_vec()),
+            (
+                "docs/a b/\u{fc} \u{20ac}.txt",
+                "umlaut and euro: \u{fc} \u{20ac}\n".as_bytes().to_vec(),
+            ),
+            (
+                "img/logo.png",
+                b"\x89PNG\r\n\x1a\n not really a png".to_vec(),
+            ),
+            ("empty.txt", Vec::new()),
+            ("big.bin", big_file(5 * 1024 * 1024 + 123)),
+        ]
+    })
 }
 
 /// The test site as a store (packed once per test binary).
@@ -86,7 +94,11 @@ pub fn site() -> Embedded {
 
 /// The content of `key` in the test site.
 pub fn file(key: &str) -> &'static [u8] {
-    &site_files().iter().find(|(k, _)| *k == key).expect("a file of the test site").1
+    &site_files()
+        .iter()
+        .find(|(k, _)| *k == key)
+        .expect("a file of the test site")
+        .1
 }
 
 struct Pipe {
@@ -102,7 +114,14 @@ struct Pipe {
 
 impl Pipe {
     fn new(cap: usize) -> Rc<RefCell<Pipe>> {
-        Rc::new(RefCell::new(Pipe { bytes: VecDeque::new(), cap, write_closed: false, read_closed: false, reader: None, writer: None }))
+        Rc::new(RefCell::new(Pipe {
+            bytes: VecDeque::new(),
+            cap,
+            write_closed: false,
+            read_closed: false,
+            reader: None,
+            writer: None,
+        }))
     }
 }
 
@@ -117,8 +136,16 @@ pub struct End {
 /// A connected pair: (client, server).
 pub fn duplex(cap: usize) -> (End, End) {
     let (a, b) = (Pipe::new(cap), Pipe::new(cap));
-    let client = End { rx: a.clone(), tx: b.clone(), peer: "10.0.0.1:80".parse().unwrap() };
-    let server = End { rx: b, tx: a, peer: "10.0.0.254:51234".parse().unwrap() };
+    let client = End {
+        rx: a.clone(),
+        tx: b.clone(),
+        peer: "10.0.0.1:80".parse().unwrap(),
+    };
+    let server = End {
+        rx: b,
+        tx: a,
+        peer: "10.0.0.254:51234".parse().unwrap(),
+    };
     (client, server)
 }
 
@@ -217,17 +244,27 @@ impl Drop for End {
     }
 }
 
+/// One parsed response: status, headers (names lowercase), body.
+pub type Reply = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// Splits a byte stream of HTTP/1.1 responses into (status, headers, body), reading bodies
 /// by `Content-Length` (none for HEAD requests, flagged in `heads`).
-pub fn responses(mut stream: &[u8], heads: &[bool]) -> Vec<(u16, Vec<(String, String)>, Vec<u8>)> {
+pub fn responses(mut stream: &[u8], heads: &[bool]) -> Vec<Reply> {
     let mut out = Vec::new();
     let mut i = 0;
     while !stream.is_empty() {
-        let end = stream.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head") + 4;
+        let end = stream
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete response head")
+            + 4;
         let head = std::str::from_utf8(&stream[..end]).expect("an ASCII head");
         let mut lines = head.split("\r\n");
         let status_line = lines.next().unwrap();
-        assert!(status_line.starts_with("HTTP/1.1 "), "status line {status_line:?}");
+        assert!(
+            status_line.starts_with("HTTP/1.1 "),
+            "status line {status_line:?}"
+        );
         let status: u16 = status_line[9..12].parse().unwrap();
         let headers: Vec<(String, String)> = lines
             .filter(|l| !l.is_empty())
@@ -236,7 +273,10 @@ pub fn responses(mut stream: &[u8], heads: &[bool]) -> Vec<(u16, Vec<(String, St
                 (n.to_ascii_lowercase(), v.to_string())
             })
             .collect();
-        let len: usize = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
+        let len: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map_or(0, |(_, v)| v.parse().unwrap());
         let head_only = heads.get(i).copied().unwrap_or(false) || status == 304 || status == 100;
         let body_len = if head_only { 0 } else { len };
         out.push((status, headers, stream[end..end + body_len].to_vec()));
@@ -248,5 +288,8 @@ pub fn responses(mut stream: &[u8], heads: &[bool]) -> Vec<(u16, Vec<(String, St
 
 /// The value of header `name` (lowercase) in a parsed response's headers.
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
