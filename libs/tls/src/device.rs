@@ -50,7 +50,9 @@ pub struct Files<'a> {
 }
 
 /// TLS over a stack: a server configuration (if a certificate was given), trust anchors for
-/// clients, the provider and its generator.
+/// clients, the provider and its generator. Cloning shares the configuration (it is behind
+/// `Arc`s), so several servers (HTTP on two ports, say) can use one device.
+#[derive(Clone)]
 pub struct Tls<S> {
     stack: S,
     rng: &'static Rng,

@@ -108,6 +108,13 @@ pub fn diag(line: &str) {
     eprintln!("{line}");
 }
 
+/// Runs `future` to completion on this thread's executor, together with the tasks it
+/// [`spawn`]s (which are dropped, if still pending, when it completes). [`run`] uses it for the
+/// application; tests use it to run servers that spawn tasks.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    EXECUTOR.with(|ex| async_io::block_on(ex.run(future)))
+}
+
 /// Boots: parses the boot arguments, runs `main` to completion, and turns its result into the
 /// exit code. Used through [`entry!`](crate::entry).
 pub fn run<F, Fut>(defaults: &str, main: F) -> ExitCode
@@ -122,8 +129,7 @@ where
             return ExitCode::from(2);
         }
     };
-    let result = EXECUTOR.with(|ex| async_io::block_on(ex.run(main(args))));
-    match result {
+    match block_on(main(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

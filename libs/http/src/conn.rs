@@ -1,0 +1,412 @@
+//! One connection: read request heads, call the handler, write responses in order, until the
+//! connection closes, times out or fails.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::future::{poll_fn, Future};
+use core::net::SocketAddr;
+use core::pin::pin;
+use core::task::Poll;
+use core::time::Duration;
+
+use uni_runtime::device::net::{Flow, NetError};
+use uni_runtime::device::{Clock, Instant};
+
+use crate::request::{framing, Framing};
+use crate::response::{bodiless, write_head, Body, Response};
+use crate::{Error, Handler, Limits, Log, Phase, Record, Request};
+
+/// How long a closing connection keeps reading (and dropping) what the client still sends,
+/// so that the client sees our last response rather than a reset.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// `now + d`.
+pub(crate) fn after(clock: &impl Clock, d: Duration) -> Instant {
+    Instant(
+        clock
+            .now()
+            .0
+            .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+    )
+}
+
+/// Runs `fut` until `deadline`; past it, [`Error::TimedOut`] with `phase`.
+pub(crate) async fn within<T, E: Into<Error>>(
+    clock: &impl Clock,
+    deadline: Instant,
+    phase: Phase,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, Error> {
+    let mut fut = pin!(fut);
+    let mut timer = pin!(clock.sleep(deadline.saturating_duration_since(clock.now())));
+    poll_fn(|cx| {
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return Poll::Ready(r.map_err(Into::into));
+        }
+        timer
+            .as_mut()
+            .poll(cx)
+            .map(|()| Err(Error::TimedOut(phase)))
+    })
+    .await
+}
+
+/// What waiting for a request head gave.
+enum Next {
+    /// A complete head of this many bytes is at the start of the buffer.
+    Head(usize),
+    /// The client closed, or stayed idle too long, between requests: close quietly.
+    Closed,
+    /// The head is refused with this status; then the connection closes.
+    Refuse(u16),
+}
+
+/// Serves HTTP/1.1 on one connected `flow` until it ends, then closes it: requests are read
+/// (several per read when pipelined), answered by `handler` in order, and logged to `log`.
+/// A malformed request is answered (`400`, `411`, `413`, `431`, or `408` when its head is too
+/// slow) and ends the connection.
+///
+/// [`Server`](crate::Server) runs this in one task per connection; call it directly to serve
+/// flows accepted some other way. The TLS handshake, if any, MUST be done already. Returns an
+/// error only when the connection ended abnormally (the network failed, the client stopped
+/// reading, a body failed); it is closed either way.
+pub async fn serve_flow<F: Flow, C: Clock, H: Handler, L: Log>(
+    flow: F,
+    clock: &C,
+    limits: &Limits,
+    handler: &H,
+    log: &L,
+) -> Result<(), Error> {
+    let peer = flow.peer_addr();
+    let mut conn = Conn {
+        flow,
+        clock,
+        limits,
+        buf: vec![0; limits.max_head.max(64)],
+        filled: 0,
+        out: Vec::new(),
+        line: String::new(),
+        peer,
+    };
+    let result = conn.run(handler, log).await;
+    match result {
+        Ok(linger) => conn.close(linger).await,
+        Err(e) => {
+            // Nothing more can be said on this connection: release it, within bounds.
+            let deadline = after(clock, limits.write_timeout);
+            let _ = within(clock, deadline, Phase::Write, conn.flow.close()).await;
+            Err(e)
+        }
+    }
+}
+
+struct Conn<'a, F, C> {
+    flow: F,
+    clock: &'a C,
+    limits: &'a Limits,
+    /// Received bytes not yet consumed: `buf[..filled]`. Its length is `max_head`.
+    buf: Vec<u8>,
+    filled: usize,
+    /// Response bytes not yet written.
+    out: Vec<u8>,
+    /// The current request's method and target, for the log.
+    line: String,
+    peer: SocketAddr,
+}
+
+impl<F: Flow, C: Clock> Conn<'_, F, C> {
+    /// Answers requests until the connection should close. Returns whether to linger (the
+    /// client may still be sending) before closing.
+    async fn run<H: Handler, L: Log>(&mut self, handler: &H, log: &L) -> Result<bool, Error> {
+        let mut first = true;
+        loop {
+            let head_len = match self.next_head(first).await? {
+                Next::Head(n) => n,
+                Next::Closed => return Ok(false),
+                Next::Refuse(status) => {
+                    self.line.clear();
+                    self.refuse(status, log, 0, Instant(0), false).await?;
+                    // A client too slow to send a head is not waited for any longer.
+                    return Ok(status != 408);
+                }
+            };
+            first = false;
+            let started = self.clock.now();
+            let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+            let mut parsed = httparse::Request::new(&mut headers);
+            // `next_head` parsed these bytes already; a second parse cannot fail.
+            let Ok(httparse::Status::Complete(_)) = parsed.parse(&self.buf[..head_len]) else {
+                self.refuse(400, log, 0, started, false).await?;
+                return Ok(true);
+            };
+            let request = Request {
+                method: parsed.method.unwrap_or(""),
+                target: parsed.path.unwrap_or(""),
+                minor_version: parsed.version.unwrap_or(0),
+                headers: parsed.headers,
+                peer: self.peer,
+            };
+            self.line.clear();
+            self.line.push_str(request.method);
+            let method_len = request.method.len();
+            self.line.push_str(request.target);
+            let minor = request.minor_version;
+            let keep_alive = request.wants_keep_alive();
+            let head_only = request.is_head();
+            let expect_continue = request.has_token("expect", "100-continue");
+            let (response, body_len) = match framing(&request, self.limits.max_body) {
+                Framing::Refuse(status) => (Err(status), 0),
+                Framing::Length(n) => (Ok(handler.handle(&request).await), n),
+            };
+            drop(headers);
+            let response = match response {
+                Ok(r) => r,
+                Err(status) => {
+                    self.refuse(status, log, method_len, started, false).await?;
+                    return Ok(true);
+                }
+            };
+            self.consume(head_len);
+            if body_len > 0 {
+                if expect_continue && minor >= 1 {
+                    self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+                self.discard(body_len).await?;
+            }
+            let keep_alive = keep_alive && !closes(&response);
+            let sent = self.send(response, head_only, keep_alive, minor).await;
+            let (status, bytes) = match &sent {
+                Ok(s) => *s,
+                Err((status, bytes, _)) => (*status, *bytes),
+            };
+            self.log(log, method_len, minor, status, bytes, started)
+                .await;
+            sent.map_err(|(_, _, e)| e)?;
+            if !keep_alive {
+                return Ok(self.filled > 0);
+            }
+        }
+    }
+
+    /// Answers with the bare status page `status` and `Connection: close`, and logs it.
+    async fn refuse<L: Log>(
+        &mut self,
+        status: u16,
+        log: &L,
+        method_len: usize,
+        started: Instant,
+        head_only: bool,
+    ) -> Result<(), Error> {
+        let started = if started == Instant(0) {
+            self.clock.now()
+        } else {
+            started
+        };
+        let sent = self
+            .send(Response::status(status), head_only, false, 1)
+            .await;
+        let bytes = sent.as_ref().map_or(0, |(_, b)| *b);
+        self.log(log, method_len, 1, status, bytes, started).await;
+        sent.map(|_| ()).map_err(|(_, _, e)| e)
+    }
+
+    async fn log<L: Log>(
+        &self,
+        log: &L,
+        method_len: usize,
+        minor_version: u8,
+        status: u16,
+        bytes: u64,
+        started: Instant,
+    ) {
+        let (method, target) = self.line.split_at(method_len.min(self.line.len()));
+        let record = Record {
+            peer: self.peer,
+            method,
+            target,
+            minor_version,
+            status,
+            bytes,
+            duration: self.clock.now().saturating_duration_since(started),
+        };
+        log.request(&record).await;
+    }
+
+    /// Waits until the buffer starts with a complete request head.
+    ///
+    /// The first request must arrive whole within `head_timeout` of the connection's start.
+    /// Between requests the connection may idle for `idle_timeout`; from the next request's
+    /// first byte, its head must arrive within `head_timeout`.
+    async fn next_head(&mut self, first: bool) -> Result<Next, Error> {
+        let mut deadline =
+            (first || self.filled > 0).then(|| after(self.clock, self.limits.head_timeout));
+        loop {
+            if self.filled > 0 {
+                let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+                match httparse::Request::new(&mut headers).parse(&self.buf[..self.filled]) {
+                    Ok(httparse::Status::Complete(n)) => return Ok(Next::Head(n)),
+                    Ok(httparse::Status::Partial) if self.filled < self.buf.len() => {}
+                    Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+                        return Ok(Next::Refuse(431))
+                    }
+                    Err(_) => return Ok(Next::Refuse(400)),
+                }
+            }
+            self.flush().await?;
+            let (until, phase) = match deadline {
+                Some(d) => (d, Phase::Head),
+                None => (after(self.clock, self.limits.idle_timeout), Phase::Idle),
+            };
+            let read = within(
+                self.clock,
+                until,
+                phase,
+                self.flow.read(&mut self.buf[self.filled..]),
+            )
+            .await;
+            match read {
+                Ok(0) => return Ok(Next::Closed),
+                Ok(n) => self.filled += n,
+                Err(Error::TimedOut(Phase::Idle)) => return Ok(Next::Closed),
+                Err(Error::TimedOut(_)) => return Ok(Next::Refuse(408)),
+                Err(Error::Net(NetError::Reset)) if self.filled == 0 => return Ok(Next::Closed),
+                Err(e) => return Err(e),
+            }
+            deadline.get_or_insert_with(|| after(self.clock, self.limits.head_timeout));
+        }
+    }
+
+    /// Drops the first `n` bytes of the buffer.
+    fn consume(&mut self, n: usize) {
+        self.buf.copy_within(n..self.filled, 0);
+        self.filled -= n;
+    }
+
+    /// Reads and drops a request body of `len` bytes, leaving what follows it in the buffer.
+    async fn discard(&mut self, mut len: u64) -> Result<(), Error> {
+        loop {
+            let take = usize::try_from(len).unwrap_or(usize::MAX).min(self.filled);
+            self.consume(take);
+            len -= take as u64;
+            if len == 0 {
+                return Ok(());
+            }
+            self.flush().await?;
+            let deadline = after(self.clock, self.limits.idle_timeout);
+            match within(
+                self.clock,
+                deadline,
+                Phase::Body,
+                self.flow.read(&mut self.buf),
+            )
+            .await?
+            {
+                0 => return Err(Error::Net(NetError::Closed)),
+                n => self.filled = n,
+            }
+        }
+    }
+
+    /// Queues the head of `response` and writes its body (none for `HEAD`). Returns the status
+    /// and body bytes sent, or those with the error that ended the response. Output stays
+    /// queued while a pipelined request waits, so that responses share writes.
+    async fn send<B: Body>(
+        &mut self,
+        mut response: Response<B>,
+        head_only: bool,
+        keep_alive: bool,
+        minor: u8,
+    ) -> Result<(u16, u64), (u16, u64, Error)> {
+        let status = response.status;
+        write_head(&mut self.out, &response, keep_alive, minor);
+        let len = if head_only || bodiless(status) {
+            0
+        } else {
+            response.body.len()
+        };
+        let chunk = self.limits.chunk;
+        let mut sent = 0u64;
+        while sent < len {
+            let want = usize::try_from(len - sent).unwrap_or(usize::MAX).min(chunk);
+            let bytes = match response.body.chunk(want).await {
+                Ok(b) if !b.is_empty() && b.len() <= want => b,
+                Ok(b) => {
+                    return Err((
+                        status,
+                        sent,
+                        Error::BodyLength {
+                            expected: len,
+                            got: sent + b.len() as u64,
+                        },
+                    ))
+                }
+                Err(e) => return Err((status, sent, e)),
+            };
+            if self.out.len() + bytes.len() > 2 * chunk {
+                self.flush().await.map_err(|e| (status, sent, e))?;
+            }
+            self.out.extend_from_slice(bytes);
+            sent += bytes.len() as u64;
+            if self.out.len() >= chunk {
+                self.flush().await.map_err(|e| (status, sent, e))?;
+            }
+        }
+        if self.filled == 0 || !keep_alive {
+            self.flush().await.map_err(|e| (status, sent, e))?;
+        }
+        Ok((status, sent))
+    }
+
+    /// Writes the queued output.
+    async fn flush(&mut self) -> Result<(), Error> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let deadline = after(self.clock, self.limits.write_timeout);
+        within(
+            self.clock,
+            deadline,
+            Phase::Write,
+            self.flow.write_all(&self.out),
+        )
+        .await?;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// Ends the connection: our side first, then (if the client may still be sending, and
+    /// `linger`) read and drop its bytes for a while, so that a reset does not destroy the
+    /// response before the client read it.
+    async fn close(mut self, linger: bool) -> Result<(), Error> {
+        self.flush().await?;
+        let deadline = after(self.clock, self.limits.write_timeout);
+        within(self.clock, deadline, Phase::Write, self.flow.shutdown()).await?;
+        if linger {
+            let until = after(self.clock, LINGER);
+            let mut left = self.limits.max_body.saturating_add(self.buf.len() as u64);
+            while left > 0 {
+                match within(
+                    self.clock,
+                    until,
+                    Phase::Idle,
+                    self.flow.read(&mut self.buf),
+                )
+                .await
+                {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n as u64),
+                }
+            }
+        }
+        within(self.clock, deadline, Phase::Write, self.flow.close()).await
+    }
+}
+
+/// Whether a handler's response asks to close the connection.
+fn closes<B>(response: &Response<B>) -> bool {
+    response.headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("connection")
+            && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
+    })
+}

@@ -1,0 +1,104 @@
+//! The crate's error type.
+
+use core::fmt;
+
+use uni_runtime::device::net::NetError;
+use uni_runtime::device::KvError;
+use uni_tls::TlsError;
+
+/// What a connection was doing when it timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// The TLS handshake ([`Limits::head_timeout`](crate::Limits::head_timeout)).
+    Handshake,
+    /// Receiving a request head ([`Limits::head_timeout`](crate::Limits::head_timeout)).
+    Head,
+    /// Waiting for the next request on a kept-alive connection
+    /// ([`Limits::idle_timeout`](crate::Limits::idle_timeout)).
+    Idle,
+    /// Receiving a request body ([`Limits::idle_timeout`](crate::Limits::idle_timeout) per read).
+    Body,
+    /// Sending a response ([`Limits::write_timeout`](crate::Limits::write_timeout) per write).
+    Write,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Handshake => "the TLS handshake",
+            Phase::Head => "the request head",
+            Phase::Idle => "the next request",
+            Phase::Body => "the request body",
+            Phase::Write => "the client to accept the response",
+        })
+    }
+}
+
+/// Why listening failed, or why one connection ended abnormally. A connection's error ends
+/// only that connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Error {
+    /// The network failed (listening, accepting, reading, writing).
+    Net(NetError),
+    /// TLS failed: the device cannot serve, or a handshake failed.
+    Tls(TlsError),
+    /// The peer took longer than the limit for this phase.
+    TimedOut(Phase),
+    /// Reading a file from the store failed.
+    Kv(KvError),
+    /// A response body produced a different number of bytes than its declared length.
+    BodyLength {
+        /// The declared length ([`Body::len`](crate::Body::len)).
+        expected: u64,
+        /// How many bytes it produced before the mismatch was seen.
+        got: u64,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Net(e) => write!(f, "network: {e}"),
+            Error::Tls(e) => write!(f, "TLS: {e}"),
+            Error::TimedOut(p) => write!(f, "timed out waiting for {p}"),
+            Error::Kv(e) => write!(f, "reading a file: {e}"),
+            Error::BodyLength { expected, got } => {
+                write!(
+                    f,
+                    "response body gave {got} bytes where it declared {expected}"
+                )
+            }
+        }
+    }
+}
+
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Error::Net(e) => Some(e),
+            Error::Tls(e) => Some(e),
+            Error::Kv(e) => Some(e),
+            Error::TimedOut(_) | Error::BodyLength { .. } => None,
+        }
+    }
+}
+
+impl From<NetError> for Error {
+    fn from(e: NetError) -> Error {
+        Error::Net(e)
+    }
+}
+
+impl From<TlsError> for Error {
+    fn from(e: TlsError) -> Error {
+        Error::Tls(e)
+    }
+}
+
+impl From<KvError> for Error {
+    fn from(e: KvError) -> Error {
+        Error::Kv(e)
+    }
+}

@@ -1,0 +1,91 @@
+//! Per-connection limits: sizes and timeouts.
+
+use core::time::Duration;
+
+/// What one connection may use and how long it may take. Every connection's memory is bounded
+/// by these: about `max_head + 3 × chunk` bytes, plus the TLS session's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The largest request head (request line and headers), in bytes; a longer one gets
+    /// `431`. Default 8 KiB.
+    pub max_head: usize,
+    /// The most header fields in a request; more get `431`. Default 64.
+    pub max_headers: usize,
+    /// The largest request body, in bytes. A larger `Content-Length` gets `413` and the
+    /// connection closes; smaller bodies are read and discarded. Default 1 MiB.
+    pub max_body: u64,
+    /// How long a client has to send a whole request head from its first byte (or, for the
+    /// first request, from the connection's start), and to finish the TLS handshake; the
+    /// slowloris defence. Default 10 s.
+    pub head_timeout: Duration,
+    /// How long a kept-alive connection may wait for the first byte of its next request,
+    /// and the longest pause while a request body arrives. Default 30 s.
+    pub idle_timeout: Duration,
+    /// The longest a response write may wait for the client to take bytes. Default 30 s.
+    pub write_timeout: Duration,
+    /// How much of a response body is read from the handler (a file from the store) and
+    /// written at a time. Default 16 KiB.
+    pub chunk: usize,
+}
+
+impl Limits {
+    /// The defaults listed on each field.
+    pub const DEFAULT: Limits = Limits {
+        max_head: 8 * 1024,
+        max_headers: 64,
+        max_body: 1024 * 1024,
+        head_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(30),
+        write_timeout: Duration::from_secs(30),
+        chunk: 16 * 1024,
+    };
+
+    /// Sets [`max_head`](Limits::max_head).
+    pub fn max_head(mut self, bytes: usize) -> Limits {
+        self.max_head = bytes.max(64);
+        self
+    }
+
+    /// Sets [`max_headers`](Limits::max_headers).
+    pub fn max_headers(mut self, n: usize) -> Limits {
+        self.max_headers = n.max(1);
+        self
+    }
+
+    /// Sets [`max_body`](Limits::max_body).
+    pub fn max_body(mut self, bytes: u64) -> Limits {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Sets [`head_timeout`](Limits::head_timeout).
+    pub fn head_timeout(mut self, t: Duration) -> Limits {
+        self.head_timeout = t;
+        self
+    }
+
+    /// Sets [`idle_timeout`](Limits::idle_timeout).
+    pub fn idle_timeout(mut self, t: Duration) -> Limits {
+        self.idle_timeout = t;
+        self
+    }
+
+    /// Sets [`write_timeout`](Limits::write_timeout).
+    pub fn write_timeout(mut self, t: Duration) -> Limits {
+        self.write_timeout = t;
+        self
+    }
+
+    /// Sets [`chunk`](Limits::chunk) (at least 512 bytes).
+    pub fn chunk(mut self, bytes: usize) -> Limits {
+        self.chunk = bytes.max(512);
+        self
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::DEFAULT
+    }
+}
