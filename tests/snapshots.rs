@@ -6,7 +6,7 @@ use std::fs;
 
 use uni_tests::{example, run_uni, text};
 
-const EXAMPLES: &[&str] = &["hello", "echo", "crash", "xeninfo", "lookup"];
+const EXAMPLES: &[&str] = &["hello", "echo", "crash", "xeninfo", "lookup", "tls-echo", "static-website"];
 const TARGETS: &[&str] = &["unix", "xen-arm"];
 
 fn snapshot(name: &str, target: &str) {

@@ -125,7 +125,7 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
 
     let profile = match target {
         Target::Unix => vec!["debug = \"line-tables-only\""],
-        Target::XenArm => vec!["panic = \"abort\"", "opt-level = \"s\"", "lto = true", "codegen-units = 1", "debug = false"],
+        Target::XenArm => vec!["panic = \"abort\"", "opt-level = \"z\"", "lto = true", "codegen-units = 1", "debug = false"],
     };
     let config_name = cfg.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let cx = TemplateContext {
