@@ -148,16 +148,13 @@ run_guest() {
 	mkfifo /tmp/console
 	tail -n +1 -f "$L" >/tmp/console &
 	TAIL=$!
-	while IFS= read -r l; do
-		case "$l" in
-		*"$EOF_LINE"*)
-			l=${l%%"$EOF_LINE"*}
-			[ -z "$l" ] || echo "@@uni:g $l"
-			break
-			;;
-		esac
-		echo "@@uni:g $l"
-	done </tmp/console &
+	# awk, not a `read` loop: ash's read takes a syscall per byte from a fifo, which under TCG
+	# holds a chatty guest (one line per HTTP request) back by tens of seconds.
+	awk -v eof="$EOF_LINE" '{
+		i = index($0, eof)
+		if (i) { if (i > 1) print "@@uni:g " substr($0, 1, i - 1); exit }
+		print "@@uni:g " $0; fflush()
+	}' </tmp/console &
 	READER=$!
 
 	# -F keeps xl in the foreground: it returns when the domain shuts down and says why.

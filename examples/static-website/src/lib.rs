@@ -42,32 +42,46 @@ where
     let http = http.listen().await?;
     console.log(&format!("http: listening on {} (redirecting to https port {port})", http.local_addr())).await?;
 
-    let log = RequestLog { console: console.clone(), count: Cell::new(0) };
+    let redirects = RequestLog::new("http", console.clone(), false);
+    let c = console.clone();
     uni_runtime::task::spawn(async move {
-        let Err(e) = http.serve(Redirect::https(port), console.clone()).await;
-        let _ = console.log(&format!("http: stopped: {e}")).await;
+        let Err(e) = http.serve(Redirect::https(port), redirects).await;
+        let _ = c.log(&format!("http: stopped: {e}")).await;
     });
-    let Err(e) = https.serve(StaticFiles::new(htdocs), log).await;
+    let Err(e) = https.serve(StaticFiles::new(htdocs), RequestLog::new("https", console, true)).await;
     Err(e.into())
 }
 
-/// One console line per request; every [`HEAP_EVERY`] requests, the heap's use.
+/// One console line per request, after the server's name; with `heap`, every [`HEAP_EVERY`]
+/// requests, the heap's use.
 struct RequestLog<C> {
+    server: &'static str,
     console: C,
+    heap: bool,
     count: Cell<u64>,
+}
+
+impl<C: Console> RequestLog<C> {
+    fn new(server: &'static str, console: C, heap: bool) -> RequestLog<C> {
+        RequestLog { server, console, heap, count: Cell::new(0) }
+    }
 }
 
 impl<C: Console> Log for RequestLog<C> {
     async fn request(&self, record: &Record<'_>) {
-        let _ = self.console.log(&format!("{record}")).await;
+        let _ = self.console.log(&format!("{}: {record}", self.server)).await;
         let n = self.count.get() + 1;
         self.count.set(n);
-        if n % HEAP_EVERY == 0 {
+        if self.heap && n % HEAP_EVERY == 0 {
             let _ = self.console.log(&format!("static-website: {n} requests, {}", uni_runtime::platform::heap())).await;
         }
     }
 
     async fn error(&self, peer: Option<core::net::SocketAddr>, error: &uni_http::Error) {
-        Log::error(&self.console, peer, error).await
+        let line = match peer {
+            Some(p) => format!("{}: {p} error: {error}", self.server),
+            None => format!("{}: accept failed: {error}", self.server),
+        };
+        let _ = self.console.log(&line).await;
     }
 }
