@@ -196,6 +196,29 @@ mod tests {
         assert!(!Pack::of_dir(d.path()).unwrap().is_current(&out));
     }
 
+    /// Many files make one pack with an index entry each: the generated code does not grow
+    /// with the directory (it embeds the one file), and every value reads back.
+    #[test]
+    fn a_large_directory_is_one_pack() {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..3000 {
+            let p = d.path().join(format!("d{}/f{i}.txt", i % 30));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, format!("file {i}\n").repeat(i % 7)).unwrap();
+        }
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = out_dir.path().join("big.kv");
+        let pack = Pack::of_dir(d.path()).unwrap();
+        pack.write(&out).unwrap();
+        let kv = Embedded::new(Box::leak(std::fs::read(&out).unwrap().into_boxed_slice())).unwrap();
+        assert_eq!(kv.len(), 3000);
+        assert_eq!(block(kv.list("")).unwrap().len(), 30);
+        assert_eq!(block(kv.list("d7")).unwrap().len(), 100);
+        for i in (0..3000).step_by(97) {
+            assert_eq!(block(kv.get(&format!("d{}/f{i}.txt", i % 30))).unwrap(), format!("file {i}\n").repeat(i % 7).into_bytes());
+        }
+    }
+
     #[cfg(unix)]
     #[test]
     fn non_utf8_names_are_refused_with_the_path() {
