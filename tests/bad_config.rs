@@ -132,6 +132,21 @@ bad!(missing_kv_directory,
     at = "unikernel.toml:7:7", key = "devices.files.dir", wrong = "\"htdocs\" does not exist",
     accepted = "the path of an existing directory");
 
+bad!(kv_directory_is_a_file,
+    "HEAD\n[devices.files]\nkind = \"kv_ro\"\ndir = \"unikernel.toml\"\n",
+    at = "unikernel.toml:7:7", key = "devices.files.dir", wrong = "\"unikernel.toml\" is not a directory",
+    accepted = "the path of an existing directory");
+
+bad!(http_tls_names_a_device_of_another_kind,
+    "HEAD\n[devices.files]\nkind = \"kv_ro\"\ndir = \"www\"\n[devices.net]\nkind = \"net\"\n[devices.web]\nkind = \"http\"\nnet = \"net\"\ntls = \"files\"\n",
+    at = "unikernel.toml:13:7", key = "devices.web.tls", wrong = "device \"files\" is a kv_ro device, not a tls device",
+    accepted = "declared tls devices: none");
+
+bad!(http_port_out_of_range,
+    "HEAD\n[devices.net]\nkind = \"net\"\n[devices.web]\nkind = \"http\"\nnet = \"net\"\nport = 70000\n",
+    at = "unikernel.toml:10:8", key = "devices.web.port", wrong = "port 70000 is out of range",
+    accepted = "an integer from 1 to 65535");
+
 bad!(key_of_another_kind,
     "HEAD\n[devices.console]\nkind = \"console\"\ndir = \"www\"\n",
     at = "unikernel.toml:7:7", key = "devices.console.dir", wrong = "key `dir` does not apply to a device of kind \"console\"",
