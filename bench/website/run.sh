@@ -14,8 +14,8 @@ ex="$root/examples/static-website"
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 
-(cd "$root" && cargo build -q --release -p mirage-cli)
-"$root/target/release/uni" -q -f "$ex/unikernel.toml" build --target unix
+(cd "$root" && cargo build -q -p mirage-cli)   # uni itself; it builds the unikernel in release
+"$root/target/debug/uni" -q -f "$ex/unikernel.toml" build --target unix
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
