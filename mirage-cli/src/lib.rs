@@ -13,5 +13,6 @@ pub mod home;
 pub mod status;
 pub mod target;
 pub mod image;
+pub mod remote;
 pub mod toolchain;
 pub mod xl;
