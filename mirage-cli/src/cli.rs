@@ -206,14 +206,14 @@ pub struct Stop {
 #[command(after_help = "\
 Examples:
   uni logs                       # the unikernel of ./unikernel.toml
-  uni logs echo -f --host root@cubie")]
+  uni logs echo --follow --host root@cubie")]
 pub struct Logs {
     #[command(flatten)]
     pub remote: RemoteArgs,
     /// The unikernel (default: unikernel.toml's name).
     pub name: Option<String>,
     /// Keep printing what it writes (until Ctrl-C).
-    #[arg(short, long)]
+    #[arg(long)]
     pub follow: bool,
 }
 

@@ -15,6 +15,11 @@ use anyhow::{bail, Context, Result};
 /// dom0's side of the protocol.
 pub const SCRIPT: &str = include_str!("../../templates/deploy/dom0.sh");
 
+/// An ssh_config file to use instead of ~/.ssh/config (`ssh -F`): ssh finds `~` through the
+/// password database, not `$HOME`, so this is how a test or a CI job brings its own keys and
+/// known_hosts.
+pub const SSH_CONFIG_VAR: &str = "UNI_SSH_CONFIG";
+
 /// Seconds ssh waits for the TCP connection and the SSH handshake.
 pub const CONNECT_TIMEOUT: u32 = 10;
 
@@ -137,7 +142,12 @@ impl Remote {
 
     /// ssh's options and destination.
     fn ssh_args(&self, tty: bool) -> Vec<String> {
-        let mut a: Vec<String> = vec![
+        let mut a: Vec<String> = Vec::new();
+        if let Some(file) = std::env::var_os(SSH_CONFIG_VAR).filter(|f| !f.is_empty()) {
+            a.push("-F".into());
+            a.push(file.to_string_lossy().into_owned());
+        }
+        a.extend::<[String; 8]>([
             "-o".into(),
             "BatchMode=yes".into(),
             "-o".into(),
@@ -146,7 +156,7 @@ impl Remote {
             "ServerAliveInterval=10".into(),
             "-o".into(),
             "ServerAliveCountMax=3".into(),
-        ];
+        ]);
         if tty {
             a.push("-t".into());
         }

@@ -24,7 +24,7 @@ probe() {
 	echo "uni: machine $(echo "$info" | sed -n 's/^machine *: *//p')"
 	echo "uni: free_memory $(echo "$info" | sed -n 's/^free_memory *: *//p')"
 	mkdir -p "$1/$2/.new" || fail space "cannot create $1/$2/.new"
-	echo "uni: avail_kb $(df -Pk "$1/$2/.new" | awk 'NR == 2 { print $4 }')"
+	echo "uni: avail_kb $(df -Pk "$1/$2/.new" 2>/dev/null | awk 'NR == 2 { print $4 }')"
 }
 
 # state NAME: the domain's xl state letters (r b p s c d), empty when there is no such domain
@@ -36,7 +36,7 @@ state() {
 # or WHY and fails.
 start() {
 	out=$(xl create "$1/$2.xl" </dev/null 2>&1) || {
-		WHY="\`xl create\` failed: $(echo "$out" | grep -v '^Parsing config' | tail -n 4 | tr '\n' ' ')"
+		WHY="\`xl create\` failed: $(echo "$out" | grep -i -m 3 -e error -e fail | tr '\n' ' ')"
 		return 1
 	}
 	DOMID=$(xl domid "$2" 2>/dev/null)

@@ -172,7 +172,9 @@ if [ "$SSH" = 1 ]; then
 	echo root:x:0: >/etc/group
 	chmod 700 /root /root/.ssh
 	chmod 600 /root/.ssh/authorized_keys
+	# `uni deploy` puts unikernels here; a tmpfs of its own, so df tells how much space is left
 	mkdir -p /var/lib/uni /var/log/xen
+	mount -t tmpfs -o size=64m,mode=755 tmpfs /var/lib/uni
 	KEY=/etc/dropbear/dropbear_ed25519_host_key
 	dropbearconvert openssh dropbear /etc/dropbear/host_key.openssh $KEY >/tmp/hostkey.log 2>&1 ||
 		{ diag /tmp/hostkey.log; fail "dropbearconvert of the host key"; }
