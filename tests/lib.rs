@@ -85,3 +85,68 @@ pub fn echo_roundtrip(addr: impl std::net::ToSocketAddrs, data: &[u8]) -> Vec<u8
 pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 24) as u8).collect()
 }
+
+/// A command running in the background, its stdout and stderr collected as they come.
+pub struct Background {
+    pub child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+    err: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Background {
+    pub fn spawn(mut cmd: Command) -> Background {
+        use std::io::{BufRead, Read};
+        use std::sync::{Arc, Mutex};
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let collect = |r: Box<dyn Read + Send>, buf: Arc<Mutex<String>>| {
+            std::thread::spawn(move || {
+                for line in BufReader::new(r).lines() {
+                    let line = line.unwrap_or_default();
+                    let mut b = buf.lock().unwrap();
+                    b.push_str(&line);
+                    b.push('\n');
+                }
+            })
+        };
+        let out = Arc::new(Mutex::new(String::new()));
+        let err = Arc::new(Mutex::new(String::new()));
+        collect(Box::new(child.stdout.take().unwrap()), out.clone());
+        collect(Box::new(child.stderr.take().unwrap()), err.clone());
+        Background { child, out, err }
+    }
+
+    /// Waits until stdout (or stderr) contains `what`; panics with both when the command ends
+    /// first or `limit` passes.
+    pub fn wait_for(&mut self, what: &str, in_stderr: bool, limit: std::time::Duration) {
+        let t0 = std::time::Instant::now();
+        loop {
+            let text = if in_stderr { self.err() } else { self.out() };
+            if text.contains(what) {
+                return;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("the command ended ({st}) before {what:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
+            }
+            if t0.elapsed() > limit {
+                panic!("no {what:?} after {limit:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    pub fn out(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    pub fn err(&self) -> String {
+        self.err.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // SIGTERM: uni stops QEMU and removes what it made.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}

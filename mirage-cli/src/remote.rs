@@ -41,7 +41,9 @@ impl FromStr for HostSpec {
         };
         // [v6]:port, host:port, or host
         let (host, port) = if let Some(r) = rest.strip_prefix('[') {
-            let (h, after) = r.split_once(']').ok_or_else(|| format!("`{s}`: no `]` after the IPv6 address"))?;
+            let (h, after) = r
+                .split_once(']')
+                .ok_or_else(|| format!("`{s}`: no `]` after the IPv6 address"))?;
             (h, after.strip_prefix(':'))
         } else {
             match rest.split_once(':') {
@@ -49,7 +51,11 @@ impl FromStr for HostSpec {
                 None => (rest, None),
             }
         };
-        let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:%".contains(c));
+        let word = |w: &str| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:%".contains(c))
+        };
         if !word(host) {
             return Err(format!("`{s}` names no host: expected [USER@]HOST[:PORT], like root@cubie or root@localhost:2222"));
         }
@@ -60,9 +66,18 @@ impl FromStr for HostSpec {
         }
         let port = match port {
             None => None,
-            Some(p) => Some(p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("`{p}` in `{s}` is not a TCP port (1-65535)"))?),
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .ok_or_else(|| format!("`{p}` in `{s}` is not a TCP port (1-65535)"))?,
+            ),
         };
-        Ok(HostSpec { user: user.map(str::to_string), host: host.to_string(), port })
+        Ok(HostSpec {
+            user: user.map(str::to_string),
+            host: host.to_string(),
+            port,
+        })
     }
 }
 
@@ -104,12 +119,18 @@ impl Reply {
 
     /// The value of the first line with `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.lines.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.lines
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The values of every line with `key`.
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.lines.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.lines
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -137,7 +158,10 @@ pub struct Remote {
 
 impl Remote {
     pub fn new(spec: HostSpec) -> Result<Remote> {
-        Ok(Remote { spec, sh: xshell::Shell::new()? })
+        Ok(Remote {
+            spec,
+            sh: xshell::Shell::new()?,
+        })
     }
 
     /// ssh's options and destination.
@@ -191,9 +215,19 @@ impl Remote {
             _ => {
                 if let Some(e) = stdout.lines().find_map(|l| l.strip_prefix("uni-error: ")) {
                     let (kind, text) = e.split_once(' ').unwrap_or((e, ""));
-                    return Err(ScriptError { kind: kind.into(), text: text.into(), reply: Reply::parse(&stdout) }.into());
+                    return Err(ScriptError {
+                        kind: kind.into(),
+                        text: text.into(),
+                        reply: Reply::parse(&stdout),
+                    }
+                    .into());
                 }
-                bail!("`{remote}` failed on {} ({}): {}", self.spec, out.status, last_lines(&stderr))
+                bail!(
+                    "`{remote}` failed on {} ({}): {}",
+                    self.spec,
+                    out.status,
+                    last_lines(&stderr)
+                )
             }
         }
     }
@@ -225,20 +259,26 @@ impl Remote {
 
     /// Writes `data` to `path` in dom0.
     pub fn upload(&self, data: &[u8], path: &str) -> Result<()> {
-        self.ssh(&format!("cat > {}", quote(path)), data).map(drop).map_err(|e| {
-            let text = format!("{e:#}");
-            if text.contains("No space left") {
-                anyhow::anyhow!("no space left on {} for {path}: {text}", self.spec)
-            } else {
-                e.context(format!("uploading {path} to {}", self.spec))
-            }
-        })
+        self.ssh(&format!("cat > {}", quote(path)), data)
+            .map(drop)
+            .map_err(|e| {
+                let text = format!("{e:#}");
+                if text.contains("No space left") {
+                    anyhow::anyhow!("no space left on {} for {path}: {text}", self.spec)
+                } else {
+                    e.context(format!("uploading {path} to {}", self.spec))
+                }
+            })
     }
 
     /// Runs `remote` with a terminal, stdin and stdout the user's (`xl console`).
     pub fn interactive(&self, remote: &str) -> Result<ExitStatus> {
         let args = self.ssh_args(true);
-        let st = std::process::Command::new("ssh").args(args).arg(remote).status().context("running ssh")?;
+        let st = std::process::Command::new("ssh")
+            .args(args)
+            .arg(remote)
+            .status()
+            .context("running ssh")?;
         Ok(st)
     }
 }
@@ -268,7 +308,9 @@ pub fn ssh_failure(spec: &HostSpec, stderr: &str) -> anyhow::Error {
              dom0 was reinstalled (or the emulated board restarted), remove the old key with \
              `ssh-keygen -R` and check the new one (ssh said: {said})"
         )
-    } else if e.contains("host key verification failed") || e.contains("no ") && e.contains("host key is known") {
+    } else if e.contains("host key verification failed")
+        || e.contains("no ") && e.contains("host key is known")
+    {
         anyhow::anyhow!(
             "the host key of {spec} is not in your known_hosts, so uni will not connect (it never skips \
              host-key checking). Check the key's fingerprint and trust it: connect once with \
@@ -280,9 +322,17 @@ pub fn ssh_failure(spec: &HostSpec, stderr: &str) -> anyhow::Error {
             "{spec} refused your SSH keys (ssh said: {said}); for the emulated board, `uni run --dom0` \
              installs ~/.ssh/id_*.pub or --ssh-key"
         )
-    } else if ["connection refused", "timed out", "no route to host", "could not resolve", "network is unreachable", "connection closed", "connection reset"]
-        .iter()
-        .any(|w| e.contains(w))
+    } else if [
+        "connection refused",
+        "timed out",
+        "no route to host",
+        "could not resolve",
+        "network is unreachable",
+        "connection closed",
+        "connection reset",
+    ]
+    .iter()
+    .any(|w| e.contains(w))
     {
         anyhow::anyhow!("cannot reach {spec} over SSH (ssh said: {said})")
     } else {
@@ -297,21 +347,39 @@ mod tests {
     #[test]
     fn parses_host_specs() {
         let h: HostSpec = "root@localhost:2222".parse().unwrap();
-        assert_eq!(h, HostSpec { user: Some("root".into()), host: "localhost".into(), port: Some(2222) });
+        assert_eq!(
+            h,
+            HostSpec {
+                user: Some("root".into()),
+                host: "localhost".into(),
+                port: Some(2222)
+            }
+        );
         assert_eq!(h.to_string(), "root@localhost:2222");
         let h: HostSpec = "cubie".parse().unwrap();
         assert_eq!((h.user, h.host.as_str(), h.port), (None, "cubie", None));
         let h: HostSpec = "me@[fe80::1%eth0]:22".parse().unwrap();
         assert_eq!((h.host.as_str(), h.port), ("fe80::1%eth0", Some(22)));
         assert_eq!(h.to_string(), "me@[fe80::1%eth0]:22");
-        for bad in ["", "root@", "root@host:0", "root@host:x", "a b", "root@host;rm", "@host", "[::1"] {
+        for bad in [
+            "",
+            "root@",
+            "root@host:0",
+            "root@host:x",
+            "a b",
+            "root@host;rm",
+            "@host",
+            "[::1",
+        ] {
             assert!(bad.parse::<HostSpec>().is_err(), "{bad:?} parsed");
         }
     }
 
     #[test]
     fn reads_replies() {
-        let r = Reply::parse("noise\nuni: domid 4\nuni: ip 10.0.0.100\nuni: unikernel a 1\nuni: unikernel b -\n");
+        let r = Reply::parse(
+            "noise\nuni: domid 4\nuni: ip 10.0.0.100\nuni: unikernel a 1\nuni: unikernel b -\n",
+        );
         assert_eq!(r.get("domid"), Some("4"));
         assert_eq!(r.get("ip"), Some("10.0.0.100"));
         assert_eq!(r.all("unikernel").collect::<Vec<_>>(), ["a 1", "b -"]);
@@ -323,8 +391,14 @@ mod tests {
         let h: HostSpec = "root@localhost:2222".parse().unwrap();
         let msg = |s: &str| ssh_failure(&h, s).to_string();
         assert!(msg("No ED25519 host key is known for [localhost]:2222 and you have requested strict checking.\nHost key verification failed.\n").contains("not in your known_hosts"));
-        assert!(msg("ssh: connect to host localhost port 2222: Connection refused\n").starts_with("cannot reach root@localhost:2222"));
-        assert!(msg("root@localhost: Permission denied (publickey).\n").contains("refused your SSH keys"));
-        assert!(msg("@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\n").contains("CHANGED"));
+        assert!(
+            msg("ssh: connect to host localhost port 2222: Connection refused\n")
+                .starts_with("cannot reach root@localhost:2222")
+        );
+        assert!(msg("root@localhost: Permission denied (publickey).\n")
+            .contains("refused your SSH keys"));
+        assert!(
+            msg("@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\n").contains("CHANGED")
+        );
     }
 }

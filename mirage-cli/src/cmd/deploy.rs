@@ -44,13 +44,17 @@ fn place(args: &RemoteArgs, cfg: Option<&Config>, board: &Board) -> Result<Place
     }
     let dir = match (&args.dir, cfg.and_then(|c| c.deploy.dir.clone())) {
         (Some(d), _) => {
-            crate::config::check_deploy_dir(d).map_err(|why| anyhow::anyhow!("--dir `{d}`: {why}"))?;
+            crate::config::check_deploy_dir(d)
+                .map_err(|why| anyhow::anyhow!("--dir `{d}`: {why}"))?;
             d.clone()
         }
         (None, Some(d)) => d,
         (None, None) => deploy.map_or(DEFAULT_DIR, |d| &d.dir).to_string(),
     };
-    Ok(Place { remote: Remote::new(spec)?, dir: dir.trim_end_matches('/').to_string() })
+    Ok(Place {
+        remote: Remote::new(spec)?,
+        dir: dir.trim_end_matches('/').to_string(),
+    })
 }
 
 /// unikernel.toml when there is one: ps, stop and logs work without it.
@@ -70,10 +74,14 @@ fn board_of(cfg: Option<&Config>) -> Result<Board> {
 }
 
 fn name_of(name: Option<String>, cfg: Option<&Config>) -> Result<String> {
-    let name = name
-        .or_else(|| cfg.map(|c| c.name.clone()))
-        .context("which unikernel? name it, or run uni where its unikernel.toml is (or pass -f PATH)")?;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    let name = name.or_else(|| cfg.map(|c| c.name.clone())).context(
+        "which unikernel? name it, or run uni where its unikernel.toml is (or pass -f PATH)",
+    )?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         bail!("`{name}` is not a unikernel name (letters, digits, `-`, `_`, `.`)");
     }
     Ok(name)
@@ -92,10 +100,23 @@ pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
     let name = cfg.name.clone();
     let host = remote.spec.to_string();
 
+    // the dom0 first: an unreachable or unsuitable one fails before a long build
+    status(
+        "Checking",
+        format!("{host}: xl, Xen's guest types, space in {dir}"),
+    );
+    let probe = remote
+        .call("", &format!("probe {} {}", quote(&dir), quote(&name)))
+        .map_err(|e| explain(e, &host))?;
+    check_arch(&board, probe.get("caps").unwrap_or_default(), &host)?;
+
     let image = if args.no_build {
         let image = cfg.dir.join("dist").join(format!("{name}.xen"));
         if !image.is_file() {
-            bail!("--no-build, but there is no {}: run `uni build --target xen-arm` first", show(&image));
+            bail!(
+                "--no-build, but there is no {}: run `uni build --target xen-arm` first",
+                show(&image)
+            );
         }
         image
     } else {
@@ -103,36 +124,75 @@ pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
     };
     let xl_file = image.with_extension("xl");
     let bytes = std::fs::read(&image).with_context(|| format!("reading {}", image.display()))?;
-    let xl_text = std::fs::read_to_string(&xl_file).with_context(|| format!("reading {}", xl_file.display()))?;
+    let xl_text = std::fs::read_to_string(&xl_file)
+        .with_context(|| format!("reading {}", xl_file.display()))?;
     let home = format!("{dir}/{name}");
-    let xl_text = crate::xl::set_kernel(&xl_text, &format!("{home}/{name}.xen")).with_context(|| format!("in {}", xl_file.display()))?;
+    let xl_text = crate::xl::set_kernel(&xl_text, &format!("{home}/{name}.xen"))
+        .with_context(|| format!("in {}", xl_file.display()))?;
 
-    status("Checking", format!("{host}: xl, Xen's guest types, space in {dir}"));
-    let probe = remote.call("", &format!("probe {} {}", quote(&dir), quote(&name))).map_err(|e| explain(e, &host))?;
-    check_arch(&board, probe.get("caps").unwrap_or_default(), &host)?;
-    let avail = probe.get("avail_kb").and_then(|k| k.parse::<u64>().ok()).unwrap_or(u64::MAX);
+    let avail = probe
+        .get("avail_kb")
+        .and_then(|k| k.parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
     let need = (bytes.len() + xl_text.len()) as u64 * 2 / 1024 + 64;
     if avail < need {
         bail!("no space on {host}: {dir} has {avail} KiB free, and {name} needs about {need} KiB (the new image beside the old)");
     }
 
-    status("Uploading", format!("{} ({}) to {host}:{home}/", show(&image), build::human(bytes.len() as u64)));
+    status(
+        "Uploading",
+        format!(
+            "{} ({}) to {host}:{home}/",
+            show(&image),
+            build::human(bytes.len() as u64)
+        ),
+    );
     remote.upload(&bytes, &format!("{home}/.new/{name}.xen"))?;
     let sha = sha256(&image)?;
 
-    status("Starting", format!("{name} with xl create (sha256 {} checked in dom0)", &sha[..12]));
-    let wait_ip = if xl_text.lines().any(|l| l.starts_with("vif")) { IP_WAIT_SECS } else { 0 };
-    let prelude = format!("cat >{} <<'UNI_XL_EOF'\n{xl_text}UNI_XL_EOF\n", quote(&format!("{home}/.new/{name}.xl")));
-    let reply = match remote.call(&prelude, &format!("activate {} {} {sha} {SETTLE_SECS} {wait_ip}", quote(&dir), quote(&name))) {
+    status(
+        "Starting",
+        format!(
+            "{name} with xl create (sha256 {} checked in dom0)",
+            &sha[..12]
+        ),
+    );
+    let wait_ip = if xl_text.lines().any(|l| l.starts_with("vif")) {
+        IP_WAIT_SECS
+    } else {
+        0
+    };
+    let prelude = format!(
+        "cat >{} <<'UNI_XL_EOF'\n{xl_text}UNI_XL_EOF\n",
+        quote(&format!("{home}/.new/{name}.xl"))
+    );
+    let reply = match remote.call(
+        &prelude,
+        &format!(
+            "activate {} {} {sha} {SETTLE_SECS} {wait_ip}",
+            quote(&dir),
+            quote(&name)
+        ),
+    ) {
         Ok(r) => r,
         Err(e) => {
             if let Some(s) = e.downcast_ref::<ScriptError>() {
                 if s.kind == "start" {
-                    let after = match (s.reply.get("restored"), s.reply.get("restore-failed"), s.reply.get("stopped")) {
-                        (Some(id), _, _) => format!("the previous image was put back and runs again as domain {id}"),
-                        (_, Some(why), _) => format!("the previous image was put back but did not start again: {why}"),
+                    let after = match (
+                        s.reply.get("restored"),
+                        s.reply.get("restore-failed"),
+                        s.reply.get("stopped"),
+                    ) {
+                        (Some(id), _, _) => {
+                            format!("the previous image was put back and runs again as domain {id}")
+                        }
+                        (_, Some(why), _) => format!(
+                            "the previous image was put back but did not start again: {why}"
+                        ),
                         (_, _, Some(_)) => "the previous image is gone".to_string(),
-                        _ => format!("nothing of {name} runs there (the failed image is in {home}/.failed/)"),
+                        _ => format!(
+                            "nothing of {name} runs there (the failed image is in {home}/.failed/)"
+                        ),
                     };
                     bail!("{name} did not start on {host}: {}; {after}", s.text);
                 }
@@ -149,7 +209,10 @@ pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
         write!(msg, ", address {ip}")?;
     }
     match reply.get("state") {
-        Some("") | None => write!(msg, " (it has already shut down; `uni logs` shows its console)")?,
+        Some("") | None => write!(
+            msg,
+            " (it has already shut down; `uni logs` shows its console)"
+        )?,
         Some(_) => {}
     }
     status("Deployed", msg);
@@ -171,7 +234,11 @@ fn check_arch(board: &Board, caps: &str, host: &str) -> Result<()> {
     let aarch64 = caps.contains("aarch64");
     let board_64 = board.xen.hypervisor_arch == "arm64";
     if aarch64 != board_64 {
-        let theirs = if aarch64 { "arm64 (like qemu-virt)" } else { "armhf (like cubieboard2)" };
+        let theirs = if aarch64 {
+            "arm64 (like qemu-virt)"
+        } else {
+            "armhf (like cubieboard2)"
+        };
         let others: Vec<String> = crate::board::all()
             .into_iter()
             .filter(|b| (b.xen.hypervisor_arch == "arm64") == aarch64)
@@ -191,7 +258,9 @@ fn check_arch(board: &Board, caps: &str, host: &str) -> Result<()> {
 
 /// A clear message for what dom0's script reported.
 fn explain(e: anyhow::Error, host: &str) -> anyhow::Error {
-    let Some(s) = e.downcast_ref::<ScriptError>() else { return e };
+    let Some(s) = e.downcast_ref::<ScriptError>() else {
+        return e;
+    };
     match s.kind.as_str() {
         "no-xl" => anyhow::anyhow!(
             "{host} is not a Xen dom0 with the xl toolstack: {} (Debian: apt-get install xen-utils)",
@@ -206,8 +275,15 @@ fn explain(e: anyhow::Error, host: &str) -> anyhow::Error {
 /// The image's sha256, from the host's `sha256sum`.
 fn sha256(path: &Path) -> Result<String> {
     let sh = xshell::Shell::new()?;
-    let out = xshell::cmd!(sh, "sha256sum {path}").quiet().read().context("running sha256sum (coreutils)")?;
-    let sum = out.split_whitespace().next().unwrap_or_default().to_string();
+    let out = xshell::cmd!(sh, "sha256sum {path}")
+        .quiet()
+        .read()
+        .context("running sha256sum (coreutils)")?;
+    let sum = out
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     if sum.len() != 64 {
         bail!("sha256sum printed `{out}`");
     }
@@ -218,15 +294,19 @@ pub fn ps(args: Ps, file: &Path) -> Result<ExitCode> {
     let cfg = optional_config(file)?;
     let Place { remote, dir } = place(&args.remote, cfg.as_ref(), &board_of(cfg.as_ref())?)?;
     let host = remote.spec.to_string();
-    let reply = remote.call("", &format!("ps {}", quote(&dir))).map_err(|e| explain(e, &host))?;
+    let reply = remote
+        .call("", &format!("ps {}", quote(&dir)))
+        .map_err(|e| explain(e, &host))?;
     let mut o = format!("{:<20} {:>6} {:>8} STATE\n", "NAME", "DOMID", "MEM(MiB)");
     for u in reply.all("unikernel") {
         let mut w = u.split_whitespace();
         let name = w.next().unwrap_or_default();
         match (w.next(), w.next(), w.next()) {
-            (Some(id), Some(mem), state) if id != "-" => {
-                writeln!(o, "{name:<20} {id:>6} {mem:>8} {}", state_words(state.unwrap_or("")))?
-            }
+            (Some(id), Some(mem), state) if id != "-" => writeln!(
+                o,
+                "{name:<20} {id:>6} {mem:>8} {}",
+                state_words(state.unwrap_or(""))
+            )?,
             _ => writeln!(o, "{name:<20} {:>6} {:>8} stopped", "-", "-")?,
         }
     }
@@ -260,9 +340,14 @@ pub fn stop(args: Stop, file: &Path) -> Result<ExitCode> {
     let name = name_of(args.name, cfg.as_ref())?;
     let Place { remote, dir } = place(&args.remote, cfg.as_ref(), &board_of(cfg.as_ref())?)?;
     let host = remote.spec.to_string();
-    let reply = remote.call("", &format!("stop {} {}", quote(&dir), quote(&name))).map_err(|e| explain(e, &host))?;
+    let reply = remote
+        .call("", &format!("stop {} {}", quote(&dir), quote(&name)))
+        .map_err(|e| explain(e, &host))?;
     match reply.get("stopped") {
-        Some(id) if id != "-" => status("Stopped", format!("{name} on {host} (domain {id} destroyed)")),
+        Some(id) if id != "-" => status(
+            "Stopped",
+            format!("{name} on {host} (domain {id} destroyed)"),
+        ),
         _ => status("Stopped", format!("{name} on {host} was not running")),
     }
     Ok(ExitCode::SUCCESS)
@@ -276,7 +361,11 @@ pub fn logs(args: Logs, file: &Path) -> Result<ExitCode> {
     let call = format!("logs {} {}", quote(&name), args.follow as u8);
     if args.follow {
         let st = remote.stream(&call)?;
-        return Ok(if st.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        return Ok(if st.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     let text = remote.raw_call("", &call).map_err(|e| explain(e, &host))?;
     super::out(&text)?;
@@ -296,9 +385,15 @@ mod tests {
         assert!(check_arch(&qemu, arm64, "h").is_ok());
         assert!(check_arch(&cubie, armhf, "h").is_ok());
         let e = check_arch(&cubie, arm64, "h").unwrap_err().to_string();
-        assert!(e.contains("built for board `cubieboard2`") && e.contains("\"qemu-virt\""), "{e}");
+        assert!(
+            e.contains("built for board `cubieboard2`") && e.contains("\"qemu-virt\""),
+            "{e}"
+        );
         assert!(check_arch(&qemu, armhf, "h").is_err());
-        assert!(check_arch(&qemu, "xen-3.0-x86_64 hvm-3.0-x86_32", "h").unwrap_err().to_string().contains("cannot run 32-bit ARM"));
+        assert!(check_arch(&qemu, "xen-3.0-x86_64 hvm-3.0-x86_32", "h")
+            .unwrap_err()
+            .to_string()
+            .contains("cannot run 32-bit ARM"));
     }
 
     #[test]

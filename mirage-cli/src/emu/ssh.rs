@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::{cpio, qemu_command, serial, sh_quote, Outcome, Prepared, RemoveOnDrop, Running, Signals};
+use super::{
+    cpio, qemu_command, serial, sh_quote, Outcome, Prepared, RemoveOnDrop, Running, Signals,
+};
 use crate::status::status;
 
 /// The MAC of dom0's NIC on QEMU's user network; dom0's /init finds the NIC by it.
@@ -42,18 +44,27 @@ impl HostKey {
             .ignore_stdout()
             .run()
             .context("generating dom0's host key with ssh-keygen (Debian: apt-get install openssh-client)")?;
-        let fingerprint = xshell::cmd!(sh, "ssh-keygen -l -f {pub_file}").quiet().read()?;
+        let fingerprint = xshell::cmd!(sh, "ssh-keygen -l -f {pub_file}")
+            .quiet()
+            .read()?;
         Ok(HostKey {
             private: std::fs::read_to_string(&file)?,
             public: std::fs::read_to_string(&pub_file)?.trim().to_string(),
-            fingerprint: fingerprint.split_whitespace().nth(1).unwrap_or_default().to_string(),
+            fingerprint: fingerprint
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string(),
         })
     }
 
     /// The known_hosts line for this key at 127.0.0.1:`port` as ssh names it (`[localhost]:port`).
     pub fn known_hosts_line(&self, port: u16) -> String {
         let mut key = self.public.split_whitespace();
-        let (kind, blob) = (key.next().unwrap_or_default(), key.next().unwrap_or_default());
+        let (kind, blob) = (
+            key.next().unwrap_or_default(),
+            key.next().unwrap_or_default(),
+        );
         format!("[localhost]:{port},[127.0.0.1]:{port} {kind} {blob}")
     }
 }
@@ -76,19 +87,30 @@ pub struct ServeOptions {
 /// Boots the board with dom0 alone and its SSH server; calls `ready` once dom0 accepts SSH
 /// connections, then runs until a signal or the timeout (both ordinary ends), or until dom0 or
 /// QEMU fails ([`Outcome::BootFailed`]).
-pub fn serve(prepared: &Prepared, opts: &ServeOptions, ready: impl FnOnce() -> Result<()>) -> Result<Outcome> {
+pub fn serve(
+    prepared: &Prepared,
+    opts: &ServeOptions,
+    ready: impl FnOnce() -> Result<()>,
+) -> Result<Outcome> {
     // fail now, not after the boot, when the port is taken
-    std::net::TcpListener::bind(("127.0.0.1", opts.port))
-        .with_context(|| format!("port {} on 127.0.0.1 is not free for dom0's SSH server", opts.port))?;
+    std::net::TcpListener::bind(("127.0.0.1", opts.port)).with_context(|| {
+        format!(
+            "port {} on 127.0.0.1 is not free for dom0's SSH server",
+            opts.port
+        )
+    })?;
     std::fs::create_dir_all(&prepared.runs)?;
-    let initrd = prepared.runs.join(format!("initrd-{}.cpio", std::process::id()));
+    let initrd = prepared
+        .runs
+        .join(format!("initrd-{}.cpio", std::process::id()));
     let _cleanup = RemoveOnDrop(initrd.clone());
     write_initrd(&prepared.base.initrd, opts, &initrd)?;
     if let Some(dir) = opts.log.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut log = std::io::BufWriter::new(
-        std::fs::File::create(&opts.log).with_context(|| format!("creating {}", opts.log.display()))?,
+        std::fs::File::create(&opts.log)
+            .with_context(|| format!("creating {}", opts.log.display()))?,
     );
     status(
         "Booting",
@@ -101,7 +123,11 @@ pub fn serve(prepared: &Prepared, opts: &ServeOptions, ready: impl FnOnce() -> R
     );
     let signals = Signals::catch();
     let t0 = Instant::now();
-    let Running { mut child, rx, errs } = Running::spawn(qemu_command(prepared, &initrd, None, Some(opts.port)))?;
+    let Running {
+        mut child,
+        rx,
+        errs,
+    } = Running::spawn(qemu_command(prepared, &initrd, None, Some(opts.port)))?;
     let mut monitor = serial::Monitor::default();
     let mut ready = Some(ready);
     let outcome = loop {
@@ -109,9 +135,14 @@ pub fn serve(prepared: &Prepared, opts: &ServeOptions, ready: impl FnOnce() -> R
             break Outcome::Interrupted(sig);
         }
         let left = opts.timeout.map(|t| t.saturating_sub(t0.elapsed()));
-        let raw = match rx.recv_timeout(left.unwrap_or(Duration::MAX).min(Duration::from_millis(100))) {
+        let raw = match rx.recv_timeout(
+            left.unwrap_or(Duration::MAX)
+                .min(Duration::from_millis(100)),
+        ) {
             Ok(raw) => raw,
-            Err(mpsc::RecvTimeoutError::Timeout) if left.is_some_and(|l| l.is_zero()) => break Outcome::Timeout,
+            Err(mpsc::RecvTimeoutError::Timeout) if left.is_some_and(|l| l.is_zero()) => {
+                break Outcome::Timeout
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let st = child.wait()?;
@@ -130,7 +161,10 @@ pub fn serve(prepared: &Prepared, opts: &ServeOptions, ready: impl FnOnce() -> R
                     eprintln!("{text}");
                 }
                 if text.starts_with("ssh ready") {
-                    status("Booted", format!("dom0 in {:.1}s", t0.elapsed().as_secs_f64()));
+                    status(
+                        "Booted",
+                        format!("dom0 in {:.1}s", t0.elapsed().as_secs_f64()),
+                    );
                     if let Some(ready) = ready.take() {
                         ready()?;
                     }
@@ -147,7 +181,10 @@ pub fn serve(prepared: &Prepared, opts: &ServeOptions, ready: impl FnOnce() -> R
             eprintln!("{l}");
         }
     }
-    status("Halted", format!("the board after {:.1}s", t0.elapsed().as_secs_f64()));
+    status(
+        "Halted",
+        format!("the board after {:.1}s", t0.elapsed().as_secs_f64()),
+    );
     Ok(outcome)
 }
 
@@ -157,12 +194,23 @@ fn write_initrd(base: &Path, opts: &ServeOptions, to: &Path) -> Result<()> {
     let mut bytes = std::fs::read(base).with_context(|| format!("reading {}", base.display()))?;
     bytes.resize(bytes.len().next_multiple_of(4), 0);
     let mut w = cpio::Writer::new(Vec::new());
-    let env = format!("GUESTS=0\nNET=1\nNIC=0\nSSH=1\nSSH_MAC={}\nDHCP_STATIC=''\n", sh_quote(DOM0_SSH_MAC));
+    let env = format!(
+        "GUESTS=0\nNET=1\nNIC=0\nSSH=1\nSSH_MAC={}\nDHCP_STATIC=''\n",
+        sh_quote(DOM0_SSH_MAC)
+    );
     w.file("guest/run.env", 0o644, env.as_bytes())?;
     w.dir("root/.ssh", 0o700)?;
-    w.file("root/.ssh/authorized_keys", 0o600, opts.authorized_keys.as_bytes())?;
+    w.file(
+        "root/.ssh/authorized_keys",
+        0o600,
+        opts.authorized_keys.as_bytes(),
+    )?;
     w.dir("etc/dropbear", 0o700)?;
-    w.file("etc/dropbear/host_key.openssh", 0o600, opts.host_key.private.as_bytes())?;
+    w.file(
+        "etc/dropbear/host_key.openssh",
+        0o600,
+        opts.host_key.private.as_bytes(),
+    )?;
     let (extra, _) = w.finish()?;
     bytes.extend_from_slice(&extra);
     std::fs::write(to, bytes).with_context(|| format!("writing {}", to.display()))?;
@@ -172,7 +220,9 @@ fn write_initrd(base: &Path, opts: &ServeOptions, to: &Path) -> Result<()> {
 /// root's authorized_keys for dom0: the given public key files, else every `~/.ssh/id_*.pub`.
 pub fn authorized_keys(files: &[PathBuf]) -> Result<String> {
     let files = if files.is_empty() {
-        let ssh = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh")).context("HOME is not set")?;
+        let ssh = std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".ssh"))
+            .context("HOME is not set")?;
         let mut found: Vec<PathBuf> = std::fs::read_dir(&ssh)
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
@@ -194,9 +244,13 @@ pub fn authorized_keys(files: &[PathBuf]) -> Result<String> {
     };
     let mut keys = String::new();
     for f in &files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading the public key {}", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading the public key {}", f.display()))?;
         if !text.trim_start().starts_with("ssh-") && !text.trim_start().starts_with("ecdsa-") {
-            bail!("{} is not an OpenSSH public key (`ssh-ed25519 AAAA…`)", f.display());
+            bail!(
+                "{} is not an OpenSSH public key (`ssh-ed25519 AAAA…`)",
+                f.display()
+            );
         }
         keys += text.trim();
         keys.push('\n');
