@@ -6,7 +6,9 @@
 //! unreachable host refused.
 //!
 //! The tests bring their own ~/.ssh (key, known_hosts, an ssh_config passed with
-//! UNI_SSH_CONFIG) in a temporary HOME, so the user's files are never read or changed.
+//! UNI_SSH_CONFIG) in a temporary HOME, so the user's files are never read or changed. Only the
+//! board runs with that HOME (for --trust-host-key); the builds keep the real one, from which
+//! cargo's paths and so the examples' build flags derive.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -49,10 +51,11 @@ impl SshHome {
         std::fs::write(self.ssh(name), text).unwrap();
     }
 
-    /// `uni args…` in `dir`, with this HOME and ssh_config `config`.
+    /// `uni args…` in `dir`, with ssh_config `config`. HOME stays: cargo's paths (and so the
+    /// examples' build flags) derive from it.
     fn uni(&self, dir: &Path, config: &str, args: &[&str]) -> Command {
         let mut c = uni(dir, args);
-        c.env("HOME", self.dir.path()).env("UNI_SSH_CONFIG", self.ssh(config));
+        c.env("UNI_SSH_CONFIG", self.ssh(config));
         c
     }
 
@@ -122,6 +125,7 @@ fn echo_answers(home: &SshHome, ssh_port: u16, ip: &str) {
 #[test]
 fn deploy_to_the_emulated_dom0() {
     let t0 = Instant::now();
+    let step = |what: &str| eprintln!("[{:6.1}s] {what}", t0.elapsed().as_secs_f64());
     let home = SshHome::new();
     let here = example("hello");
 
@@ -136,20 +140,23 @@ fn deploy_to_the_emulated_dom0() {
     let port = free_port();
     let key = home.ssh("id_ed25519.pub");
     let mut cmd = home.uni(&here, "config", &["run", "--dom0", "--ssh-port", &port.to_string(), "--trust-host-key", "--timeout", "600"]);
-    cmd.arg("--ssh-key").arg(&key);
+    // --trust-host-key writes $HOME/.ssh/known_hosts
+    cmd.arg("--ssh-key").arg(&key).env("HOME", home.dir.path());
     let mut board = Background::spawn(cmd);
     for ex in ["hello", "echo"] {
         ok(home.run(&example(ex), &["build", "--target", "xen-arm"]), &format!("building {ex}"));
     }
     board.wait_for("Ready", true, Duration::from_secs(300));
     let host = format!("root@localhost:{port}");
-    eprintln!("board ready after {:?}", t0.elapsed());
+    step("board ready");
 
+    step("An unknown host key");
     // --- An unknown host key is refused ---
     let o = home.uni(&here, "config-stranger", &["ps", "--host", &host]).output().unwrap();
     let err = fails(o, "ps with an unknown host key");
     assert!(err.contains(&format!("the host key of {host} is not in your known_hosts")), "{err}");
 
+    step("hello:");
     // --- hello: deployed, runs, its console is in dom0's log ---
     let (_, err) = ok(home.run(&here, &["deploy", "--host", &host]), "deploy hello");
     assert!(err.contains(&format!("Deployed hello on {host} as domain ")), "{err}");
@@ -164,6 +171,7 @@ fn deploy_to_the_emulated_dom0() {
         std::thread::sleep(Duration::from_secs(1));
     }
 
+    step("echo:");
     // --- echo: deployed, answers over TCP through dom0 ---
     let echo = example("echo");
     let (_, err) = ok(home.run(&echo, &["deploy", "--host", &host]), "deploy echo");
@@ -174,6 +182,7 @@ fn deploy_to_the_emulated_dom0() {
     assert!(out.lines().any(|l| l.split_whitespace().take(2).eq(["echo", &first.to_string()])), "{out}");
     assert!(out.lines().any(|l| l.starts_with("hello ") && l.contains("stopped")), "{out}");
 
+    step("a redeploy");
     // --- a redeploy replaces it ---
     let (_, err) = ok(home.run(&echo, &["deploy", "--host", &host]), "redeploy echo");
     let second = number_after(&err, "as domain");
@@ -181,6 +190,7 @@ fn deploy_to_the_emulated_dom0() {
     assert!(err.contains(&format!("Replaced domain {first}")), "{err}");
     echo_answers(&home, port, &address(&err));
 
+    step("a broken image");
     // --- a broken image is not left in its place: the previous one runs again ---
     let broken = tempfile::tempdir().unwrap();
     let toml = std::fs::read_to_string(echo.join("unikernel.toml")).unwrap().replace("app = \".\"", &format!("app = {:?}", echo.display().to_string()));
@@ -198,10 +208,12 @@ fn deploy_to_the_emulated_dom0() {
     let last = log.lines().filter_map(|l| l.strip_prefix("net: ")).last().unwrap_or_else(|| panic!("no address in:\n{log}"));
     echo_answers(&home, port, last.split('/').next().unwrap());
 
+    step("an image for another");
     // --- an image for another board is refused before anything is copied ---
     let err = fails(home.run(broken.path(), &["deploy", "--no-build", "--board", "cubieboard2", "--host", &host]), "deploy for the wrong board");
     assert!(err.contains("wrong architecture: the image is built for board `cubieboard2` (Xen armhf)"), "{err}");
 
+    step("stop");
     // --- stop ---
     let (_, err) = ok(home.run(&echo, &["stop", "--host", &host]), "stop echo");
     assert!(err.contains(&format!("Stopped echo on {host} (domain {restored} destroyed)")), "{err}");
@@ -209,5 +221,5 @@ fn deploy_to_the_emulated_dom0() {
     assert!(out.lines().any(|l| l.starts_with("echo ") && l.contains("stopped")), "{out}");
 
     assert!(board.child.try_wait().unwrap().is_none(), "the board stopped:\n{}", board.err());
-    eprintln!("all checks after {:?}", t0.elapsed());
+    step("done");
 }
