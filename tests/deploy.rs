@@ -136,16 +136,16 @@ fn deploy_to_the_emulated_dom0() {
     assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
     assert!(err.contains(&format!("cannot reach root@127.0.0.1:{closed} over SSH")) && err.contains("Connection refused"), "{err}");
 
-    // --- The board, alone, with SSH; the examples build meanwhile ---
+    // --- The board, alone, with SSH; hello builds meanwhile ---
     let port = free_port();
     let key = home.ssh("id_ed25519.pub");
     let mut cmd = home.uni(&here, "config", &["run", "--dom0", "--ssh-port", &port.to_string(), "--trust-host-key", "--timeout", "600"]);
     // --trust-host-key writes $HOME/.ssh/known_hosts
     cmd.arg("--ssh-key").arg(&key).env("HOME", home.dir.path());
     let mut board = Background::spawn(cmd);
-    for ex in ["hello", "echo"] {
-        ok(home.run(&example(ex), &["build", "--target", "xen-arm"]), &format!("building {ex}"));
-    }
+    // (only hello: each example's build flags differ, so building echo now would make the
+    // hello deploy below rebuild everything)
+    ok(home.run(&here, &["build", "--target", "xen-arm"]), "building hello");
     board.wait_for("Ready", true, Duration::from_secs(300));
     let host = format!("root@localhost:{port}");
     step("board ready");
