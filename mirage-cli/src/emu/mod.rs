@@ -333,23 +333,17 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
 
     let qemu = qemu_command(prepared, &initrd, tap.as_ref(), None);
     let names: Vec<&str> = guests.iter().map(|g| g.name.as_str()).collect();
-    status(
-        "Booting",
-        format!(
-            "{} on {} (Xen arm64 under QEMU {}, log {})",
-            names.join(", then "),
-            prepared.board,
-            prepared.qemu.cpu,
-            opts.log.display()
-        ),
-    );
-    let signals = Signals::catch();
-    let t0 = Instant::now();
+    let (signals, t0, running) = boot(
+        prepared,
+        qemu,
+        &format!("{} on {}", names.join(", then "), prepared.board),
+        &opts.log,
+    )?;
     let Running {
         mut child,
         rx,
         errs,
-    } = Running::spawn(qemu)?;
+    } = running;
 
     let mut monitor = serial::Monitor::default();
     let mut runs: Vec<GuestRun> = Vec::new();
@@ -515,6 +509,25 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
         guests: runs,
         check,
     })
+}
+
+/// Says what boots, catches the signals that stop the board, and starts QEMU.
+fn boot(
+    prepared: &Prepared,
+    qemu: Command,
+    what: &str,
+    log: &Path,
+) -> Result<(Signals, Instant, Running)> {
+    status(
+        "Booting",
+        format!(
+            "{what} (Xen arm64 under QEMU {}, log {})",
+            prepared.qemu.cpu,
+            log.display()
+        ),
+    );
+    let signals = Signals::catch();
+    Ok((signals, Instant::now(), Running::spawn(qemu)?))
 }
 
 /// QEMU started: its serial lines arrive on `rx`; `errs` ends with its stderr.

@@ -7,13 +7,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{
-    cpio, qemu_command, serial, sh_quote, Outcome, Prepared, RemoveOnDrop, Running, Signals,
-};
+use super::{boot, cpio, qemu_command, serial, sh_quote, Outcome, Prepared, RemoveOnDrop, Running};
 use crate::status::status;
 
 /// The MAC of dom0's NIC on QEMU's user network; dom0's /init finds the NIC by it.
@@ -112,22 +110,14 @@ pub fn serve(
         std::fs::File::create(&opts.log)
             .with_context(|| format!("creating {}", opts.log.display()))?,
     );
-    status(
-        "Booting",
-        format!(
-            "dom0 of {} alone, with an SSH server (Xen arm64 under QEMU {}, log {})",
-            prepared.board,
-            prepared.qemu.cpu,
-            opts.log.display()
-        ),
-    );
-    let signals = Signals::catch();
-    let t0 = Instant::now();
+    let qemu = qemu_command(prepared, &initrd, None, Some(opts.port));
+    let what = format!("dom0 of {} alone, with an SSH server", prepared.board);
+    let (signals, t0, running) = boot(prepared, qemu, &what, &opts.log)?;
     let Running {
         mut child,
         rx,
         errs,
-    } = Running::spawn(qemu_command(prepared, &initrd, None, Some(opts.port)))?;
+    } = running;
     let mut monitor = serial::Monitor::default();
     let mut ready = Some(ready);
     let outcome = loop {
