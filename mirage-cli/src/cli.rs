@@ -95,9 +95,11 @@ Examples:
   uni run --target xen-arm               # boot on real Xen under QEMU; guest console on stdout
   uni run --target xen-arm --timeout 60 -v
   uni run --target xen-arm -- --uni-timestamps   # boot arguments for this run (after extra=)
+  uni run --dom0 --trust-host-key        # the board alone with SSH in dom0, for `uni deploy`
 
 The exit code is the unikernel's. On unix it is the app's. On xen-arm it mirrors how the guest
-shut down: poweroff 0, crash 1, reboot 2, the guest did not boot 3, timeout 124.
+shut down: poweroff 0, crash 1, reboot 2, the guest did not boot 3, timeout 124. With --dom0:
+0 when stopped by Ctrl-C, a signal or --timeout; 3 when dom0 did not come up.
 The first xen-arm run downloads Debian's Xen and dom0 packages into ~/.cache/uni (or
 $UNI_CACHE_DIR); later runs start in seconds.")]
 pub struct Run {
