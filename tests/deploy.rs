@@ -131,6 +131,7 @@ fn deploy_to_the_emulated_dom0() {
 
     // --- Without the board: an unreachable host fails fast and says so ---
     let closed = free_port();
+    uni_tests::uni_bin(); // built before the clock starts
     let t = Instant::now();
     let err = fails(home.run(&here, &["deploy", "--host", &format!("root@127.0.0.1:{closed}")]), "deploy to a closed port");
     assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
