@@ -182,6 +182,26 @@ bad!(xen_on_crash_unknown,
     at = "unikernel.toml:6:12", key = "xen.on-crash", wrong = "unknown on_crash action \"explode\"",
     accepted = "\"preserve\"");
 
+bad!(deploy_host_without_a_host,
+    "HEAD\n[deploy]\nhost = \"root@\"\n",
+    at = "unikernel.toml:6:8", key = "deploy.host", wrong = "invalid deploy host \"root@\"",
+    accepted = "an SSH destination [USER@]HOST[:PORT], such as \"root@cubie\"");
+
+bad!(deploy_host_bad_port,
+    "HEAD\n[deploy]\nhost = \"root@cubie:99999\"\n",
+    at = "unikernel.toml:6:8", key = "deploy.host", wrong = "`99999` in `root@cubie:99999` is not a TCP port",
+    accepted = "[USER@]HOST[:PORT]");
+
+bad!(deploy_dir_relative,
+    "HEAD\n[deploy]\ndir = \"var/lib/uni\"\n",
+    at = "unikernel.toml:6:7", key = "deploy.dir", wrong = "invalid deploy dir \"var/lib/uni\": it is not absolute",
+    accepted = "an absolute path in dom0");
+
+bad!(deploy_unknown_key,
+    "HEAD\n[deploy]\nport = 22\n",
+    at = "unikernel.toml:6:1", key = "deploy.port", wrong = "unknown key `port`",
+    accepted = "`host`");
+
 bad!(toml_syntax_error,
     "HEAD\n[devices.console]\nkind = \"console\n",
     at = "unikernel.toml:6:16", key = "", wrong = "invalid basic string",

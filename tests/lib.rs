@@ -1,11 +1,9 @@
 //! Helpers shared by the end-to-end tests: find (and build) the real `uni` binary, and run it
 //! in a directory with a clean, predictable environment.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// The uni checkout.
@@ -88,20 +86,22 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 24) as u8).collect()
 }
 
-/// A child process whose stdout and stderr are collected into buffers.
-pub struct Proc {
-    pub child: Child,
-    out: Arc<Mutex<String>>,
-    err: Arc<Mutex<String>>,
+/// A command running in the background, its stdout and stderr collected as they come.
+pub struct Background {
+    pub child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+    err: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
-impl Proc {
-    pub fn spawn(mut c: Command) -> Proc {
-        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+impl Background {
+    pub fn spawn(mut cmd: Command) -> Background {
+        use std::io::{BufRead, Read};
+        use std::sync::{Arc, Mutex};
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let collect = |r: Box<dyn Read + Send>, buf: Arc<Mutex<String>>| {
             std::thread::spawn(move || {
                 for line in BufReader::new(r).lines() {
-                    let Ok(line) = line else { break };
+                    let line = line.unwrap_or_default();
                     let mut b = buf.lock().unwrap();
                     b.push_str(&line);
                     b.push('\n');
@@ -112,7 +112,26 @@ impl Proc {
         let err = Arc::new(Mutex::new(String::new()));
         collect(Box::new(child.stdout.take().unwrap()), out.clone());
         collect(Box::new(child.stderr.take().unwrap()), err.clone());
-        Proc { child, out, err }
+        Background { child, out, err }
+    }
+
+    /// Waits until stdout (or stderr) contains `what`; panics with both when the command ends
+    /// first or `limit` passes.
+    pub fn wait_for(&mut self, what: &str, in_stderr: bool, limit: std::time::Duration) {
+        let t0 = std::time::Instant::now();
+        loop {
+            let text = if in_stderr { self.err() } else { self.out() };
+            if text.contains(what) {
+                return;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("the command ended ({st}) before {what:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
+            }
+            if t0.elapsed() > limit {
+                panic!("no {what:?} after {limit:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
 
     pub fn out(&self) -> String {
@@ -122,37 +141,12 @@ impl Proc {
     pub fn err(&self) -> String {
         self.err.lock().unwrap().clone()
     }
-
-    /// Waits until `what` is in stdout; returns stdout and stderr.
-    pub fn wait_for(&mut self, what: &str, limit: Duration) -> String {
-        let t0 = Instant::now();
-        loop {
-            let text = format!("{}{}", self.out(), self.err());
-            if self.out().contains(what) {
-                return text;
-            }
-            if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("ended ({st}) before {what:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
-            }
-            assert!(t0.elapsed() < limit, "no {what:?} after {limit:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
 }
 
-/// The board: SIGTERM makes uni stop QEMU and remove its TAP device.
-pub struct Board(pub Proc);
-
-impl Drop for Board {
+impl Drop for Background {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.child.id().to_string()).status();
-        let _ = self.0.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM: uni stops QEMU and removes what it made.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 }

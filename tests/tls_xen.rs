@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
-use uni_tests::{example, uni, Board, Proc};
+use uni_tests::{example, uni, Background};
 
 /// A CA and a server certificate for localhost/127.0.0.1 in `dir`.
 fn pki(dir: &Path) {
@@ -38,8 +38,8 @@ fn pki(dir: &Path) {
 fn s_client(port: u16, ca: &str, version: &str, line: &str) -> String {
     let mut c = Command::new("openssl");
     c.args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost", "-CAfile", ca, "-verify_return_error", version]);
-    let mut p = Proc::spawn(c);
-    p.wait_for("Verify return code", Duration::from_secs(120));
+    let mut p = Background::spawn(c);
+    p.wait_for("Verify return code", false, Duration::from_secs(120));
     let stdin = p.child.stdin.as_mut().unwrap();
     stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
     stdin.flush().unwrap();
@@ -76,12 +76,12 @@ fn tls_echo_on_real_xen_with_openssl_and_curl() {
 
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let fwd = format!("{port}:4433");
-    let mut b = Board(Proc::spawn(uni(&dir, &["run", "--target", "xen-arm", "-p", &fwd, "--timeout", "900"])));
-    b.0.wait_for("tls-echo: listening on 10.0.0.2:4433", Duration::from_secs(700));
-    assert!(b.0.out().contains("net: 10.0.0.2/24 via 10.0.0.1 (DHCP)"), "{}", b.0.out());
+    let mut b = Background::spawn(uni(&dir, &["run", "--target", "xen-arm", "-p", &fwd, "--timeout", "900"]));
+    b.wait_for("tls-echo: listening on 10.0.0.2:4433", false, Duration::from_secs(700));
+    assert!(b.out().contains("net: 10.0.0.2/24 via 10.0.0.1 (DHCP)"), "{}", b.out());
     // The tls device seeded Fortuna from the Xen source at boot: it calibrated the counter
     // jitter and mixed in the seed from the boot arguments.
-    let out = b.0.out();
+    let out = b.out();
     let cal = out.lines().find(|l| l.starts_with("entropy: counter jitter: ")).unwrap_or_else(|| panic!("no calibration line:\n{out}"));
     eprintln!("{cal}");
     assert!(out.contains("entropy: 16 bytes of boot seed mixed in"), "{out}");
@@ -118,13 +118,13 @@ fn tls_echo_on_real_xen_with_openssl_and_curl() {
 
     // The guest's view: both versions negotiated, every connection echoed, and still running.
     let t0 = Instant::now();
-    while b.0.out().matches("bytes echoed").count() < 4 && t0.elapsed() < Duration::from_secs(60) {
+    while b.out().matches("bytes echoed").count() < 4 && t0.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let out = b.0.out();
+    let out = b.out();
     eprintln!("--- guest console\n{out}");
     assert!(out.contains(": TLSv1_3 "), "{out}");
     assert!(out.contains(": TLSv1_2 "), "{out}");
     assert!(out.matches("bytes echoed").count() >= 4, "{out}");
-    assert!(b.0.child.try_wait().unwrap().is_none(), "the guest died:\n{}", b.0.err());
+    assert!(b.child.try_wait().unwrap().is_none(), "the guest died:\n{}", b.err());
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use uni_tests::{example, free_port, text, uni, website_test_site, Proc, Website};
+use uni_tests::{example, free_port, text, uni, website_test_site, Background, Website};
 
 #[test]
 fn static_website_serves_its_files_on_unix() {
@@ -18,9 +18,9 @@ fn static_website_serves_its_files_on_unix() {
 
     let (https, http) = (free_port(), free_port());
     let c = uni(dir, &["run", "--target", "unix", "--", &format!("--https-port={https}"), &format!("--http-port={http}")]);
-    let mut p = Proc::spawn(c);
-    p.wait_for(&format!("https: listening on 0.0.0.0:{https}"), Duration::from_secs(60));
-    p.wait_for(&format!("http: listening on 0.0.0.0:{http}"), Duration::from_secs(10));
+    let mut p = Background::spawn(c);
+    p.wait_for(&format!("https: listening on 0.0.0.0:{https}"), false, Duration::from_secs(60));
+    p.wait_for(&format!("http: listening on 0.0.0.0:{http}"), false, Duration::from_secs(10));
     let site = Website {
         https: format!("https://localhost:{https}"),
         http: format!("http://localhost:{http}"),

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use uni_tests::{curl, example, free_port, text, uni, website_test_site, Board, Proc, Website};
+use uni_tests::{curl, example, free_port, text, uni, website_test_site, Background, Website};
 
 /// The guest's `heap used N KiB` reports, in order.
 fn heap_reports(console: &str) -> Vec<(u64, u64)> {
@@ -33,13 +33,13 @@ fn static_website_on_real_xen() {
     assert!(o.status.success(), "{out}\n{err}");
 
     let (https, http) = (free_port(), free_port());
-    let mut board = Board(Proc::spawn({
+    let mut board = Background::spawn({
         let mut c = uni(dir, &["run", "--target", "xen-arm", "--timeout", "1500", "-p", &format!("{https}:443"), "-p", &format!("{http}:80")]);
         c.env("UNI_DOM0_CHECK", "ping -c 2 -w 120 $GUEST_IP");
         c
-    }));
-    board.0.wait_for("https: listening on", Duration::from_secs(300));
-    board.0.wait_for("http: listening on", Duration::from_secs(30));
+    });
+    board.wait_for("https: listening on", false, Duration::from_secs(300));
+    board.wait_for("http: listening on", false, Duration::from_secs(30));
     let site = Website {
         https: format!("https://localhost:{https}"),
         http: format!("http://localhost:{http}"),
@@ -125,18 +125,18 @@ fn static_website_on_real_xen() {
         workers.into_iter().map(|w| w.join().unwrap()).sum::<usize>()
     };
     assert_eq!(load(200), 2000);
-    let n0 = quiet_count(&board.0);
+    let n0 = quiet_count(&board);
     let pad = 1000 - n0 % 1000;
     one_connection(pad);
-    let before = wait_for_reports(&board.0, (n0 + pad) / 1000);
+    let before = wait_for_reports(&board, (n0 + pad) / 1000);
     let t0 = Instant::now();
     let ok = load(1000);
     assert_eq!(ok, 10_000);
     eprintln!("10,000 requests on 10 connections in {:.1?}", t0.elapsed());
     one_connection(1000);
-    let after = wait_for_reports(&board.0, (n0 + pad + 11_000) / 1000);
+    let after = wait_for_reports(&board, (n0 + pad + 11_000) / 1000);
     one_connection(1000);
-    let last = wait_for_reports(&board.0, (n0 + pad + 12_000) / 1000);
+    let last = wait_for_reports(&board, (n0 + pad + 12_000) / 1000);
     eprintln!("heap reports (requests, KiB used): {last:?}");
     let (start, end, again) = (before.last().unwrap(), after.last().unwrap(), last.last().unwrap());
     assert_eq!((end.0 - start.0, again.0 - end.0), (11_000, 1000), "{last:?}");
@@ -164,7 +164,7 @@ fn https_requests(console: &str) -> usize {
 
 /// The number of HTTPS requests logged, once the console has been quiet for 3 s (the console
 /// reaches the host through dom0 with some delay).
-fn quiet_count(board: &Proc) -> usize {
+fn quiet_count(board: &Background) -> usize {
     let mut last = (https_requests(&board.out()), Instant::now());
     loop {
         std::thread::sleep(Duration::from_millis(250));
@@ -178,7 +178,7 @@ fn quiet_count(board: &Proc) -> usize {
 }
 
 /// Waits until the guest has made `n` heap reports; returns them.
-fn wait_for_reports(board: &Proc, n: usize) -> Vec<(u64, u64)> {
+fn wait_for_reports(board: &Background, n: usize) -> Vec<(u64, u64)> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let r = heap_reports(&board.out());

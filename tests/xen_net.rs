@@ -3,22 +3,17 @@
 //! 50 concurrent connections, 2000 malformed frames); a second boot takes a static address from
 //! the xl `extra=` boot arguments.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use uni_tests::{echo_roundtrip, example, pattern, root, uni};
+use uni_tests::{echo_roundtrip, example, pattern, root, uni, Background};
 
 const DOM0_PING: &str = "for i in $(seq 60); do ping -c 1 -W 1 $GUEST_IP && exit 0; sleep 1; done; exit 1";
 
 /// A `uni run --target xen-arm` in the background, its console and status lines collected.
 struct Board {
-    child: Child,
-    out: Arc<Mutex<String>>,
-    err: Arc<Mutex<String>>,
+    run: Background,
     port: u16,
 }
 
@@ -30,61 +25,25 @@ impl Board {
         if let Some(c) = dom0_check {
             cmd.env("UNI_DOM0_CHECK", c);
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let collect = |r: Box<dyn Read + Send>, buf: Arc<Mutex<String>>| {
-            std::thread::spawn(move || {
-                for line in BufReader::new(r).lines() {
-                    let line = line.unwrap_or_default();
-                    let mut b = buf.lock().unwrap();
-                    b.push_str(&line);
-                    b.push('\n');
-                }
-            })
-        };
-        let out = Arc::new(Mutex::new(String::new()));
-        let err = Arc::new(Mutex::new(String::new()));
-        collect(Box::new(child.stdout.take().unwrap()), out.clone());
-        collect(Box::new(child.stderr.take().unwrap()), err.clone());
-        Board { child, out, err, port }
+        Board { run: Background::spawn(cmd), port }
     }
 
     fn wait_for(&mut self, what: &str, in_stderr: bool, limit: Duration) {
-        let t0 = Instant::now();
-        loop {
-            let text = if in_stderr { self.err.lock().unwrap().clone() } else { self.out.lock().unwrap().clone() };
-            if text.contains(what) {
-                return;
-            }
-            if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("uni run ended ({st}) before {what:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
-            }
-            if t0.elapsed() > limit {
-                panic!("no {what:?} after {limit:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.run.wait_for(what, in_stderr, limit)
     }
 
     fn out(&self) -> String {
-        self.out.lock().unwrap().clone()
+        self.run.out()
     }
 
     fn err(&self) -> String {
-        self.err.lock().unwrap().clone()
+        self.run.err()
     }
 
     fn tap(&self) -> String {
         let err = self.err();
         let at = err.find("host 10.0.0.254 on ").expect("the run reports its TAP device") + "host 10.0.0.254 on ".len();
         err[at..].split_whitespace().next().unwrap().to_string()
-    }
-}
-
-impl Drop for Board {
-    fn drop(&mut self) {
-        // SIGTERM: uni stops QEMU and removes the TAP device.
-        let _ = std::process::Command::new("kill").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
     }
 }
 
@@ -129,7 +88,7 @@ fn echo_on_real_xen() {
     assert!(o.status.success(), "inject-frames: {}", String::from_utf8_lossy(&o.stderr));
     eprintln!("{}", String::from_utf8_lossy(&o.stdout));
     assert_eq!(echo_roundtrip(("127.0.0.1", b.port), b"still here\n"), b"still here\n");
-    assert!(b.child.try_wait().unwrap().is_none(), "the guest died:\n{}", b.err());
+    assert!(b.run.child.try_wait().unwrap().is_none(), "the guest died:\n{}", b.err());
     drop(b);
 
     // --- Boot 2: a static address from the boot arguments (MirageOS's spelling) ---

@@ -81,6 +81,11 @@ pub fn find(name: &str) -> Option<Board> {
     Some(toml::from_str(src).unwrap_or_else(|e| panic!("boards/{name}/board.toml is invalid: {e}")))
 }
 
+/// Every board.
+pub fn all() -> Vec<Board> {
+    SOURCES.iter().filter_map(|(n, _)| find(n)).collect()
+}
+
 /// Every board name, quoted, for error messages.
 pub fn names() -> String {
     SOURCES.iter().map(|(n, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")

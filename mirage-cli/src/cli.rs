@@ -46,6 +46,10 @@ pub enum Command {
     Configure(Configure),
     Build(Build),
     Run(Run),
+    Deploy(Deploy),
+    Ps(Ps),
+    Stop(Stop),
+    Logs(Logs),
     Completions(Completions),
 }
 
@@ -91,24 +95,128 @@ Examples:
   uni run --target xen-arm               # boot on real Xen under QEMU; guest console on stdout
   uni run --target xen-arm --timeout 60 -v
   uni run --target xen-arm -- --uni-timestamps   # boot arguments for this run (after extra=)
+  uni run --dom0 --trust-host-key        # the board alone with SSH in dom0, for `uni deploy`
 
 The exit code is the unikernel's. On unix it is the app's. On xen-arm it mirrors how the guest
-shut down: poweroff 0, crash 1, reboot 2, the guest did not boot 3, timeout 124.
+shut down: poweroff 0, crash 1, reboot 2, the guest did not boot 3, timeout 124. With --dom0:
+0 when stopped by Ctrl-C, a signal or --timeout; 3 when dom0 did not come up.
 The first xen-arm run downloads Debian's Xen and dom0 packages into ~/.cache/uni (or
 $UNI_CACHE_DIR); later runs start in seconds.")]
 pub struct Run {
     /// The target to run (default: `target` in unikernel.toml, else unix).
     #[arg(short, long, value_enum)]
     pub target: Option<Target>,
-    /// xen-arm: stop the emulated board after this many seconds (exit code 124).
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub timeout: u64,
+    /// xen-arm: stop the emulated board after this many seconds (exit code 124). Default: 300;
+    /// with --dom0, none.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    #[command(flatten)]
+    pub dom0: Dom0Args,
     /// xen-arm: forward a host TCP port into the board, HOST:GUEST.
     #[arg(short, long = "publish", value_name = "HOST:GUEST", value_parser = parse_forward)]
     pub publish: Vec<(u16, u16)>,
     /// Boot arguments for this run: argv on unix; on xen-arm, appended to the xl `extra=`.
     #[arg(last = true, value_name = "BOOT-ARGS")]
     pub args: Vec<String>,
+}
+
+/// `uni run --dom0`: the emulated board alone, as a target for `uni deploy`.
+#[derive(Debug, Args)]
+pub struct Dom0Args {
+    /// Start the emulated board with no guest and an SSH server in dom0, reachable on
+    /// 127.0.0.1:--ssh-port; run until Ctrl-C or --timeout. No unikernel.toml needed.
+    #[arg(long, conflicts_with_all = ["target", "publish", "args"])]
+    pub dom0: bool,
+    /// With --dom0: the board (default: unikernel.toml's, else qemu-virt).
+    #[arg(long, requires = "dom0", value_name = "NAME")]
+    pub board: Option<String>,
+    /// With --dom0: the host port forwarded to dom0's SSH server.
+    #[arg(long, requires = "dom0", value_name = "PORT", default_value_t = 2222)]
+    pub ssh_port: u16,
+    /// With --dom0: a public key root may log in with (repeatable; default: every ~/.ssh/id_*.pub).
+    #[arg(long, requires = "dom0", value_name = "FILE.pub")]
+    pub ssh_key: Vec<PathBuf>,
+    /// With --dom0: add this session's host key to ~/.ssh/known_hosts for [localhost]:PORT,
+    /// replacing an earlier session's (otherwise uni prints the line to add).
+    #[arg(long, requires = "dom0")]
+    pub trust_host_key: bool,
+}
+
+/// Where `uni deploy`, `ps`, `stop` and `logs` go.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// The Xen dom0, [USER@]HOST[:PORT] (default: `host` in unikernel.toml's [deploy]). Your
+    /// ~/.ssh/config, agent and known_hosts apply; the user defaults to the board's (root).
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    pub host: Option<String>,
+    /// The directory in dom0 holding the deployed unikernels (default: [deploy] dir in
+    /// unikernel.toml, else the board's, /var/lib/uni).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<String>,
+}
+
+/// Build the unikernel for xen-arm, copy it to a Xen dom0 over SSH and start it there.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni deploy --host root@cubie             # build, copy to /var/lib/uni/<name>/, xl create
+  uni deploy --host root@localhost:2222    # the emulated board of `uni run --dom0`
+  uni deploy --console                     # then attach to its console (leave with Ctrl-])
+  uni ps; uni logs; uni stop               # against the same host
+
+A running unikernel of the same name is replaced once the upload is complete and its sha256
+checked; if the new one does not start, the previous one is put back and restarted.")]
+pub struct Deploy {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// The board to build for (default: unikernel.toml's); must match the dom0's Xen.
+    #[arg(long, value_name = "NAME")]
+    pub board: Option<String>,
+    /// Deploy dist/<name>.xen and dist/<name>.xl as they are, without building.
+    #[arg(long)]
+    pub no_build: bool,
+    /// Attach to the guest's console once it runs (`xl console`; leave with Ctrl-]).
+    #[arg(long)]
+    pub console: bool,
+}
+
+/// List the unikernels deployed on a dom0, and their domains.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni ps --host root@cubie")]
+pub struct Ps {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Stop (xl destroy) a deployed unikernel; its files stay in place.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni stop                       # the unikernel of ./unikernel.toml, on its [deploy] host
+  uni stop echo --host root@cubie")]
+pub struct Stop {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// The unikernel (default: unikernel.toml's name).
+    pub name: Option<String>,
+}
+
+/// Print a deployed unikernel's console log from dom0.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni logs                       # the unikernel of ./unikernel.toml
+  uni logs echo --follow --host root@cubie")]
+pub struct Logs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// The unikernel (default: unikernel.toml's name).
+    pub name: Option<String>,
+    /// Keep printing what it writes (until Ctrl-C).
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// Print a shell completion script.

@@ -14,5 +14,6 @@ pub mod status;
 pub mod target;
 pub mod image;
 pub mod kv;
+pub mod remote;
 pub mod toolchain;
 pub mod xl;

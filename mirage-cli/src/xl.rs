@@ -73,6 +73,29 @@ pub fn append_extra(text: &str, args: &str) -> Result<String> {
     Ok(out)
 }
 
+/// `text` (an xl file uni wrote) with its `kernel=` line naming `path`, where the image lies in
+/// the dom0 that runs it.
+pub fn set_kernel(text: &str, path: &str) -> Result<String> {
+    if path.contains('"') || path.contains('\\') || path.contains('\n') {
+        bail!("the kernel path `{path}` cannot be written into an xl file (quote, backslash or newline)");
+    }
+    let mut out = String::new();
+    let mut done = false;
+    for line in text.lines() {
+        if !done && line.starts_with("kernel = \"") {
+            out += &format!("kernel = \"{path}\"\n");
+            done = true;
+        } else {
+            out += line;
+            out.push('\n');
+        }
+    }
+    if !done {
+        bail!("the xl file has no `kernel = \"…\"` line to point at the image");
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +140,16 @@ mod tests {
         let text = render(&x).unwrap();
         assert!(text.contains("\nextra = \"--ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1\"\n"), "{text}");
         assert!(text.contains("\nvif = [ 'bridge=xenbr0,mac=00:16:3e:00:00:02', 'bridge=br1' ]\n"), "{text}");
+    }
+
+    #[test]
+    fn kernel_for_the_dom0() {
+        let text = render(&base()).unwrap();
+        let moved = set_kernel(&text, "/var/lib/uni/hello/hello.xen").unwrap();
+        assert!(moved.contains("\nkernel = \"/var/lib/uni/hello/hello.xen\"\n"), "{moved}");
+        assert_eq!(moved.lines().count(), text.lines().count());
+        assert!(set_kernel("name = \"x\"\n", "/a").is_err());
+        assert!(set_kernel(&text, "/a\"b").is_err());
     }
 
     #[test]

@@ -62,6 +62,10 @@ s "dom0 up: $(uname -r) $(uname -m)"
 #   DHCP_STATIC        "mac ip;mac ip;..." static leases for udhcpd
 #   GUEST_IP           the first guest's address (for DOM0_CHECK)
 #   DOM0_CHECK         a command run once the first guest exists; its output and status reported
+#   SSH                1: serve (`uni run --dom0`): no guests of its own; an SSH server on the NIC
+#                      with MAC SSH_MAC (QEMU's user network, 10.0.2.15), for `uni deploy`. The
+#                      host put root's authorized_keys in /root/.ssh and the session's host key
+#                      (OpenSSH format) in /etc/dropbear/host_key.openssh.
 . /guest/run.env || fail "no /guest/run.env"
 
 for m in $(cat /lib/modules/order); do
@@ -126,6 +130,64 @@ if [ "$NET" = 1 ]; then
 	: >/run/udhcpd.leases
 	udhcpd -f /etc/udhcpd.conf 2>&1 | while IFS= read -r l; do s "dhcp: ${l#udhcpd: }"; done &
 	s "dhcp server on xenbr0: $(echo "$DHCP_STATIC" | tr ';' ',')"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Serving: dropbear on the SSH NIC; guests come and go through `xl` over SSH
+# ---------------------------------------------------------------------------------------------
+# nic MAC: the name of the interface with that address, once it appears (at most 5 s)
+nic() {
+	i=0
+	while [ $i -lt 50 ]; do
+		for n in /sys/class/net/*; do
+			[ "$(cat "$n/address")" != "$1" ] || {
+				echo "${n##*/}"
+				return 0
+			}
+		done
+		i=$((i + 1))
+		sleep 0.1
+	done
+	return 1
+}
+
+if [ "$SSH" = 1 ]; then
+	for m in $(cat /lib/modules/order-net); do
+		insmod /lib/modules/$m || s "insmod $m failed"
+	done
+	SSHIF=$(nic "$SSH_MAC") || fail "no NIC with MAC $SSH_MAC for the SSH server"
+	ip addr add 10.0.2.15/24 dev "$SSHIF"
+	ip link set "$SSHIF" up
+	# root logs in to a shell that finds the real xl tools and their libraries (dropbear passes
+	# no environment on)
+	{
+		echo '#!/bin/sh'
+		echo "export PATH=$PATH"
+		echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+		echo 'exec /bin/sh "$@"'
+	} >/bin/uni-shell
+	chmod 755 /bin/uni-shell
+	echo /bin/uni-shell >/etc/shells
+	echo root:x:0:0:root:/root:/bin/uni-shell >/etc/passwd
+	echo root:x:0: >/etc/group
+	chmod 700 /root /root/.ssh
+	chmod 600 /root/.ssh/authorized_keys
+	# `uni deploy` puts unikernels here; a tmpfs of its own, so df tells how much space is left
+	mkdir -p /var/lib/uni /var/log/xen
+	mount -t tmpfs -o size=64m,mode=755 tmpfs /var/lib/uni
+	KEY=/etc/dropbear/dropbear_ed25519_host_key
+	dropbearconvert openssh dropbear /etc/dropbear/host_key.openssh $KEY >/tmp/hostkey.log 2>&1 ||
+		{ diag /tmp/hostkey.log; fail "dropbearconvert of the host key"; }
+	# -s: keys only, no passwords
+	dropbear -F -E -s -p 22 -r $KEY 2>&1 | while IFS= read -r l; do s "ssh: $l"; done &
+	i=0
+	while ! netstat -ltn 2>/dev/null | grep -q ':22 '; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || fail "dropbear does not listen on port 22"
+		sleep 0.1
+	done
+	s "ssh ready: $SSHIF 10.0.2.15 port 22"
+	while :; do sleep 3600; done
 fi
 
 # ---------------------------------------------------------------------------------------------

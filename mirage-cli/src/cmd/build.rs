@@ -152,7 +152,11 @@ fn finish_xen(cfg: Config, plan: &Plan, elf: &Path, dist: &Path, started: Instan
             .collect(),
     })?;
     let xl_path = dist.join(format!("{}.xl", cfg.name));
-    std::fs::write(&xl_path, xl_text)?;
+    // Replace rather than overwrite in place: a concurrent reader (another build's test, a
+    // deploy) never sees it half written.
+    let tmp = dist.join(format!(".{}.xl.tmp{}", cfg.name, std::process::id()));
+    std::fs::write(&tmp, xl_text)?;
+    std::fs::rename(&tmp, &xl_path)?;
     status("Finished", format!("release build of {} in {:.1}s", cfg.name, started.elapsed().as_secs_f64()));
     status("Built", format!("{} ({}, zImage at {XEN_LOAD:#x}, board {})", show(&image), human(size), plan.board));
     status("Wrote", show(&xl_path));

@@ -2,6 +2,7 @@
 
 pub mod build;
 mod configure;
+mod deploy;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Configure(c) => configure::run(c, &g.file),
         Command::Build(b) => build::run(b, &g.file).map(|_| ExitCode::SUCCESS),
         Command::Run(r) => run::run(r, &g.file),
+        Command::Deploy(d) => deploy::deploy(d, &g.file),
+        Command::Ps(p) => deploy::ps(p, &g.file),
+        Command::Stop(s) => deploy::stop(s, &g.file),
+        Command::Logs(l) => deploy::logs(l, &g.file),
         Command::Completions(c) => {
             let mut script = Vec::new();
             clap_complete::generate(c.shell, &mut Cli::command(), "uni", &mut script);

@@ -14,6 +14,9 @@ use crate::status::status;
 use crate::target::Target;
 
 pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
+    if args.dom0.dom0 {
+        return run_dom0(&args, file);
+    }
     let (cfg, target) = load(file, args.target)?;
     let built = build::build(cfg, target)?;
     match target {
@@ -43,7 +46,7 @@ fn run_xen(args: &Run, file: &Path, image: std::path::PathBuf) -> Result<ExitCod
     }
     let guest = emu::Guest { name: cfg.name.clone(), image, xl, marker: None };
     let opts = emu::RunOptions {
-        timeout: std::time::Duration::from_secs(args.timeout),
+        timeout: std::time::Duration::from_secs(args.timeout.unwrap_or(300)),
         verbose: crate::status::verbose(),
         log: cfg.dir.join("_build/xen-arm/serial.log"),
         forwards: args.publish.clone(),
@@ -53,4 +56,71 @@ fn run_xen(args: &Run, file: &Path, image: std::path::PathBuf) -> Result<ExitCod
     let outcome = emu::run(&prepared, &guest, &opts)?;
     status("Finished", format!("{} {outcome} (exit code {})", cfg.name, outcome.exit_code()));
     Ok(ExitCode::from(outcome.exit_code()))
+}
+
+/// `uni run --dom0`: the emulated board with dom0 alone and its SSH server, until a signal or
+/// the timeout; exit code 0 then, 3 when dom0 did not come up.
+fn run_dom0(args: &Run, file: &Path) -> Result<ExitCode> {
+    let d = &args.dom0;
+    let name = match &d.board {
+        Some(b) => b.clone(),
+        None if file.is_file() => load(file, Some(Target::XenArm))?.0.board.unwrap_or_else(|| super::DEFAULT_BOARD.into()),
+        None => super::DEFAULT_BOARD.into(),
+    };
+    let board = crate::board::find(&name).with_context(|| format!("unknown board `{name}`; accepted: {}", crate::board::names()))?;
+    let cache = emu::cache_dir();
+    let authorized_keys = emu::ssh::authorized_keys(&d.ssh_key)?;
+    let prepared = emu::prepare(&board, &cache)?;
+    let host_key = emu::ssh::HostKey::generate(&cache.join(&board.name).join("runs"))?;
+    let port = d.ssh_port;
+    let opts = emu::ssh::ServeOptions {
+        port,
+        authorized_keys,
+        host_key: host_key.clone(),
+        timeout: args.timeout.map(std::time::Duration::from_secs),
+        verbose: crate::status::verbose(),
+        log: cache.join(&board.name).join("dom0-serial.log"),
+    };
+    let line = host_key.known_hosts_line(port);
+    let outcome = emu::ssh::serve(&prepared, &opts, || {
+        status("Ready", format!("dom0 answers SSH: ssh -p {port} root@localhost"));
+        status("Deploy", format!("with: uni deploy --host root@localhost:{port}"));
+        if d.trust_host_key {
+            let file = trust(&line, port)?;
+            status("Trusted", format!("its host key {} in {}", host_key.fingerprint, file.display()));
+        } else {
+            status("Host key", format!("{} (new this session); add this line to ~/.ssh/known_hosts to trust it:", host_key.fingerprint));
+            super::out(&format!("{line}\n"))?;
+        }
+        status("Running", "until Ctrl-C");
+        Ok(())
+    })?;
+    Ok(match outcome {
+        emu::Outcome::BootFailed(why) => {
+            crate::status::warn(format!("dom0 did not come up: {why}"));
+            ExitCode::from(3)
+        }
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// Puts `line` into ~/.ssh/known_hosts in place of earlier keys for [localhost]:`port`.
+fn trust(line: &str, port: u16) -> Result<std::path::PathBuf> {
+    let ssh = std::env::var_os("HOME").map(std::path::PathBuf::from).context("HOME is not set")?.join(".ssh");
+    std::fs::create_dir_all(&ssh).with_context(|| format!("creating {}", ssh.display()))?;
+    let file = ssh.join("known_hosts");
+    let sh = xshell::Shell::new()?;
+    for name in [format!("[localhost]:{port}"), format!("[127.0.0.1]:{port}")] {
+        if file.is_file() {
+            xshell::cmd!(sh, "ssh-keygen -q -R {name} -f {file}").quiet().ignore_stdout().ignore_stderr().run()?;
+        }
+    }
+    let mut text = std::fs::read_to_string(&file).unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text += line;
+    text.push('\n');
+    std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    Ok(file)
 }

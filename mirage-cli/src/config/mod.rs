@@ -6,7 +6,7 @@ pub mod model;
 mod resolve;
 
 pub use diag::{Diagnostic, Diagnostics, Source};
-pub use resolve::{load, load_str};
+pub use resolve::{check_deploy_dir, load, load_str};
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -33,6 +33,7 @@ pub struct Config {
     pub boot_args: String,
     pub devices: Vec<DeviceConfig>,
     pub xen: XenConfig,
+    pub deploy: DeployConfig,
 }
 
 /// One `[devices.<name>]` table.
@@ -126,6 +127,14 @@ pub struct XenConfig {
     pub bridge: Option<String>,
     pub extra: String,
     pub on_crash: Option<String>,
+}
+
+/// `[deploy]`; the command line's `--host` and `--dir` win over it.
+#[derive(Debug, Clone, Default)]
+pub struct DeployConfig {
+    pub host: Option<crate::remote::HostSpec>,
+    /// Absolute, in dom0.
+    pub dir: Option<String>,
 }
 
 impl DeviceConfig {

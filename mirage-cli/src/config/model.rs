@@ -14,6 +14,7 @@ pub struct File {
     #[serde(default)]
     pub devices: IndexMap<Spanned<String>, Spanned<DeviceDecl>>,
     pub xen: Option<Spanned<Xen>>,
+    pub deploy: Option<Spanned<Deploy>>,
 }
 
 /// `[unikernel]`.
@@ -79,4 +80,12 @@ pub struct Xen {
     pub bridge: Option<Spanned<String>>,
     pub extra: Option<Spanned<String>>,
     pub on_crash: Option<Spanned<String>>,
+}
+
+/// `[deploy]`: where `uni deploy`, `ps`, `stop` and `logs` go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Deploy {
+    pub host: Option<Spanned<String>>,
+    pub dir: Option<Spanned<String>>,
 }

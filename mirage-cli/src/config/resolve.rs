@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use super::model::{self, DeviceDecl};
-use super::{Config, DeviceConfig, DeviceSpec, Diagnostic, Diagnostics, EmbeddedFile, Ipv4, NetStack, Source, TlsSpec, XenConfig};
+use super::{Config, DeployConfig, DeviceConfig, DeviceSpec, Diagnostic, Diagnostics, EmbeddedFile, Ipv4, NetStack, Source, TlsSpec, XenConfig};
+use crate::remote::HostSpec;
 use crate::{board, devices, target::Target};
 
 pub const SCHEMA: i64 = 1;
@@ -204,6 +205,7 @@ impl Cx<'_> {
             }
         }
         let xen = file.xen.map(|x| self.xen(x.into_inner())).unwrap_or_default();
+        let deploy = file.deploy.map(|d| self.deploy(d.into_inner())).unwrap_or_default();
 
         Config {
             file: self.src.file.clone(),
@@ -218,6 +220,7 @@ impl Cx<'_> {
             boot_args: boot_args.unwrap_or_default(),
             devices,
             xen,
+            deploy,
         }
     }
 
@@ -493,6 +496,38 @@ impl Cx<'_> {
         let extra = x.extra.map(|e| e.into_inner()).unwrap_or_default();
         XenConfig { memory, vcpus, bridge, extra, on_crash }
     }
+}
+
+impl Cx<'_> {
+    fn deploy(&mut self, d: model::Deploy) -> DeployConfig {
+        let host = d.host.as_ref().and_then(|h| match h.get_ref().parse::<HostSpec>() {
+            Ok(spec) => Some(spec),
+            Err(why) => {
+                self.err(h.span(), "deploy.host", format!("invalid deploy host \"{}\": {why}", h.get_ref()), "not [USER@]HOST[:PORT]", "an SSH destination [USER@]HOST[:PORT], such as \"root@cubie\" or \"root@localhost:2222\"");
+                None
+            }
+        });
+        let dir = d.dir.as_ref().and_then(|v| match check_deploy_dir(v.get_ref()) {
+            Ok(()) => Some(v.get_ref().clone()),
+            Err(why) => {
+                self.err(v.span(), "deploy.dir", format!("invalid deploy dir \"{}\": {why}", v.get_ref()), "not an absolute path", "an absolute path in dom0 of letters, digits, `/`, `-`, `_` and `.`, such as \"/var/lib/uni\"");
+                None
+            }
+        });
+        DeployConfig { host, dir }
+    }
+}
+
+/// A directory in dom0 for deployed unikernels: absolute, and plain enough to be a shell word
+/// and a path inside an xl file.
+pub fn check_deploy_dir(s: &str) -> Result<(), &'static str> {
+    if !s.starts_with('/') {
+        return Err("it is not absolute");
+    }
+    if !s.chars().all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c)) || s.split('/').any(|p| p == "..") {
+        return Err("only letters, digits, `/`, `-`, `_` and `.` are allowed, and no `..`");
+    }
+    Ok(())
 }
 
 fn is_name(s: &str) -> bool {

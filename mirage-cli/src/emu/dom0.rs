@@ -19,7 +19,7 @@ use crate::status::status;
 pub const INIT: &str = include_str!("../../../templates/qemu-virt/dom0-init.sh");
 
 /// Bumped when the assembly below changes what it produces.
-const RECIPE: &str = "dom0 recipe 3";
+const RECIPE: &str = "dom0 recipe 4";
 
 /// What a toolstack-only dom0 does not need (rig.sh's list): docs, python (pygrub, xenfsimage),
 /// locales, SysV init scripts.
@@ -48,6 +48,8 @@ const MUST_LINK: &[&str] = &[
     "usr/lib/xen-4.17/bin/libxl-save-helper",
     "usr/lib/xen-4.17/bin/xenctx",
     "bin/bash",
+    "usr/sbin/dropbear",
+    "usr/bin/dropbearconvert",
 ];
 
 const LIB_DIRS: &[&str] = &[

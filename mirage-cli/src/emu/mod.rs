@@ -14,6 +14,7 @@ mod debs;
 mod dom0;
 pub mod net;
 mod serial;
+pub mod ssh;
 mod xl;
 
 use std::io::{BufRead, Write};
@@ -330,43 +331,19 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
             .with_context(|| format!("creating {}", opts.log.display()))?,
     );
 
-    let mut qemu = qemu_command(prepared, &initrd, tap.as_ref());
+    let qemu = qemu_command(prepared, &initrd, tap.as_ref(), None);
     let names: Vec<&str> = guests.iter().map(|g| g.name.as_str()).collect();
-    status(
-        "Booting",
-        format!(
-            "{} on {} (Xen arm64 under QEMU {}, log {})",
-            names.join(", then "),
-            prepared.board,
-            prepared.qemu.cpu,
-            opts.log.display()
-        ),
-    );
-    let signals = Signals::catch();
-    let t0 = Instant::now();
-    let mut child = qemu.spawn().context("starting qemu-system-aarch64")?;
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        let mut r = std::io::BufReader::new(stdout);
-        loop {
-            let mut line = Vec::new();
-            match r.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    let mut stderr = child.stderr.take().unwrap();
-    let errs = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
+    let (signals, t0, running) = boot(
+        prepared,
+        qemu,
+        &format!("{} on {}", names.join(", then "), prepared.board),
+        &opts.log,
+    )?;
+    let Running {
+        mut child,
+        rx,
+        errs,
+    } = running;
 
     let mut monitor = serial::Monitor::default();
     let mut runs: Vec<GuestRun> = Vec::new();
@@ -534,6 +511,61 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
     })
 }
 
+/// Says what boots, catches the signals that stop the board, and starts QEMU.
+fn boot(
+    prepared: &Prepared,
+    qemu: Command,
+    what: &str,
+    log: &Path,
+) -> Result<(Signals, Instant, Running)> {
+    status(
+        "Booting",
+        format!(
+            "{what} (Xen arm64 under QEMU {}, log {})",
+            prepared.qemu.cpu,
+            log.display()
+        ),
+    );
+    let signals = Signals::catch();
+    Ok((signals, Instant::now(), Running::spawn(qemu)?))
+}
+
+/// QEMU started: its serial lines arrive on `rx`; `errs` ends with its stderr.
+struct Running {
+    child: std::process::Child,
+    rx: mpsc::Receiver<Vec<u8>>,
+    errs: std::thread::JoinHandle<String>,
+}
+
+impl Running {
+    fn spawn(mut qemu: Command) -> Result<Running> {
+        let mut child = qemu.spawn().context("starting qemu-system-aarch64")?;
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut r = std::io::BufReader::new(stdout);
+            loop {
+                let mut line = Vec::new();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let errs = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+            s
+        });
+        Ok(Running { child, rx, errs })
+    }
+}
+
 /// What dom0 sets up for the network.
 struct NetPlan {
     /// bridge + udhcpd (a guest has a vif)
@@ -543,7 +575,9 @@ struct NetPlan {
     check: Option<String>,
 }
 
-fn qemu_command(p: &Prepared, initrd: &Path, tap: Option<&net::Tap>) -> Command {
+/// QEMU for the board. `ssh`: a host port on 127.0.0.1 forwarded to port 22 of dom0's NIC
+/// [`ssh::DOM0_SSH_MAC`] on QEMU's user network (no privileges needed).
+fn qemu_command(p: &Prepared, initrd: &Path, tap: Option<&net::Tap>, ssh: Option<u16>) -> Command {
     // QEMU's option syntax: a comma inside a value is written twice
     let opt = |p: &Path| p.display().to_string().replace(',', ",,");
     let mut c = Command::new("qemu-system-aarch64");
@@ -577,9 +611,17 @@ fn qemu_command(p: &Prepared, initrd: &Path, tap: Option<&net::Tap>) -> Command 
             "-device",
             &format!("virtio-net-device,netdev=net0,mac={}", net::DOM0_NIC_MAC),
         ]);
-    } else {
+    } else if ssh.is_none() {
         // no default NIC: dom0 would only probe it
         c.args(["-nic", "none"]);
+    }
+    if let Some(port) = ssh {
+        c.args([
+            "-netdev",
+            &format!("user,id=ssh,hostfwd=tcp:127.0.0.1:{port}-:22"),
+            "-device",
+            &format!("virtio-net-device,netdev=ssh,mac={}", ssh::DOM0_SSH_MAC),
+        ]);
     }
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())

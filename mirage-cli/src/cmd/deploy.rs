@@ -1,0 +1,405 @@
+//! `uni deploy`, `uni ps`, `uni stop`, `uni logs`: a unikernel on a Xen dom0, over SSH (see
+//! [`crate::remote`]; dom0's side is `templates/deploy/dom0.sh`).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use super::{build, load, show};
+use crate::board::Board;
+use crate::cli::{Deploy, Logs, Ps, RemoteArgs, Stop};
+use crate::config::Config;
+use crate::remote::{quote, HostSpec, Remote, ScriptError};
+use crate::status::status;
+use crate::target::Target;
+
+/// Where a board without a `[deploy]` table keeps unikernels, and who logs in.
+const DEFAULT_DIR: &str = "/var/lib/uni";
+const DEFAULT_USER: &str = "root";
+
+/// Seconds a new domain must run without crashing before the deploy counts as done.
+const SETTLE_SECS: u32 = 2;
+/// Seconds to wait for a networked guest to print its address.
+const IP_WAIT_SECS: u32 = 30;
+
+/// The dom0 and the directory there.
+struct Place {
+    remote: Remote,
+    dir: String,
+}
+
+fn place(args: &RemoteArgs, cfg: Option<&Config>, board: &Board) -> Result<Place> {
+    let mut spec: HostSpec = match (&args.host, cfg.and_then(|c| c.deploy.host.clone())) {
+        (Some(h), _) => h.parse().map_err(|e: String| anyhow::anyhow!("--host {e}"))?,
+        (None, Some(h)) => h,
+        (None, None) => bail!(
+            "no dom0 to go to: pass --host [USER@]HOST[:PORT], or set `host` in the [deploy] table of unikernel.toml"
+        ),
+    };
+    let deploy = board.deploy.as_ref();
+    if spec.user.is_none() {
+        spec.user = Some(deploy.map_or(DEFAULT_USER, |d| &d.user).to_string());
+    }
+    let dir = match (&args.dir, cfg.and_then(|c| c.deploy.dir.clone())) {
+        (Some(d), _) => {
+            crate::config::check_deploy_dir(d)
+                .map_err(|why| anyhow::anyhow!("--dir `{d}`: {why}"))?;
+            d.clone()
+        }
+        (None, Some(d)) => d,
+        (None, None) => deploy.map_or(DEFAULT_DIR, |d| &d.dir).to_string(),
+    };
+    Ok(Place {
+        remote: Remote::new(spec)?,
+        dir: dir.trim_end_matches('/').to_string(),
+    })
+}
+
+/// unikernel.toml when there is one: ps, stop and logs work without it.
+fn optional_config(file: &Path) -> Result<Option<Config>> {
+    if file.is_file() {
+        Ok(Some(load(file, Some(Target::XenArm))?.0))
+    } else {
+        Ok(None)
+    }
+}
+
+fn board_of(cfg: Option<&Config>) -> Result<Board> {
+    match cfg {
+        Some(c) => super::xen_board(c),
+        None => Ok(crate::board::find(super::DEFAULT_BOARD).expect("the default board exists")),
+    }
+}
+
+fn name_of(name: Option<String>, cfg: Option<&Config>) -> Result<String> {
+    let name = name.or_else(|| cfg.map(|c| c.name.clone())).context(
+        "which unikernel? name it, or run uni where its unikernel.toml is (or pass -f PATH)",
+    )?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        bail!("`{name}` is not a unikernel name (letters, digits, `-`, `_`, `.`)");
+    }
+    Ok(name)
+}
+
+pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
+    let (mut cfg, _) = load(file, Some(Target::XenArm))?;
+    if let Some(b) = &args.board {
+        if crate::board::find(b).is_none() {
+            bail!("unknown board `{b}`; accepted: {}", crate::board::names());
+        }
+        cfg.board = Some(b.clone());
+    }
+    let board = super::xen_board(&cfg)?;
+    let Place { remote, dir } = place(&args.remote, Some(&cfg), &board)?;
+    let name = cfg.name.clone();
+    let host = remote.spec.to_string();
+
+    // the dom0 first: an unreachable or unsuitable one fails before a long build
+    status(
+        "Checking",
+        format!("{host}: xl, Xen's guest types, space in {dir}"),
+    );
+    let probe = remote
+        .call("", &format!("probe {} {}", quote(&dir), quote(&name)))
+        .map_err(|e| explain(e, &host))?;
+    check_arch(&board, probe.get("caps").unwrap_or_default(), &host)?;
+
+    let image = if args.no_build {
+        let image = cfg.dir.join("dist").join(format!("{name}.xen"));
+        if !image.is_file() {
+            bail!(
+                "--no-build, but there is no {}: run `uni build --target xen-arm` first",
+                show(&image)
+            );
+        }
+        image
+    } else {
+        build::build(cfg.clone(), Target::XenArm)?.artifact
+    };
+    let xl_file = image.with_extension("xl");
+    let bytes = std::fs::read(&image).with_context(|| format!("reading {}", image.display()))?;
+    let xl_text = std::fs::read_to_string(&xl_file)
+        .with_context(|| format!("reading {}", xl_file.display()))?;
+    let home = format!("{dir}/{name}");
+    let xl_text = crate::xl::set_kernel(&xl_text, &format!("{home}/{name}.xen"))
+        .with_context(|| format!("in {}", xl_file.display()))?;
+
+    let avail = probe
+        .get("avail_kb")
+        .and_then(|k| k.parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    let need = (bytes.len() + xl_text.len()) as u64 * 2 / 1024 + 64;
+    if avail < need {
+        bail!("no space on {host}: {dir} has {avail} KiB free, and {name} needs about {need} KiB (the new image beside the old)");
+    }
+
+    status(
+        "Uploading",
+        format!(
+            "{} ({}) to {host}:{home}/",
+            show(&image),
+            build::human(bytes.len() as u64)
+        ),
+    );
+    remote.upload(&bytes, &format!("{home}/.new/{name}.xen"))?;
+    let sha = sha256(&image)?;
+
+    status(
+        "Starting",
+        format!(
+            "{name} with xl create (sha256 {} checked in dom0)",
+            &sha[..12]
+        ),
+    );
+    let wait_ip = if xl_text.lines().any(|l| l.starts_with("vif")) {
+        IP_WAIT_SECS
+    } else {
+        0
+    };
+    let prelude = format!(
+        "cat >{} <<'UNI_XL_EOF'\n{xl_text}UNI_XL_EOF\n",
+        quote(&format!("{home}/.new/{name}.xl"))
+    );
+    let reply = match remote.call(
+        &prelude,
+        &format!(
+            "activate {} {} {sha} {SETTLE_SECS} {wait_ip}",
+            quote(&dir),
+            quote(&name)
+        ),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(s) = e.downcast_ref::<ScriptError>() {
+                if s.kind == "start" {
+                    let after = match (
+                        s.reply.get("restored"),
+                        s.reply.get("restore-failed"),
+                        s.reply.get("stopped"),
+                    ) {
+                        (Some(id), _, _) => {
+                            format!("the previous image was put back and runs again as domain {id}")
+                        }
+                        (_, Some(why), _) => format!(
+                            "the previous image was put back but did not start again: {why}"
+                        ),
+                        (_, _, Some(_)) => "the previous image is gone".to_string(),
+                        _ => format!(
+                            "nothing of {name} runs there (the failed image is in {home}/.failed/)"
+                        ),
+                    };
+                    bail!("{name} did not start on {host}: {}; {after}", s.text);
+                }
+            }
+            return Err(explain(e, &host));
+        }
+    };
+    let domid = reply.get("domid").unwrap_or("?");
+    if let Some(old) = reply.get("stopped") {
+        status("Replaced", format!("domain {old}"));
+    }
+    let mut msg = format!("{name} on {host} as domain {domid}");
+    if let Some(ip) = reply.get("ip") {
+        write!(msg, ", address {ip}")?;
+    }
+    match reply.get("state") {
+        Some("") | None => write!(
+            msg,
+            " (it has already shut down; `uni logs` shows its console)"
+        )?,
+        Some(_) => {}
+    }
+    status("Deployed", msg);
+    if args.console {
+        status("Console", format!("{name} (leave with Ctrl-])"));
+        remote.interactive(&format!("xl console {}", quote(&name)))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The image must be able to run on the dom0's Xen, and be built for the board it is.
+fn check_arch(board: &Board, caps: &str, host: &str) -> Result<()> {
+    if !caps.split_whitespace().any(|c| c.ends_with("armv7l")) {
+        bail!(
+            "wrong architecture: the Xen on {host} cannot run 32-bit ARM guests (xen_caps: `{caps}`); \
+             a xen-arm image needs xen-3.0-armv7l"
+        );
+    }
+    let aarch64 = caps.contains("aarch64");
+    let board_64 = board.xen.hypervisor_arch == "arm64";
+    if aarch64 != board_64 {
+        let theirs = if aarch64 {
+            "arm64 (like qemu-virt)"
+        } else {
+            "armhf (like cubieboard2)"
+        };
+        let others: Vec<String> = crate::board::all()
+            .into_iter()
+            .filter(|b| (b.xen.hypervisor_arch == "arm64") == aarch64)
+            .map(|b| format!("\"{}\"", b.name))
+            .collect();
+        bail!(
+            "wrong architecture: the image is built for board `{}` (Xen {}), but {host} runs Xen {theirs} \
+             (xen_caps: `{caps}`); build for its board: `board = {}` in unikernel.toml, or \
+             `uni deploy --board …`",
+            board.name,
+            board.xen.hypervisor_arch,
+            others.join(" or ")
+        );
+    }
+    Ok(())
+}
+
+/// A clear message for what dom0's script reported.
+fn explain(e: anyhow::Error, host: &str) -> anyhow::Error {
+    let Some(s) = e.downcast_ref::<ScriptError>() else {
+        return e;
+    };
+    match s.kind.as_str() {
+        "no-xl" => anyhow::anyhow!(
+            "{host} is not a Xen dom0 with the xl toolstack: {} (Debian: apt-get install xen-utils)",
+            s.text
+        ),
+        "space" => anyhow::anyhow!("no space on {host}: {}", s.text),
+        "checksum" => anyhow::anyhow!("the upload to {host} arrived damaged: {}; nothing was replaced", s.text),
+        _ => anyhow::anyhow!("on {host}: {}", s.text),
+    }
+}
+
+/// The image's sha256, from the host's `sha256sum`.
+fn sha256(path: &Path) -> Result<String> {
+    let sh = xshell::Shell::new()?;
+    let out = xshell::cmd!(sh, "sha256sum {path}")
+        .quiet()
+        .read()
+        .context("running sha256sum (coreutils)")?;
+    let sum = out
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if sum.len() != 64 {
+        bail!("sha256sum printed `{out}`");
+    }
+    Ok(sum)
+}
+
+pub fn ps(args: Ps, file: &Path) -> Result<ExitCode> {
+    let cfg = optional_config(file)?;
+    let Place { remote, dir } = place(&args.remote, cfg.as_ref(), &board_of(cfg.as_ref())?)?;
+    let host = remote.spec.to_string();
+    let reply = remote
+        .call("", &format!("ps {}", quote(&dir)))
+        .map_err(|e| explain(e, &host))?;
+    let mut o = format!("{:<20} {:>6} {:>8} STATE\n", "NAME", "DOMID", "MEM(MiB)");
+    for u in reply.all("unikernel") {
+        let mut w = u.split_whitespace();
+        let name = w.next().unwrap_or_default();
+        match (w.next(), w.next(), w.next()) {
+            (Some(id), Some(mem), state) if id != "-" => writeln!(
+                o,
+                "{name:<20} {id:>6} {mem:>8} {}",
+                state_words(state.unwrap_or(""))
+            )?,
+            _ => writeln!(o, "{name:<20} {:>6} {:>8} stopped", "-", "-")?,
+        }
+    }
+    super::out(&o)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// xl's state letters in words.
+fn state_words(letters: &str) -> String {
+    let words: Vec<&str> = letters
+        .chars()
+        .filter_map(|c| match c {
+            'r' => Some("running"),
+            'b' => Some("running (blocked)"),
+            'p' => Some("paused"),
+            's' => Some("shutdown"),
+            'c' => Some("crashed"),
+            'd' => Some("dying"),
+            _ => None,
+        })
+        .collect();
+    if words.is_empty() {
+        "running".into()
+    } else {
+        words.join(", ")
+    }
+}
+
+pub fn stop(args: Stop, file: &Path) -> Result<ExitCode> {
+    let cfg = optional_config(file)?;
+    let name = name_of(args.name, cfg.as_ref())?;
+    let Place { remote, dir } = place(&args.remote, cfg.as_ref(), &board_of(cfg.as_ref())?)?;
+    let host = remote.spec.to_string();
+    let reply = remote
+        .call("", &format!("stop {} {}", quote(&dir), quote(&name)))
+        .map_err(|e| explain(e, &host))?;
+    match reply.get("stopped") {
+        Some(id) if id != "-" => status(
+            "Stopped",
+            format!("{name} on {host} (domain {id} destroyed)"),
+        ),
+        _ => status("Stopped", format!("{name} on {host} was not running")),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn logs(args: Logs, file: &Path) -> Result<ExitCode> {
+    let cfg = optional_config(file)?;
+    let name = name_of(args.name, cfg.as_ref())?;
+    let Place { remote, .. } = place(&args.remote, cfg.as_ref(), &board_of(cfg.as_ref())?)?;
+    let host = remote.spec.to_string();
+    let call = format!("logs {} {}", quote(&name), args.follow as u8);
+    if args.follow {
+        let st = remote.stream(&call)?;
+        return Ok(if st.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let text = remote.raw_call("", &call).map_err(|e| explain(e, &host))?;
+    super::out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_must_suit_the_dom0s_xen() {
+        let qemu = crate::board::find("qemu-virt").unwrap();
+        let cubie = crate::board::find("cubieboard2").unwrap();
+        let arm64 = "xen-3.0-aarch64 xen-3.0-armv7l";
+        let armhf = "xen-3.0-armv7l";
+        assert!(check_arch(&qemu, arm64, "h").is_ok());
+        assert!(check_arch(&cubie, armhf, "h").is_ok());
+        let e = check_arch(&cubie, arm64, "h").unwrap_err().to_string();
+        assert!(
+            e.contains("built for board `cubieboard2`") && e.contains("\"qemu-virt\""),
+            "{e}"
+        );
+        assert!(check_arch(&qemu, armhf, "h").is_err());
+        assert!(check_arch(&qemu, "xen-3.0-x86_64 hvm-3.0-x86_32", "h")
+            .unwrap_err()
+            .to_string()
+            .contains("cannot run 32-bit ARM"));
+    }
+
+    #[test]
+    fn states_in_words() {
+        assert_eq!(state_words("b"), "running (blocked)");
+        assert_eq!(state_words("c"), "crashed");
+        assert_eq!(state_words(""), "running");
+    }
+}

@@ -1,0 +1,143 @@
+# uni deploy's side in a Xen dom0. mirage-cli/src/cmd/deploy.rs sends this file over SSH to
+# `sh -s`, followed by one call of a function below. POSIX sh: it runs under Debian's dash and
+# busybox ash alike.
+#
+# Results for the host are lines `uni: <key> <value>`; a failure is one line `uni-error: <kind>
+# <text>` and exit status 1. Kinds: no-xl, xl, space, checksum, start, none.
+# Files: <dir>/<name>/<name>.xen and .xl (the deployed image), .new/ (an upload), .old/ (the
+# previous image, until the next deploy), .failed/ (an image that did not start).
+
+fail() {
+	echo "uni-error: $*"
+	exit 1
+}
+
+need_xl() {
+	command -v xl >/dev/null 2>&1 || fail no-xl "no \`xl\` on the PATH ($PATH)"
+}
+
+# probe DIR NAME: what the host checks before uploading
+probe() {
+	need_xl
+	info=$(xl info 2>&1) || fail xl "\`xl info\` failed: $(echo "$info" | tail -n 1)"
+	echo "uni: caps $(echo "$info" | sed -n 's/^xen_caps *: *//p')"
+	echo "uni: machine $(echo "$info" | sed -n 's/^machine *: *//p')"
+	echo "uni: free_memory $(echo "$info" | sed -n 's/^free_memory *: *//p')"
+	mkdir -p "$1/$2/.new" || fail space "cannot create $1/$2/.new"
+	echo "uni: avail_kb $(df -Pk "$1/$2/.new" 2>/dev/null | awk 'NR == 2 { print $4 }')"
+}
+
+# state NAME: the domain's xl state letters (r b p s c d), empty when there is no such domain
+state() {
+	xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }' | tr -d -
+}
+
+# start DIR NAME SETTLE: creates the domain; it must not crash within SETTLE seconds. Sets DOMID,
+# or WHY and fails.
+start() {
+	out=$(xl create "$1/$2.xl" </dev/null 2>&1) || {
+		WHY="\`xl create\` failed: $(echo "$out" | grep -i -m 3 -e error -e fail | tr '\n' ' ')"
+		return 1
+	}
+	DOMID=$(xl domid "$2" 2>/dev/null)
+	i=0
+	while [ $i -lt $(($3 * 5)) ]; do
+		case $(state "$2") in
+		*c*)
+			WHY="the domain crashed as it started (xl list state c; see \`uni logs\`)"
+			return 1
+			;;
+		esac
+		i=$((i + 1))
+		sleep 0.2
+	done
+	return 0
+}
+
+# activate DIR NAME SHA256 SETTLE WAIT_IP: puts the uploaded image in place of the deployed one
+# and starts it; if it fails to start, puts the previous one back and restarts it (when it was
+# running).
+activate() {
+	d=$1/$2
+	n=$2
+	need_xl
+	got=$(sha256sum "$d/.new/$n.xen" | cut -d ' ' -f 1)
+	[ "$got" = "$3" ] || fail checksum "the uploaded $d/.new/$n.xen has sha256 $got, not $3"
+	log=/var/log/xen/console/guest-$n.log
+	offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
+	was=
+	if xl domid "$n" >/dev/null 2>&1; then
+		was=$(xl domid "$n")
+		xl destroy "$n" || fail xl "\`xl destroy $n\` failed"
+		echo "uni: stopped $was"
+	fi
+	rm -rf "$d/.old" "$d/.failed"
+	if [ -f "$d/$n.xen" ]; then
+		mkdir "$d/.old" && mv "$d/$n.xen" "$d/$n.xl" "$d/.old/"
+	fi
+	mv "$d/.new/$n.xen" "$d/.new/$n.xl" "$d/"
+	if start "$d" "$n" "$4"; then
+		echo "uni: domid $DOMID"
+	else
+		why=$WHY
+		xl destroy "$n" >/dev/null 2>&1
+		mkdir "$d/.failed" && mv "$d/$n.xen" "$d/$n.xl" "$d/.failed/"
+		if [ -d "$d/.old" ]; then
+			mv "$d/.old/$n.xen" "$d/.old/$n.xl" "$d/" && rmdir "$d/.old"
+			if [ -n "$was" ]; then
+				if start "$d" "$n" "$4"; then
+					echo "uni: restored $DOMID"
+				else
+					echo "uni: restore-failed $WHY"
+				fi
+			fi
+		fi
+		fail start "$why"
+	fi
+	# the address the guest prints (`net: 10.0.0.2/24 via …`), from this boot's console log
+	i=0
+	while [ "$5" -gt 0 ] && [ $i -lt $(($5 * 5)) ] && [ -n "$(state "$n")" ]; do
+		ip=$(tail -c +$((offset + 1)) "$log" 2>/dev/null | sed -n 's/^.*net: \([0-9.]*\)\/[0-9]*.*$/\1/p' | head -n 1)
+		if [ -n "$ip" ]; then
+			echo "uni: ip $ip"
+			break
+		fi
+		i=$((i + 1))
+		sleep 0.2
+	done
+	echo "uni: state $(state "$n")"
+	echo "uni: log $log"
+}
+
+# ps DIR: every deployed unikernel, with its domain when it runs
+ps() {
+	need_xl
+	for x in "$1"/*/*.xl; do
+		[ -f "$x" ] || continue
+		n=$(basename "$x" .xl)
+		line=$(xl list "$n" 2>/dev/null | awk 'NR == 2 { print $2, $3, $5 }')
+		echo "uni: unikernel $n ${line:--}"
+	done
+}
+
+# stop DIR NAME
+stop() {
+	need_xl
+	[ -f "$1/$2/$2.xl" ] || fail none "no unikernel \`$2\` deployed in $1"
+	if id=$(xl domid "$2" 2>/dev/null); then
+		xl destroy "$2" || fail xl "\`xl destroy $2\` failed"
+		echo "uni: stopped $id"
+	else
+		echo "uni: stopped -"
+	fi
+}
+
+# logs NAME FOLLOW: the guest's console, as dom0's xenconsoled logged it
+logs() {
+	log=/var/log/xen/console/guest-$1.log
+	[ -f "$log" ] || fail none "no console log $log (is $1 deployed here, and does xenconsoled run with --log=guest?)"
+	if [ "$2" = 1 ]; then
+		exec tail -n +1 -f "$log"
+	fi
+	cat "$log"
+}

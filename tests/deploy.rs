@@ -1,0 +1,226 @@
+//! `uni deploy` against a real Xen dom0: the emulated board's, started alone with
+//! `uni run --dom0` (dropbear in dom0, reached through a QEMU port forward). One boot carries
+//! every check: hello and echo deployed, echo answering over TCP through dom0's bridge, a
+//! redeploy replacing it, a broken image rolled back, an image for the wrong board refused,
+//! `uni ps`, `uni logs` and `uni stop`; and, without the board, an unknown host key and an
+//! unreachable host refused.
+//!
+//! The tests bring their own ~/.ssh (key, known_hosts, an ssh_config passed with
+//! UNI_SSH_CONFIG) in a temporary HOME, so the user's files are never read or changed. Only the
+//! board runs with that HOME (for --trust-host-key); the builds keep the real one, from which
+//! cargo's paths and so the examples' build flags derive.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use uni_tests::{echo_roundtrip, example, pattern, text, uni, Background};
+
+/// A temporary HOME with an SSH key and an ssh_config that uses only it and its own
+/// known_hosts.
+struct SshHome {
+    dir: tempfile::TempDir,
+}
+
+impl SshHome {
+    fn new() -> SshHome {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = dir.path().join(".ssh");
+        std::fs::create_dir(&ssh).unwrap();
+        let st = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(ssh.join("id_ed25519")).status().unwrap();
+        assert!(st.success(), "ssh-keygen failed");
+        let home = SshHome { dir };
+        home.config("config", &home.ssh("known_hosts"));
+        // the same key, but a known_hosts that knows no one
+        std::fs::write(home.ssh("empty_known_hosts"), "").unwrap();
+        home.config("config-stranger", &home.ssh("empty_known_hosts"));
+        home
+    }
+
+    fn ssh(&self, file: &str) -> PathBuf {
+        self.dir.path().join(".ssh").join(file)
+    }
+
+    fn config(&self, name: &str, known_hosts: &Path) {
+        let text = format!(
+            "Host *\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  IdentityFile {}\n  IdentitiesOnly yes\n  IdentityAgent none\n",
+            known_hosts.display(),
+            self.ssh("id_ed25519").display()
+        );
+        std::fs::write(self.ssh(name), text).unwrap();
+    }
+
+    /// `uni args…` in `dir`, with ssh_config `config`. HOME stays: cargo's paths (and so the
+    /// examples' build flags) derive from it.
+    fn uni(&self, dir: &Path, config: &str, args: &[&str]) -> Command {
+        let mut c = uni(dir, args);
+        c.env("UNI_SSH_CONFIG", self.ssh(config));
+        c
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Output {
+        self.uni(dir, "config", args).output().unwrap()
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs uni, which must succeed; returns its stderr (the status lines).
+fn ok(o: Output, what: &str) -> (String, String) {
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{what} failed ({})\n--- stdout\n{out}\n--- stderr\n{err}", o.status);
+    (out, err)
+}
+
+/// Runs uni, which must fail with exit code 1; returns its stderr.
+fn fails(o: Output, what: &str) -> String {
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{what} should have failed\n--- stdout\n{out}\n--- stderr\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// `word N` in `text` → N.
+fn number_after(text: &str, word: &str) -> u32 {
+    let at = text.find(word).unwrap_or_else(|| panic!("no {word:?} in:\n{text}")) + word.len();
+    text[at..].trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap_or_else(|_| panic!("no number after {word:?} in:\n{text}"))
+}
+
+/// The address in `Deployed … address 10.0.0.X`.
+fn address(err: &str) -> String {
+    let at = err.find("address ").unwrap_or_else(|| panic!("no address reported:\n{err}")) + "address ".len();
+    err[at..].split(|c: char| !(c.is_ascii_digit() || c == '.')).next().unwrap().to_string()
+}
+
+/// Echoes 64 KiB through the board: an SSH tunnel to dom0, then dom0's bridge to the guest at
+/// `ip`:7000.
+fn echo_answers(home: &SshHome, ssh_port: u16, ip: &str) {
+    let local = free_port();
+    let mut tunnel = Command::new("ssh")
+        .arg("-F")
+        .arg(home.ssh("config"))
+        .args(["-o", "BatchMode=yes", "-N", "-L", &format!("127.0.0.1:{local}:{ip}:7000"), "-p", &ssh_port.to_string(), "root@localhost"])
+        .spawn()
+        .unwrap();
+    let data = pattern(64 * 1024, ssh_port as u32);
+    let t0 = Instant::now();
+    let mut back = Vec::new();
+    while t0.elapsed() < Duration::from_secs(60) {
+        if std::net::TcpStream::connect(("127.0.0.1", local)).is_ok() {
+            back = echo_roundtrip(("127.0.0.1", local), &data);
+            if back == data {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = tunnel.kill();
+    let _ = tunnel.wait();
+    assert!(back == data, "echo at {ip} through dom0: {} bytes back of {}", back.len(), data.len());
+}
+
+#[test]
+fn deploy_to_the_emulated_dom0() {
+    let t0 = Instant::now();
+    let step = |what: &str| eprintln!("[{:6.1}s] {what}", t0.elapsed().as_secs_f64());
+    let home = SshHome::new();
+    let here = example("hello");
+
+    // --- Without the board: an unreachable host fails fast and says so ---
+    let closed = free_port();
+    uni_tests::uni_bin(); // built before the clock starts
+    let t = Instant::now();
+    let err = fails(home.run(&here, &["deploy", "--host", &format!("root@127.0.0.1:{closed}")]), "deploy to a closed port");
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert!(err.contains(&format!("cannot reach root@127.0.0.1:{closed} over SSH")) && err.contains("Connection refused"), "{err}");
+
+    // --- The board, alone, with SSH; hello builds meanwhile ---
+    let port = free_port();
+    let key = home.ssh("id_ed25519.pub");
+    let mut cmd = home.uni(&here, "config", &["run", "--dom0", "--ssh-port", &port.to_string(), "--trust-host-key", "--timeout", "600"]);
+    // --trust-host-key writes $HOME/.ssh/known_hosts
+    cmd.arg("--ssh-key").arg(&key).env("HOME", home.dir.path());
+    let mut board = Background::spawn(cmd);
+    // (only hello: each example's build flags differ, so building echo now would make the
+    // hello deploy below rebuild everything)
+    ok(home.run(&here, &["build", "--target", "xen-arm"]), "building hello");
+    board.wait_for("Ready", true, Duration::from_secs(300));
+    let host = format!("root@localhost:{port}");
+    step("board ready");
+
+    step("An unknown host key");
+    // --- An unknown host key is refused ---
+    let o = home.uni(&here, "config-stranger", &["ps", "--host", &host]).output().unwrap();
+    let err = fails(o, "ps with an unknown host key");
+    assert!(err.contains(&format!("the host key of {host} is not in your known_hosts")), "{err}");
+
+    step("hello:");
+    // --- hello: deployed, runs, its console is in dom0's log ---
+    let (_, err) = ok(home.run(&here, &["deploy", "--host", &host]), "deploy hello");
+    assert!(err.contains(&format!("Deployed hello on {host} as domain ")), "{err}");
+    let t = Instant::now();
+    loop {
+        let (out, _) = ok(home.run(&here, &["logs", "--host", &host]), "logs hello");
+        if out.matches("world").count() == 2 {
+            assert_eq!(out.matches("hello").count(), 2, "{out}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "hello's console: {out:?}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+
+    step("echo:");
+    // --- echo: deployed, answers over TCP through dom0 ---
+    let echo = example("echo");
+    let (_, err) = ok(home.run(&echo, &["deploy", "--host", &host]), "deploy echo");
+    let first = number_after(&err, "as domain");
+    let ip = address(&err);
+    echo_answers(&home, port, &ip);
+    let (out, _) = ok(home.run(&echo, &["ps", "--host", &host]), "ps");
+    assert!(out.lines().any(|l| l.split_whitespace().take(2).eq(["echo", &first.to_string()])), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("hello ") && l.contains("stopped")), "{out}");
+
+    step("a redeploy");
+    // --- a redeploy replaces it ---
+    let (_, err) = ok(home.run(&echo, &["deploy", "--host", &host]), "redeploy echo");
+    let second = number_after(&err, "as domain");
+    assert_ne!(first, second, "{err}");
+    assert!(err.contains(&format!("Replaced domain {first}")), "{err}");
+    echo_answers(&home, port, &address(&err));
+
+    step("a broken image");
+    // --- a broken image is not left in its place: the previous one runs again ---
+    let broken = tempfile::tempdir().unwrap();
+    let toml = std::fs::read_to_string(echo.join("unikernel.toml")).unwrap().replace("app = \".\"", &format!("app = {:?}", echo.display().to_string()));
+    std::fs::write(broken.path().join("unikernel.toml"), toml).unwrap();
+    std::fs::create_dir(broken.path().join("dist")).unwrap();
+    std::fs::copy(echo.join("dist/echo.xl"), broken.path().join("dist/echo.xl")).unwrap();
+    std::fs::write(broken.path().join("dist/echo.xen"), vec![0u8; 4096]).unwrap();
+    let err = fails(home.run(broken.path(), &["deploy", "--no-build", "--host", &host]), "deploy a broken echo");
+    assert!(err.contains(&format!("echo did not start on {host}: `xl create` failed")), "{err}");
+    assert!(err.contains("the previous image was put back and runs again as domain "), "{err}");
+    let restored = number_after(&err, "runs again as domain");
+    let (out, _) = ok(home.run(&echo, &["ps", "--host", &host]), "ps");
+    assert!(out.lines().any(|l| l.split_whitespace().take(2).eq(["echo", &restored.to_string()]) && l.contains("running")), "{out}");
+    let (log, _) = ok(home.run(&echo, &["logs", "--host", &host]), "logs echo");
+    let last = log.lines().filter_map(|l| l.strip_prefix("net: ")).last().unwrap_or_else(|| panic!("no address in:\n{log}"));
+    echo_answers(&home, port, last.split('/').next().unwrap());
+
+    step("an image for another");
+    // --- an image for another board is refused before anything is copied ---
+    let err = fails(home.run(broken.path(), &["deploy", "--no-build", "--board", "cubieboard2", "--host", &host]), "deploy for the wrong board");
+    assert!(err.contains("wrong architecture: the image is built for board `cubieboard2` (Xen armhf)"), "{err}");
+
+    step("stop");
+    // --- stop ---
+    let (_, err) = ok(home.run(&echo, &["stop", "--host", &host]), "stop echo");
+    assert!(err.contains(&format!("Stopped echo on {host} (domain {restored} destroyed)")), "{err}");
+    let (out, _) = ok(home.run(&echo, &["ps", "--host", &host]), "ps");
+    assert!(out.lines().any(|l| l.starts_with("echo ") && l.contains("stopped")), "{out}");
+
+    assert!(board.child.try_wait().unwrap().is_none(), "the board stopped:\n{}", board.err());
+    step("done");
+}
