@@ -63,9 +63,13 @@ fn cargo_args(cfg: &Config, plan: &Plan) -> Vec<String> {
 
 /// The rustc flags for a xen-arm build: the linker script, the board's CPU, and path
 /// remapping so that the image does not depend on where the sources live.
-fn xen_rustflags(cfg: &Config, plan: &Plan, board: &Board) -> Result<Vec<String>> {
+fn xen_rustflags(cfg: &Config, board: &Board) -> Result<Vec<String>> {
+    // Every flag here is the same for every app on a board, so that builds of different apps
+    // into one target directory share their dependencies (a RUSTFLAGS change rebuilds them
+    // all). The linker script is found relative to the linker's working directory, which is
+    // cargo's for the generated crate: its own workspace root, `_build/xen-arm/`.
     let mut f = vec![
-        format!("-Clink-arg=-T{}", plan.dir.join("link.ld").display()),
+        "-Clink-arg=-Tlink.ld".to_string(),
         format!("-Ctarget-cpu={}", board.cpu.target_cpu),
     ];
     if !board.cpu.target_features.is_empty() {
@@ -78,12 +82,14 @@ fn xen_rustflags(cfg: &Config, plan: &Plan, board: &Board) -> Result<Vec<String>
     if let Some(cargo_home) = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))) {
         remap.push((cargo_home, "/cargo".into()));
     }
-    // Last so that it wins (rustc applies the last matching prefix): panics name `crash/src/lib.rs`.
-    if let Some(app) = cfg.app_dir.file_name() {
-        remap.push((crate::home::normalize(&cfg.app_dir), app.to_string_lossy().into_owned()));
-    }
+    // Last so that it wins (rustc applies the last matching prefix): panics name
+    // `crash/src/lib.rs`. The app's parent directory, not the app's, so that apps side by side
+    // (the examples) build with the same flags.
     for (from, to) in remap {
         f.push(format!("--remap-path-prefix={}={to}", from.display()));
+    }
+    if let Some(parent) = crate::home::normalize(&cfg.app_dir).parent() {
+        f.push(format!("--remap-path-prefix={}/=", parent.display()));
     }
     Ok(f)
 }
@@ -174,7 +180,7 @@ fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
             // -Zbuild-std on the stable toolchain.
             cmd.env("RUSTC_BOOTSTRAP", "1");
         }
-        cmd.env("CARGO_ENCODED_RUSTFLAGS", xen_rustflags(cfg, plan, &board)?.join("\x1f"));
+        cmd.env("CARGO_ENCODED_RUSTFLAGS", xen_rustflags(cfg, &board)?.join("\x1f"));
         cmd.env_remove("RUSTFLAGS");
     }
     if !verbose {
