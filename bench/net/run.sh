@@ -31,4 +31,6 @@ CARGO_TARGET_DIR=$BT cargo build -q --release --manifest-path "$ROOT/bench/net/C
 echo "== one board session: netbench, then linux" >&2
 cd "$W"
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$BT/release/net-bench" "$@" "$ROOT/bench/net/app/dist/netbench.xl=netbench: ready" "linux/linux-net.xl=LINUX NET UP"
+# Linux twice: the second boot is a spare, measured only if the first did not come up
+"$BT/release/net-bench" "$@" "$ROOT/bench/net/app/dist/netbench.xl=netbench: ready" \
+  "linux/linux-net.xl=LINUX NET UP" "linux/linux-net.xl=LINUX NET UP"

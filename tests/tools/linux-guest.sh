@@ -15,6 +15,8 @@
 #                      (nc -ll -e cat), discard on port 9 (answers the byte count at the end,
 #                      nc -ll -e wc -c), source on port 19 (a line "N" in, N zero bytes out)
 #                      and quit on port 99 (the first connection powers the domain off).
+# A kernel oops panics and reboots the domain (oops=panic panic=-1), which the board reports as
+# "asked to reboot" instead of waiting for a hung guest until its timeout.
 # The xl files run with `emu::run_guests` (bench/xen-boot) or `xl create` in any ARM dom0.
 #
 # The Debian packages (armhf: linux-image-armmp-lpae's kernel, busybox-static) are downloaded once
@@ -104,7 +106,7 @@ kernel  = "zImage"
 ramdisk = "initrd.gz"
 memory  = 128
 vcpus   = 1
-extra   = "console=hvc0 rdinit=/init uni.mode=boot"
+extra   = "console=hvc0 rdinit=/init oops=panic panic=-1 uni.mode=boot"
 X
 cat > "$OUT/linux-net.xl" <<'X'
 name    = "linux"
@@ -112,7 +114,7 @@ kernel  = "zImage"
 ramdisk = "initrd.gz"
 memory  = 128
 vcpus   = 1
-extra   = "console=hvc0 rdinit=/init quiet uni.mode=serve"
+extra   = "console=hvc0 rdinit=/init quiet oops=panic panic=-1 uni.mode=serve"
 vif     = [ 'bridge=xenbr0' ]
 X
 echo "linux-guest: $OUT/zImage ($(stat -c %s "$OUT/zImage") bytes, $(basename "$KDEB")), $OUT/initrd.gz ($(stat -c %s "$OUT/initrd.gz") bytes)" >&2
