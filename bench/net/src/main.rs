@@ -3,7 +3,7 @@
 //! TAP device that puts the host on the board's LAN (10.0.0.254).
 //!
 //! ```text
-//! net-bench [--timeout SECS] [--mib N] [--repeat R] [--seconds S] [--ready-within SECS] XL[=MARKER]...
+//! net-bench [--timeout SECS] [--mib N] [--repeat R] [--seconds S] [--ready-within SECS] [--dom0-check CMD] XL[=MARKER]...
 //! ```
 //! Each XL (see `xen_boot_bench::guest`) must have one vif; guest i gets 10.0.0.(2+i) from
 //! dom0's DHCP server and must serve, as bench/net/app does:
@@ -15,7 +15,7 @@
 //! - connections per second for S seconds, with 1 and with 8 clients: connect, 16 bytes echoed,
 //!   shut down, wait for the guest's close.
 //!
-//! A guest that does not answer within 150 s (`--ready-within`) gets a row saying so. A guest
+//! A guest that does not answer within 90 s (`--ready-within`) gets a row saying so. A guest
 //! whose xl file (name) was already measured in this run is not measured again, only waited
 //! for and quit: name it twice to have a spare boot of a guest that does not always come up.
 //!
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
 fn run() -> Result<ExitCode> {
     let mut args = std::env::args().skip(1);
     let mut opts = emu::RunOptions::new(Duration::from_secs(900), PathBuf::from("net-bench-serial.log"));
-    let mut plan = Plan { bytes: 16 << 20, repeat: 3, seconds: 10, ready_within: Duration::from_secs(150) };
+    let mut plan = Plan { bytes: 8 << 20, repeat: 3, seconds: 10, ready_within: Duration::from_secs(90) };
     let mut guests = Vec::new();
     let num = |v: Option<String>, what: &str| -> Result<u64> { v.with_context(|| what.to_string())?.parse().with_context(|| what.to_string()) };
     while let Some(a) = args.next() {
@@ -81,13 +81,14 @@ fn run() -> Result<ExitCode> {
             "--repeat" => plan.repeat = num(args.next(), "--repeat R")? as usize,
             "--seconds" => plan.seconds = num(args.next(), "--seconds S")?,
             "--ready-within" => plan.ready_within = Duration::from_secs(num(args.next(), "--ready-within SECS")?),
+            "--dom0-check" => opts.dom0_check = Some(args.next().context("--dom0-check CMD")?),
             "-v" => opts.verbose = true,
             s if s.starts_with('-') => bail!("unknown option {s}"),
             s => guests.push(xen_boot_bench::guest(s)?),
         }
     }
     if guests.is_empty() {
-        bail!("usage: net-bench [--timeout SECS] [--mib N] [--repeat R] [--seconds S] [--ready-within SECS] XL[=MARKER]...");
+        bail!("usage: net-bench [--timeout SECS] [--mib N] [--repeat R] [--seconds S] [--ready-within SECS] [--dom0-check CMD] XL[=MARKER]...");
     }
     let board = board::find("qemu-virt").context("no qemu-virt board")?;
     let prepared = emu::prepare(&board, &emu::cache_dir())?;
