@@ -31,12 +31,11 @@ CARGO_TARGET_DIR=$BT cargo build -q --release --manifest-path "$ROOT/bench/net/C
 echo "== one board session: netbench, then linux" >&2
 cd "$W"
 # Each guest gets pCPU 1 to itself and dom0 (netback, the bridge) pCPU 0: the xl files say
-# cpus = "1", and once the first guest exists dom0 takes its second vCPU offline and pins the
-# first to pCPU 0 (DOM0_SETUP; two dom0 vCPUs sharing pCPU 0 add scheduling latency).
+# cpus = "1" (linux-guest.sh's already do), and once the first guest exists dom0 takes its
+# second vCPU offline and pins the first to pCPU 0 (DOM0_SETUP; two dom0 vCPUs sharing pCPU 0
+# add scheduling latency).
 sed -e '/^cpus *=/d' "$ROOT/bench/net/app/dist/netbench.xl" > netbench.xl
 echo 'cpus = "1"' >> netbench.xl
-sed -i -e '/^cpus *=/d' linux/linux-net.xl
-echo 'cpus = "1"' >> linux/linux-net.xl
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Linux three times: the later boots are spares, measured only if the earlier ones did not
 # come up (see bench/README.md)
