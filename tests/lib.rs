@@ -302,3 +302,58 @@ impl Website {
         assert!(s.ends_with("/docs/"), "{s}");
     }
 }
+
+/// tests/tools/dns-server.py, running: a real UDP DNS server answering A queries from `zone`
+/// (`NAME=ADDRESS`, or `NAME=drop` for a name it never answers). Killed on drop.
+pub struct DnsServer {
+    child: std::process::Child,
+    /// the port it listens on
+    pub port: u16,
+    /// the names it was asked for, in order
+    queries: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl DnsServer {
+    /// Starts the server on `bind` ("127.0.0.1", or "0.0.0.0" to be reached through a TAP device)
+    /// and a free port.
+    pub fn start(bind: &str, zone: &[&str]) -> DnsServer {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg(root().join("tests/tools/dns-server.py"))
+            .args(["--bind", bind, "--log", "0"])
+            .args(zone)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs tests/tools/dns-server.py");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+        let port = ready
+            .strip_prefix("dns-server: ")
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("dns-server did not start: {ready:?}"));
+        let queries = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let q = queries.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Some(name) = line.strip_prefix("query ").and_then(|r| r.split_whitespace().next()) {
+                    q.lock().unwrap().push(name.to_string());
+                }
+            }
+        });
+        DnsServer { child, port, queries }
+    }
+
+    /// How many queries for `name` it has received.
+    pub fn queries_for(&self, name: &str) -> usize {
+        self.queries.lock().unwrap().iter().filter(|n| *n == name).count()
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

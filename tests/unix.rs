@@ -226,18 +226,8 @@ fn echo_over_the_direct_stack_on_a_tap_device() {
 
 #[test]
 fn lookup_resolves_through_the_dns_device() {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = std::process::Command::new("python3")
-        .arg(uni_tests::root().join("tests/tools/dns-server.py"))
-        .args([port.to_string(), "uni.test=192.0.2.7".into(), "other.uni.test=198.51.100.1".into()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut ready).unwrap();
-    assert!(ready.starts_with("dns-server:"), "{ready}");
-
-    let ns = format!("--nameserver=127.0.0.1:{port}");
+    let server = uni_tests::DnsServer::start("127.0.0.1", &["uni.test=192.0.2.7", "other.uni.test=198.51.100.1"]);
+    let ns = format!("--nameserver=127.0.0.1:{}", server.port);
     let o = run_uni(&example("lookup"), &["run", "--", &ns, "--names=uni.test,other.uni.test,10.1.2.3"]);
     let (out, err) = text(&o);
     assert_eq!(
@@ -251,8 +241,7 @@ fn lookup_resolves_through_the_dns_device() {
     let (out, err) = text(&o);
     assert_eq!(out.trim(), "missing.uni.test: dns: missing.uni.test: no such name (or no IPv4 address)", "{err}");
     assert_eq!(o.status.code(), Some(1), "a failed lookup is the app's error: {err}");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     // Nobody answers: the resolver retries, then times out.
     let o = run_uni(&example("lookup"), &["run", "--", &ns, "--names=uni.test"]);

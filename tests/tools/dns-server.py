@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """A tiny authoritative DNS server for tests: answers A queries for the names given as
 NAME=ADDRESS arguments, NXDOMAIN for any other name, and ignores what it cannot parse.
+A name given as NAME=drop is never answered (the client's timeout path).
 
-usage: dns-server.py PORT NAME=ADDRESS...   (listens on 127.0.0.1:PORT over UDP)
+usage: dns-server.py [--bind ADDR] [--log] PORT NAME=ADDRESS|drop...
+  PORT         a UDP port, or 0 for any free one; the first line printed names it:
+               "dns-server: ADDR:PORT serving {...}"
+  --bind ADDR  listen on ADDR (default 127.0.0.1); 0.0.0.0 reaches guests on a TAP device
+  --log        print "query NAME from HOST:PORT" for every query (stdout)
 """
 import socket
 import struct
@@ -23,11 +28,21 @@ def qname(data, off):
 
 
 def main():
-    port = int(sys.argv[1])
-    zone = dict(a.lower().split("=", 1) for a in sys.argv[2:])
+    args = sys.argv[1:]
+    bind, log = "127.0.0.1", False
+    while args and args[0].startswith("--"):
+        opt = args.pop(0)
+        if opt == "--bind":
+            bind = args.pop(0)
+        elif opt == "--log":
+            log = True
+        else:
+            sys.exit(f"dns-server: unknown option {opt}\n{__doc__}")
+    port = int(args[0])
+    zone = dict(a.lower().split("=", 1) for a in args[1:])
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", port))
-    print(f"dns-server: 127.0.0.1:{port} serving {zone}", flush=True)
+    s.bind((bind, port))
+    print(f"dns-server: {bind}:{s.getsockname()[1]} serving {zone}", flush=True)
     while True:
         data, peer = s.recvfrom(1500)
         try:
@@ -36,8 +51,12 @@ def main():
             qtype, qclass = struct.unpack("!HH", data[end:end + 4])
         except (ValueError, struct.error, IndexError, UnicodeDecodeError):
             continue
+        if log:
+            print(f"query {name} from {peer[0]}:{peer[1]}", flush=True)
         question = data[12:end + 4]
         addr = zone.get(name)
+        if addr == "drop":
+            continue
         if addr and qtype == 1:
             header = struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0)
             answer = struct.pack("!HHHLH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(addr)

@@ -9,9 +9,16 @@
 # writes OUT/zImage, OUT/initrd.gz and two xl files (kernel/ramdisk relative to OUT):
 #   OUT/linux-boot.xl  no vif. /init prints "LINUX UP", then powers the domain off.
 #   OUT/linux-net.xl   one vif. /init loads xen-netfront, asks the board's udhcpd for an address
-#                      (udhcpc), prints "LINUX NET UP <ip>", and serves until destroyed:
+#                      (udhcpc), prints "LINUX NET UP <ip>", and serves until destroyed or quit:
 #                      busybox httpd on port 80 (GET / answers "hello from the Linux domU"),
-#                      a TCP echo on port 7 (nc -ll -e cat).
+#                      and, as bench/net/app does on a unikernel, TCP echo on port 7
+#                      (nc -ll -e cat), discard on port 9 (answers the byte count at the end,
+#                      nc -ll -e wc -c), source on port 19 (a line "N" in, N zero bytes out)
+#                      and quit on port 99 (the first connection powers the domain off).
+# A kernel oops panics and reboots the domain (oops=panic panic=-1), which the board reports as
+# "asked to reboot" instead of waiting for a hung guest until its timeout. The domU's vCPU is
+# pinned to pCPU 1 (cpus = "1"): on the emulated board, floating between pCPUs it oopsed early in
+# most boots and pinned it has not (bench/README.md, net).
 # The xl files run with `emu::run_guests` (bench/xen-boot) or `xl create` in any ARM dom0.
 #
 # The Debian packages (armhf: linux-image-armmp-lpae's kernel, busybox-static) are downloaded once
@@ -65,6 +72,10 @@ bound|renew)
   echo "$ip" > /tmp/ip ;;
 esac
 S
+cat > $G/bin/source <<'S'
+#!/bin/busybox sh
+read n; head -c "$n" /dev/zero
+S
 cat > $G/init <<'S'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -79,13 +90,16 @@ case " $(cat /proc/cmdline) " in
   udhcpc -i eth0 -s /bin/dhcp-script -t 20 -T 1 -n -q >/tmp/udhcpc.log 2>&1 || cat /tmp/udhcpc.log
   httpd -p 80 -h /www
   nc -ll -p 7 -e /bin/cat &
+  nc -ll -p 9 -e /bin/wc -c &
+  nc -ll -p 19 -e /bin/source &
+  (nc -l -p 99 -e /bin/true; echo "LINUX QUIT"; poweroff -f) &
   echo "LINUX NET UP $(cat /tmp/ip 2>/dev/null) $(cat /sys/class/net/eth0/address)"
   while true; do sleep 3600; done ;;
 *)
   poweroff -f ;;
 esac
 S
-chmod +x $G/init $G/bin/dhcp-script
+chmod +x $G/init $G/bin/dhcp-script $G/bin/source
 (cd $G && find . | cpio -o -H newc --quiet | gzip -9) > "$OUT/initrd.gz"
 
 cat > "$OUT/linux-boot.xl" <<'X'
@@ -94,7 +108,8 @@ kernel  = "zImage"
 ramdisk = "initrd.gz"
 memory  = 128
 vcpus   = 1
-extra   = "console=hvc0 rdinit=/init uni.mode=boot"
+cpus    = "1"
+extra   = "console=hvc0 rdinit=/init oops=panic panic=-1 uni.mode=boot"
 X
 cat > "$OUT/linux-net.xl" <<'X'
 name    = "linux"
@@ -102,7 +117,8 @@ kernel  = "zImage"
 ramdisk = "initrd.gz"
 memory  = 128
 vcpus   = 1
-extra   = "console=hvc0 rdinit=/init quiet uni.mode=serve"
+cpus    = "1"
+extra   = "console=hvc0 rdinit=/init quiet oops=panic panic=-1 uni.mode=serve"
 vif     = [ 'bridge=xenbr0' ]
 X
 echo "linux-guest: $OUT/zImage ($(stat -c %s "$OUT/zImage") bytes, $(basename "$KDEB")), $OUT/initrd.gz ($(stat -c %s "$OUT/initrd.gz") bytes)" >&2

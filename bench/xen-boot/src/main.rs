@@ -9,7 +9,7 @@
 //! last lines are `result name=… outcome=… first_output_s=… marker_s=… …`, one per guest.
 //! The serial log is written to `xen-boot-serial.log` in the current directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ fn run() -> Result<ExitCode> {
             "--dom0-check" => opts.dom0_check = Some(args.next().context("--dom0-check CMD")?),
             "-v" => opts.verbose = true,
             s if s.starts_with('-') => bail!("unknown option {s}"),
-            s => guests.push(guest(s)?),
+            s => guests.push(xen_boot_bench::guest(s)?),
         }
     }
     if guests.is_empty() {
@@ -78,24 +78,6 @@ fn app_start_us(line: &str) -> Option<u64> {
         return num(rest);
     }
     line.split("platform up in ").nth(1).and_then(num)
-}
-
-fn guest(spec: &str) -> Result<emu::Guest> {
-    let (xl, marker) = match spec.split_once('=') {
-        Some((x, m)) => (x, Some(m.to_string())),
-        None => (spec, None),
-    };
-    let xl = PathBuf::from(xl);
-    let text = std::fs::read_to_string(&xl).with_context(|| format!("reading {}", xl.display()))?;
-    let kernel = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == "kernel")
-        .map(|(_, v)| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
-        .with_context(|| format!("{} has no kernel", xl.display()))?;
-    let image = xl.parent().unwrap_or(Path::new(".")).join(kernel);
-    let name = xl.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-    Ok(emu::Guest { name, image, xl, marker })
 }
 
 #[cfg(test)]
