@@ -254,32 +254,40 @@ impl KvRo for Embedded {
     }
 }
 
+/// A pack in memory, from `(key, value, SHA-256 of the value)` in any order: for stores built
+/// at run time, and for tests. `uni configure` writes the same format, streaming the files of a
+/// directory.
+pub fn pack(values: &[(&str, &[u8], [u8; 32])]) -> Vec<u8> {
+    let mut values: Vec<&(&str, &[u8], [u8; 32])> = values.iter().collect();
+    values.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut out = MAGIC.to_vec();
+    out.extend((values.len() as u32).to_le_bytes());
+    let mut offset = 0u64;
+    for (key, value, sha256) in &values {
+        out.extend((key.len() as u16).to_le_bytes());
+        out.extend(key.as_bytes());
+        out.extend(offset.to_le_bytes());
+        out.extend((value.len() as u64).to_le_bytes());
+        out.extend(sha256);
+        offset += value.len() as u64;
+    }
+    for (_, value, _) in &values {
+        out.extend(*value);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::boxed::Box;
     use alloc::vec;
 
-    /// A pack built the way `mirage-cli` writes one (its own tests check the writer against
-    /// this reader).
+    /// A pack whose digests are the value's length repeated (the tests check that digests
+    /// are passed through, not how they are computed).
     fn pack(files: &[(&str, &[u8])]) -> &'static [u8] {
-        let mut files = files.to_vec();
-        files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let mut out = MAGIC.to_vec();
-        out.extend((files.len() as u32).to_le_bytes());
-        let mut offset = 0u64;
-        for (k, v) in &files {
-            out.extend((k.len() as u16).to_le_bytes());
-            out.extend(k.as_bytes());
-            out.extend(offset.to_le_bytes());
-            out.extend((v.len() as u64).to_le_bytes());
-            out.extend([v.len() as u8; 32]);
-            offset += v.len() as u64;
-        }
-        for (_, v) in &files {
-            out.extend(*v);
-        }
-        Box::leak(out.into_boxed_slice())
+        let values: Vec<(&str, &[u8], [u8; 32])> = files.iter().map(|&(k, v)| (k, v, [v.len() as u8; 32])).collect();
+        Box::leak(super::pack(&values).into_boxed_slice())
     }
 
     fn block<F: core::future::Future>(f: F) -> F::Output {

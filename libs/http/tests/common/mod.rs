@@ -12,27 +12,13 @@ use std::task::{Poll, Waker};
 
 use sha2::Digest;
 use uni_runtime::device::net::{Flow, NetError};
-use uni_runtime::kv::{Embedded, MAGIC};
+use uni_runtime::kv::Embedded;
 
 /// A pack in the format `uni configure` writes (see `uni_runtime::kv`), with real SHA-256
 /// digests, so that the store under test is the real `Embedded`.
 pub fn pack(files: &[(&str, Vec<u8>)]) -> Embedded {
-    let mut files: Vec<&(&str, Vec<u8>)> = files.iter().collect();
-    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let mut out = MAGIC.to_vec();
-    out.extend((files.len() as u32).to_le_bytes());
-    let mut offset = 0u64;
-    for (k, v) in &files {
-        out.extend((k.len() as u16).to_le_bytes());
-        out.extend(k.as_bytes());
-        out.extend(offset.to_le_bytes());
-        out.extend((v.len() as u64).to_le_bytes());
-        out.extend(sha2::Sha256::digest(v));
-        offset += v.len() as u64;
-    }
-    for (_, v) in &files {
-        out.extend(v);
-    }
+    let values: Vec<(&str, &[u8], [u8; 32])> = files.iter().map(|(k, v)| (*k, v.as_slice(), sha2::Sha256::digest(v).into())).collect();
+    let out = uni_runtime::kv::pack(&values);
     Embedded::new(Box::leak(out.into_boxed_slice())).expect("the test pack is well formed")
 }
 
