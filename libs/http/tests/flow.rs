@@ -68,6 +68,8 @@ GET /js/app.js?v=3 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
     let r = responses(&got, &[false, true]);
     assert_eq!(statuses(&r), [200, 200, 301, 200, 200, 404, 200]);
     assert_eq!(r[0].2, file("index.html"));
+    let date = header(&r[0].1, "date").expect("a Date header");
+    assert!(date.len() == 29 && date.ends_with(" GMT"), "{date}");
     assert_eq!(
         header(&r[0].1, "content-type"),
         Some("text/html; charset=utf-8")
