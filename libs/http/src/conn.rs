@@ -94,6 +94,11 @@ pub async fn serve_flow<F: Flow, C: Clock, H: Handler, L: Log>(
     match result {
         Ok(linger) => conn.close(linger).await,
         Err(e) => {
+            if matches!(e, Error::BodyLength { .. } | Error::Kv(_)) {
+                // The network is fine: send what there is of the response, so that the client
+                // sees it cut short (fewer bytes than its Content-Length, then the end).
+                let _ = conn.flush().await;
+            }
             // Nothing more can be said on this connection: release it, within bounds.
             let deadline = after(clock, limits.write_timeout);
             let _ = within(clock, deadline, Phase::Write, conn.flow.close()).await;

@@ -415,3 +415,51 @@ fn redirect_to_https() {
         (400, None)
     );
 }
+
+/// A handler of its own, whose body declares 10 bytes and ends after 5.
+struct Liar;
+
+struct ShortBody(bool);
+
+impl uni_http::Body for ShortBody {
+    fn len(&self) -> u64 {
+        10
+    }
+
+    async fn chunk(&mut self, _max: usize) -> Result<&[u8], uni_http::Error> {
+        let first = std::mem::replace(&mut self.0, false);
+        Ok(if first { b"12345" } else { b"" })
+    }
+}
+
+impl Handler for Liar {
+    type Body = ShortBody;
+
+    async fn handle(&self, _: &uni_http::Request<'_>) -> uni_http::Response<ShortBody> {
+        uni_http::Response::new(200, ShortBody(true))
+    }
+}
+
+#[test]
+fn a_body_shorter_than_declared_ends_only_its_connection() {
+    let input = b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    let (got, lines, result) = exchange_with(&Liar, Limits::default(), input, true);
+    match result {
+        Err(uni_http::Error::BodyLength {
+            expected: 10,
+            got: 5,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("\r\n\r\n12345"),
+        "{text}"
+    );
+    assert_eq!(
+        lines.len(),
+        1,
+        "the failed response is logged, and nothing after it is answered"
+    );
+    assert!(lines[0].contains("\" 200 5 "), "{}", lines[0]);
+}
