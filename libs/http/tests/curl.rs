@@ -451,3 +451,23 @@ fn https_with_curl_handshakes_per_connection_and_keeps_alive() {
     let cacert = format!("{PKI}/ca.pem");
     every_file_over_one_connection(&base, &["--resolve", &resolve, "--cacert", &cacert], "tls");
 }
+
+#[test]
+fn connections_beyond_the_limit_wait_for_a_free_one() {
+    let limits = Limits::default().max_connections(1).head_timeout(Duration::from_secs(1));
+    let (addr, _) = static_site(limits);
+    // A client that says nothing holds the only place until its head timeout.
+    let mut silent = TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    assert_eq!(
+        curl(&[&format!("http://{addr}/data.json")]).as_bytes(),
+        file("data.json")
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(600) && waited < Duration::from_secs(3),
+        "served after {waited:?}"
+    );
+    assert!(read_all(&mut silent).starts_with(b"HTTP/1.1 408 "));
+}
