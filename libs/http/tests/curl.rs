@@ -454,7 +454,9 @@ fn https_with_curl_handshakes_per_connection_and_keeps_alive() {
 
 #[test]
 fn connections_beyond_the_limit_wait_for_a_free_one() {
-    let limits = Limits::default().max_connections(1).head_timeout(Duration::from_secs(1));
+    let limits = Limits::default()
+        .max_connections(1)
+        .head_timeout(Duration::from_secs(1));
     let (addr, _) = static_site(limits);
     // A client that says nothing holds the only place until its head timeout.
     let mut silent = TcpStream::connect(addr).unwrap();
