@@ -380,7 +380,7 @@ fn a_thousand_malformed_requests_then_a_good_one() {
 
 #[test]
 fn a_slowloris_is_cut_off_and_does_not_hold_up_others() {
-    let (addr, _) = static_site(Limits::default().head_timeout(Duration::from_secs(1)));
+    let (addr, _) = static_site(Limits::default().head_timeout(Duration::from_secs(2)));
     let mut slow = TcpStream::connect(addr).unwrap();
     let mut writer = slow.try_clone().unwrap();
     let start = Instant::now();
@@ -403,7 +403,7 @@ fn a_slowloris_is_cut_off_and_does_not_hold_up_others() {
         file("data.json")
     );
     assert!(
-        quick.elapsed() < Duration::from_millis(900),
+        quick.elapsed() < Duration::from_millis(1500),
         "served in {:?} beside a slowloris",
         quick.elapsed()
     );
@@ -412,8 +412,8 @@ fn a_slowloris_is_cut_off_and_does_not_hold_up_others() {
     assert_cut_off(
         &got,
         elapsed,
-        Duration::from_secs(1),
-        Duration::from_secs(3),
+        Duration::from_secs(2),
+        Duration::from_secs(5),
     );
     drip.join().unwrap();
 }
@@ -468,7 +468,7 @@ fn connections_beyond_the_limit_wait_for_a_free_one() {
     );
     let waited = start.elapsed();
     assert!(
-        waited >= Duration::from_millis(600) && waited < Duration::from_secs(3),
+        waited >= Duration::from_millis(600) && waited < Duration::from_secs(5),
         "served after {waited:?}"
     );
     assert!(read_all(&mut silent).starts_with(b"HTTP/1.1 408 "));
