@@ -13,6 +13,7 @@ use core::time::Duration;
 use uni_runtime::device::net::{Flow, NetError};
 use uni_runtime::device::{Clock, Instant};
 
+use crate::date::imf_fixdate;
 use crate::request::{framing, Framing};
 use crate::response::{bodiless, write_head, Body, Response};
 use crate::{Error, Handler, Limits, Log, Phase, Record, Request};
@@ -93,12 +94,30 @@ pub async fn serve_flow<F: Flow, C: Clock, H: Handler, L: Log>(
     match result {
         Ok(linger) => conn.close(linger).await,
         Err(e) => {
+            if matches!(e, Error::BodyLength { .. } | Error::Kv(_)) {
+                // The network is fine: send what there is of the response, so that the client
+                // sees it cut short (fewer bytes than its Content-Length, then the end).
+                let _ = conn.flush().await;
+            }
             // Nothing more can be said on this connection: release it, within bounds.
             let deadline = after(clock, limits.write_timeout);
             let _ = within(clock, deadline, Phase::Write, conn.flow.close()).await;
             Err(e)
         }
     }
+}
+
+/// What the log and the response need to know of the request being answered.
+#[derive(Clone, Copy)]
+struct Exchange {
+    /// The method's length: `Conn::line` is the method, then the target.
+    method_len: usize,
+    /// The request's HTTP minor version.
+    minor: u8,
+    /// Whether the request was `HEAD` (no body is sent).
+    head_only: bool,
+    /// When the head was complete.
+    started: Instant,
 }
 
 struct Conn<'a, F, C> {
@@ -126,7 +145,13 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
                 Next::Closed => return Ok(false),
                 Next::Refuse(status) => {
                     self.line.clear();
-                    self.refuse(status, log, 0, Instant(0), false).await?;
+                    let exchange = Exchange {
+                        method_len: 0,
+                        minor: 1,
+                        head_only: false,
+                        started: self.clock.now(),
+                    };
+                    self.refuse(status, log, exchange).await?;
                     // A client too slow to send a head is not waited for any longer.
                     return Ok(status != 408);
                 }
@@ -137,7 +162,14 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             let mut parsed = httparse::Request::new(&mut headers);
             // `next_head` parsed these bytes already; a second parse cannot fail.
             let Ok(httparse::Status::Complete(_)) = parsed.parse(&self.buf[..head_len]) else {
-                self.refuse(400, log, 0, started, false).await?;
+                self.line.clear();
+                let exchange = Exchange {
+                    method_len: 0,
+                    minor: 1,
+                    head_only: false,
+                    started,
+                };
+                self.refuse(400, log, exchange).await?;
                 return Ok(true);
             };
             let request = Request {
@@ -149,11 +181,14 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             };
             self.line.clear();
             self.line.push_str(request.method);
-            let method_len = request.method.len();
             self.line.push_str(request.target);
-            let minor = request.minor_version;
+            let exchange = Exchange {
+                method_len: request.method.len(),
+                minor: request.minor_version,
+                head_only: request.is_head(),
+                started,
+            };
             let keep_alive = request.wants_keep_alive();
-            let head_only = request.is_head();
             let expect_continue = request.has_token("expect", "100-continue");
             let (response, body_len) = match framing(&request, self.limits.max_body) {
                 Framing::Refuse(status) => (Err(status), 0),
@@ -163,74 +198,63 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             let response = match response {
                 Ok(r) => r,
                 Err(status) => {
-                    self.refuse(status, log, method_len, started, false).await?;
+                    self.refuse(status, log, exchange).await?;
                     return Ok(true);
                 }
             };
             self.consume(head_len);
             if body_len > 0 {
-                if expect_continue && minor >= 1 {
+                if expect_continue && exchange.minor >= 1 {
                     self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                 }
                 self.discard(body_len).await?;
             }
             let keep_alive = keep_alive && !closes(&response);
-            let sent = self.send(response, head_only, keep_alive, minor).await;
-            let (status, bytes) = match &sent {
-                Ok(s) => *s,
-                Err((status, bytes, _)) => (*status, *bytes),
-            };
-            self.log(log, method_len, minor, status, bytes, started)
-                .await;
-            sent.map_err(|(_, _, e)| e)?;
+            self.respond(response, keep_alive, log, exchange).await?;
             if !keep_alive {
                 return Ok(self.filled > 0);
             }
         }
     }
 
-    /// Answers with the bare status page `status` and `Connection: close`, and logs it.
+    /// Answers with the bare status page `status` and `Connection: close`.
     async fn refuse<L: Log>(
         &mut self,
         status: u16,
         log: &L,
-        method_len: usize,
-        started: Instant,
-        head_only: bool,
+        exchange: Exchange,
     ) -> Result<(), Error> {
-        let started = if started == Instant(0) {
-            self.clock.now()
-        } else {
-            started
-        };
-        let sent = self
-            .send(Response::status(status), head_only, false, 1)
-            .await;
-        let bytes = sent.as_ref().map_or(0, |(_, b)| *b);
-        self.log(log, method_len, 1, status, bytes, started).await;
-        sent.map(|_| ()).map_err(|(_, _, e)| e)
+        self.respond(Response::status(status), false, log, exchange)
+            .await
     }
 
-    async fn log<L: Log>(
-        &self,
+    /// Sends `response` and logs it, sent or failed.
+    async fn respond<B: Body, L: Log>(
+        &mut self,
+        response: Response<B>,
+        keep_alive: bool,
         log: &L,
-        method_len: usize,
-        minor_version: u8,
-        status: u16,
-        bytes: u64,
-        started: Instant,
-    ) {
-        let (method, target) = self.line.split_at(method_len.min(self.line.len()));
+        exchange: Exchange,
+    ) -> Result<(), Error> {
+        let sent = self
+            .send(response, exchange.head_only, keep_alive, exchange.minor)
+            .await;
+        let (status, bytes) = match &sent {
+            Ok(s) => *s,
+            Err((status, bytes, _)) => (*status, *bytes),
+        };
+        let (method, target) = self.line.split_at(exchange.method_len.min(self.line.len()));
         let record = Record {
             peer: self.peer,
             method,
             target,
-            minor_version,
+            minor_version: exchange.minor,
             status,
             bytes,
-            duration: self.clock.now().saturating_duration_since(started),
+            duration: self.clock.now().saturating_duration_since(exchange.started),
         };
         log.request(&record).await;
+        sent.map(|_| ()).map_err(|(_, _, e)| e)
     }
 
     /// Waits until the buffer starts with a complete request head.
@@ -319,7 +343,8 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
         minor: u8,
     ) -> Result<(u16, u64), (u16, u64, Error)> {
         let status = response.status;
-        write_head(&mut self.out, &response, keep_alive, minor);
+        let date = imf_fixdate(self.clock.wall());
+        write_head(&mut self.out, &response, date, keep_alive, minor);
         let len = if head_only || bodiless(status) {
             0
         } else {

@@ -149,7 +149,7 @@ impl<K: KvRo> Handler for StaticFiles<K> {
         self.respond(request).await.unwrap_or_else(|r| Response {
             status: r.status,
             headers: r.headers,
-            body: FileBody(Inner::Bytes(r.body)),
+            body: r.body.into(),
         })
     }
 }
@@ -173,6 +173,32 @@ enum Inner<K> {
 impl<K> FileBody<K> {
     fn empty() -> FileBody<K> {
         FileBody(Inner::Bytes(Bytes::default()))
+    }
+}
+
+/// A page of the app's own in a [`StaticFiles`] body, for handlers that add routes to a site:
+///
+/// ```
+/// use uni_http::{Bytes, FileBody, Handler, Request, Response, StaticFiles};
+/// use uni_runtime::device::KvRo;
+///
+/// struct Site<K> {
+///     files: StaticFiles<K>,
+/// }
+///
+/// impl<K: KvRo> Handler for Site<K> {
+///     type Body = FileBody<K>;
+///     async fn handle(&self, req: &Request<'_>) -> Response<FileBody<K>> {
+///         match req.path() {
+///             "/health" => Response::new(200, Bytes::from("ok\n").into()),
+///             _ => self.files.handle(req).await,
+///         }
+///     }
+/// }
+/// ```
+impl<K> From<Bytes> for FileBody<K> {
+    fn from(b: Bytes) -> FileBody<K> {
+        FileBody(Inner::Bytes(b))
     }
 }
 

@@ -33,6 +33,7 @@
 extern crate alloc;
 
 mod conn;
+mod date;
 mod error;
 pub mod etag;
 mod handler;

@@ -3,7 +3,8 @@
 use core::time::Duration;
 
 /// What one connection may use and how long it may take. Every connection's memory is bounded
-/// by these: about `max_head + 3 × chunk` bytes, plus the TLS session's buffers.
+/// by these: about `max_head + 3 × chunk` bytes, plus the TLS session's buffers; and at most
+/// `max_connections` are served at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
@@ -27,6 +28,10 @@ pub struct Limits {
     /// How much of a response body is read from the handler (a file from the store) and
     /// written at a time. Default 16 KiB.
     pub chunk: usize,
+    /// The most connections served at once. When that many are open, the server stops
+    /// accepting (new clients wait in the stack's backlog) until one ends, so that memory
+    /// stays bounded however many clients come. Default 256.
+    pub max_connections: usize,
 }
 
 impl Limits {
@@ -39,6 +44,7 @@ impl Limits {
         idle_timeout: Duration::from_secs(30),
         write_timeout: Duration::from_secs(30),
         chunk: 16 * 1024,
+        max_connections: 256,
     };
 
     /// Sets [`max_head`](Limits::max_head).
@@ -80,6 +86,12 @@ impl Limits {
     /// Sets [`chunk`](Limits::chunk) (at least 512 bytes).
     pub fn chunk(mut self, bytes: usize) -> Limits {
         self.chunk = bytes.max(512);
+        self
+    }
+
+    /// Sets [`max_connections`](Limits::max_connections) (at least 1).
+    pub fn max_connections(mut self, n: usize) -> Limits {
+        self.max_connections = n.max(1);
         self
     }
 }

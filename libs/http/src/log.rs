@@ -146,4 +146,43 @@ mod tests {
         r.bytes = 12;
         assert_eq!(r.to_string(), "10.0.0.254:51234 \"-\" 400 12 0.0ms");
     }
+
+    /// A console that keeps what is written to it.
+    #[derive(Default)]
+    struct Recorder(core::cell::RefCell<alloc::vec::Vec<u8>>);
+
+    impl Console for Recorder {
+        async fn write(&self, bytes: &[u8]) -> Result<(), uni_runtime::device::ConsoleError> {
+            self.0.borrow_mut().extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_console_is_a_log() {
+        let console = Recorder::default();
+        futures_lite::future::block_on(async {
+            console.request(&rec("GET", "/", 1500)).await;
+            let peer = Some("10.0.0.254:51234".parse().unwrap());
+            console
+                .error(peer, &Error::TimedOut(crate::Phase::Head))
+                .await;
+            console
+                .error(
+                    None,
+                    &Error::Net(uni_runtime::device::net::NetError::Exhausted),
+                )
+                .await;
+            NoLog.request(&rec("GET", "/", 1)).await;
+            NoLog
+                .error(None, &Error::TimedOut(crate::Phase::Idle))
+                .await;
+        });
+        assert_eq!(
+            alloc::string::String::from_utf8(console.0.into_inner()).unwrap(),
+            "10.0.0.254:51234 \"GET / HTTP/1.1\" 200 1234 1.5ms\n\
+             10.0.0.254:51234 error: timed out waiting for the request head\n\
+             http: accept failed: network: out of sockets or buffers\n"
+        );
+    }
 }

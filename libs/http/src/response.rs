@@ -79,7 +79,7 @@ pub struct Response<B> {
     pub status: u16,
     /// Header fields, in order. Names and values MUST NOT hold CR, LF or NUL (nor names a
     /// `:`); the server drops fields that do, and its own (`Connection`, `Content-Length`,
-    /// `Transfer-Encoding`).
+    /// `Transfer-Encoding`, `Date`).
     pub headers: Vec<(Cow<'static, str>, String)>,
     /// The body.
     pub body: B,
@@ -149,21 +149,25 @@ pub(crate) fn bodiless(status: u16) -> bool {
     (100..200).contains(&status) || status == 204 || status == 304
 }
 
-/// Writes the status line and headers of `resp` into `out`, with `Content-Length` (unless the
-/// status has no body) and a `Connection` header for `keep_alive` on a request of
-/// `minor_version`.
+/// Writes the status line and headers of `resp` into `out`, with `Date` (if known),
+/// `Content-Length` (unless the status has no body) and a `Connection` header for
+/// `keep_alive` on a request of `minor_version`.
 pub(crate) fn write_head<B: Body>(
     out: &mut Vec<u8>,
     resp: &Response<B>,
+    date: Option<impl core::fmt::Display>,
     keep_alive: bool,
     minor_version: u8,
 ) {
     use core::fmt::Write;
     let mut w = VecWriter(out);
     let _ = write!(w, "HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
+    if let Some(date) = date {
+        let _ = write!(w, "Date: {date}\r\n");
+    }
     for (name, value) in &resp.headers {
         let clean = |s: &str| !s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
-        let ours = ["connection", "content-length", "transfer-encoding"]
+        let ours = ["connection", "content-length", "transfer-encoding", "date"]
             .iter()
             .any(|o| name.eq_ignore_ascii_case(o));
         if clean(name) && clean(value) && !name.is_empty() && !name.contains(':') && !ours {
@@ -196,7 +200,7 @@ mod tests {
 
     fn head(resp: &Response<Bytes>, keep_alive: bool, minor: u8) -> String {
         let mut out = Vec::new();
-        write_head(&mut out, resp, keep_alive, minor);
+        write_head(&mut out, resp, None::<&str>, keep_alive, minor);
         String::from_utf8(out).unwrap()
     }
 
@@ -214,6 +218,16 @@ mod tests {
             head(&r, true, 1),
             "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn date_comes_first_when_known() {
+        let r = Response::new(304, Bytes::default())
+            .header("ETag", "\"x\"")
+            .header("Date", "handler's");
+        let mut out = Vec::new();
+        write_head(&mut out, &r, Some("Wed, 01 Jan 2020 00:00:00 GMT"), true, 1);
+        assert_eq!(out, b"HTTP/1.1 304 Not Modified\r\nDate: Wed, 01 Jan 2020 00:00:00 GMT\r\nETag: \"x\"\r\n\r\n");
     }
 
     #[test]

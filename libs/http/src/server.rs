@@ -1,8 +1,11 @@
 //! [`Server`]: listen on a port, plain or over TLS, and serve each connection in its own task.
 
 use alloc::rc::Rc;
+use core::cell::Cell;
 use core::convert::Infallible;
+use core::future::poll_fn;
 use core::net::SocketAddr;
+use core::task::{Poll, Waker};
 use core::time::Duration;
 
 use uni_runtime::device::net::{Flow, Listener, Stack};
@@ -184,8 +187,9 @@ impl<T: Transport, C: Clock + Clone + 'static> Listening<T, C> {
     }
 
     /// Accepts connections forever, each served by `handler` in a task of its own
-    /// ([`uni_runtime::task::spawn`]) and logged to `log`. A connection's failure ends only
-    /// that connection; a failed accept is logged and retried after a short pause.
+    /// ([`uni_runtime::task::spawn`]) and logged to `log`, at most
+    /// [`Limits::max_connections`] at once. A connection's failure ends only that connection;
+    /// a failed accept is logged and retried after a short pause.
     pub async fn serve<H: Handler + 'static, L: Log + 'static>(
         self,
         handler: H,
@@ -193,7 +197,12 @@ impl<T: Transport, C: Clock + Clone + 'static> Listening<T, C> {
     ) -> Result<Infallible, Error> {
         let handler = Rc::new(handler);
         let log = Rc::new(log);
+        let slots = Rc::new(Slots {
+            free: Cell::new(self.limits.max_connections.max(1)),
+            waiter: Cell::new(None),
+        });
         loop {
+            let slot = Slots::take(&slots).await;
             match T::accept(&self.listener).await {
                 Ok(flow) => {
                     let (clock, limits, handler, log) = (
@@ -203,6 +212,7 @@ impl<T: Transport, C: Clock + Clone + 'static> Listening<T, C> {
                         log.clone(),
                     );
                     uni_runtime::task::spawn(async move {
+                        let _slot = slot;
                         let peer = flow.peer_addr();
                         if let Err(e) =
                             connection::<T, _, _, _>(flow, &clock, &limits, &*handler, &*log).await
@@ -216,6 +226,43 @@ impl<T: Transport, C: Clock + Clone + 'static> Listening<T, C> {
                     self.clock.sleep(ACCEPT_BACKOFF).await;
                 }
             }
+        }
+    }
+}
+
+/// The connections a server may still open ([`Limits::max_connections`]), and the accept
+/// loop's waker while there are none.
+struct Slots {
+    free: Cell<usize>,
+    waiter: Cell<Option<Waker>>,
+}
+
+/// One open connection's place; dropping it (when the connection's task ends) frees it.
+struct Slot(Rc<Slots>);
+
+impl Slots {
+    /// Waits for a free place.
+    async fn take(slots: &Rc<Slots>) -> Slot {
+        poll_fn(|cx| match slots.free.get() {
+            0 => {
+                slots.waiter.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+            n => {
+                slots.free.set(n - 1);
+                Poll::Ready(())
+            }
+        })
+        .await;
+        Slot(slots.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.free.set(self.0.free.get() + 1);
+        if let Some(w) = self.0.waiter.take() {
+            w.wake();
         }
     }
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::OnceLock;
 use std::task::{Poll, Waker};
+use std::time::Duration;
 
 use sha2::Digest;
 use uni_runtime::device::net::{Flow, NetError};
@@ -278,4 +279,20 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
+}
+
+/// The statuses of parsed responses, in order.
+pub fn statuses(replies: &[Reply]) -> Vec<u16> {
+    replies.iter().map(|r| r.0).collect()
+}
+
+/// Checks that a slow client got `408` and was cut off between `min` and `max` after it
+/// started.
+pub fn assert_cut_off(got: &[u8], elapsed: Duration, min: Duration, max: Duration) {
+    assert!(
+        got.starts_with(b"HTTP/1.1 408 Request Timeout\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(got)
+    );
+    assert!(elapsed >= min && elapsed < max, "cut off after {elapsed:?}");
 }
