@@ -16,34 +16,36 @@
 #    destroys each static-website guest 2 s after it logged that request (or after a time
 #    limit), so the run ends by itself.
 # Times "after xl create" are dom0's clock (host wall time under QEMU TCG), sampled every 20 ms.
-# The board must not run twice at once: on a shared machine, wrap this in
-# `flock /tmp/uni-qemu.lock …` (or whatever lock its users agreed on).
+# The board must not run twice at once: on a shared machine, BOARD_LOCK=/tmp/uni-qemu.lock (or
+# whatever lock its users agreed on) runs the board session under `flock $BOARD_LOCK`; the
+# builds stay outside the lock.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 W=${BENCH_DIR:-/tmp/uni-bench-website-xen}
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(32 16 8 4 3 2 1)
 mkdir -p "$W"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 EX=$ROOT/examples/static-website
 
 echo "== building static-website for xen-arm" >&2
+# (uni builds into CARGO_TARGET_DIR when it is set, else into the example's _build/target)
 (cd "$EX" && cargo run -q -p mirage-cli -- build --target xen-arm >&2)
 XEN=$EX/dist/static-website.xen
-ELF=$EX/_build/target/armv7a-none-eabihf/release/static-website
+ELF=${CARGO_TARGET_DIR:-$EX/_build/target}/armv7a-none-eabihf/release/static-website
 
 echo "== building the Linux armhf domU" >&2
 "$ROOT/tests/tools/linux-guest.sh" "$W/linux"
 
 echo "== building the driver" >&2
-BT=${WEBSITE_XEN_TARGET_DIR:-$CARGO_TARGET_DIR/website-xen}
+BT=${WEBSITE_XEN_TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/website-xen}
 CARGO_TARGET_DIR=$BT cargo build -q --release --manifest-path "$ROOT/bench/website/xen/Cargo.toml"
 BIN=$BT/release/website-xen
 
-LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== one board session: linux, then static-website at ${SIZES[*]} MiB" >&2
 cd "$W"
 set +e
-"$BIN" --timeout "${TIMEOUT:-1500}" --ca "$EX/pki/ca.pem" --linux linux/linux-boot.xl \
+LOCK=(); [ -z "${BOARD_LOCK:-}" ] || LOCK=(flock "$BOARD_LOCK")
+# the load average is taken once the board is ours, just before it boots
+"${LOCK[@]}" bash -c 'cut -d" " -f1-3 /proc/loadavg > load-before; exec "$@"' _ "$BIN" --timeout "${TIMEOUT:-1500}" --ca "$EX/pki/ca.pem" --linux linux/linux-boot.xl \
   --site "$EX/dist/static-website.xl" "${SIZES[@]}" | tee run.out
 set -e
 
