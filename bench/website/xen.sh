@@ -48,8 +48,22 @@ LOCK=(); [ -z "${BOARD_LOCK:-}" ] || LOCK=(flock "$BOARD_LOCK")
 "${LOCK[@]}" bash -c 'cut -d" " -f1-3 /proc/loadavg > load-before; exec "$@"' _ "$BIN" --timeout "${TIMEOUT:-1500}" --ca "$EX/pki/ca.pem" --linux linux/linux-boot.xl \
   --site "$EX/dist/static-website.xl" "${SIZES[@]}" | tee run.out
 set -e
+LOAD=$(cat load-before 2>/dev/null || echo "?")
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+# how a guest ended, in words: a static-website guest destroyed by the dom0 script after it served
+# shows up as a "failed" xl create (xl -F saw no shutdown reason), which it was not
+ended() {
+  local v o; v=$(field verdict "$2"); o=$(field outcome "$2")
+  case $v in
+  served_*) echo "served; then destroyed by the bench" ;;
+  *) case $o in
+     crashed) echo "crashed: $(grep "^console name=$1 " run.out | tail -n 1 | sed 's/^console name=[^ ]* | //')" ;;
+     did_not_boot:*) echo "xl create failed: $(sed 's/.*xc_dom_alloc_pad:_//; s/;.*//; s/_/ /g' <<<"$o")" ;;
+     *) echo "${o//_/ }${v:+ (${v//_/ })}" ;;
+     esac ;;
+  esac
+}
 echo
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load before the boot: $LOAD; after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -70,5 +84,5 @@ echo "|---|---:|---:|---:|---:|---|"
 while read -r r; do
   n=$(field name "$r"); [ -n "$n" ] || continue
   printf '| %s | %s | %s s | %s s | %s | %s |\n' "$n" "$(field memory "$r")" "$(field first_output_s "$r")" \
-    "$(field marker_s "$r")" "$(field curl_time_total_s "$r")" "$(field outcome "$r") / $(field verdict "$r")"
+    "$(field marker_s "$r")" "$(field curl_time_total_s "$r")" "$(ended "$n" "$r")"
 done < <(grep '^result name=' run.out)
