@@ -287,7 +287,8 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
         }
     }
     if net_on {
-        let first = &plan[0];
+        // the first guest with a vif (a run may start with guests without one)
+        let first = plan.iter().find(|p| !p.cfg.macs.is_empty()).unwrap_or(&plan[0]);
         let ip = first.ip.map(|ip| ip.to_string()).unwrap_or_default();
         let how = if net::static_ipv4(&first.cfg.extra).is_some() {
             "static, from --ipv4"
@@ -306,7 +307,7 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
             "Network",
             format!(
                 "{} at {ip} ({how}, MAC {}){host}{fwd}",
-                first.guest.name, first.cfg.macs[0]
+                first.guest.name, first.cfg.macs.first().map(String::as_str).unwrap_or("-")
             ),
         );
     }

@@ -1,0 +1,290 @@
+//! `website-xen`: in ONE session of uni's emulated Xen board (boards/qemu-virt), boots the
+//! xen-rig's Linux armhf domU (which powers itself off), then examples/static-website once per
+//! `memory=` size, one after the other, while the host fetches `https://10.0.0.2/` from each
+//! over the board's TAP. Prints, per guest, how it ended and its timings.
+//!
+//! ```text
+//! website-xen [--timeout SECS] [--limit SECS] --ca CA.pem --linux XL --site XL MIB...
+//! ```
+//! - `--linux XL`: tests/tools/linux-guest.sh's linux-boot.xl (no vif; /init prints `LINUX UP`
+//!   and powers off). Its marker is `LINUX UP`.
+//! - `--site XL`: examples/static-website/dist/static-website.xl. For each MIB, a copy with
+//!   `name = "static-website-m<MIB>"` and `memory = <MIB>` is written to the current directory.
+//!   Each gets one vif, so the board's DHCP server gives the k-th of them 10.0.0.(2+k). Its marker
+//!   is the request line of the host's first `GET /` answered 200.
+//! - The host side: one thread per static-website guest probes TCP port 443 of its address
+//!   (300 ms connect timeout, every 100 ms) and, once a connection is accepted, runs
+//!   `curl --cacert CA --connect-to 10.0.0.2:443:<its address>:443 https://10.0.0.2/` (the
+//!   certificate names 10.0.0.2) until one answers 200.
+//! - static-website never shuts down by itself, and only the run's first guest gets a dom0 check,
+//!   so the dom0 check (started when the Linux guest exists) is a script that follows the
+//!   static-website guests one by one: it destroys each one 2 s after its console shows the
+//!   request line, or when `--limit` seconds (45 after a first failure) pass without it. So the
+//!   run ends by itself; if it does not, the run's timeout ends it, and what was measured until
+//!   then is still reported (the timings come from dom0 as they happen).
+//!
+//! The last lines are `result …`, one per guest, then `verdict …` lines from the dom0 script.
+//! The serial log is `website-xen-serial.log` in the current directory.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use mirage_cli::{board, emu};
+
+/// The request line the host's first fetch makes the guest log (uni-http's log format:
+/// `https: <peer> "GET / HTTP/1.1" 200 <bytes> <duration>`).
+const SERVED: &str = "\"GET / HTTP/1.1\" 200";
+const LINUX_MARK: &str = "LINUX UP";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("website-xen: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[derive(Default, Clone)]
+struct Fetch {
+    /// host seconds since the board started, when the first 200 came back
+    ok_at: Option<f64>,
+    /// curl's `%{time_total}` of that request
+    total: Option<String>,
+    /// failed curl attempts after an accepted connection, and the last one's message
+    failures: u32,
+    last_error: String,
+}
+
+fn run() -> Result<ExitCode> {
+    let mut args = std::env::args().skip(1);
+    let mut timeout = 1200u64;
+    let mut limit = 120u32;
+    let (mut ca, mut linux, mut site) = (None, None, None);
+    let mut sizes: Vec<u32> = Vec::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--timeout" => timeout = args.next().context("--timeout SECS")?.parse()?,
+            "--limit" => limit = args.next().context("--limit SECS")?.parse()?,
+            "--ca" => ca = Some(PathBuf::from(args.next().context("--ca FILE")?)),
+            "--linux" => linux = Some(PathBuf::from(args.next().context("--linux XL")?)),
+            "--site" => site = Some(PathBuf::from(args.next().context("--site XL")?)),
+            s if s.starts_with('-') => bail!("unknown option {s}"),
+            s => sizes.push(s.parse().with_context(|| format!("{s}: not a size in MiB"))?),
+        }
+    }
+    let (Some(ca), Some(linux), Some(site)) = (ca, linux, site) else {
+        bail!("usage: website-xen [--timeout SECS] [--limit SECS] --ca CA.pem --linux XL --site XL MIB...");
+    };
+    if sizes.is_empty() {
+        bail!("no memory size given");
+    }
+    let ca = std::fs::canonicalize(&ca).with_context(|| format!("{}", ca.display()))?;
+
+    let mut guests = vec![guest(&linux, None, Some(LINUX_MARK))?];
+    let site_text = std::fs::read_to_string(&site).with_context(|| format!("reading {}", site.display()))?;
+    let mut names = Vec::new();
+    for &m in &sizes {
+        let name = format!("static-website-m{m}");
+        let text: String = site_text
+            .lines()
+            .filter(|l| !matches!(key(l), Some("name" | "memory")))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            + &format!("name = \"{name}\"\nmemory = {m}\n");
+        let xl = PathBuf::from(format!("{name}.xl"));
+        std::fs::write(&xl, text)?;
+        // the kernel line of the generated xl file is absolute: keep it
+        guests.push(guest(&xl, Some(&site), Some(SERVED))?);
+        names.push(name);
+    }
+
+    let mut opts = emu::RunOptions::new(Duration::from_secs(timeout), PathBuf::from("website-xen-serial.log"));
+    opts.dom0_check = Some(dom0_script(&names, limit));
+
+    let board = board::find("qemu-virt").context("no qemu-virt board")?;
+    let prepared = emu::prepare(&board, &emu::cache_dir())?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    // The host's ARP: resolve a guest within 100 ms of its coming up (the default re-asks once
+    // a second), on this run's TAP device only (`uni<pid>`, made by run_guests).
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let f = format!("/proc/sys/net/ipv4/neigh/uni{}/retrans_time_ms", std::process::id());
+            while !stop.load(Ordering::Relaxed) {
+                if std::fs::write(&f, "100").is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+    }
+    let fetches: Arc<Mutex<HashMap<String, Fetch>>> = Arc::default();
+    let mut pollers = Vec::new();
+    for (k, name) in names.iter().enumerate() {
+        let ip = Ipv4Addr::new(10, 0, 0, 2 + k as u8);
+        let (stop, fetches, name, ca) = (stop.clone(), fetches.clone(), name.clone(), ca.clone());
+        pollers.push(std::thread::spawn(move || poll(ip, &ca, &name, t0, &stop, &fetches)));
+    }
+
+    let report = emu::run_guests(&prepared, &guests, &opts);
+    stop.store(true, Ordering::Relaxed);
+    let report = report?;
+    let fetches = fetches.lock().unwrap().clone();
+
+    let s = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+    // `verdict <name> <what> <seconds>` from the dom0 script
+    let verdicts: HashMap<String, String> = report
+        .check
+        .iter()
+        .flat_map(|(_, lines)| lines.iter())
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("verdict ")?.split_whitespace();
+            Some((w.next()?.to_string(), w.collect::<Vec<_>>().join("_")))
+        })
+        .collect();
+    for g in &report.guests {
+        let f = fetches.get(&g.name).cloned().unwrap_or_default();
+        let mem = g.name.strip_prefix("static-website-m").unwrap_or("(its xl file)");
+        println!(
+            "result name={} memory={} outcome={} verdict={} ip={} first_output_s={} marker_s={} host_first_200_s={} curl_time_total_s={} curl_failures={} console_lines={}",
+            g.name,
+            mem,
+            g.outcome.as_ref().map(|o| o.to_string().replace(' ', "_")).unwrap_or_else(|| "-".into()),
+            verdicts.get(&g.name).map(String::as_str).unwrap_or("-"),
+            g.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+            s(g.first_output),
+            s(g.marker),
+            s(f.ok_at),
+            f.total.unwrap_or_else(|| "-".into()),
+            f.failures,
+            g.console.len(),
+        );
+        if f.failures > 0 {
+            println!("curl name={} last_error={}", g.name, f.last_error.trim().replace('\n', " | "));
+        }
+        if g.name != "linux" && g.marker.is_none() {
+            for l in g.console.iter().rev().take(12).collect::<Vec<_>>().into_iter().rev() {
+                println!("console name={} | {l}", g.name);
+            }
+        }
+    }
+    match &report.check {
+        Some((st, lines)) => {
+            for l in lines.iter().filter(|l| l.starts_with("verdict ")) {
+                println!("{l}");
+            }
+            println!("result dom0_script_status={st}");
+        }
+        None => println!("result dom0_script_status=- (did not finish)"),
+    }
+    println!("result run_outcome={} host_run_s={:.1}", report.outcome.to_string().replace(' ', "_"), t0.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The host's side for one guest at `ip`: wait for port 443 to accept, then curl until a 200.
+fn poll(ip: Ipv4Addr, ca: &Path, name: &str, t0: Instant, stop: &AtomicBool, fetches: &Mutex<HashMap<String, Fetch>>) {
+    let addr = SocketAddr::from((ip, 443));
+    while !stop.load(Ordering::Relaxed) {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err() {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let o = Command::new("curl")
+            .args(["-sS", "--max-time", "60", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "--cacert"])
+            .arg(ca)
+            .args(["--connect-to", &format!("10.0.0.2:443:{ip}:443"), "https://10.0.0.2/"])
+            .output();
+        let at = t0.elapsed().as_secs_f64();
+        let mut map = fetches.lock().unwrap();
+        let f = map.entry(name.to_string()).or_default();
+        match o {
+            Ok(o) if o.status.success() && o.stdout.starts_with(b"200 ") => {
+                f.ok_at = Some(at);
+                f.total = String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).map(String::from);
+                return;
+            }
+            Ok(o) => {
+                f.failures += 1;
+                f.last_error = format!("{} {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            }
+            Err(e) => {
+                f.failures += 1;
+                f.last_error = e.to_string();
+            }
+        }
+        drop(map);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The dom0 check: follows the static-website guests `names`, in the order the board creates
+/// them (each one's console log appears when its turn comes), and destroys each one 2 s after its
+/// console shows [`SERVED`], or after `limit` seconds without it (45 s once one has failed).
+/// Prints one `verdict <name> <served|ended|never-created|timeout> <seconds>` line per guest.
+fn dom0_script(names: &[String], limit: u32) -> String {
+    format!(
+        r#"LIM={limit}
+set -- {names}
+while [ $# -gt 0 ]; do
+  g=$1; next=${{2:-}}; shift
+  L=/var/log/xen/console/guest-$g.log
+  while [ ! -e "$L" ]; do sleep 0.5; done
+  t0=$(cut -d' ' -f1 /proc/uptime); seen=; r=timeout; el=0
+  while :; do
+    el=$(awk -v a="$t0" '{{ printf "%d", $1 - a }}' /proc/uptime)
+    if grep -qF '{mark}' "$L"; then r=served; break; fi
+    if xl domid "$g" >/dev/null 2>&1; then seen=1
+    elif [ -n "$seen" ]; then r=ended; break
+    elif [ -n "$next" ] && [ -e "/var/log/xen/console/guest-$next.log" ]; then r=never-created; break
+    elif [ "$el" -ge 60 ]; then r=never-created; break
+    fi
+    [ "$el" -lt "$LIM" ] || break
+    sleep 0.5
+  done
+  echo "verdict $g $r ${{el}}s"
+  if [ $r = served ]; then sleep 2; else LIM=45; fi
+  xl destroy "$g" >/dev/null 2>&1
+done
+"#,
+        names = names.join(" "),
+        mark = SERVED,
+    )
+}
+
+/// The key of an `xl` file's `key = value` line.
+fn key(line: &str) -> Option<&str> {
+    let (k, _) = line.split_once('=')?;
+    let k = k.trim();
+    (!k.starts_with('#') && !k.is_empty()).then_some(k)
+}
+
+/// A guest from an xl file; its image is the xl file's `kernel`, relative to `kernel_dir`'s
+/// directory (default: the xl file's).
+fn guest(xl: &Path, kernel_dir: Option<&Path>, marker: Option<&str>) -> Result<emu::Guest> {
+    let text = std::fs::read_to_string(xl).with_context(|| format!("reading {}", xl.display()))?;
+    let kernel = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "kernel")
+        .map(|(_, v)| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+        .with_context(|| format!("{} has no kernel", xl.display()))?;
+    let base = kernel_dir.unwrap_or(xl);
+    let image = base.parent().unwrap_or(Path::new(".")).join(kernel);
+    let name = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "name")
+        .map(|(_, v)| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+        .unwrap_or_else(|| xl.file_stem().unwrap_or_default().to_string_lossy().into_owned());
+    Ok(emu::Guest { name, image, xl: xl.to_path_buf(), marker: marker.map(String::from) })
+}
