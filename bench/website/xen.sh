@@ -54,7 +54,7 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 # how a guest ended, in words: a static-website guest destroyed by the dom0 script after it served
 # shows up as a "failed" xl create (xl -F saw no shutdown reason), which it was not
 ended() {
-  local v o; v=$(field verdict "$2"); o=$(field outcome "$2")
+  local v o; v=$(field verdict "$2"); o=$(field outcome "$2"); [ "$v" != - ] || v=
   case $v in
   served_*) echo "served; then destroyed by the bench" ;;
   *) case $o in

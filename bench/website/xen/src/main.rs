@@ -154,7 +154,13 @@ fn run() -> Result<ExitCode> {
         .collect();
     for g in &report.guests {
         let f = fetches.get(&g.name).cloned().unwrap_or_default();
-        let mem = g.name.strip_prefix("static-website-m").unwrap_or("(its xl file)");
+        // `memory=` of the guest's xl file
+        let mem = guests
+            .iter()
+            .find(|x| x.name == g.name)
+            .and_then(|x| std::fs::read_to_string(&x.xl).ok())
+            .and_then(|t| t.lines().find(|l| key(l) == Some("memory")).and_then(|l| l.split_once('=')).map(|(_, v)| v.trim().to_string()))
+            .unwrap_or_else(|| "-".into());
         println!(
             "result name={} memory={} outcome={} verdict={} ip={} first_output_s={} marker_s={} host_first_200_s={} curl_time_total_s={} curl_failures={} console_lines={}",
             g.name,
