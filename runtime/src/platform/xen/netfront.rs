@@ -177,6 +177,8 @@ pub struct NetifStats {
     pub tx_full: u64,
     /// Event-channel notifications sent to the backend.
     pub notifies: u64,
+    /// Extra notifications for TX requests left unanswered too long ([`TX_STALL_NS`]).
+    pub tx_kicks: u64,
     /// Connections made (1 + reconnects).
     pub connects: u64,
 }
@@ -307,7 +309,18 @@ struct TxSide {
     bufs: Vec<Granted>,
     /// `transmit` said no: `poll_ready` watches for completions.
     blocked: bool,
+    /// When the backend last answered a TX request, or the ring last went from idle to busy
+    /// (guest clock, ns): see [`TX_STALL_NS`].
+    last_progress: u64,
 }
+
+/// TX requests unanswered for this long get an unconditional notification with the next
+/// request. The ring protocol only notifies when `req_prod` crosses the backend's `req_event`;
+/// if one notification is ever lost, the backend never moves `req_event` again and every later
+/// request would wait forever (seen once in CI: a guest whose frames never left, so neither
+/// DHCP nor ARP replies reached dom0). A spare notification only makes the backend look at
+/// the ring.
+const TX_STALL_NS: u64 = 200_000_000;
 
 struct RxSide {
     ring_page: Granted,
@@ -334,6 +347,7 @@ impl TxSide {
             if n == 0 {
                 return Ok(());
             }
+            self.last_progress = time::now_ns();
             for _ in 0..n {
                 let at = slot_offset(self.ring.rsp_cons, TX_SLOT_LEN, TX_RING_SIZE);
                 let raw: [u8; 4] = self.ring_page.page.read_bytes(at);
@@ -453,6 +467,7 @@ impl Rings {
                 ids: IdPool::new(TX_RING_SIZE as u16),
                 bufs: tx_bufs,
                 blocked: false,
+                last_progress: 0,
             },
             rx: RxSide {
                 ring_page: rx_ring,
@@ -943,12 +958,22 @@ impl phy::TxToken for TxToken<'_> {
             .ring_page
             .page
             .write_bytes(slot_offset(i, TX_SLOT_LEN, TX_RING_SIZE), &raw);
+        // Requests the backend had not answered before this one.
+        let waiting = self.tx.ring.req_published.wrapping_sub(self.tx.ring.rsp_cons);
+        let now = time::now_ns();
+        if waiting == 0 {
+            self.tx.last_progress = now;
+        }
         push_requests(
             &self.tx.ring_page.page,
             &mut self.tx.ring,
             self.port,
             self.stats,
         );
+        if waiting > 0 && now.saturating_sub(self.tx.last_progress) > TX_STALL_NS {
+            self.port.notify();
+            bump(self.stats, |s| s.tx_kicks += 1);
+        }
         bump(self.stats, |s| {
             s.tx_frames += 1;
             s.tx_bytes += len as u64
