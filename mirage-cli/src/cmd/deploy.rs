@@ -232,7 +232,8 @@ pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
 /// would lose what the guest printed before it attached (the 2 s of settling, the SSH login),
 /// and everything of a guest that has already ended. So it first prints this boot's console log
 /// (from byte `offset` of `log`), then attaches if the domain still exists. A watcher ends
-/// `xl console` once the domain is gone, so the command ends when the guest does. Inline rather
+/// `xl console` once the domain is gone, so the command ends when the guest does; it ends itself
+/// when `xl console` has (left with Ctrl-]). Inline rather
 /// than a function of dom0.sh: stdin is the terminal, so the script cannot go there, and sent
 /// as the command line it would make a long one.
 fn console_command(name: &str, log: &str, offset: u64) -> String {
@@ -244,7 +245,7 @@ fn console_command(name: &str, log: &str, offset: u64) -> String {
     write!(
         c,
         "xl domid {n} >/dev/null 2>&1 || exit 0; \
-         (while xl domid {n} >/dev/null 2>&1; do sleep 1; done; sleep 1; kill $$) </dev/null >/dev/null 2>&1 & \
+         (while xl domid {n} >/dev/null 2>&1; do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done; sleep 1; kill $$) </dev/null >/dev/null 2>&1 & \
          exec xl console {n}"
     )
     .unwrap();
