@@ -2,8 +2,12 @@
 //! `uni run --dom0` (dropbear in dom0, reached through a QEMU port forward). One boot carries
 //! every check: hello and echo deployed, echo answering over TCP through dom0's bridge, a
 //! redeploy replacing it, a broken image rolled back, an image for the wrong board refused,
-//! `uni ps`, `uni logs` and `uni stop`; and, without the board, an unknown host key and an
-//! unreachable host refused.
+//! `uni ps`, `uni logs`, `uni logs --follow` and `uni stop`; `uni deploy --console` in a
+//! pseudo-terminal (util-linux `script`): hello's whole console, ending when hello powers off,
+//! and echo's redeploy attached until left with Ctrl-] (nothing left behind in dom0); a dom0
+//! without `xl` and a dom0 whose /var/lib/uni is full (filled with `dd` over ssh) refused with a
+//! clear message, the running guest untouched; an unknown host key refused; and, without the
+//! board, an unreachable host refused.
 //!
 //! The tests bring their own ~/.ssh (key, known_hosts, an ssh_config passed with
 //! UNI_SSH_CONFIG) in a temporary HOME, so the user's files are never read or changed. Only the
@@ -11,6 +15,7 @@
 //! cargo's paths and so the examples' build flags derive.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -95,6 +100,59 @@ fn address(err: &str) -> String {
     err[at..].split(|c: char| !(c.is_ascii_digit() || c == '.')).next().unwrap().to_string()
 }
 
+/// Runs the shell line `cmd` in dom0 as root over SSH; it must succeed. Returns its stdout.
+fn dom0(home: &SshHome, port: u16, cmd: &str) -> String {
+    let o = Command::new("ssh")
+        .arg("-F")
+        .arg(home.ssh("config"))
+        .args(["-o", "BatchMode=yes", "-p", &port.to_string(), "root@localhost", cmd])
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "in dom0: {cmd} ({})\n--- stdout\n{out}\n--- stderr\n{err}", o.status);
+    out
+}
+
+/// Ends a background command and everything it started (it runs in a process group of its own).
+fn kill_group(b: Background) {
+    let _ = Command::new("kill").args(["--", &format!("-{}", b.child.id())]).status();
+    drop(b);
+}
+
+/// `uni args…` in `dir` (as [`SshHome::uni`] runs it) in a pseudo-terminal: util-linux
+/// `script`, in a process group of its own. Its stdin stays open: what is written there is typed.
+fn in_terminal(home: &SshHome, dir: &Path, args: &[&str]) -> Background {
+    let u = home.uni(dir, "config", args);
+    let line = format!("'{}' {}", Path::new(u.get_program()).display(), args.join(" "));
+    let mut c = Command::new("script");
+    c.args(["-qec", &line, "/dev/null"]).current_dir(dir).process_group(0);
+    for (k, v) in u.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    Background::spawn(c)
+}
+
+/// Waits at most `limit` for `b` to end; its exit status and all it printed.
+fn finish(mut b: Background, limit: Duration, what: &str) -> (std::process::ExitStatus, String) {
+    let t = Instant::now();
+    let st = loop {
+        if let Some(st) = b.child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > limit {
+            let out = b.out();
+            kill_group(b);
+            panic!("{what} did not end:\n{out}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_millis(300)); // the last of its output
+    (st, b.out())
+}
+
 /// Echoes 64 KiB through the board: an SSH tunnel to dom0, then dom0's bridge to the guest at
 /// `ip`:7000.
 fn echo_answers(home: &SshHome, ssh_port: u16, ip: &str) {
@@ -172,6 +230,36 @@ fn deploy_to_the_emulated_dom0() {
         std::thread::sleep(Duration::from_secs(1));
     }
 
+    step("logs --follow");
+    // --- `uni logs --follow` streams the console log and keeps following ---
+    let mut c = home.uni(&here, "config", &["logs", "--follow", "--host", &host]);
+    c.process_group(0);
+    let mut follow = Background::spawn(c);
+    follow.wait_for("world", false, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(follow.child.try_wait().unwrap().is_none(), "logs --follow ended:\n{}\n{}", follow.out(), follow.err());
+    kill_group(follow);
+
+    step("deploy --console");
+    // --- deploy --console, in a terminal: hello's whole console, then it ends with hello ---
+    let console = in_terminal(&home, &here, &["deploy", "--no-build", "--console", "--host", &host]);
+    let (st, out) = finish(console, Duration::from_secs(60), "deploy --console with hello");
+    assert!(st.success(), "deploy --console: {st}\n{out}");
+    assert!(out.contains(&format!("Deployed hello on {host} as domain ")), "{out}");
+    let shown = out.split("Ctrl-])").nth(1).unwrap_or_else(|| panic!("no Console line:\n{out}"));
+    let words: Vec<&str> = shown.lines().filter_map(|l| ["hello", "world"].into_iter().find(|w| l.contains(w))).collect();
+    assert!(words.starts_with(&["hello", "world", "hello", "world"]), "the console showed {words:?}:\n{out}");
+
+    step("no xl");
+    // --- a dom0 without xl is refused, and says so ---
+    // (every xl on dom0's PATH, each looked up by a new shell: ash remembers where commands are)
+    let moved = dom0(&home, port, r#"for i in 1 2 3; do x=$(sh -c 'command -v xl') || break; mv "$x" "$x.away" && echo "$x"; done; ! sh -c 'command -v xl'"#);
+    assert!(!moved.trim().is_empty(), "no xl found in dom0");
+    let err = fails(home.run(&here, &["deploy", "--no-build", "--host", &host]), "deploy to a dom0 without xl");
+    let back: Vec<String> = moved.lines().map(|x| format!("mv '{x}.away' '{x}'")).collect();
+    dom0(&home, port, &format!("{} && command -v xl", back.join(" && ")));
+    assert!(err.contains(&format!("{host} is not a Xen dom0 with the xl toolstack: no `xl` on the PATH")), "{err}");
+
     step("echo:");
     // --- echo: deployed, answers over TCP through dom0 ---
     let echo = example("echo");
@@ -183,10 +271,37 @@ fn deploy_to_the_emulated_dom0() {
     assert!(out.lines().any(|l| l.split_whitespace().take(2).eq(["echo", &first.to_string()])), "{out}");
     assert!(out.lines().any(|l| l.starts_with("hello ") && l.contains("stopped")), "{out}");
 
-    step("a redeploy");
-    // --- a redeploy replaces it ---
-    let (_, err) = ok(home.run(&echo, &["deploy", "--host", &host]), "redeploy echo");
+    step("a redeploy, with --console");
+    // --- a redeploy replaces it; --console shows its console from the start and stays attached
+    // (echo runs on) until left with Ctrl-] ---
+    let mut console = in_terminal(&home, &echo, &["deploy", "--console", "--host", &host]);
+    let t = Instant::now();
+    while !console.out().split("Ctrl-])").nth(1).is_some_and(|c| c.contains("net: ")) {
+        assert!(t.elapsed() < Duration::from_secs(120) && console.child.try_wait().unwrap().is_none(), "no console of echo:\n{}", console.out());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Ctrl-] until it leaves (keys typed before `xl console` runs may be flushed)
+    let stdin = console.child.stdin.take().unwrap();
+    let typist = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut stdin = stdin;
+        for _ in 0..30 {
+            if stdin.write_all(b"\x1d").and_then(|_| stdin.flush()).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let (st, err) = finish(console, Duration::from_secs(30), "deploy --console with echo, left with Ctrl-]");
+    drop(typist);
+    assert!(st.success(), "deploy --console: {st}\n{err}");
     let second = number_after(&err, "as domain");
+    let shown = err.split("Ctrl-])").nth(1).unwrap();
+    assert!(shown.contains(&format!("net: {}/", address(&err))), "{err}");
+    // neither `xl console` nor its watcher (a subshell of `sh -c '… exec xl console …'`, which
+    // polls each second) stays behind in dom0; whole command lines, as busybox ps cuts them
+    let procs = dom0(&home, port, r#"sleep 2; for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' <"$f" 2>/dev/null; echo; done; true"#);
+    assert!(!procs.contains("xl console"), "{procs}");
     assert_ne!(first, second, "{err}");
     assert!(err.contains(&format!("Replaced domain {first}")), "{err}");
     echo_answers(&home, port, &address(&err));
@@ -213,6 +328,17 @@ fn deploy_to_the_emulated_dom0() {
     // --- an image for another board is refused before anything is copied ---
     let err = fails(home.run(broken.path(), &["deploy", "--no-build", "--board", "cubieboard2", "--host", &host]), "deploy for the wrong board");
     assert!(err.contains("wrong architecture: the image is built for board `cubieboard2` (Xen armhf)"), "{err}");
+
+    step("no space");
+    // --- a full dom0 is refused before anything is copied; echo runs on ---
+    let avail = dom0(&home, port, "dd if=/dev/zero of=/var/lib/uni/filler bs=1M 2>/dev/null; df -Pk /var/lib/uni | awk 'NR == 2 { print $4 }'");
+    assert!(avail.trim().parse::<u64>().is_ok_and(|kb| kb < 64), "free KiB after the fill: {avail:?}");
+    let err = fails(home.run(&echo, &["deploy", "--no-build", "--host", &host]), "deploy to a full dom0");
+    dom0(&home, port, "rm /var/lib/uni/filler");
+    assert!(err.contains(&format!("no space on {host}: /var/lib/uni has ")) && err.contains("KiB free, and echo needs about "), "{err}");
+    assert!(err.contains("nothing was uploaded, and what runs there is untouched"), "{err}");
+    let (out, _) = ok(home.run(&echo, &["ps", "--host", &host]), "ps");
+    assert!(out.lines().any(|l| l.split_whitespace().take(2).eq(["echo", &restored.to_string()]) && l.contains("running")), "{out}");
 
     step("stop");
     // --- stop ---

@@ -145,8 +145,11 @@ impl Background {
 
 impl Drop for Background {
     fn drop(&mut self) {
-        // SIGTERM: uni stops QEMU and removes what it made.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        // SIGTERM: uni stops QEMU and removes what it made. (Not when it has ended and been
+        // reaped: the id may be another process's by now.)
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        }
         let _ = self.child.wait();
     }
 }

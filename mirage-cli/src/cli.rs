@@ -175,7 +175,8 @@ pub struct Deploy {
     /// Deploy dist/<name>.xen and dist/<name>.xl as they are, without building.
     #[arg(long)]
     pub no_build: bool,
-    /// Attach to the guest's console once it runs (`xl console`; leave with Ctrl-]).
+    /// Then show the guest's console from its start and attach to it (`xl console`; leave with
+    /// Ctrl-]) until the guest ends.
     #[arg(long)]
     pub console: bool,
 }

@@ -107,6 +107,7 @@ activate() {
 	done
 	echo "uni: state $(state "$n")"
 	echo "uni: log $log"
+	echo "uni: offset $offset"
 }
 
 # ps DIR: every deployed unikernel, with its domain when it runs

@@ -136,7 +136,7 @@ pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
         .unwrap_or(u64::MAX);
     let need = (bytes.len() + xl_text.len()) as u64 * 2 / 1024 + 64;
     if avail < need {
-        bail!("no space on {host}: {dir} has {avail} KiB free, and {name} needs about {need} KiB (the new image beside the old)");
+        bail!("no space on {host}: {dir} has {avail} KiB free, and {name} needs about {need} KiB (the new image beside the old); nothing was uploaded, and what runs there is untouched");
     }
 
     status(
@@ -218,9 +218,38 @@ pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
     status("Deployed", msg);
     if args.console {
         status("Console", format!("{name} (leave with Ctrl-])"));
-        remote.interactive(&format!("xl console {}", quote(&name)))?;
+        let log = reply.get("log").unwrap_or_default();
+        let offset = reply
+            .get("offset")
+            .and_then(|o| o.parse::<u64>().ok())
+            .unwrap_or(0);
+        remote.interactive(&console_command(&name, log, offset))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The shell line `uni deploy --console` runs in dom0 with a terminal. `xl console` alone
+/// would lose what the guest printed before it attached (the 2 s of settling, the SSH login),
+/// and everything of a guest that has already ended. So it first prints this boot's console log
+/// (from byte `offset` of `log`), then attaches if the domain still exists. A watcher ends
+/// `xl console` once the domain is gone, so the command ends when the guest does; it ends itself
+/// when `xl console` has (left with Ctrl-]). Inline rather
+/// than a function of dom0.sh: stdin is the terminal, so the script cannot go there, and sent
+/// as the command line it would make a long one.
+fn console_command(name: &str, log: &str, offset: u64) -> String {
+    let n = quote(name);
+    let mut c = String::new();
+    if !log.is_empty() {
+        write!(c, "tail -c +{} {} 2>/dev/null; ", offset + 1, quote(log)).unwrap();
+    }
+    write!(
+        c,
+        "xl domid {n} >/dev/null 2>&1 || exit 0; \
+         (while xl domid {n} >/dev/null 2>&1; do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done; sleep 1; kill $$) </dev/null >/dev/null 2>&1 & \
+         exec xl console {n}"
+    )
+    .unwrap();
+    c
 }
 
 /// The image must be able to run on the dom0's Xen, and be built for the board it is.
@@ -394,6 +423,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("cannot run 32-bit ARM"));
+    }
+
+    #[test]
+    fn the_console_shows_the_log_first() {
+        let c = console_command("hello", "/var/log/xen/console/guest-hello.log", 120);
+        assert!(
+            c.starts_with("tail -c +121 '/var/log/xen/console/guest-hello.log' 2>/dev/null; xl domid 'hello' >/dev/null 2>&1 || exit 0; "),
+            "{c}"
+        );
+        assert!(c.ends_with("& exec xl console 'hello'"), "{c}");
+        assert!(!console_command("a", "", 0).contains("tail"));
     }
 
     #[test]
