@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mirage_cli::{board, emu};
+use xen_boot_bench::xl_value;
 
 /// The request line the host's first fetch makes the guest log (uni-http's log format:
 /// `https: <peer> "GET / HTTP/1.1" 200 <bytes> <duration>`).
@@ -278,19 +279,9 @@ fn key(line: &str) -> Option<&str> {
 /// directory (default: the xl file's).
 fn guest(xl: &Path, kernel_dir: Option<&Path>, marker: Option<&str>) -> Result<emu::Guest> {
     let text = std::fs::read_to_string(xl).with_context(|| format!("reading {}", xl.display()))?;
-    let kernel = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == "kernel")
-        .map(|(_, v)| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
-        .with_context(|| format!("{} has no kernel", xl.display()))?;
+    let kernel = xl_value(&text, "kernel").with_context(|| format!("{} has no kernel", xl.display()))?;
     let base = kernel_dir.unwrap_or(xl);
     let image = base.parent().unwrap_or(Path::new(".")).join(kernel);
-    let name = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == "name")
-        .map(|(_, v)| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
-        .unwrap_or_else(|| xl.file_stem().unwrap_or_default().to_string_lossy().into_owned());
+    let name = xl_value(&text, "name").unwrap_or_else(|| xl.file_stem().unwrap_or_default().to_string_lossy().into_owned());
     Ok(emu::Guest { name, image, xl: xl.to_path_buf(), marker: marker.map(String::from) })
 }
