@@ -1,7 +1,8 @@
 //! `uni deploy` against a real Xen dom0: the emulated board's, started alone with
-//! `uni run --dom0` (dropbear in dom0, reached through a QEMU port forward). One boot carries
-//! every check: hello and echo deployed, echo answering over TCP through dom0's bridge, a
-//! redeploy replacing it, a broken image rolled back, an image for the wrong board refused,
+//! `uni run --dom0 -p FWD:echo:7000` (dropbear in dom0, reached through a QEMU port forward,
+//! and a forward from 127.0.0.1 to the unikernel deployed as echo). One boot carries every
+//! check: hello and echo deployed, echo answering over TCP through the forward and dom0's
+//! bridge, a redeploy replacing it at the same address and the same forward still answering, a broken image rolled back, an image for the wrong board refused,
 //! `uni ps`, `uni logs`, `uni logs --follow` and `uni stop`; `uni deploy --console` in a
 //! pseudo-terminal (util-linux `script`): hello's whole console, ending when hello powers off,
 //! and echo's redeploy attached until left with Ctrl-] (nothing left behind in dom0); a dom0
@@ -153,31 +154,22 @@ fn finish(mut b: Background, limit: Duration, what: &str) -> (std::process::Exit
     (st, b.out())
 }
 
-/// Echoes 64 KiB through the board: an SSH tunnel to dom0, then dom0's bridge to the guest at
-/// `ip`:7000.
-fn echo_answers(home: &SshHome, ssh_port: u16, ip: &str) {
-    let local = free_port();
-    let mut tunnel = Command::new("ssh")
-        .arg("-F")
-        .arg(home.ssh("config"))
-        .args(["-o", "BatchMode=yes", "-N", "-L", &format!("127.0.0.1:{local}:{ip}:7000"), "-p", &ssh_port.to_string(), "root@localhost"])
-        .spawn()
-        .unwrap();
-    let data = pattern(64 * 1024, ssh_port as u32);
+/// Echoes 64 KiB through `uni run --dom0 -p FWD:echo:7000`: from 127.0.0.1:`fwd` here to port
+/// 7000 of the unikernel deployed as echo, which must be at `ip`, its static lease in dom0.
+fn echo_answers(fwd: u16, ip: &str) {
+    assert_eq!(ip, "10.0.0.2", "echo keeps the address dom0 leases to its MAC");
+    let data = pattern(64 * 1024, fwd as u32);
     let t0 = Instant::now();
     let mut back = Vec::new();
+    // the guest may still be starting its stack: the forward then closes the connection
     while t0.elapsed() < Duration::from_secs(60) {
-        if std::net::TcpStream::connect(("127.0.0.1", local)).is_ok() {
-            back = echo_roundtrip(("127.0.0.1", local), &data);
-            if back == data {
-                break;
-            }
+        back = echo_roundtrip(("127.0.0.1", fwd), &data);
+        if back == data {
+            break;
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    let _ = tunnel.kill();
-    let _ = tunnel.wait();
-    assert!(back == data, "echo at {ip} through dom0: {} bytes back of {}", back.len(), data.len());
+    assert!(back == data, "echo at {ip} through 127.0.0.1:{fwd}: {} bytes back of {}", back.len(), data.len());
 }
 
 #[test]
@@ -197,8 +189,10 @@ fn deploy_to_the_emulated_dom0() {
 
     // --- The board, alone, with SSH; hello builds meanwhile ---
     let port = free_port();
+    let fwd = free_port();
     let key = home.ssh("id_ed25519.pub");
-    let mut cmd = home.uni(&here, "config", &["run", "--dom0", "--ssh-port", &port.to_string(), "--trust-host-key", "--timeout", "600"]);
+    let publish = format!("{fwd}:echo:7000");
+    let mut cmd = home.uni(&here, "config", &["run", "--dom0", "--ssh-port", &port.to_string(), "-p", &publish, "--trust-host-key", "--timeout", "600"]);
     // --trust-host-key writes $HOME/.ssh/known_hosts
     cmd.arg("--ssh-key").arg(&key).env("HOME", home.dir.path());
     let mut board = Background::spawn(cmd);
@@ -207,6 +201,8 @@ fn deploy_to_the_emulated_dom0() {
     ok(home.run(&here, &["build", "--target", "xen-arm"]), "building hello");
     board.wait_for("Ready", true, Duration::from_secs(300));
     let host = format!("root@localhost:{port}");
+    uni_tests::assert_lan_is_sealed();
+    assert!(board.err().contains(&format!("127.0.0.1:{fwd} -> echo:7000 (10.0.0.x 10.0.0.2")), "{}", board.err());
     step("board ready");
 
     step("An unknown host key");
@@ -266,7 +262,7 @@ fn deploy_to_the_emulated_dom0() {
     let (_, err) = ok(home.run(&echo, &["deploy", "--host", &host]), "deploy echo");
     let first = number_after(&err, "as domain");
     let ip = address(&err);
-    echo_answers(&home, port, &ip);
+    echo_answers(fwd, &ip);
     let (out, _) = ok(home.run(&echo, &["ps", "--host", &host]), "ps");
     assert!(out.lines().any(|l| l.split_whitespace().take(2).eq(["echo", &first.to_string()])), "{out}");
     assert!(out.lines().any(|l| l.starts_with("hello ") && l.contains("stopped")), "{out}");
@@ -304,7 +300,7 @@ fn deploy_to_the_emulated_dom0() {
     assert!(!procs.contains("xl console"), "{procs}");
     assert_ne!(first, second, "{err}");
     assert!(err.contains(&format!("Replaced domain {first}")), "{err}");
-    echo_answers(&home, port, &address(&err));
+    echo_answers(fwd, &address(&err));
 
     step("a broken image");
     // --- a broken image is not left in its place: the previous one runs again ---
@@ -322,7 +318,7 @@ fn deploy_to_the_emulated_dom0() {
     assert!(out.lines().any(|l| l.split_whitespace().take(2).eq(["echo", &restored.to_string()]) && l.contains("running")), "{out}");
     let (log, _) = ok(home.run(&echo, &["logs", "--host", &host]), "logs echo");
     let last = log.lines().filter_map(|l| l.strip_prefix("net: ")).last().unwrap_or_else(|| panic!("no address in:\n{log}"));
-    echo_answers(&home, port, last.split('/').next().unwrap());
+    echo_answers(fwd, last.split('/').next().unwrap());
 
     step("an image for another");
     // --- an image for another board is refused before anything is copied ---

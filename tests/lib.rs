@@ -317,13 +317,22 @@ pub struct DnsServer {
 }
 
 impl DnsServer {
-    /// Starts the server on `bind` ("127.0.0.1", or "0.0.0.0" to be reached through a TAP device)
-    /// and a free port.
+    /// Starts the server on `bind` ("127.0.0.1", say) and a free port.
     pub fn start(bind: &str, zone: &[&str]) -> DnsServer {
+        Self::spawn(Command::new("python3"), bind, "0", zone)
+    }
+
+    /// Starts the server inside the LAN of the board run by `uni` process `pid` (see [`lan`]),
+    /// on 10.0.0.254:`port`, where the board's guests reach the host.
+    pub fn start_in_lan(pid: u32, port: u16, zone: &[&str]) -> DnsServer {
+        Self::spawn(lan(pid, &["python3"]), "10.0.0.254", &port.to_string(), zone)
+    }
+
+    fn spawn(mut python: Command, bind: &str, port: &str, zone: &[&str]) -> DnsServer {
         use std::io::BufRead;
-        let mut child = Command::new("python3")
+        let mut child = python
             .arg(root().join("tests/tools/dns-server.py"))
-            .args(["--bind", bind, "--log", "0"])
+            .args(["--bind", bind, "--log", port])
             .args(zone)
             .stdout(Stdio::piped())
             .spawn()
@@ -359,4 +368,33 @@ impl Drop for DnsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Panics unless this process's network namespace is untouched by the board: no TAP device
+/// named `uni*`, no address in 10.0.0.0/24 and no route into it (the board's LAN lives in a
+/// namespace of the run's own). Call it while a board runs.
+pub fn assert_lan_is_sealed() {
+    let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap();
+    let ifaces: Vec<&str> = dev.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect();
+    assert!(!ifaces.iter().any(|i| i.starts_with("uni")), "a uni TAP device in the host's namespace: {ifaces:?}");
+    // /proc/net/route: destination and mask in hex, in the kernel's (little-endian) byte order
+    let routes = std::fs::read_to_string("/proc/self/net/route").unwrap();
+    for l in routes.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (Some(dst), Some(mask)) = (f.get(1).and_then(|d| u32::from_str_radix(d, 16).ok()), f.get(7).and_then(|m| u32::from_str_radix(m, 16).ok())) else { continue };
+        let (dst, mask) = (std::net::Ipv4Addr::from(dst.swap_bytes()), std::net::Ipv4Addr::from(mask.swap_bytes()));
+        let o = dst.octets();
+        let narrow = u32::from(mask).leading_ones() >= 24;
+        assert!(!(narrow && o[..3] == [10, 0, 0]), "a route to {dst}/{mask} in the host's namespace:\n{routes}");
+    }
+    let o = Command::new("ip").args(["-4", "-o", "addr"]).output().expect("ip (iproute2) runs");
+    let addrs = String::from_utf8_lossy(&o.stdout);
+    assert!(!addrs.contains(" inet 10.0.0."), "an address on 10.0.0.0/24 in the host's namespace:\n{addrs}");
+}
+
+/// `uni lan --pid PID -- args…`: a command inside the LAN of the board run by `uni` process `pid`.
+pub fn lan(pid: u32, args: &[&str]) -> Command {
+    let mut c = uni(&root(), &["lan", "--pid", &pid.to_string(), "--"]);
+    c.args(args);
+    c
 }

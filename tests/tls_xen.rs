@@ -79,6 +79,7 @@ fn tls_echo_on_real_xen_with_openssl_and_curl() {
     let mut b = Background::spawn(uni(&dir, &["run", "--target", "xen-arm", "-p", &fwd, "--timeout", "900"]));
     b.wait_for("tls-echo: listening on 10.0.0.2:4433", false, Duration::from_secs(700));
     assert!(b.out().contains("net: 10.0.0.2/24 via 10.0.0.1 (DHCP)"), "{}", b.out());
+    uni_tests::assert_lan_is_sealed();
     // The tls device seeded Fortuna from the Xen source at boot: it calibrated the counter
     // jitter and mixed in the seed from the boot arguments.
     let out = b.out();

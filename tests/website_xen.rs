@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use uni_tests::{curl, example, free_port, text, uni, website_test_site, Background, Website};
+use uni_tests::{assert_lan_is_sealed, curl, example, free_port, text, uni, website_test_site, Background, Website};
 
 /// The guest's `heap used N KiB` reports, in order.
 fn heap_reports(console: &str) -> Vec<(u64, u64)> {
@@ -40,6 +40,7 @@ fn static_website_on_real_xen() {
     });
     board.wait_for("https: listening on", false, Duration::from_secs(300));
     board.wait_for("http: listening on", false, Duration::from_secs(30));
+    assert_lan_is_sealed();
     let site = Website {
         https: format!("https://localhost:{https}"),
         http: format!("http://localhost:{http}"),

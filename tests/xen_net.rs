@@ -1,13 +1,17 @@
 //! Networking on real Xen: examples/echo on the emulated board, over netfront and the direct
-//! stack, reached from the host. One boot with DHCP carries most checks (dom0 ping, 10 MiB,
-//! 50 concurrent connections, 2000 malformed frames); a second boot takes a static address from
-//! the xl `extra=` boot arguments.
+//! stack, reached from the host through `uni run -p` only. One boot with DHCP carries most
+//! checks (dom0 ping, 10 MiB, 50 concurrent connections, 2000 malformed frames injected inside
+//! the board's own network namespace with `uni lan`); a second boot, run by user nobody with no
+//! privileges at all (setpriv), takes a static address from the xl `extra=` boot arguments.
+//! While each board runs, the test's own namespace has no TAP device and no route to the LAN.
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use uni_tests::{echo_roundtrip, example, pattern, root, uni, Background};
+use std::process::Command;
+
+use uni_tests::{assert_lan_is_sealed, echo_roundtrip, example, lan, pattern, root, uni, Background};
 
 const DOM0_PING: &str = "for i in $(seq 60); do ping -c 1 -W 1 $GUEST_IP && exit 0; sleep 1; done; exit 1";
 
@@ -19,13 +23,18 @@ struct Board {
 
 impl Board {
     fn start(dir: &Path, dom0_check: Option<&str>) -> Board {
+        Board::spawn(|port| {
+            let mut cmd = uni(dir, &["run", "--target", "xen-arm", "-p", &format!("{port}:7000"), "--timeout", "600"]);
+            if let Some(c) = dom0_check {
+                cmd.env("UNI_DOM0_CHECK", c);
+            }
+            cmd
+        })
+    }
+
+    fn spawn(cmd: impl FnOnce(u16) -> Command) -> Board {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let fwd = format!("{port}:7000");
-        let mut cmd = uni(dir, &["run", "--target", "xen-arm", "-p", &fwd, "--timeout", "600"]);
-        if let Some(c) = dom0_check {
-            cmd.env("UNI_DOM0_CHECK", c);
-        }
-        Board { run: Background::spawn(cmd), port }
+        Board { run: Background::spawn(cmd(port)), port }
     }
 
     fn wait_for(&mut self, what: &str, in_stderr: bool, limit: Duration) {
@@ -40,6 +49,7 @@ impl Board {
         self.run.err()
     }
 
+    /// The TAP device the run reports, inside its namespace.
     fn tap(&self) -> String {
         let err = self.err();
         let at = err.find("host 10.0.0.254 on ").expect("the run reports its TAP device") + "host 10.0.0.254 on ".len();
@@ -78,20 +88,21 @@ fn echo_on_real_xen() {
         c.join().unwrap();
     }
 
-    // 2000 malformed or random frames onto the bridge; echo still answers.
+    assert_lan_is_sealed();
+
+    // 2000 malformed or random frames onto the bridge, from inside the board's namespace; echo
+    // still answers.
     let tap = b.tap();
-    let o = std::process::Command::new("python3")
-        .arg(root().join("tests/tools/inject-frames.py"))
-        .args(["--iface", &tap, "--count", "2000"])
-        .output()
-        .unwrap();
+    let script = root().join("tests/tools/inject-frames.py");
+    let o = lan(b.run.child.id(), &["python3", script.to_str().unwrap(), "--iface", &tap, "--count", "2000"]).output().unwrap();
     assert!(o.status.success(), "inject-frames: {}", String::from_utf8_lossy(&o.stderr));
     eprintln!("{}", String::from_utf8_lossy(&o.stdout));
     assert_eq!(echo_roundtrip(("127.0.0.1", b.port), b"still here\n"), b"still here\n");
     assert!(b.run.child.try_wait().unwrap().is_none(), "the guest died:\n{}", b.err());
     drop(b);
 
-    // --- Boot 2: a static address from the boot arguments (MirageOS's spelling) ---
+    // --- Boot 2: user nobody, no privileges, a prebuilt image; a static address from the boot
+    // arguments (MirageOS's spelling) ---
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(
         tmp.path().join("unikernel.toml"),
@@ -103,9 +114,56 @@ fn echo_on_real_xen() {
         ),
     )
     .unwrap();
-    let mut b = Board::start(tmp.path(), None);
+    let o = uni(tmp.path(), &["build", "--target", "xen-arm"]).output().unwrap();
+    assert!(o.status.success(), "building echo-static: {}", String::from_utf8_lossy(&o.stderr));
+    let nobody = Nobody::new(tmp.path());
+    let mut b = Board::spawn(|port| nobody.uni(tmp.path(), &["run", "--target", "xen-arm", "--no-build", "-p", &format!("{port}:7000"), "--timeout", "600"]));
     b.wait_for("echo: listening on 10.0.0.9:7000", false, Duration::from_secs(400));
     assert!(b.out().contains("net: 10.0.0.9/24 via 10.0.0.1 (static)"), "{}", b.out());
     let data = pattern(1 << 20, 7);
     assert!(echo_roundtrip(("127.0.0.1", b.port), &data) == data, "1 MiB over the static address");
+    assert_lan_is_sealed();
+    // it really ran as nobody: the run's process, and the namespace it made
+    let status = std::fs::read_to_string(format!("/proc/{}/status", b.run.child.id())).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid.split_whitespace().nth(1) == Some("65534"), "{uid}");
+    let mine = std::fs::read_link("/proc/self/ns/user").unwrap();
+    assert_ne!(std::fs::read_link(format!("/proc/{}/ns/user", b.run.child.id())).unwrap(), mine, "an unprivileged run makes a user namespace");
+}
+
+/// What user nobody (65534) needs to boot a prebuilt image: the uni binary and a copy of the
+/// board cache (hard links) it can read, and `dir`, the unikernel's, its own.
+struct Nobody {
+    home: tempfile::TempDir,
+}
+
+impl Nobody {
+    fn new(dir: &Path) -> Nobody {
+        let home = tempfile::tempdir().unwrap();
+        let cache = std::env::var_os("UNI_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/uni"));
+        let sh = |line: &str| {
+            let st = Command::new("sh").args(["-ec", line]).status().unwrap();
+            assert!(st.success(), "{line}");
+        };
+        let h = home.path().display();
+        // the board's files, linked (or copied when on another file system); its apt state and
+        // lock stay behind: a cache that is only read needs neither
+        sh(&format!("mkdir {h}/cache && cd '{}' && for b in *; do mkdir {h}/cache/$b && cp -al $b/debs $b/dom0-* {h}/cache/$b/ 2>/dev/null || cp -a $b/debs $b/dom0-* {h}/cache/$b/; done", cache.display()));
+        sh(&format!("cp '{}' {h}/uni && chmod -R a+rX {h} && chown -R 65534:65534 '{}'", uni_tests::uni_bin().display(), dir.display()));
+        Nobody { home }
+    }
+
+    /// `uni args…` in `dir` as user nobody, with no capabilities, no supplementary groups and
+    /// HOME in its own directory.
+    fn uni(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"])
+            .arg(self.home.path().join("uni"))
+            .args(args)
+            .current_dir(dir)
+            .env("HOME", self.home.path())
+            .env("UNI_CACHE_DIR", self.home.path().join("cache"))
+            .env("NO_COLOR", "1");
+        c
+    }
 }

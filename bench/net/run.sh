@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Network figures on the emulated Xen ARM board (boards/qemu-virt), issue #4 deliverable 6.
-# Run by hand from anywhere in the repo, as root (the board's TAP device); not part of `cargo test`:
+# Run by hand from anywhere in the repo, as any user; not part of `cargo test`. The board's LAN and
+# every measurement stay inside a network namespace that net-bench makes for itself:
 #
 #   bench/net/run.sh [net-bench options: --mib N --repeat R --seconds S --timeout SECS]
 #

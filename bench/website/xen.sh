@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Xen figures of the website bench (issue #6, deliverable 5), on the emulated Xen ARM board
 # (boards/qemu-virt: QEMU TCG, Xen 4.17 arm64, arm64 dom0, the guests in AArch32). Run by hand;
-# not part of `cargo test`. Needs curl, readelf (binutils) and root (the board's TAP device).
+# not part of `cargo test`. Needs curl and readelf (binutils); no root: the board's LAN, and
+# every fetch, stay inside a network namespace that the driver makes for itself.
 #
 #   bench/website/xen.sh [MIB...]        default sizes: 32 16 8 4 3 2 1
 #

@@ -50,6 +50,7 @@ pub enum Command {
     Ps(Ps),
     Stop(Stop),
     Logs(Logs),
+    Lan(Lan),
     Completions(Completions),
 }
 
@@ -95,7 +96,15 @@ Examples:
   uni run --target xen-arm               # boot on real Xen under QEMU; guest console on stdout
   uni run --target xen-arm --timeout 60 -v
   uni run --target xen-arm -- --uni-timestamps   # boot arguments for this run (after extra=)
+  uni run --target xen-arm -p 8443:443   # https://localhost:8443/ reaches the guest's port 443
+  uni run --target xen-arm --no-build    # boot dist/<name>.xen and .xl as they are
   uni run --dom0 --trust-host-key        # the board alone with SSH in dom0, for `uni deploy`
+  uni run --dom0 -p 7000:echo:7000       # … and 127.0.0.1:7000 to port 7000 of deployed `echo`
+
+The board's LAN (10.0.0.0/24: dom0 10.0.0.1, guests by DHCP, the host's end 10.0.0.254) lives
+in a network namespace of the run's own, with an unprivileged user namespace when uni is not
+root: nothing of it is visible or routed in yours. Reach a guest with -p, or run a tool inside
+the LAN with `uni lan` (see `uni lan --help`).
 
 The exit code is the unikernel's. On unix it is the app's. On xen-arm it mirrors how the guest
 shut down: poweroff 0, crash 1, reboot 2, the guest did not boot 3, timeout 124. With --dom0:
@@ -112,9 +121,15 @@ pub struct Run {
     pub timeout: Option<u64>,
     #[command(flatten)]
     pub dom0: Dom0Args,
-    /// xen-arm: forward a host TCP port into the board, HOST:GUEST.
-    #[arg(short, long = "publish", value_name = "HOST:GUEST", value_parser = parse_forward)]
-    pub publish: Vec<(u16, u16)>,
+    /// xen-arm: forward 127.0.0.1:HOST to port GUEST of the guest. With --dom0,
+    /// HOST:NAME:GUEST: port GUEST of the unikernel deployed as NAME (it keeps its address
+    /// across redeploys).
+    #[arg(short, long = "publish", value_name = "HOST:[NAME:]GUEST", value_parser = parse_forward)]
+    pub publish: Vec<Publish>,
+    /// xen-arm: boot dist/<name>.xen and dist/<name>.xl as they are, without configuring or
+    /// building (an image built earlier, or by another user).
+    #[arg(long, conflicts_with = "dom0")]
+    pub no_build: bool,
     /// Boot arguments for this run: argv on unix; on xen-arm, appended to the xl `extra=`.
     #[arg(last = true, value_name = "BOOT-ARGS")]
     pub args: Vec<String>,
@@ -125,7 +140,7 @@ pub struct Run {
 pub struct Dom0Args {
     /// Start the emulated board with no guest and an SSH server in dom0, reachable on
     /// 127.0.0.1:--ssh-port; run until Ctrl-C or --timeout. No unikernel.toml needed.
-    #[arg(long, conflicts_with_all = ["target", "publish", "args"])]
+    #[arg(long, conflicts_with_all = ["target", "args"])]
     pub dom0: bool,
     /// With --dom0: the board (default: unikernel.toml's, else qemu-virt).
     #[arg(long, requires = "dom0", value_name = "NAME")]
@@ -233,8 +248,51 @@ pub struct Completions {
     pub shell: clap_complete::Shell,
 }
 
-fn parse_forward(s: &str) -> Result<(u16, u16), String> {
-    let (h, g) = s.split_once(':').ok_or_else(|| format!("`{s}` is not HOST:GUEST, like 8080:80"))?;
+/// `-p HOST:[NAME:]GUEST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    /// The port on 127.0.0.1.
+    pub host: u16,
+    /// The unikernel it reaches (`uni run --dom0`); `None`: the run's guest.
+    pub name: Option<String>,
+    /// The guest's port.
+    pub guest: u16,
+}
+
+fn parse_forward(s: &str) -> Result<Publish, String> {
+    let parts: Vec<&str> = s.split(':').collect();
     let port = |p: &str| p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("`{p}` is not a TCP port (1-65535)"));
-    Ok((port(h)?, port(g)?))
+    match parts[..] {
+        [h, g] => Ok(Publish { host: port(h)?, name: None, guest: port(g)? }),
+        [h, n, g] => {
+            if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(format!("`{n}` is not a unikernel name (letters, digits, `-`, `_`, `.`)"));
+            }
+            Ok(Publish { host: port(h)?, name: Some(n.to_string()), guest: port(g)? })
+        }
+        _ => Err(format!("`{s}` is not HOST:GUEST or HOST:NAME:GUEST, like 8080:80 or 8080:website:80")),
+    }
+}
+
+/// Run a command inside a running board's LAN: the network namespace of a `uni run --target
+/// xen-arm` or `uni run --dom0`, where the board's TAP device is the host's end (10.0.0.254) of
+/// 10.0.0.0/24 and guests are reached at their own addresses.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni lan -- curl --cacert pki/ca.pem https://10.0.0.2/   # the only board running
+  uni lan --pid 4242 -- ping -c 3 10.0.0.1               # the board of `uni run` process 4242
+  uni lan                                                # a shell there ($SHELL, else /bin/sh)
+
+The command runs as root of the board's namespace (its user namespace, when the board runs
+without root: only your own uid is mapped there, so it gains nothing outside). It ends the
+namespace's life no earlier than it ends. nsenter does the same: as root `nsenter -t PID -n`,
+otherwise `nsenter -t PID -U -n --preserve-credentials`.")]
+pub struct Lan {
+    /// The `uni run` process whose board to enter (it prints it); default: the only one running.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// The command and its arguments (after `--` when they start with `-`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }

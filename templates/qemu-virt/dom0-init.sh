@@ -51,14 +51,16 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
-mkdir -p /run/xen /run/xenstored /var/log/xen/console /var/lib/xen
+# /var/lock: xenconsole (`xl console`) takes its lock file there
+mkdir -p /run/xen /run/xenstored /var/log/xen/console /var/lib/xen /var/lock
 s "dom0 up: $(uname -r) $(uname -m)"
 
 # Written by the host per run:
 #   GUESTS             how many guests; guest i (1..GUESTS) is G<i>_NAME (the domain name, from
 #                      its xl file), G<i>_CFG (the xl file) and G<i>_MARK (a console line to time)
 #   NET                1: the run has networking (a guest has a vif)
-#   NIC                1: QEMU gave dom0 a NIC (virtio-net, the host's tap) for the bridge
+#   NIC                1: QEMU gave dom0 a NIC (virtio-net, the host's tap) for the bridge,
+#                      with MAC NIC_MAC
 #   DHCP_STATIC        "mac ip;mac ip;..." static leases for udhcpd
 #   GUEST_IP           the first guest's address (for DOM0_CHECK)
 #   DOM0_CHECK         a command run once the first guest exists; its output and status reported
@@ -67,6 +69,22 @@ s "dom0 up: $(uname -r) $(uname -m)"
 #                      host put root's authorized_keys in /root/.ssh and the session's host key
 #                      (OpenSSH format) in /etc/dropbear/host_key.openssh.
 . /guest/run.env || fail "no /guest/run.env"
+
+# nic MAC: the name of the interface with that address, once it appears (at most 5 s)
+nic() {
+	i=0
+	while [ $i -lt 50 ]; do
+		for n in /sys/class/net/*; do
+			[ "$(cat "$n/address")" != "$1" ] || {
+				echo "${n##*/}"
+				return 0
+			}
+		done
+		i=$((i + 1))
+		sleep 0.1
+	done
+	return 1
+}
 
 for m in $(cat /lib/modules/order); do
 	insmod /lib/modules/$m || fail "insmod $m"
@@ -97,16 +115,7 @@ if [ "$NET" = 1 ]; then
 		for m in $(cat /lib/modules/order-net); do
 			insmod /lib/modules/$m || s "insmod $m failed"
 		done
-		i=0
-		while :; do
-			ETH=
-			for n in /sys/class/net/*; do
-				case ${n##*/} in lo | xenbr0 | vif*) ;; *) ETH=${n##*/} ;; esac
-			done
-			[ -z "$ETH" ] && [ $i -lt 50 ] || break
-			i=$((i + 1))
-			sleep 0.1
-		done
+		ETH=$(nic "$NIC_MAC")
 		if [ -n "$ETH" ]; then
 			ip link set "$ETH" master xenbr0
 			ip link set "$ETH" up
@@ -135,22 +144,6 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Serving: dropbear on the SSH NIC; guests come and go through `xl` over SSH
 # ---------------------------------------------------------------------------------------------
-# nic MAC: the name of the interface with that address, once it appears (at most 5 s)
-nic() {
-	i=0
-	while [ $i -lt 50 ]; do
-		for n in /sys/class/net/*; do
-			[ "$(cat "$n/address")" != "$1" ] || {
-				echo "${n##*/}"
-				return 0
-			}
-		done
-		i=$((i + 1))
-		sleep 0.1
-	done
-	return 1
-}
-
 if [ "$SSH" = 1 ]; then
 	for m in $(cat /lib/modules/order-net); do
 		insmod /lib/modules/$m || s "insmod $m failed"
@@ -265,6 +258,11 @@ run_guest() {
 	wait $XL
 	RC=$?
 	kill $TIMER 2>/dev/null
+	# a guest that ended within the first poll (a crash at boot) was never seen running
+	if [ -z "$DOMID" ]; then
+		DOMID=$(sed -n 's/^Waiting for domain .* (domid \([0-9]*\)) to die.*/\1/p' /tmp/xl.log)
+		[ -z "$DOMID" ] || s "guest created domid=$DOMID"
+	fi
 
 	CODE=$(sed -n 's/^Domain [0-9]* has shut down, reason code \([0-9]*\) .*/\1/p' /tmp/xl.log | head -n 1)
 	if [ -z "$CODE" ]; then

@@ -1,6 +1,7 @@
 //! `net-bench`: boots guests one after another in ONE session of uni's emulated Xen board
 //! (boards/qemu-virt) and measures each over the board's network from the host, through the
-//! TAP device that puts the host on the board's LAN (10.0.0.254).
+//! TAP device that puts the host on the board's LAN (10.0.0.254), in the network namespace this
+//! process makes for it at start (emu::net::isolate): the measurements never leave it.
 //!
 //! ```text
 //! net-bench [--timeout SECS] [--mib N] [--repeat R] [--seconds S] [--ready-within SECS] [--dom0-check CMD] XL[=MARKER]...
@@ -59,6 +60,13 @@ struct Figures {
 }
 
 fn main() -> ExitCode {
+    // The board's LAN lives in a network namespace of this process's own, which every thread
+    // made afterwards shares: the measuring threads reach the guests there, and nothing of the
+    // LAN is visible in the caller's namespace. It must be made while there is one thread.
+    if let Err(e) = emu::net::isolate() {
+        eprintln!("net-bench: {e:#}");
+        return ExitCode::from(2);
+    }
     match run() {
         Ok(code) => code,
         Err(e) => {

@@ -152,8 +152,13 @@ fn finish_xen(cfg: Config, plan: &Plan, elf: &Path, dist: &Path, started: Instan
             .devices
             .iter()
             .filter_map(|d| match &d.spec {
-                DeviceSpec::Net { mac, .. } => Some(xl::vif(x.bridge.as_deref().unwrap_or(&board.defaults.bridge), *mac)),
+                DeviceSpec::Net { mac, .. } => Some(*mac),
                 _ => None,
+            })
+            .enumerate()
+            .map(|(i, mac)| {
+                let mac = mac.unwrap_or_else(|| xl::stable_mac(&cfg.name, i));
+                xl::vif(x.bridge.as_deref().unwrap_or(&board.defaults.bridge), Some(mac))
             })
             .collect(),
     })?;

@@ -3,6 +3,7 @@
 pub mod build;
 mod configure;
 mod deploy;
+mod lan;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ps(p) => deploy::ps(p, &g.file),
         Command::Stop(s) => deploy::stop(s, &g.file),
         Command::Logs(l) => deploy::logs(l, &g.file),
+        Command::Lan(l) => lan::run(l),
         Command::Completions(c) => {
             let mut script = Vec::new();
             clap_complete::generate(c.shell, &mut Cli::command(), "uni", &mut script);

@@ -4,7 +4,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::emu;
 
@@ -18,15 +18,39 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
         return run_dom0(&args, file);
     }
     let (cfg, target) = load(file, args.target)?;
-    let built = build::build(cfg, target)?;
+    if let Some(p) = args.publish.iter().find(|p| p.name.as_ref().is_some_and(|n| *n != cfg.name)) {
+        bail!(
+            "`-p {}:{}:{}` names a unikernel other than this run's `{}`; only `uni run --dom0` forwards to deployed unikernels by name",
+            p.host,
+            p.name.as_deref().unwrap_or_default(),
+            p.guest,
+            cfg.name
+        );
+    }
+    let artifact = if args.no_build {
+        let dist = cfg.dir.join("dist");
+        let artifact = match target {
+            Target::Unix => dist.join(&cfg.name),
+            Target::XenArm => dist.join(format!("{}.xen", cfg.name)),
+        };
+        if !artifact.is_file() {
+            bail!("--no-build, but there is no {}: build it first with `uni build --target {target}`", show(&artifact));
+        }
+        artifact
+    } else {
+        build::build(cfg, target)?.artifact
+    };
     match target {
         Target::Unix => {
-            status("Running", format!("{} {}", show(&built.artifact), args.args.join(" ")));
+            if !args.publish.is_empty() {
+                bail!("-p is for the emulated board (--target xen-arm); on unix the app listens on the host itself");
+            }
+            status("Running", format!("{} {}", show(&artifact), args.args.join(" ")));
             // Become the unikernel: signals reach it directly and its exit code is ours.
-            let err = Command::new(&built.artifact).args(&args.args).exec();
-            Err(err).with_context(|| format!("starting `{}`", built.artifact.display()))
+            let err = Command::new(&artifact).args(&args.args).exec();
+            Err(err).with_context(|| format!("starting `{}`", artifact.display()))
         }
-        Target::XenArm => run_xen(&args, file, built.artifact),
+        Target::XenArm => run_xen(&args, file, artifact),
     }
 }
 
@@ -41,6 +65,7 @@ fn run_xen(args: &Run, file: &Path, image: std::path::PathBuf) -> Result<ExitCod
         // Boot arguments after `--` go after the xl file's own `extra=`, for this run only.
         let text = std::fs::read_to_string(&xl).with_context(|| format!("reading {}", xl.display()))?;
         let run_xl = cfg.dir.join("_build/xen-arm").join(format!("{}.run.xl", cfg.name));
+        std::fs::create_dir_all(run_xl.parent().unwrap())?;
         std::fs::write(&run_xl, crate::xl::append_extra(&text, &args.args.join(" "))?)?;
         xl = run_xl;
     }
@@ -49,7 +74,7 @@ fn run_xen(args: &Run, file: &Path, image: std::path::PathBuf) -> Result<ExitCod
         timeout: std::time::Duration::from_secs(args.timeout.unwrap_or(300)),
         verbose: crate::status::verbose(),
         log: cfg.dir.join("_build/xen-arm/serial.log"),
-        forwards: args.publish.clone(),
+        forwards: args.publish.iter().map(|p| (p.host, p.guest)).collect(),
         // a board-side check for tests, e.g. `ping -c 3 -w 60 $GUEST_IP` (see emu::RunOptions)
         dom0_check: std::env::var("UNI_DOM0_CHECK").ok().filter(|c| !c.trim().is_empty()),
     };
@@ -71,10 +96,22 @@ fn run_dom0(args: &Run, file: &Path) -> Result<ExitCode> {
     let cache = emu::cache_dir();
     let authorized_keys = emu::ssh::authorized_keys(&d.ssh_key)?;
     let prepared = emu::prepare(&board, &cache)?;
-    let host_key = emu::ssh::HostKey::generate(&cache.join(&board.name).join("runs"))?;
+    let host_key = emu::ssh::HostKey::generate()?;
     let port = d.ssh_port;
+    if let Some(p) = args.publish.iter().find(|p| p.name.is_none()) {
+        bail!(
+            "with --dom0, -p names the deployed unikernel it reaches: `-p {}:NAME:{}` (NAME as in its unikernel.toml)",
+            p.host, p.guest
+        );
+    }
+    let forwards = args
+        .publish
+        .iter()
+        .map(|p| emu::ssh::NamedForward { host: p.host, name: p.name.clone().unwrap_or_default(), guest: p.guest })
+        .collect();
     let opts = emu::ssh::ServeOptions {
         port,
+        forwards,
         authorized_keys,
         host_key: host_key.clone(),
         timeout: args.timeout.map(std::time::Duration::from_secs),

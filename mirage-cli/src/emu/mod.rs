@@ -158,8 +158,16 @@ pub struct Prepared {
     qemu: Qemu,
     dom0_memory: u32,
     base: dom0::Base,
-    /// per-run files
-    runs: PathBuf,
+}
+
+/// A directory for one run's own files (its initramfs, a host key), in the temporary
+/// directory rather than the cache, which may be another user's and read-only; removed when
+/// dropped.
+fn scratch() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("uni-run-")
+        .tempdir()
+        .context("making a directory for the run's files in the temporary directory")
 }
 
 /// Where downloads and assembled boards are kept: `$UNI_CACHE_DIR`, else
@@ -189,7 +197,11 @@ pub fn prepare(board: &Board, cache: &Path) -> Result<Prepared> {
     let dir = cache.join(&board.name);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the cache {}", dir.display()))?;
-    let _lock = Lock::take(&dir.join("lock"))?;
+    // a cache the user can only read (another user's, prepared earlier) is used as it is
+    let _lock = match Lock::take(&dir.join("lock")) {
+        Err(e) if read_only(&e) => None,
+        r => Some(r?),
+    };
     let debs = debs::fetch(dom0, &dir)?;
     let base = dom0::assemble(dom0, &debs, &dir)?;
     Ok(Prepared {
@@ -197,7 +209,6 @@ pub fn prepare(board: &Board, cache: &Path) -> Result<Prepared> {
         qemu: qemu.clone(),
         dom0_memory: dom0.memory,
         base,
-        runs: dir.join("runs"),
     })
 }
 
@@ -238,14 +249,24 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
     }
     let mut plan = Vec::new();
     let mut vifs = 0;
+    // dom0's static leases: each distinct MAC of the run the next address, so a guest that
+    // comes again (the same MAC) gets its address again
+    let mut leases: Vec<(String, Ipv4Addr)> = Vec::new();
     for guest in guests {
         let xl_text = std::fs::read_to_string(&guest.xl)
             .with_context(|| format!("reading {}", guest.xl.display()))?;
         let xl_dir = guest.xl.parent().unwrap_or(Path::new("."));
         let cfg = xl::rewrite(&xl_text, &guest.image, xl_dir, vifs)
             .with_context(|| format!("in {}", guest.xl.display()))?;
-        let ip = (!cfg.macs.is_empty())
-            .then(|| net::static_ipv4(&cfg.extra).unwrap_or(net::lease_ip(vifs)));
+        for mac in &cfg.macs {
+            if !leases.iter().any(|(m, _)| m == mac) {
+                leases.push((mac.clone(), net::lease_ip(leases.len())));
+            }
+        }
+        let ip = cfg.macs.first().map(|mac| {
+            let leased = leases.iter().find(|(m, _)| m == mac).expect("leased above").1;
+            net::static_ipv4(&cfg.extra).unwrap_or(leased)
+        });
         vifs += cfg.macs.len();
         plan.push(Planned { guest, cfg, ip });
     }
@@ -258,9 +279,17 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
     }
 
     // The network: only when a guest has a vif, so that other runs boot as fast as before.
+    // The `-p` listeners are bound here, in the caller's namespace; then the process moves to
+    // the board's own, where the TAP device and every connection to a guest are made.
     let net_on = vifs > 0;
+    let listeners = opts
+        .forwards
+        .iter()
+        .map(|&(h, g)| net::Listener::bind(h, &format!("`-p {h}:{g}`")))
+        .collect::<Result<Vec<_>>>()?;
     let tap = if net_on {
-        match net::Tap::create(&format!("uni{}", std::process::id())) {
+        net::isolate()?;
+        match net::Tap::create(net::TAP_NAME) {
             Ok(tap) => Some(tap),
             Err(e) if opts.forwards.is_empty() => {
                 warn(format!(
@@ -277,13 +306,8 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
     let ready = Arc::new(AtomicBool::new(false));
     let mut forwards = Vec::new();
     if let Some(ip) = plan[0].ip {
-        for &(h, g) in &opts.forwards {
-            forwards.push(net::Forward::start(
-                h,
-                SocketAddrV4::new(ip, g),
-                tap.as_ref().map(|t| t.name.clone()),
-                ready.clone(),
-            )?);
+        for (l, &(_, g)) in listeners.into_iter().zip(&opts.forwards) {
+            forwards.push(net::Forward::start(l, SocketAddrV4::new(ip, g), ready.clone())?);
         }
     }
     if net_on {
@@ -296,7 +320,13 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
             "DHCP"
         };
         let host = match &tap {
-            Some(t) => format!("; host {} on {} (10.0.0.0/24)", net::HOST_IP, t.name),
+            Some(t) => format!(
+                "; host {} on {} (10.0.0.0/24) in this run's own network namespace, entered with \
+                 `uni lan --pid {}`",
+                net::HOST_IP,
+                t.name,
+                std::process::id()
+            ),
             None => String::new(),
         };
         let fwd: String = forwards
@@ -312,14 +342,12 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
         );
     }
 
-    std::fs::create_dir_all(&prepared.runs)?;
-    let initrd = prepared
-        .runs
-        .join(format!("initrd-{}.cpio", std::process::id()));
-    let _cleanup = RemoveOnDrop(initrd.clone());
+    let scratch = scratch()?;
+    let initrd = scratch.path().join("initrd.cpio");
     let net = NetPlan {
         on: net_on,
         nic: tap.is_some(),
+        leases,
         check: opts.dom0_check.clone(),
     };
     write_initrd(&prepared.base.initrd, &plan, &net, &initrd)?;
@@ -573,6 +601,8 @@ struct NetPlan {
     on: bool,
     /// dom0 has a NIC to the host's tap
     nic: bool,
+    /// udhcpd's static leases, MAC and address
+    leases: Vec<(String, Ipv4Addr)>,
     check: Option<String>,
 }
 
@@ -664,14 +694,13 @@ fn write_initrd(base: &Path, plan: &[Planned], net: &NetPlan, to: &Path) -> Resu
     bytes.resize(bytes.len().next_multiple_of(4), 0);
     let mut w = cpio::Writer::new(Vec::new());
     let mut env = format!(
-        "GUESTS={}\nNET={}\nNIC={}\n",
+        "GUESTS={}\nNET={}\nNIC={}\nNIC_MAC={}\n",
         plan.len(),
         net.on as u8,
-        net.nic as u8
+        net.nic as u8,
+        sh_quote(net::DOM0_NIC_MAC)
     );
     let mut written: Vec<String> = Vec::new();
-    let mut leases: Vec<String> = Vec::new();
-    let mut vif = 0;
     for (i, p) in plan.iter().enumerate() {
         let cfg = &p.cfg;
         for (host, name) in &cfg.files {
@@ -692,14 +721,8 @@ fn write_initrd(base: &Path, plan: &[Planned], net: &NetPlan, to: &Path) -> Resu
             sh_quote(p.guest.marker.as_deref().unwrap_or("")),
             n = i + 1
         );
-        for mac in &cfg.macs {
-            let lease = format!("{mac} {}", net::lease_ip(vif));
-            if !leases.iter().any(|l| l.starts_with(mac.as_str())) {
-                leases.push(lease);
-            }
-            vif += 1;
-        }
     }
+    let leases: Vec<String> = net.leases.iter().map(|(mac, ip)| format!("{mac} {ip}")).collect();
     env += &format!(
         "DHCP_STATIC={}\nGUEST_IP={}\nDOM0_CHECK={}\n",
         sh_quote(&leases.join(";")),
@@ -783,12 +806,14 @@ fn fnv(bytes: &[u8]) -> u64 {
     })
 }
 
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// Whether `e` says a file could not be made because the directory is not ours to write.
+fn read_only(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            io.kind() == std::io::ErrorKind::PermissionDenied
+                || io.raw_os_error() == Some(libc::EROFS)
+        })
+    })
 }
 
 /// One `prepare` at a time per board cache: a lock file holding the owner's pid, taken over
@@ -886,6 +911,7 @@ mod tests {
         let net = NetPlan {
             on: true,
             nic: false,
+            leases: vec![("00:16:3e:75:6e:02".into(), net::lease_ip(0))],
             check: Some("ping -c 3 $GUEST_IP".into()),
         };
         write_initrd(&dir.join("base"), &plan, &net, &dir.join("out")).unwrap();
@@ -898,7 +924,7 @@ mod tests {
         assert!(s.contains("vif = [ 'bridge=xenbr0,mac=00:16:3e:75:6e:02' ]\n"));
         assert!(
             s.contains(
-                "GUESTS=1\nNET=1\nNIC=0\nG1_NAME='hello'\nG1_CFG='/guest/1-hello.xl'\n\
+                "GUESTS=1\nNET=1\nNIC=0\nNIC_MAC='52:54:00:75:6e:01'\nG1_NAME='hello'\nG1_CFG='/guest/1-hello.xl'\n\
                  G1_MARK='it'\\''s up'\nDHCP_STATIC='00:16:3e:75:6e:02 10.0.0.2'\n\
                  GUEST_IP=10.0.0.2\nDOM0_CHECK='ping -c 3 $GUEST_IP'\n"
             ),

@@ -3,14 +3,22 @@
 //! The emulated board has one LAN, 10.0.0.0/24, on dom0's bridge `xenbr0`:
 //! - dom0 is 10.0.0.1 and runs udhcpd there, with a static lease for every guest vif
 //!   (10.0.0.2, .3, … in the order of the run's vifs; other MACs get .100–.199);
-//! - the host joins it through a TAP device, [`HOST_IP`], that QEMU gives dom0 as a
-//!   virtio-net NIC and dom0 enslaves to the bridge. So host tools reach a guest at its
-//!   address directly, and `uni run -p HOST:GUEST` adds [`Forward`]s: a TCP proxy from
-//!   127.0.0.1:HOST to the guest's port, in the `uni` process.
+//! - the host's end is a TAP device, [`TAP_NAME`] at [`HOST_IP`], that QEMU gives dom0 as a
+//!   virtio-net NIC and dom0 enslaves to the bridge.
 //!
-//! The TAP device is created here (`/dev/net/tun`, which needs root or CAP_NET_ADMIN) and not
-//! persistent: it exists while this process or QEMU holds its descriptor, so no run leaves it
-//! behind, however it ends.
+//! That LAN is sealed: [`isolate`] moves the `uni` process into a network namespace of its own
+//! (with an unprivileged user namespace when it lacks CAP_SYS_ADMIN) before the TAP device is
+//! made, so the TAP, 10.0.0.254 and the route to 10.0.0.0/24 exist only there. QEMU, started
+//! afterwards, shares it. The namespace has no name and no mount: it ends with the last process
+//! in it, whatever way `uni` ends (even SIGKILL: QEMU dies with it). The caller's namespace
+//! never sees any of it.
+//!
+//! The host reaches guests in two ways:
+//! - `uni run -p HOST:GUEST`: a [`Forward`], a TCP proxy in the `uni` process. Its listener is
+//!   bound on 127.0.0.1 in the caller's namespace *before* [`isolate`] (a socket keeps the
+//!   namespace it was made in); its connections to the guest are made from inside.
+//! - `uni lan`: a command run inside a running board's namespace (`setns`), for tools that need
+//!   the LAN itself (frame injection, a client of 10.0.0.x, a server the guests call).
 
 use std::io::Read;
 use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
@@ -20,11 +28,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 /// dom0 on the board's bridge.
 pub const DOM0_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-/// The host's end of the TAP device.
+/// The host's end of the TAP device, inside the board's namespace.
 pub const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 254);
 pub const PREFIX_LEN: u8 = 24;
 /// The MAC of dom0's virtio NIC (the host's tap is the other end of the wire).
@@ -35,10 +43,101 @@ pub fn lease_ip(index: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 0, 2 + index as u8)
 }
 
+/// The TAP device's name (one per namespace, so it is always the same).
+pub const TAP_NAME: &str = "uni0";
+
 /// The MAC the board gives the `index`th vif of a run when its xl file names none:
 /// Xen's OUI 00:16:3e, then "un", then 2 + index.
 pub fn default_mac(index: usize) -> String {
     format!("00:16:3e:75:6e:{:02x}", 2 + index)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The board's own network namespace
+// ---------------------------------------------------------------------------------------------
+
+static ISOLATED: AtomicBool = AtomicBool::new(false);
+
+/// Moves this process into a new network namespace, once: every later call returns at once.
+/// With CAP_SYS_ADMIN (root) a plain network namespace; without, an unprivileged user namespace
+/// too, in which this process is root (mapped to the caller's uid and gid), as `unshare -rn`.
+/// The new namespace's loopback is up.
+///
+/// The process must have one thread: a user namespace cannot be entered otherwise, and a
+/// network namespace would hold only the calling thread. Bind the sockets meant for the
+/// caller's namespace (the `-p` listeners) first.
+pub fn isolate() -> Result<()> {
+    use nix::sched::{unshare, CloneFlags};
+    if ISOLATED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1);
+    if threads > 1 {
+        bail!(
+            "the board's network namespace must be made while uni has one thread, and it has \
+             {threads} (a caller of mirage_cli::emu should call emu::net::isolate() first)"
+        );
+    }
+    match unshare(CloneFlags::CLONE_NEWNET) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EPERM) => {
+            let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+            unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET)
+                .map_err(|e| anyhow!("{}", userns_refused(e, &read_sysctl)))?;
+            // setgroups must be denied before an unprivileged process may write its gid_map
+            std::fs::write("/proc/self/setgroups", "deny")
+                .and_then(|_| std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")))
+                .and_then(|_| std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")))
+                .context("mapping uid and gid into the board's user namespace")?;
+        }
+        Err(e) => bail!("making the board's network namespace (unshare): {e}"),
+    }
+    set_up("lo").context("bringing up lo in the board's network namespace")?;
+    ISOLATED.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether [`isolate`] has run in this process.
+pub fn isolated() -> bool {
+    ISOLATED.load(Ordering::Relaxed)
+}
+
+fn read_sysctl(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+/// Why an unprivileged user namespace was refused, naming the sysctl that decides it.
+fn userns_refused(e: nix::errno::Errno, sysctl: &dyn Fn(&str) -> Option<String>) -> String {
+    let what = format!(
+        "the board's network needs a network namespace of its own, and without root that needs \
+         an unprivileged user namespace, which this kernel refused ({e})"
+    );
+    let knobs = [
+        ("/proc/sys/kernel/unprivileged_userns_clone", "0", "sudo sysctl -w kernel.unprivileged_userns_clone=1"),
+        ("/proc/sys/user/max_user_namespaces", "0", "sudo sysctl -w user.max_user_namespaces=15000"),
+        (
+            "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+            "1",
+            "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (or give uni an \
+             AppArmor profile that allows `userns,`)",
+        ),
+    ];
+    for (path, off, fix) in knobs {
+        if sysctl(path).as_deref() == Some(off) {
+            let name = path.trim_start_matches("/proc/sys/").replace('/', ".");
+            return format!("{what}: {name} is {off}; allow them with `{fix}`, or run as root");
+        }
+    }
+    if e == nix::errno::Errno::ENOSPC {
+        return format!(
+            "{what}: user.max_user_namespaces is used up; raise it with \
+             `sudo sysctl -w user.max_user_namespaces=15000`"
+        );
+    }
+    format!(
+        "{what}; the sysctls that decide it are kernel.unprivileged_userns_clone, \
+         user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns; or run as root"
+    )
 }
 
 /// A non-persistent TAP device: it goes away when the last descriptor (ours, QEMU's) closes.
@@ -83,16 +182,15 @@ impl Tap {
     /// LAN, up.
     pub fn create(name: &str) -> Result<Tap> {
         assert!(name.len() < 16, "interface names are at most 15 bytes");
-        // SAFETY: a plain open(2) of a NUL-terminated path; the result is checked.
-        let raw = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-        if raw < 0 {
-            return Err(refused(
-                std::io::Error::last_os_error(),
-                "opening /dev/net/tun",
-            ));
+        if !isolated() {
+            bail!("the TAP device {name} is only ever made inside the board's network namespace (emu::net::isolate)");
         }
-        // SAFETY: `raw` is a descriptor we just opened and own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .map_err(|e| refused(e, "opening /dev/net/tun"))?
+            .into();
         let mut req = IfReq::new(name);
         req.set_flags((libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as i16);
         // SAFETY: TUNSETIFF reads and writes a struct ifreq, which `req` is (40 bytes).
@@ -114,31 +212,13 @@ impl Tap {
     }
 
     fn configure(&self) -> std::io::Result<()> {
-        // SAFETY: socket(2); the result is checked and owned below.
-        let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if s < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `s` was just opened and is ours.
-        let s = unsafe { OwnedFd::from_raw_fd(s) };
-        let ioctl = |op: libc::c_ulong, req: &mut IfReq| {
-            // SAFETY: the SIOC[GS]IF* requests read or write one struct ifreq, which `req` is.
-            if unsafe { libc::ioctl(s.as_raw_fd(), op as _, req as *mut IfReq) } < 0 {
-                Err(std::io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
-        };
         let mut req = IfReq::new(&self.name);
         req.set_ipv4(HOST_IP);
-        ioctl(libc::SIOCSIFADDR, &mut req)?;
+        ifreq_ioctl(libc::SIOCSIFADDR, &mut req)?;
         let mask = u32::MAX << (32 - PREFIX_LEN);
         req.set_ipv4(Ipv4Addr::from(mask));
-        ioctl(libc::SIOCSIFNETMASK, &mut req)?;
-        let mut req = IfReq::new(&self.name);
-        ioctl(libc::SIOCGIFFLAGS, &mut req)?;
-        req.set_flags(req.flags() | libc::IFF_UP as i16);
-        ioctl(libc::SIOCSIFFLAGS, &mut req)
+        ifreq_ioctl(libc::SIOCSIFNETMASK, &mut req)?;
+        set_up(&self.name)
     }
 
     pub fn raw_fd(&self) -> RawFd {
@@ -146,12 +226,37 @@ impl Tap {
     }
 }
 
+/// One SIOC[GS]IF* request on `req`, through a datagram socket of this namespace.
+fn ifreq_ioctl(op: libc::c_ulong, req: &mut IfReq) -> std::io::Result<()> {
+    // SAFETY: socket(2); the result is checked and owned below.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `s` was just opened and is ours.
+    let s = unsafe { OwnedFd::from_raw_fd(s) };
+    // SAFETY: the SIOC[GS]IF* requests read or write one struct ifreq, which `req` is.
+    if unsafe { libc::ioctl(s.as_raw_fd(), op as _, req as *mut IfReq) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets the interface `name` up.
+fn set_up(name: &str) -> std::io::Result<()> {
+    let mut req = IfReq::new(name);
+    ifreq_ioctl(libc::SIOCGIFFLAGS, &mut req)?;
+    req.set_flags(req.flags() | libc::IFF_UP as i16);
+    ifreq_ioctl(libc::SIOCSIFFLAGS, &mut req)
+}
+
 fn refused(e: std::io::Error, what: &str) -> anyhow::Error {
     let hint = match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => {
-            "; the board's network needs root or CAP_NET_ADMIN (run as root, or \
-             `setcap cap_net_admin+ep` on uni)"
+        Some(libc::EACCES) => {
+            "; /dev/net/tun must be readable and writable by everyone, as udev makes it on most \
+             distributions (crw-rw-rw-): `sudo chmod 0666 /dev/net/tun`"
         }
+        Some(libc::EPERM) => "; the board's network namespace lacks CAP_NET_ADMIN",
         Some(libc::ENOENT) | Some(libc::ENODEV) => {
             "; this kernel has no TUN/TAP (modprobe tun, or in a container add /dev/net/tun)"
         }
@@ -168,29 +273,39 @@ fn refused(e: std::io::Error, what: &str) -> anyhow::Error {
 /// How long a proxied connection keeps trying to reach a guest that is not listening yet.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(15);
 
-/// 127.0.0.1:`host` → `guest`:`port`, for as long as this value lives.
+/// A `-p` listener on 127.0.0.1:`host`, bound in the namespace the caller is in now (so a busy
+/// port fails the run before the board boots, and the port stays reachable from the caller's
+/// namespace after [`isolate`]).
+pub struct Listener {
+    pub host: u16,
+    listener: TcpListener,
+}
+
+impl Listener {
+    /// `what` says what the port is for, in the error.
+    pub fn bind(host: u16, what: &str) -> Result<Listener> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, host))
+            .with_context(|| format!("listening on 127.0.0.1:{host} for {what}"))?;
+        Ok(Listener { host, listener })
+    }
+}
+
+/// 127.0.0.1:`host` → `guest`, for as long as this value lives.
 pub struct Forward {
     pub host: u16,
     pub guest: SocketAddrV4,
     stop: Arc<AtomicBool>,
+    /// the listening socket, shut down on drop to wake the accept loop
+    socket: TcpListener,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Forward {
-    /// Listens on 127.0.0.1:`host` now (so a busy port fails the run before the board boots);
-    /// connections wait until `ready` is set, then go to `guest` through the device `device`.
-    pub fn start(
-        host: u16,
-        guest: SocketAddrV4,
-        device: Option<String>,
-        ready: Arc<AtomicBool>,
-    ) -> Result<Forward> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, host)).with_context(|| {
-            format!(
-                "listening on 127.0.0.1:{host} for `-p {host}:{}`",
-                guest.port()
-            )
-        })?;
+    /// Accepts on `listener`; connections wait until `ready` is set, then go to `guest`,
+    /// reached from the namespace this process is in now.
+    pub fn start(listener: Listener, guest: SocketAddrV4, ready: Arc<AtomicBool>) -> Result<Forward> {
+        let Listener { host, listener } = listener;
+        let socket = listener.try_clone()?;
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();
         let thread = std::thread::Builder::new()
@@ -201,39 +316,27 @@ impl Forward {
                         break;
                     }
                     let Ok(client) = client else { continue };
-                    let (ready, device, stop) = (ready.clone(), device.clone(), st.clone());
-                    std::thread::spawn(move || {
-                        proxy(client, guest, device.as_deref(), &ready, &stop)
-                    });
+                    let (ready, stop) = (ready.clone(), st.clone());
+                    std::thread::spawn(move || proxy(client, guest, &ready, &stop));
                 }
             })?;
-        Ok(Forward {
-            host,
-            guest,
-            stop,
-            thread: Some(thread),
-        })
+        Ok(Forward { host, guest, stop, socket, thread: Some(thread) })
     }
 }
 
 impl Drop for Forward {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        // wake the accept loop
-        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.host));
+        // wakes the accept loop (a connection to 127.0.0.1 would land in this namespace's own
+        // loopback, not the listener's)
+        let _ = nix::sys::socket::shutdown(self.socket.as_raw_fd(), nix::sys::socket::Shutdown::Read);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-fn proxy(
-    client: TcpStream,
-    guest: SocketAddrV4,
-    device: Option<&str>,
-    ready: &AtomicBool,
-    stop: &AtomicBool,
-) {
+fn proxy(client: TcpStream, guest: SocketAddrV4, ready: &AtomicBool, stop: &AtomicBool) {
     let t = Instant::now();
     while !ready.load(Ordering::Relaxed) {
         if stop.load(Ordering::Relaxed) {
@@ -242,7 +345,7 @@ fn proxy(
         std::thread::sleep(Duration::from_millis(50));
     }
     let upstream = loop {
-        match connect(guest, device, Duration::from_secs(3)) {
+        match TcpStream::connect_timeout(&guest.into(), Duration::from_secs(3)) {
             Ok(s) => break s,
             Err(_) if t.elapsed() < CONNECT_PATIENCE && !stop.load(Ordering::Relaxed) => {
                 std::thread::sleep(Duration::from_millis(250))
@@ -282,72 +385,6 @@ fn pump(mut from: TcpStream, to: TcpStream) {
         }
     }
     let _ = to.shutdown(Shutdown::Write);
-}
-
-/// A TCP connection to `to` that leaves through `device` (when given), so that it reaches this
-/// run's board even while another run's tap serves the same 10.0.0.0/24.
-fn connect(
-    to: SocketAddrV4,
-    device: Option<&str>,
-    timeout: Duration,
-) -> std::io::Result<TcpStream> {
-    // SAFETY: socket(2); the result is checked and owned below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and is ours.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    if let Some(dev) = device {
-        // SAFETY: SO_BINDTODEVICE takes the interface name and its length. Without privileges
-        // it may fail; the connection then follows the routing table.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_BINDTODEVICE,
-                dev.as_ptr().cast(),
-                dev.len() as libc::socklen_t,
-            );
-        }
-    }
-    // a blocking connect(2) gives up after SO_SNDTIMEO
-    let tv = libc::timeval {
-        tv_sec: timeout.as_secs() as _,
-        tv_usec: timeout.subsec_micros() as _,
-    };
-    // SAFETY: SO_SNDTIMEO takes a struct timeval.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        );
-    }
-    let sa = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: to.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(to.ip().octets()),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: `sa` is a sockaddr_in of the size passed.
-    let r = unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            (&sa as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let stream = TcpStream::from(fd);
-    stream.set_write_timeout(None)?;
-    Ok(stream)
 }
 
 /// The address in an `--ipv4=A.B.C.D/N` (or `--ipv4 A.B.C.D/N`) boot argument.
@@ -417,13 +454,8 @@ mod tests {
         let host = free.local_addr().unwrap().port();
         drop(free);
         let ready = Arc::new(AtomicBool::new(true));
-        let fwd = Forward::start(
-            host,
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
-            None,
-            ready,
-        )
-        .unwrap();
+        let l = Listener::bind(host, "the test").unwrap();
+        let fwd = Forward::start(l, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), ready).unwrap();
         let mut c = TcpStream::connect(("127.0.0.1", host)).unwrap();
         std::io::Write::write_all(&mut c, b"hello").unwrap();
         c.shutdown(Shutdown::Write).unwrap();
@@ -431,5 +463,23 @@ mod tests {
         c.read_to_string(&mut got).unwrap();
         assert_eq!(got, "hellobye");
         drop(fwd);
+        // dropped means closed
+        assert!(TcpStream::connect(("127.0.0.1", host)).is_err());
+    }
+
+    #[test]
+    fn a_refused_user_namespace_names_its_sysctl() {
+        let off = |path: &'static str, v: &'static str| move |p: &str| (p == path).then(|| v.to_string());
+        let e = nix::errno::Errno::EPERM;
+        let m = userns_refused(e, &off("/proc/sys/kernel/unprivileged_userns_clone", "0"));
+        assert!(m.contains("kernel.unprivileged_userns_clone is 0") && m.contains("sysctl -w kernel.unprivileged_userns_clone=1"), "{m}");
+        let m = userns_refused(e, &off("/proc/sys/user/max_user_namespaces", "0"));
+        assert!(m.contains("user.max_user_namespaces is 0"), "{m}");
+        let m = userns_refused(e, &off("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1"));
+        assert!(m.contains("kernel.apparmor_restrict_unprivileged_userns=0"), "{m}");
+        let m = userns_refused(nix::errno::Errno::ENOSPC, &|_| None);
+        assert!(m.contains("used up"), "{m}");
+        let m = userns_refused(e, &|_| None);
+        assert!(m.contains("kernel.unprivileged_userns_clone, user.max_user_namespaces"), "{m}");
     }
 }

@@ -1,6 +1,10 @@
 //! The board alone, as a deploy target (`uni run --dom0`): dom0 boots with no guest of its own
-//! and runs an SSH server (Debian's dropbear), reached through a QEMU user-network port forward
-//! from 127.0.0.1. Root logs in with the user's public keys; the host key is generated on the
+//! and runs an SSH server (Debian's dropbear) on a QEMU user-network NIC. QEMU's port forward
+//! to it listens in the board's network namespace (see [`super::net`]); a [`net::Forward`] from
+//! 127.0.0.1 in the caller's namespace leads there. dom0's other NIC is the board's TAP device,
+//! so `-p HOST:NAME:GUEST` forwards and `uni lan` reach deployed guests on the bridge: each name
+//! in a forward gets a static DHCP lease in dom0 for the MAC that `uni build` gives that name
+//! ([`crate::xl::stable_mac`]), so a redeployed guest keeps its address and its forward. Root logs in with the user's public keys; the host key is generated on the
 //! host for each session (`ssh-keygen`), so uni can tell the user exactly which key to trust.
 //! Guests then come and go with `uni deploy`, which runs `xl` in dom0 over SSH.
 
@@ -11,8 +15,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{boot, cpio, qemu_command, serial, sh_quote, Outcome, Prepared, RemoveOnDrop, Running};
-use crate::status::status;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::{boot, cpio, net, qemu_command, serial, sh_quote, Outcome, Prepared, Running};
+use crate::status::{status, warn};
 
 /// The MAC of dom0's NIC on QEMU's user network; dom0's /init finds the NIC by it.
 pub const DOM0_SSH_MAC: &str = "52:54:00:75:6e:22";
@@ -29,13 +37,12 @@ pub struct HostKey {
 }
 
 impl HostKey {
-    /// A new ed25519 key from the host's `ssh-keygen`, made in `dir` and removed from it.
-    pub fn generate(dir: &Path) -> Result<HostKey> {
-        std::fs::create_dir_all(dir)?;
-        let file = dir.join(format!("hostkey-{}", std::process::id()));
+    /// A new ed25519 key from the host's `ssh-keygen`, made in a scratch directory and removed
+    /// from it.
+    pub fn generate() -> Result<HostKey> {
+        let dir = super::scratch()?;
+        let file = dir.path().join("hostkey");
         let pub_file = file.with_extension("pub");
-        let _rm = (RemoveOnDrop(file.clone()), RemoveOnDrop(pub_file.clone()));
-        let _ = std::fs::remove_file(&file);
         let sh = xshell::Shell::new()?;
         xshell::cmd!(sh, "ssh-keygen -q -t ed25519 -N '' -C uni-dom0 -f {file}")
             .quiet()
@@ -67,10 +74,33 @@ impl HostKey {
     }
 }
 
+/// `-p HOST:NAME:GUEST`: 127.0.0.1:`host` to port `guest` of the unikernel deployed as `name`.
+#[derive(Debug, Clone)]
+pub struct NamedForward {
+    pub host: u16,
+    pub name: String,
+    pub guest: u16,
+}
+
+/// The static leases of a serving dom0: the `i`th distinct name of `forwards` gets
+/// [`net::lease_ip`]`(i)` for the MAC of its first net device.
+pub fn leases(forwards: &[NamedForward]) -> Vec<(String, String, Ipv4Addr)> {
+    let mut out: Vec<(String, String, Ipv4Addr)> = Vec::new();
+    for f in forwards {
+        if !out.iter().any(|(n, _, _)| *n == f.name) {
+            let mac = crate::xl::mac_text(crate::xl::stable_mac(&f.name, 0));
+            out.push((f.name.clone(), mac, net::lease_ip(out.len())));
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// The host port (on 127.0.0.1) forwarded to dom0's port 22.
     pub port: u16,
+    /// Forwards to deployed unikernels.
+    pub forwards: Vec<NamedForward>,
     /// root's `authorized_keys` in dom0.
     pub authorized_keys: String,
     pub host_key: HostKey,
@@ -90,19 +120,50 @@ pub fn serve(
     opts: &ServeOptions,
     ready: impl FnOnce() -> Result<()>,
 ) -> Result<Outcome> {
-    // fail now, not after the boot, when the port is taken
-    std::net::TcpListener::bind(("127.0.0.1", opts.port)).with_context(|| {
-        format!(
-            "port {} on 127.0.0.1 is not free for dom0's SSH server",
-            opts.port
-        )
-    })?;
-    std::fs::create_dir_all(&prepared.runs)?;
-    let initrd = prepared
-        .runs
-        .join(format!("initrd-{}.cpio", std::process::id()));
-    let _cleanup = RemoveOnDrop(initrd.clone());
-    write_initrd(&prepared.base.initrd, opts, &initrd)?;
+    // Listening now, in the caller's namespace: a busy port fails before the boot.
+    let ssh_listener = net::Listener::bind(opts.port, "dom0's SSH server (--ssh-port)")?;
+    let listeners = opts
+        .forwards
+        .iter()
+        .map(|f| net::Listener::bind(f.host, &format!("`-p {}:{}:{}`", f.host, f.name, f.guest)))
+        .collect::<Result<Vec<_>>>()?;
+    net::isolate()?;
+    let tap = match net::Tap::create(net::TAP_NAME) {
+        Ok(tap) => Some(tap),
+        Err(e) if opts.forwards.is_empty() => {
+            warn(format!("deployed guests will not be reachable from the host: {e:#}"));
+            None
+        }
+        Err(e) => return Err(e.context("`-p` needs the host on the board's network")),
+    };
+    let leases = leases(&opts.forwards);
+    // SSH: QEMU's forward listens on the same port number, inside the board's namespace
+    let ssh_ready = Arc::new(AtomicBool::new(false));
+    let mut forwards = vec![net::Forward::start(
+        ssh_listener,
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, opts.port),
+        ssh_ready.clone(),
+    )?];
+    let now = Arc::new(AtomicBool::new(true));
+    for (l, f) in listeners.into_iter().zip(&opts.forwards) {
+        let (_, mac, ip) = leases.iter().find(|(n, _, _)| *n == f.name).expect("a lease per name");
+        status("Forward", format!("127.0.0.1:{} -> {}:{} (10.0.0.x {ip}, its MAC {mac})", f.host, f.name, f.guest));
+        forwards.push(net::Forward::start(l, SocketAddrV4::new(*ip, f.guest), now.clone())?);
+    }
+    if let Some(t) = &tap {
+        status(
+            "Network",
+            format!(
+                "dom0 10.0.0.1, host {} on {} (10.0.0.0/24) in this run's own network namespace, entered with `uni lan --pid {}`",
+                net::HOST_IP,
+                t.name,
+                std::process::id()
+            ),
+        );
+    }
+    let scratch = super::scratch()?;
+    let initrd = scratch.path().join("initrd.cpio");
+    write_initrd(&prepared.base.initrd, opts, tap.is_some(), &leases, &initrd)?;
     if let Some(dir) = opts.log.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -110,7 +171,7 @@ pub fn serve(
         std::fs::File::create(&opts.log)
             .with_context(|| format!("creating {}", opts.log.display()))?,
     );
-    let qemu = qemu_command(prepared, &initrd, None, Some(opts.port));
+    let qemu = qemu_command(prepared, &initrd, tap.as_ref(), Some(opts.port));
     let what = format!("dom0 of {} alone, with an SSH server", prepared.board);
     let (signals, t0, running) = boot(prepared, qemu, &what, &opts.log)?;
     let Running {
@@ -155,6 +216,7 @@ pub fn serve(
                         "Booted",
                         format!("dom0 in {:.1}s", t0.elapsed().as_secs_f64()),
                     );
+                    ssh_ready.store(true, Ordering::Relaxed);
                     if let Some(ready) = ready.take() {
                         ready()?;
                     }
@@ -165,6 +227,8 @@ pub fn serve(
     };
     let _ = child.kill();
     let _ = child.wait();
+    drop(forwards);
+    drop(tap);
     drop(signals);
     if let Outcome::BootFailed(_) = outcome {
         for l in monitor.report() {
@@ -180,13 +244,23 @@ pub fn serve(
 
 /// The cached dom0 initramfs, then a cpio with `/guest/run.env` (serve mode), root's
 /// authorized_keys and the host key.
-fn write_initrd(base: &Path, opts: &ServeOptions, to: &Path) -> Result<()> {
+fn write_initrd(
+    base: &Path,
+    opts: &ServeOptions,
+    nic: bool,
+    leases: &[(String, String, Ipv4Addr)],
+    to: &Path,
+) -> Result<()> {
     let mut bytes = std::fs::read(base).with_context(|| format!("reading {}", base.display()))?;
     bytes.resize(bytes.len().next_multiple_of(4), 0);
     let mut w = cpio::Writer::new(Vec::new());
+    let statics: Vec<String> = leases.iter().map(|(_, mac, ip)| format!("{mac} {ip}")).collect();
     let env = format!(
-        "GUESTS=0\nNET=1\nNIC=0\nSSH=1\nSSH_MAC={}\nDHCP_STATIC=''\n",
-        sh_quote(DOM0_SSH_MAC)
+        "GUESTS=0\nNET=1\nNIC={}\nNIC_MAC={}\nSSH=1\nSSH_MAC={}\nDHCP_STATIC={}\n",
+        nic as u8,
+        sh_quote(net::DOM0_NIC_MAC),
+        sh_quote(DOM0_SSH_MAC),
+        sh_quote(&statics.join(";"))
     );
     w.file("guest/run.env", 0o644, env.as_bytes())?;
     w.dir("root/.ssh", 0o700)?;

@@ -44,6 +44,13 @@ const SERVED: &str = "\"GET / HTTP/1.1\" 200";
 const LINUX_MARK: &str = "LINUX UP";
 
 fn main() -> ExitCode {
+    // The board's LAN lives in a network namespace of this process's own, which every thread
+    // made afterwards shares: the measuring threads reach the guests there, and nothing of the
+    // LAN is visible in the caller's namespace. It must be made while there is one thread.
+    if let Err(e) = emu::net::isolate() {
+        eprintln!("website-xen: {e:#}");
+        return ExitCode::from(2);
+    }
     match run() {
         Ok(code) => code,
         Err(e) => {
@@ -96,10 +103,12 @@ fn run() -> Result<ExitCode> {
         let name = format!("static-website-m{m}");
         let text: String = site_text
             .lines()
-            .filter(|l| !matches!(key(l), Some("name" | "memory")))
+            .filter(|l| !matches!(key(l), Some("name" | "memory" | "vif")))
             .map(|l| format!("{l}\n"))
             .collect::<String>()
-            + &format!("name = \"{name}\"\nmemory = {m}\n");
+            // no MAC: the board numbers each guest's (uni build gives every copy of the site
+            // the same one, from its name), so the k-th copy gets 10.0.0.(2+k)
+            + &format!("name = \"{name}\"\nmemory = {m}\nvif = [ 'bridge=xenbr0' ]\n");
         let xl = PathBuf::from(format!("{name}.xl"));
         std::fs::write(&xl, text)?;
         // the kernel line of the generated xl file is absolute: keep it
@@ -116,11 +125,11 @@ fn run() -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     // The host's ARP: resolve a guest within 100 ms of its coming up (the default re-asks once
-    // a second), on this run's TAP device only (`uni<pid>`, made by run_guests).
+    // a second), on this run's TAP device (made by run_guests, in this process's namespace).
     {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let f = format!("/proc/sys/net/ipv4/neigh/uni{}/retrans_time_ms", std::process::id());
+            let f = format!("/proc/sys/net/ipv4/neigh/{}/retrans_time_ms", emu::net::TAP_NAME);
             while !stop.load(Ordering::Relaxed) {
                 if std::fs::write(&f, "100").is_ok() {
                     break;
