@@ -81,6 +81,10 @@ fn examples_boot_on_real_xen() {
     assert!(out.contains("panicked at crash/src/lib.rs:13:5:\ncrash: deliberate panic at depth 3"), "{out}\n{err}");
     assert_eq!(o.status.code(), Some(1), "a panic crashes the domain");
     assert!(err.contains("crashed"), "{err}");
+    // however soon it crashed after `xl create`, the board saw its domain: a Started line, and
+    // the register dump's PC (xenctx needs the domid)
+    assert!(err.contains("Started crash as domain 1 after"), "{err}");
+    assert!(err.contains("crash crashed at PC "), "{err}");
 
     // xeninfo: the Xen store and a boot argument from the xl file's extra= line.
     let o = boot("xeninfo", &[]);

@@ -94,7 +94,9 @@ fn echo_on_real_xen() {
     // still answers.
     let tap = b.tap();
     let script = root().join("tests/tools/inject-frames.py");
-    let o = lan(b.run.child.id(), &["python3", script.to_str().unwrap(), "--iface", &tap, "--count", "2000"]).output().unwrap();
+    let err = b.err();
+    let mac = err.split("MAC ").nth(1).and_then(|r| r.get(..17)).expect("the run reports the guest's MAC");
+    let o = lan(b.run.child.id(), &["python3", script.to_str().unwrap(), "--iface", &tap, "--target-mac", mac, "--count", "2000"]).output().unwrap();
     assert!(o.status.success(), "inject-frames: {}", String::from_utf8_lossy(&o.stderr));
     eprintln!("{}", String::from_utf8_lossy(&o.stdout));
     assert_eq!(echo_roundtrip(("127.0.0.1", b.port), b"still here\n"), b"still here\n");

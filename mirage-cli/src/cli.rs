@@ -285,8 +285,8 @@ Examples:
   uni lan                                                # a shell there ($SHELL, else /bin/sh)
 
 The command runs as root of the board's namespace (its user namespace, when the board runs
-without root: only your own uid is mapped there, so it gains nothing outside). It ends the
-namespace's life no earlier than it ends. nsenter does the same: as root `nsenter -t PID -n`,
+without root: only your own uid is mapped there, so it gains nothing outside). While it runs,
+the namespace lives on, even after the board has stopped. nsenter does the same: as root `nsenter -t PID -n`,
 otherwise `nsenter -t PID -U -n --preserve-credentials`.")]
 pub struct Lan {
     /// The `uni run` process whose board to enter (it prints it); default: the only one running.

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Injects malformed or random Ethernet frames onto the emulated board's bridge (issue #4, test 5).
 
-    tests/tools/inject-frames.py [--iface uniNNN] [--count 2000] [--target-mac MAC] [--seed N]
+    uni lan -- tests/tools/inject-frames.py [--iface uni0] [--count 2000] [--target-mac MAC] [--seed N]
 
 The frames are written with an AF_PACKET socket to the host end of the board's TAP device (the
-`uni<pid>` interface that `uni run --target xen-arm` creates; found automatically when only one
-exists). QEMU carries them to dom0's virtio NIC, which is a port of xenbr0, so they reach every
+`uni0` interface that `uni run --target xen-arm` creates in its own network namespace, so this
+runs inside it, through `uni lan`; found automatically when only one exists). QEMU carries them to dom0's virtio NIC, which is a port of xenbr0, so they reach every
 guest vif the bridge floods to (all broadcast frames, and unicast to --target-mac once the bridge
-has learned it). Needs root or CAP_NET_RAW.
+has learned it). Needs CAP_NET_RAW in the namespace, which `uni lan` gives.
 
 The mix, cycled through: random bytes of random length (14..1514); truncated Ethernet headers;
 IPv4 with bad version, IHL, total length or checksum; TCP and UDP with bad offsets and checksums,
@@ -88,7 +88,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iface", help="the board's TAP device (default: the only uniNNN interface)")
     ap.add_argument("--count", type=int, default=2000)
-    ap.add_argument("--target-mac", default="00:16:3e:75:6e:02", help="the guest's MAC (the board's default for the first vif)")
+    ap.add_argument("--target-mac", default="00:16:3e:75:6e:02", help="the guest's MAC (`uni run` prints it in its Network line)")
     ap.add_argument("--guest-ip", default="10.0.0.2")
     ap.add_argument("--seed", type=int, default=4)
     a = ap.parse_args()
