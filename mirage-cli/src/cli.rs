@@ -80,11 +80,15 @@ pub struct Configure {
 Examples:
   uni build                        # the default target
   uni build --target unix          # dist/<name>, a Linux program
-  uni build -v                     # show cargo's output")]
+  uni build -v                     # show cargo's output
+  uni build --target xen-arm --board cubieboard2   # for another board than unikernel.toml's")]
 pub struct Build {
     /// The target to build for (default: `target` in unikernel.toml, else unix).
     #[arg(short, long, value_enum)]
     pub target: Option<Target>,
+    /// xen-arm: the board to build for (default: unikernel.toml's, else qemu-virt).
+    #[arg(long, value_name = "NAME")]
+    pub board: Option<String>,
 }
 
 /// Build and run the unikernel locally: as a process (unix) or on the emulated Xen ARM board.
@@ -98,6 +102,7 @@ Examples:
   uni run --target xen-arm -- --uni-timestamps   # boot arguments for this run (after extra=)
   uni run --target xen-arm -p 8443:443   # https://localhost:8443/ reaches the guest's port 443
   uni run --target xen-arm --no-build    # boot dist/<name>.xen and .xl as they are
+  uni run --target xen-arm --board cubieboard2   # its image, on its emulation (32-bit Xen, A7)
   uni run --dom0 --trust-host-key        # the board alone with SSH in dom0, for `uni deploy`
   uni run --dom0 -p 7000:echo:7000       # … and 127.0.0.1:7000 to port 7000 of deployed `echo`
 
@@ -142,8 +147,9 @@ pub struct Dom0Args {
     /// 127.0.0.1:--ssh-port; run until Ctrl-C or --timeout. No unikernel.toml needed.
     #[arg(long, conflicts_with_all = ["target", "args"])]
     pub dom0: bool,
-    /// With --dom0: the board (default: unikernel.toml's, else qemu-virt).
-    #[arg(long, requires = "dom0", value_name = "NAME")]
+    /// xen-arm: the board to build for and boot on its emulation, or with --dom0 the board whose
+    /// dom0 to start (default: unikernel.toml's, else qemu-virt).
+    #[arg(long, value_name = "NAME")]
     pub board: Option<String>,
     /// With --dom0: the host port forwarded to dom0's SSH server.
     #[arg(long, requires = "dom0", value_name = "PORT", default_value_t = 2222)]

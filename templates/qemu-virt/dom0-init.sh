@@ -1,5 +1,5 @@
 #!/bin/busybox sh
-# dom0 /init of the qemu-virt board. mirage-cli/src/emu puts it into the dom0 initramfs.
+# dom0 /init of the emulated boards (qemu-virt, qemu-virt-gicv2, qemu-virt32). mirage-cli/src/emu puts it into the dom0 initramfs.
 #
 # It starts the xl toolstack, creates the guests described by /guest/run.env one after another,
 # copies each guest's console to the serial line and reports how each guest ended. Every line
@@ -26,7 +26,12 @@
 
 /bin/busybox --install -s /bin
 export PATH=/usr/lib/xen-4.17/bin:/bin:/sbin:/usr/bin:/usr/sbin
-export LD_LIBRARY_PATH=/lib/aarch64-linux-gnu:/usr/lib/aarch64-linux-gnu:/usr/lib/xen-4.17/lib/aarch64-linux-gnu
+# the multiarch directory of dom0's libraries: arm64 or armhf (qemu-virt32)
+case $(uname -m) in
+aarch64) T=aarch64-linux-gnu ;;
+*) T=arm-linux-gnueabihf ;;
+esac
+export LD_LIBRARY_PATH=/lib/$T:/usr/lib/$T:/usr/lib/xen-4.17/lib/$T
 
 s() { echo "@@uni:s $*"; }
 end() {

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use cargo_metadata::Message;
 
-use super::{load, show};
+use super::show;
 use crate::board::Board;
 use crate::cli::Build;
 use crate::toolchain::{self, Route};
@@ -26,7 +26,7 @@ pub struct Built {
 }
 
 pub fn run(args: Build, file: &Path) -> Result<Built> {
-    let (cfg, target) = load(file, args.target)?;
+    let (cfg, target) = super::load_on(file, args.target, args.board.as_deref())?;
     build(cfg, target)
 }
 

@@ -88,13 +88,7 @@ fn name_of(name: Option<String>, cfg: Option<&Config>) -> Result<String> {
 }
 
 pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
-    let (mut cfg, _) = load(file, Some(Target::XenArm))?;
-    if let Some(b) = &args.board {
-        if crate::board::find(b).is_none() {
-            bail!("unknown board `{b}`; accepted: {}", crate::board::names());
-        }
-        cfg.board = Some(b.clone());
-    }
+    let (cfg, _) = super::load_on(file, Some(Target::XenArm), args.board.as_deref())?;
     let board = super::xen_board(&cfg)?;
     let Place { remote, dir } = place(&args.remote, Some(&cfg), &board)?;
     let name = cfg.name.clone();

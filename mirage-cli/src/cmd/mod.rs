@@ -49,6 +49,18 @@ pub fn load(file: &Path, target: Option<Target>) -> Result<(Config, Target)> {
     Ok((cfg, target))
 }
 
+/// [`load`], with `--board` (when given) in place of unikernel.toml's board.
+pub fn load_on(file: &Path, target: Option<Target>, board: Option<&str>) -> Result<(Config, Target)> {
+    let (mut cfg, target) = load(file, target)?;
+    if let Some(b) = board {
+        if crate::board::find(b).is_none() {
+            anyhow::bail!("unknown board `{b}` (--board); accepted: {}", crate::board::names());
+        }
+        cfg.board = Some(b.to_string());
+    }
+    Ok((cfg, target))
+}
+
 /// Writes `text` to stdout. A reader that went away (`uni configure --dry-run | head`) is not an
 /// error: there is nobody left to tell.
 pub fn out(text: &str) -> Result<()> {

@@ -17,7 +17,7 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
     if args.dom0.dom0 {
         return run_dom0(&args, file);
     }
-    let (cfg, target) = load(file, args.target)?;
+    let (cfg, target) = super::load_on(file, args.target, args.dom0.board.as_deref())?;
     if let Some(p) = args.publish.iter().find(|p| p.name.as_ref().is_some_and(|n| *n != cfg.name)) {
         bail!(
             "`-p {}:{}:{}` names a unikernel other than this run's `{}`; only `uni run --dom0` forwards to deployed unikernels by name",
@@ -57,7 +57,7 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
 /// Boots the image on the emulated board and mirrors how the guest ended in the exit code:
 /// poweroff 0, crash 1, reboot 2, boot failure 3, timeout 124.
 fn run_xen(args: &Run, file: &Path, image: std::path::PathBuf) -> Result<ExitCode> {
-    let (cfg, _) = load(file, Some(Target::XenArm))?;
+    let (cfg, _) = super::load_on(file, Some(Target::XenArm), args.dom0.board.as_deref())?;
     let board = super::xen_board(&cfg)?;
     let prepared = emu::prepare(&board, &emu::cache_dir())?;
     let mut xl = image.with_extension("xl");

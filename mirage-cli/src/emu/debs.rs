@@ -1,7 +1,8 @@
-//! Downloading dom0's Debian packages with the host's `apt-get`, for arm64, into the cache.
+//! Downloading dom0's Debian packages with the host's `apt-get`, for dom0's architecture (arm64
+//! or armhf), into the cache.
 //!
 //! apt runs on its own state under `<cache>/<board>/apt/`: its own sources.list (the board's
-//! Debian release), its own arm64 package lists, no dpkg status. The host's apt setup is not
+//! Debian release), its own package lists of dom0's architecture, no dpkg status. The host's apt setup is not
 //! touched and needs no root. Once a package set has been downloaded its file names are
 //! recorded, and later runs use the files without asking apt anything.
 
@@ -71,9 +72,10 @@ pub fn fetch(dom0: &Dom0, dir: &Path) -> Result<Debs> {
         status(
             "Downloading",
             format!(
-                "{} Debian packages for dom0 ({:.1} MB, arm64, {})",
+                "{} Debian packages for dom0 ({:.1} MB, {}, {})",
                 missing.len(),
                 mb(bytes),
+                dom0.arch,
                 dom0.debian
             ),
         );
@@ -112,6 +114,7 @@ pub fn mb(bytes: u64) -> f64 {
 /// apt-get with the board's own state directory.
 struct Apt {
     dir: PathBuf,
+    arch: String,
     options: Vec<String>,
 }
 
@@ -131,8 +134,8 @@ impl Apt {
         std::fs::write(dir.join("sources.list"), sources)?;
         let d = dir.display();
         let mut options = vec![
-            "-oAPT::Architecture=arm64".to_string(),
-            "-oAPT::Architectures=arm64".to_string(),
+            format!("-oAPT::Architecture={}", dom0.arch),
+            format!("-oAPT::Architectures={}", dom0.arch),
             format!("-oDir::State::Lists={d}/lists"),
             format!("-oDir::Cache={d}/cache"),
             format!("-oDir::Etc::SourceList={d}/sources.list"),
@@ -150,6 +153,7 @@ impl Apt {
         }
         Ok(Apt {
             dir: dir.to_path_buf(),
+            arch: dom0.arch.clone(),
             options,
         })
     }
@@ -164,7 +168,7 @@ impl Apt {
     }
 
     fn update(&self) -> Result<()> {
-        status("Updating", "Debian package lists for arm64");
+        status("Updating", format!("Debian package lists for {}", self.arch));
         let out = std::process::Command::new("apt-get")
             .args(&self.options)
             .args(["-q", "update"])

@@ -19,7 +19,7 @@ use crate::status::status;
 pub const INIT: &str = include_str!("../../../templates/qemu-virt/dom0-init.sh");
 
 /// Bumped when the assembly below changes what it produces.
-const RECIPE: &str = "dom0 recipe 4";
+const RECIPE: &str = "dom0 recipe 5";
 
 /// What a toolstack-only dom0 does not need (rig.sh's list): docs, python (pygrub, xenfsimage),
 /// locales, SysV init scripts.
@@ -32,9 +32,9 @@ const PRUNE: &[&str] = &[
     "usr/share/info",
     "usr/share/python3",
     "usr/lib/xen-4.17/lib/python",
-    "usr/lib/aarch64-linux-gnu/gconv",
-    "usr/lib/aarch64-linux-gnu/audit",
-    "usr/lib/xen-4.17/lib/aarch64-linux-gnu/xenfsimage",
+    "usr/lib/TRIPLET/gconv",
+    "usr/lib/TRIPLET/audit",
+    "usr/lib/xen-4.17/lib/TRIPLET/xenfsimage",
     "etc/init.d",
 ];
 
@@ -52,11 +52,14 @@ const MUST_LINK: &[&str] = &[
     "usr/bin/dropbearconvert",
 ];
 
-const LIB_DIRS: &[&str] = &[
-    "lib/aarch64-linux-gnu",
-    "usr/lib/aarch64-linux-gnu",
-    "usr/lib/xen-4.17/lib/aarch64-linux-gnu",
-];
+/// Where dom0's ld.so looks (the init script's LD_LIBRARY_PATH); TRIPLET is
+/// [`Dom0::triplet`], as in [`PRUNE`].
+const LIB_DIRS: &[&str] = &["lib/TRIPLET", "usr/lib/TRIPLET", "usr/lib/xen-4.17/lib/TRIPLET"];
+
+/// `paths` for dom0's architecture.
+fn for_arch(paths: &[&str], dom0: &Dom0) -> Vec<String> {
+    paths.iter().map(|p| p.replace("TRIPLET", dom0.triplet())).collect()
+}
 
 /// How many assemblies the cache keeps.
 const KEEP: usize = 3;
@@ -84,11 +87,12 @@ pub fn key(dom0: &Dom0, debs: &Debs) -> u64 {
         .collect();
     names.sort();
     let input = format!(
-        "{RECIPE}\n{}\n{}\n{}\n{}\n{INIT}",
+        "{RECIPE}\n{}\n{}\n{}\n{}\n{}\n{INIT}",
+        dom0.arch,
         names.join(" "),
         dom0.modules.join(" "),
         dom0.net_modules.join(" "),
-        PRUNE.join(" ")
+        for_arch(PRUNE, dom0).join(" ")
     );
     fnv(input.as_bytes())
 }
@@ -187,7 +191,8 @@ fn build(dom0: &Dom0, debs: &Debs, work: &Path) -> Result<()> {
 
     // the hypervisor and the kernel stay outside the initramfs: QEMU loads them
     let abi = kernel_pkg.trim_start_matches("linux-image-");
-    // xen-hypervisor-4.17-arm64 installs boot/xen-4.17-arm64 (and .config, .efi)
+    // xen-hypervisor-4.17-arm64 installs boot/xen-4.17-arm64 (and .config, .efi), -armhf
+    // boot/xen-4.17-armhf
     let xen = format!(
         "xen-{}",
         dom0.hypervisor.trim_start_matches("xen-hypervisor-")
@@ -200,7 +205,7 @@ fn build(dom0: &Dom0, debs: &Debs, work: &Path) -> Result<()> {
     )
     .with_context(|| format!("{kernel_pkg} has no boot/vmlinuz-{abi}"))?;
 
-    for p in PRUNE {
+    for p in for_arch(PRUNE, dom0) {
         let _ = std::fs::remove_dir_all(root.join(p));
     }
     for d in [
@@ -224,7 +229,7 @@ fn build(dom0: &Dom0, debs: &Debs, work: &Path) -> Result<()> {
     if !root.join("bin/busybox").is_file() {
         bail!("busybox-static did not provide bin/busybox");
     }
-    check_libraries(&root)?;
+    check_libraries(&root, dom0)?;
 
     // modules, in load order; no depmod: the order comes from each .ko's depends=
     let moddir = boot.join("lib/modules").join(abi);
@@ -275,7 +280,8 @@ fn build(dom0: &Dom0, debs: &Debs, work: &Path) -> Result<()> {
 }
 
 /// Every NEEDED library of [`MUST_LINK`] must be in one of [`LIB_DIRS`].
-fn check_libraries(root: &Path) -> Result<()> {
+fn check_libraries(root: &Path, dom0: &Dom0) -> Result<()> {
+    let lib_dirs = for_arch(LIB_DIRS, dom0);
     let mut missing = Vec::new();
     for f in MUST_LINK {
         let out = Command::new("readelf")
@@ -289,7 +295,7 @@ fn check_libraries(root: &Path) -> Result<()> {
             );
         }
         for lib in needed(&String::from_utf8_lossy(&out.stdout)) {
-            if !LIB_DIRS.iter().any(|d| root.join(d).join(&lib).exists()) {
+            if !lib_dirs.iter().any(|d| root.join(d).join(&lib).exists()) {
                 missing.push(format!("{lib} (for {f})"));
             }
         }

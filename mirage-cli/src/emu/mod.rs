@@ -1,5 +1,7 @@
-//! The emulated Xen ARM board (`boards/qemu-virt`): QEMU TCG running Debian's Xen 4.17 arm64
-//! with an arm64 dom0 that starts the guest with `xl create`.
+//! The emulated Xen ARM boards (`boards/qemu-virt`, `qemu-virt-gicv2`, `qemu-virt32`): QEMU TCG
+//! running Debian's Xen 4.17 (arm64, or armhf on qemu-virt32) with a dom0 of the same
+//! architecture that starts the guest with `xl create`. A real board (cubieboard2) is run on the
+//! emulated board it names ([`Board::emulator`]).
 //!
 //! [`prepare`] downloads the board's Debian packages and assembles the hypervisor, the dom0
 //! kernel and the dom0 initramfs, all cached (see [`cache_dir`]). [`run`] boots one guest: it
@@ -155,6 +157,12 @@ pub struct Report {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     board: String,
+    /// the board the run was asked for, when another board emulates it
+    stands_for: Option<String>,
+    /// `qemu-system-aarch64` or `qemu-system-arm`
+    program: &'static str,
+    /// Xen's and dom0's architecture
+    arch: String,
     qemu: Qemu,
     dom0_memory: u32,
     base: dom0::Base,
@@ -185,15 +193,14 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("uni-cache"))
 }
 
-/// Downloads (once) and assembles (once) what `board` needs, under `cache/<board>/`.
-pub fn prepare(board: &Board, cache: &Path) -> Result<Prepared> {
+/// Downloads (once) and assembles (once) what `board` needs, under `cache/<board>/`: for a real
+/// board, its emulation's.
+pub fn prepare(asked: &Board, cache: &Path) -> Result<Prepared> {
+    let board = &asked.emulator()?;
     let (Some(qemu), Some(dom0)) = (&board.qemu, &board.dom0) else {
-        bail!(
-            "board `{}` cannot be emulated: it has no [qemu] and [dom0]",
-            board.name
-        );
+        unreachable!("Board::emulator gives a board with [qemu] and [dom0]");
     };
-    need_tool("qemu-system-aarch64", "qemu-system-arm")?;
+    need_tool(board.qemu_program(), "qemu-system-arm")?;
     let dir = cache.join(&board.name);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the cache {}", dir.display()))?;
@@ -206,6 +213,9 @@ pub fn prepare(board: &Board, cache: &Path) -> Result<Prepared> {
     let base = dom0::assemble(dom0, &debs, &dir)?;
     Ok(Prepared {
         board: board.name.clone(),
+        stands_for: (asked.name != board.name).then(|| asked.name.clone()),
+        program: board.qemu_program(),
+        arch: dom0.arch.clone(),
         qemu: qemu.clone(),
         dom0_memory: dom0.memory,
         base,
@@ -216,9 +226,15 @@ pub fn prepare(board: &Board, cache: &Path) -> Result<Prepared> {
 // A run
 // ---------------------------------------------------------------------------------------------
 
-/// Xen's command line: dom0's memory, all log levels, console on the device tree's UART.
-fn xen_cmdline(dom0_memory: u32) -> String {
-    format!("dom0_mem={dom0_memory}M loglvl=all guest_loglvl=all console=dtuart console_timestamps=boot")
+/// Xen's command line: dom0's memory, all log levels, console on the device tree's UART, then
+/// the board's own options.
+fn xen_cmdline(dom0_memory: u32, options: &[String]) -> String {
+    let mut line = format!("dom0_mem={dom0_memory}M loglvl=all guest_loglvl=all console=dtuart console_timestamps=boot");
+    for o in options {
+        line.push(' ');
+        line.push_str(o);
+    }
+    line
 }
 
 const DOM0_CMDLINE: &str = "console=hvc0 earlycon=xen rdinit=/init loglevel=5";
@@ -547,10 +563,15 @@ fn boot(
     what: &str,
     log: &Path,
 ) -> Result<(Signals, Instant, Running)> {
+    let stands_for = match &prepared.stands_for {
+        Some(b) => format!(", standing for {b}"),
+        None => String::new(),
+    };
     status(
         "Booting",
         format!(
-            "{what} (Xen arm64 under QEMU {}, log {})",
+            "{what} (Xen {} under QEMU {}{stands_for}, log {})",
+            prepared.arch,
             prepared.qemu.cpu,
             log.display()
         ),
@@ -568,7 +589,8 @@ struct Running {
 
 impl Running {
     fn spawn(mut qemu: Command) -> Result<Running> {
-        let mut child = qemu.spawn().context("starting qemu-system-aarch64")?;
+        let program = qemu.get_program().to_string_lossy().into_owned();
+        let mut child = qemu.spawn().with_context(|| format!("starting {program}"))?;
         let (tx, rx) = mpsc::channel::<Vec<u8>>();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -611,7 +633,7 @@ struct NetPlan {
 fn qemu_command(p: &Prepared, initrd: &Path, tap: Option<&net::Tap>, ssh: Option<u16>) -> Command {
     // QEMU's option syntax: a comma inside a value is written twice
     let opt = |p: &Path| p.display().to_string().replace(',', ",,");
-    let mut c = Command::new("qemu-system-aarch64");
+    let mut c = Command::new(p.program);
     c.args(["-machine", &p.qemu.machine, "-cpu", &p.qemu.cpu])
         .args([
             "-smp",
@@ -622,7 +644,7 @@ fn qemu_command(p: &Prepared, initrd: &Path, tap: Option<&net::Tap>, ssh: Option
         .args(["-nographic", "-no-reboot"])
         .arg("-kernel")
         .arg(&p.base.xen)
-        .args(["-append", &xen_cmdline(p.dom0_memory)])
+        .args(["-append", &xen_cmdline(p.dom0_memory, &p.qemu.xen_options)])
         .arg("-device")
         .arg(format!(
             "guest-loader,addr={DOM0_KERNEL_ADDR},kernel={},bootargs={DOM0_CMDLINE}",
