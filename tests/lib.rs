@@ -398,3 +398,38 @@ pub fn lan(pid: u32, args: &[&str]) -> Command {
     c.args(args);
     c
 }
+
+/// The boards every Xen end-to-end test runs on. By default the Cubieboard 2's emulation
+/// (cubieboard2 → qemu-virt32: 32-bit Xen, Cortex-A7, GICv2), which is what a user's board
+/// runs; `UNI_BOARDS=all` adds qemu-virt (64-bit Xen, GICv3) and qemu-virt-gicv2, and
+/// `UNI_BOARDS=a,b` names them.
+pub fn full_boards() -> Vec<String> {
+    match std::env::var("UNI_BOARDS").ok().filter(|v| !v.trim().is_empty()).as_deref() {
+        None => vec!["cubieboard2".into()],
+        Some("all") => ["cubieboard2", "qemu-virt", "qemu-virt-gicv2"].map(String::from).to_vec(),
+        Some(list) => list.split(',').map(|b| b.trim().to_string()).collect(),
+    }
+}
+
+/// The boards of the smoke set (boot, crash, xenstore, net): the full boards, and qemu-virt
+/// when it is not one of them, so CI boots both hypervisor architectures.
+pub fn smoke_boards() -> Vec<String> {
+    let mut b = full_boards();
+    if !b.iter().any(|b| b == "qemu-virt") {
+        b.push("qemu-virt".into());
+    }
+    b
+}
+
+/// `uni args…` in `dir` for `board`: `--board BOARD` after the command when it builds or runs
+/// (build, run, deploy; not when the args name one), and a target directory per board, since
+/// each board compiles core with its own CPU flags.
+pub fn uni_on(board: &str, dir: &Path, args: &[&str]) -> Command {
+    let mut a: Vec<&str> = args.to_vec();
+    if matches!(a.first(), Some(&("build" | "run" | "deploy"))) && !a.contains(&"--board") {
+        a.splice(1..1, ["--board", board]);
+    }
+    let mut c = uni(dir, &a);
+    c.env("CARGO_TARGET_DIR", root().join(format!("target/examples-{board}")));
+    c
+}

@@ -6,7 +6,7 @@
 use std::fs;
 use std::process::Output;
 
-use uni_tests::{example, root, run_uni, text, uni};
+use uni_tests::{example, root, run_uni, smoke_boards, text, uni, uni_on};
 
 const ZIMAGE_MAGIC: u32 = 0x016f_2818;
 
@@ -14,12 +14,12 @@ fn word(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
 
-fn boot(name: &str, extra: &[&str]) -> Output {
+fn boot(board: &str, name: &str, extra: &[&str]) -> Output {
     let mut args = vec!["run", "--target", "xen-arm", "--timeout", "240"];
     args.extend_from_slice(extra);
-    let o = run_uni(&example(name), &args);
+    let o = uni_on(board, &example(name), &args).output().unwrap();
     let (out, err) = text(&o);
-    eprintln!("--- {name}: exit {:?}\n--- stdout\n{out}--- stderr\n{err}", o.status.code());
+    eprintln!("--- {name} on {board}: exit {:?}\n--- stdout\n{out}--- stderr\n{err}", o.status.code());
     o
 }
 
@@ -54,54 +54,57 @@ fn build_writes_a_reproducible_zimage_and_xl() {
 
 #[test]
 fn examples_boot_on_real_xen() {
-    // hello: the four lines about a second apart in guest time (the runtime stamps each console
-    // line with its monotonic clock under --uni-timestamps), then poweroff → exit 0.
-    let o = boot("hello", &["--", "--uni-timestamps"]);
-    let (out, err) = text(&o);
-    let stamped: Vec<(f64, &str)> = out
-        .lines()
-        .map(|l| {
-            let (t, msg) = l.strip_prefix('[').and_then(|r| r.split_once("] ")).unwrap_or_else(|| panic!("unstamped line {l:?}"));
-            (t.trim().parse().unwrap(), msg)
-        })
-        .collect();
-    let msgs: Vec<&str> = stamped.iter().map(|(_, m)| *m).collect();
-    assert_eq!(msgs, ["hello", "world", "hello", "world"], "{err}");
-    for w in stamped.windows(2) {
-        let gap = w[1].0 - w[0].0;
-        assert!((0.99..1.5).contains(&gap), "guest-clock gap of {gap:.3} s between {:?} and {:?}", w[0].1, w[1].1);
+    for board in smoke_boards() {
+        let board = board.as_str();
+        // hello: the four lines about a second apart in guest time (the runtime stamps each console
+        // line with its monotonic clock under --uni-timestamps), then poweroff → exit 0.
+        let o = boot(board, "hello", &["--", "--uni-timestamps"]);
+        let (out, err) = text(&o);
+        let stamped: Vec<(f64, &str)> = out
+            .lines()
+            .map(|l| {
+                let (t, msg) = l.strip_prefix('[').and_then(|r| r.split_once("] ")).unwrap_or_else(|| panic!("unstamped line {l:?}"));
+                (t.trim().parse().unwrap(), msg)
+            })
+            .collect();
+        let msgs: Vec<&str> = stamped.iter().map(|(_, m)| *m).collect();
+        assert_eq!(msgs, ["hello", "world", "hello", "world"], "{err}");
+        for w in stamped.windows(2) {
+            let gap = w[1].0 - w[0].0;
+            assert!((0.99..1.5).contains(&gap), "guest-clock gap of {gap:.3} s between {:?} and {:?}", w[0].1, w[1].1);
+        }
+        assert_eq!(o.status.code(), Some(0), "hello powers off");
+        assert!(err.contains("powered off"), "{err}");
+
+        // crash: the panic's location and message on the console, then a crash → exit 1.
+        let o = boot(board, "crash", &[]);
+        let (out, err) = text(&o);
+        assert!(out.contains("crash: about to panic\n"), "{out}");
+        assert!(out.contains("panicked at crash/src/lib.rs:13:5:\ncrash: deliberate panic at depth 3"), "{out}\n{err}");
+        assert_eq!(o.status.code(), Some(1), "a panic crashes the domain");
+        assert!(err.contains("crashed"), "{err}");
+        // however soon it crashed after `xl create`, the board saw its domain: a Started line, and
+        // the register dump's PC (xenctx needs the domid)
+        assert!(err.contains("Started crash as domain 1 after"), "{err}");
+        assert!(err.contains("crash crashed at PC "), "{err}");
+
+        // xeninfo: the Xen store and a boot argument from the xl file's extra= line.
+        let o = boot(board, "xeninfo", &[]);
+        let (out, err) = text(&o);
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            [
+                "xenstore: name = xeninfo",
+                "xenstore: domid = 1",
+                "xenstore: data/uni-greeting = written by the guest",
+                "xenstore: data/ holds uni-greeting",
+                "xenstore: no/such/key -> xenstore: no such path (ENOENT)",
+                "boot argument: greeting = hello-from-xl",
+            ],
+            "{err}"
+        );
+        assert_eq!(o.status.code(), Some(0));
     }
-    assert_eq!(o.status.code(), Some(0), "hello powers off");
-    assert!(err.contains("powered off"), "{err}");
-
-    // crash: the panic's location and message on the console, then a crash → exit 1.
-    let o = boot("crash", &[]);
-    let (out, err) = text(&o);
-    assert!(out.contains("crash: about to panic\n"), "{out}");
-    assert!(out.contains("panicked at crash/src/lib.rs:13:5:\ncrash: deliberate panic at depth 3"), "{out}\n{err}");
-    assert_eq!(o.status.code(), Some(1), "a panic crashes the domain");
-    assert!(err.contains("crashed"), "{err}");
-    // however soon it crashed after `xl create`, the board saw its domain: a Started line, and
-    // the register dump's PC (xenctx needs the domid)
-    assert!(err.contains("Started crash as domain 1 after"), "{err}");
-    assert!(err.contains("crash crashed at PC "), "{err}");
-
-    // xeninfo: the Xen store and a boot argument from the xl file's extra= line.
-    let o = boot("xeninfo", &[]);
-    let (out, err) = text(&o);
-    assert_eq!(
-        out.lines().collect::<Vec<_>>(),
-        [
-            "xenstore: name = xeninfo",
-            "xenstore: domid = 1",
-            "xenstore: data/uni-greeting = written by the guest",
-            "xenstore: data/ holds uni-greeting",
-            "xenstore: no/such/key -> xenstore: no such path (ENOENT)",
-            "boot argument: greeting = hello-from-xl",
-        ],
-        "{err}"
-    );
-    assert_eq!(o.status.code(), Some(0));
 }
 
 #[test]

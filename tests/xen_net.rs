@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use std::process::Command;
 
-use uni_tests::{assert_lan_is_sealed, echo_roundtrip, example, lan, pattern, root, uni, Background};
+use uni_tests::{assert_lan_is_sealed, echo_roundtrip, example, lan, pattern, root, smoke_boards, uni_on, Background};
 
 const DOM0_PING: &str = "for i in $(seq 60); do ping -c 1 -W 1 $GUEST_IP && exit 0; sleep 1; done; exit 1";
 
@@ -22,9 +22,9 @@ struct Board {
 }
 
 impl Board {
-    fn start(dir: &Path, dom0_check: Option<&str>) -> Board {
+    fn start(board: &str, dir: &Path, dom0_check: Option<&str>) -> Board {
         Board::spawn(|port| {
-            let mut cmd = uni(dir, &["run", "--target", "xen-arm", "-p", &format!("{port}:7000"), "--timeout", "600"]);
+            let mut cmd = uni_on(board, dir, &["run", "--target", "xen-arm", "-p", &format!("{port}:7000"), "--timeout", "600"]);
             if let Some(c) = dom0_check {
                 cmd.env("UNI_DOM0_CHECK", c);
             }
@@ -59,78 +59,82 @@ impl Board {
 
 #[test]
 fn echo_on_real_xen() {
-    // --- Boot 1: DHCP ---
-    let mut b = Board::start(&example("echo"), Some(DOM0_PING));
-    b.wait_for("echo: listening on 10.0.0.2:7000", false, Duration::from_secs(400));
-    let out = b.out();
-    assert!(out.contains("net: 10.0.0.2/24 via 10.0.0.1 (DHCP)"), "the guest prints its DHCP address:\n{out}");
+    for board in smoke_boards() {
+        let board = board.as_str();
+        eprintln!("=== {board}");
+        // --- Boot 1: DHCP ---
+        let mut b = Board::start(board, &example("echo"), Some(DOM0_PING));
+        b.wait_for("echo: listening on 10.0.0.2:7000", false, Duration::from_secs(400));
+        let out = b.out();
+        assert!(out.contains("net: 10.0.0.2/24 via 10.0.0.1 (DHCP)"), "the guest prints its DHCP address:\n{out}");
 
-    // dom0 pings the guest.
-    b.wait_for("Checked", true, Duration::from_secs(120));
-    assert!(b.err().contains("in dom0: ok"), "dom0 could not ping the guest:\n{}", b.err());
+        // dom0 pings the guest.
+        b.wait_for("Checked", true, Duration::from_secs(120));
+        assert!(b.err().contains("in dom0: ok"), "dom0 could not ping the guest:\n{}", b.err());
 
-    // 10 MiB through echo, byte for byte.
-    let data = pattern(10 << 20, 1);
-    let t0 = Instant::now();
-    let back = echo_roundtrip(("127.0.0.1", b.port), &data);
-    eprintln!("10 MiB echoed in {:?}", t0.elapsed());
-    assert!(back == data, "10 MiB: got {} bytes back, or different ones", back.len());
+        // 10 MiB through echo, byte for byte.
+        let data = pattern(10 << 20, 1);
+        let t0 = Instant::now();
+        let back = echo_roundtrip(("127.0.0.1", b.port), &data);
+        eprintln!("10 MiB echoed in {:?}", t0.elapsed());
+        assert!(back == data, "10 MiB: got {} bytes back, or different ones", back.len());
 
-    // 50 concurrent connections, each echoed correctly.
-    let port = b.port;
-    let clients: Vec<_> = (0..50u32)
-        .map(|i| std::thread::spawn(move || {
-            let data = pattern(16 * 1024, 100 + i);
-            assert!(echo_roundtrip(("127.0.0.1", port), &data) == data, "connection {i} got other bytes back");
-        }))
-        .collect();
-    for c in clients {
-        c.join().unwrap();
+        // 50 concurrent connections, each echoed correctly.
+        let port = b.port;
+        let clients: Vec<_> = (0..50u32)
+            .map(|i| std::thread::spawn(move || {
+                let data = pattern(16 * 1024, 100 + i);
+                assert!(echo_roundtrip(("127.0.0.1", port), &data) == data, "connection {i} got other bytes back");
+            }))
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+
+        assert_lan_is_sealed();
+
+        // 2000 malformed or random frames onto the bridge, from inside the board's namespace; echo
+        // still answers.
+        let tap = b.tap();
+        let script = root().join("tests/tools/inject-frames.py");
+        let err = b.err();
+        let mac = err.split("MAC ").nth(1).and_then(|r| r.get(..17)).expect("the run reports the guest's MAC");
+        let o = lan(b.run.child.id(), &["python3", script.to_str().unwrap(), "--iface", &tap, "--target-mac", mac, "--count", "2000"]).output().unwrap();
+        assert!(o.status.success(), "inject-frames: {}", String::from_utf8_lossy(&o.stderr));
+        eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+        assert_eq!(echo_roundtrip(("127.0.0.1", b.port), b"still here\n"), b"still here\n");
+        assert!(b.run.child.try_wait().unwrap().is_none(), "the guest died:\n{}", b.err());
+        drop(b);
+
+        // --- Boot 2: user nobody, no privileges, a prebuilt image; a static address from the boot
+        // arguments (MirageOS's spelling) ---
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(
+            tmp.path().join("unikernel.toml"),
+            format!(
+                "[unikernel]\nschema = 1\nname = \"echo-static\"\napp = {:?}\nboot-args = \"--port=7000\"\n\n\
+                 [devices.console]\nkind = \"console\"\n\n[devices.net]\nkind = \"net\"\n\n[devices.args]\nkind = \"args\"\n\n\
+                 [xen]\nextra = \"--ipv4=10.0.0.9/24 --ipv4-gateway=10.0.0.1\"\n",
+                example("echo")
+            ),
+        )
+        .unwrap();
+        let o = uni_on(board, tmp.path(), &["build", "--target", "xen-arm"]).output().unwrap();
+        assert!(o.status.success(), "building echo-static: {}", String::from_utf8_lossy(&o.stderr));
+        let nobody = Nobody::new(tmp.path());
+        let mut b = Board::spawn(|port| nobody.uni(tmp.path(), &["run", "--target", "xen-arm", "--board", board, "--no-build", "-p", &format!("{port}:7000"), "--timeout", "600"]));
+        b.wait_for("echo: listening on 10.0.0.9:7000", false, Duration::from_secs(400));
+        assert!(b.out().contains("net: 10.0.0.9/24 via 10.0.0.1 (static)"), "{}", b.out());
+        let data = pattern(1 << 20, 7);
+        assert!(echo_roundtrip(("127.0.0.1", b.port), &data) == data, "1 MiB over the static address");
+        assert_lan_is_sealed();
+        // it really ran as nobody: the run's process, and the namespace it made
+        let status = std::fs::read_to_string(format!("/proc/{}/status", b.run.child.id())).unwrap();
+        let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert!(uid.split_whitespace().nth(1) == Some("65534"), "{uid}");
+        let mine = std::fs::read_link("/proc/self/ns/user").unwrap();
+        assert_ne!(std::fs::read_link(format!("/proc/{}/ns/user", b.run.child.id())).unwrap(), mine, "an unprivileged run makes a user namespace");
     }
-
-    assert_lan_is_sealed();
-
-    // 2000 malformed or random frames onto the bridge, from inside the board's namespace; echo
-    // still answers.
-    let tap = b.tap();
-    let script = root().join("tests/tools/inject-frames.py");
-    let err = b.err();
-    let mac = err.split("MAC ").nth(1).and_then(|r| r.get(..17)).expect("the run reports the guest's MAC");
-    let o = lan(b.run.child.id(), &["python3", script.to_str().unwrap(), "--iface", &tap, "--target-mac", mac, "--count", "2000"]).output().unwrap();
-    assert!(o.status.success(), "inject-frames: {}", String::from_utf8_lossy(&o.stderr));
-    eprintln!("{}", String::from_utf8_lossy(&o.stdout));
-    assert_eq!(echo_roundtrip(("127.0.0.1", b.port), b"still here\n"), b"still here\n");
-    assert!(b.run.child.try_wait().unwrap().is_none(), "the guest died:\n{}", b.err());
-    drop(b);
-
-    // --- Boot 2: user nobody, no privileges, a prebuilt image; a static address from the boot
-    // arguments (MirageOS's spelling) ---
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("unikernel.toml"),
-        format!(
-            "[unikernel]\nschema = 1\nname = \"echo-static\"\napp = {:?}\nboot-args = \"--port=7000\"\n\n\
-             [devices.console]\nkind = \"console\"\n\n[devices.net]\nkind = \"net\"\n\n[devices.args]\nkind = \"args\"\n\n\
-             [xen]\nextra = \"--ipv4=10.0.0.9/24 --ipv4-gateway=10.0.0.1\"\n",
-            example("echo")
-        ),
-    )
-    .unwrap();
-    let o = uni(tmp.path(), &["build", "--target", "xen-arm"]).output().unwrap();
-    assert!(o.status.success(), "building echo-static: {}", String::from_utf8_lossy(&o.stderr));
-    let nobody = Nobody::new(tmp.path());
-    let mut b = Board::spawn(|port| nobody.uni(tmp.path(), &["run", "--target", "xen-arm", "--no-build", "-p", &format!("{port}:7000"), "--timeout", "600"]));
-    b.wait_for("echo: listening on 10.0.0.9:7000", false, Duration::from_secs(400));
-    assert!(b.out().contains("net: 10.0.0.9/24 via 10.0.0.1 (static)"), "{}", b.out());
-    let data = pattern(1 << 20, 7);
-    assert!(echo_roundtrip(("127.0.0.1", b.port), &data) == data, "1 MiB over the static address");
-    assert_lan_is_sealed();
-    // it really ran as nobody: the run's process, and the namespace it made
-    let status = std::fs::read_to_string(format!("/proc/{}/status", b.run.child.id())).unwrap();
-    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert!(uid.split_whitespace().nth(1) == Some("65534"), "{uid}");
-    let mine = std::fs::read_link("/proc/self/ns/user").unwrap();
-    assert_ne!(std::fs::read_link(format!("/proc/{}/ns/user", b.run.child.id())).unwrap(), mine, "an unprivileged run makes a user namespace");
 }
 
 /// What user nobody (65534) needs to boot a prebuilt image: the uni binary and a copy of the
