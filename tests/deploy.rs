@@ -126,7 +126,8 @@ fn kill_group(b: Background) {
 /// `script`, in a process group of its own. Its stdin stays open: what is written there is typed.
 fn in_terminal(home: &SshHome, dir: &Path, args: &[&str]) -> Background {
     let u = home.uni(dir, "config", args);
-    let line = format!("'{}' {}", Path::new(u.get_program()).display(), args.join(" "));
+    let words: Vec<String> = std::iter::once(u.get_program()).chain(u.get_args()).map(|w| format!("'{}'", w.to_string_lossy())).collect();
+    let line = words.join(" ");
     let mut c = Command::new("script");
     c.args(["-qec", &line, "/dev/null"]).current_dir(dir).process_group(0);
     for (k, v) in u.get_envs() {
