@@ -13,13 +13,16 @@
 # both ways and connections per second. It prints one markdown table row per guest for
 # bench/README.md.
 set -euo pipefail
+# BOARD: the board to build for and boot on its emulation (qemu-virt, cubieboard2 → qemu-virt32,
+# qemu-virt-gicv2); it is named in every result row.
+BOARD=${BOARD:-qemu-virt}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 W=${BENCH_DIR:-/tmp/uni-bench-net}
 mkdir -p "$W"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
 echo "== building bench/net/app for xen-arm" >&2
-(cd "$ROOT/bench/net/app" && cargo run -q --manifest-path "$ROOT/Cargo.toml" -p mirage-cli -- build --target xen-arm >&2)
+(cd "$ROOT/bench/net/app" && cargo run -q --manifest-path "$ROOT/Cargo.toml" -p mirage-cli -- build --target xen-arm --board "$BOARD" >&2)
 
 echo "== building the Linux armhf domU" >&2
 "$ROOT/tests/tools/linux-guest.sh" "$W/linux"
@@ -42,5 +45,5 @@ echo "date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(uname -m), $(nproc) cores, $(gr
 # come up (see bench/README.md)
 L="linux/linux-net.xl=LINUX NET UP"
 DOM0_SETUP=${DOM0_SETUP:-'echo 0 > /sys/devices/system/cpu/cpu1/online && xl vcpu-pin Domain-0 0 0 && xl vcpu-list'}
-"$BT/release/net-bench" --dom0-check "$DOM0_SETUP" "$@" \
+"$BT/release/net-bench" --board "$BOARD" --dom0-check "$DOM0_SETUP" "$@" \
   "netbench.xl=netbench: ready" "$L" "$L" "$L"

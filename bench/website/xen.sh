@@ -21,6 +21,9 @@
 # whatever lock its users agreed on) runs the board session under `flock $BOARD_LOCK`; the
 # builds stay outside the lock.
 set -euo pipefail
+# BOARD: the board to build for and boot on its emulation (qemu-virt, cubieboard2 → qemu-virt32,
+# qemu-virt-gicv2); it is named in every result row.
+BOARD=${BOARD:-qemu-virt}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 W=${BENCH_DIR:-/tmp/uni-bench-website-xen}
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(32 16 8 4 3 2 1)
@@ -29,7 +32,7 @@ EX=$ROOT/examples/static-website
 
 echo "== building static-website for xen-arm" >&2
 # (uni builds into CARGO_TARGET_DIR when it is set, else into the example's _build/target)
-(cd "$EX" && cargo run -q -p mirage-cli -- build --target xen-arm >&2)
+(cd "$EX" && cargo run -q -p mirage-cli -- build --target xen-arm --board "$BOARD" >&2)
 XEN=$EX/dist/static-website.xen
 ELF=${CARGO_TARGET_DIR:-$EX/_build/target}/armv7a-none-eabihf/release/static-website
 
@@ -46,7 +49,7 @@ cd "$W"
 set +e
 LOCK=(); [ -z "${BOARD_LOCK:-}" ] || LOCK=(flock "$BOARD_LOCK")
 # the load average is taken once the board is ours, just before it boots
-"${LOCK[@]}" bash -c 'cut -d" " -f1-3 /proc/loadavg > load-before; exec "$@"' _ "$BIN" --timeout "${TIMEOUT:-1500}" --ca "$EX/pki/ca.pem" --linux linux/linux-boot.xl \
+"${LOCK[@]}" bash -c 'cut -d" " -f1-3 /proc/loadavg > load-before; exec "$@"' _ "$BIN" --board "$BOARD" --timeout "${TIMEOUT:-1500}" --ca "$EX/pki/ca.pem" --linux linux/linux-boot.xl \
   --site "$EX/dist/static-website.xl" "${SIZES[@]}" | tee run.out
 set -e
 LOAD=$(cat load-before 2>/dev/null || echo "?")

@@ -12,13 +12,16 @@
 #   image bytes | xl create -> first console output | xl create -> app start | guest clock to app start
 # Times "after xl create" are dom0's clock (host wall time under QEMU TCG), sampled every 20 ms.
 set -euo pipefail
+# BOARD: the board to build for and boot on its emulation (qemu-virt, cubieboard2 → qemu-virt32,
+# qemu-virt-gicv2); it is named in every result row.
+BOARD=${BOARD:-qemu-virt}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 W=${BENCH_DIR:-/tmp/uni-bench-xen-boot}
 mkdir -p "$W"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
 echo "== building hello for xen-arm" >&2
-(cd "$ROOT/examples/hello" && cargo run -q -p mirage-cli -- build --target xen-arm >&2)
+(cd "$ROOT/examples/hello" && cargo run -q -p mirage-cli -- build --target xen-arm --board "$BOARD" >&2)
 cp "$ROOT/examples/hello/dist/hello.xen" "$W/hello.xen"
 # The runtime's boot report: --uni-boot-report ("uni: app started after N us (guest clock)") when
 # this runtime has it, else --uni-boot-info ("... platform up in N us").
@@ -38,19 +41,19 @@ BIN=$BT/release/xen-boot
 echo "== one board session: hello, then linux" >&2
 cd "$W"
 set +e
-"$BIN" --timeout "${TIMEOUT:-400}" hello.xl=hello linux/linux-boot.xl="LINUX UP" | tee run.out
+"$BIN" --board "$BOARD" --timeout "${TIMEOUT:-400}" hello.xl=hello linux/linux-boot.xl="LINUX UP" | tee run.out
 set -e
 size() { stat -c %s "$1"; }
 row() { # name image
-  local r; r=$(grep "^result name=$1 " run.out || true)
+  local r; r=$(grep "^result board=$BOARD name=$1 " run.out || true)
   local f m g o
   f=$(sed -n 's/.* first_output_s=\([^ ]*\).*/\1/p' <<<"$r"); m=$(sed -n 's/.* marker_s=\([^ ]*\).*/\1/p' <<<"$r")
   g=$(sed -n 's/.* app_start_guest_us=\([^ ]*\).*/\1/p' <<<"$r"); o=$(sed -n 's/.* outcome=\([^ ]*\).*/\1/p' <<<"$r")
-  printf '| %s | %s | %s s | %s s | %s | %s |\n' "$1" "$(size "$2")" "${f:--}" "${m:--}" "${g:--}" "${o:--}"
+  printf '| %s | %s | %s | %s s | %s s | %s | %s |\n' "$BOARD" "$1" "$(size "$2")" "${f:--}" "${m:--}" "${g:--}" "${o:--}"
 }
 echo
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "| guest | image bytes | xl create → first console output | xl create → app start | guest clock: first instruction → app start (us) | ended |"
-echo "|---|---|---|---|---|---|"
+echo "| board | guest | image bytes | xl create → first console output | xl create → app start | guest clock: first instruction → app start (us) | ended |"
+echo "|---|---|---|---|---|---|---|"
 row hello hello.xen
 row linux-boot linux/zImage

@@ -82,8 +82,10 @@ fn run() -> Result<ExitCode> {
     let mut plan = Plan { bytes: 8 << 20, repeat: 3, seconds: 10, ready_within: Duration::from_secs(90) };
     let mut guests = Vec::new();
     let num = |v: Option<String>, what: &str| -> Result<u64> { v.with_context(|| what.to_string())?.parse().with_context(|| what.to_string()) };
+    let mut board_name = "qemu-virt".to_string();
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--board" => board_name = args.next().context("--board NAME")?,
             "--timeout" => opts.timeout = Duration::from_secs(num(args.next(), "--timeout SECS")?),
             "--mib" => plan.bytes = num(args.next(), "--mib N")? << 20,
             "--repeat" => plan.repeat = num(args.next(), "--repeat R")? as usize,
@@ -98,7 +100,7 @@ fn run() -> Result<ExitCode> {
     if guests.is_empty() {
         bail!("usage: net-bench [--timeout SECS] [--mib N] [--repeat R] [--seconds S] [--ready-within SECS] [--dom0-check CMD] XL[=MARKER]...");
     }
-    let board = board::find("qemu-virt").context("no qemu-virt board")?;
+    let board = board::find(&board_name).with_context(|| format!("no board {board_name}; accepted: {}", board::names()))?;
     let prepared = emu::prepare(&board, &emu::cache_dir())?;
 
     // The host side runs beside the board: guest i at its lease, one after another.
@@ -140,10 +142,10 @@ fn run() -> Result<ExitCode> {
     println!();
     let mib = plan.bytes >> 20;
     println!(
-        "| guest | xl create → serving | host→guest MB/s ({mib} MiB, median of {r}) | guest→host MB/s ({mib} MiB, median of {r}) | connections/s, 1 client | connections/s, 8 clients | ended |",
+        "| board | guest | xl create → serving | host→guest MB/s ({mib} MiB, median of {r}) | guest→host MB/s ({mib} MiB, median of {r}) | connections/s, 1 client | connections/s, 8 clients | ended |",
         r = plan.repeat
     );
-    println!("|---|---:|---:|---:|---:|---:|---|");
+    println!("|---|---|---:|---:|---:|---:|---:|---|");
     for (g, f) in report.guests.iter().zip(&figures) {
         let Some(f) = f else { continue }; // a spare boot of a guest already measured
         let ready = g.marker.map(|s| format!("{s:.1} s")).unwrap_or_else(|| "—".into());
@@ -157,7 +159,7 @@ fn run() -> Result<ExitCode> {
             ended = format!("{ended}; {e}");
         }
         println!(
-            "| {} | {ready} | {} | {} | {} | {} | {ended} |",
+            "| {board_name} | {} | {ready} | {} | {} | {} | {} | {ended} |",
             g.name,
             median(&f.to_guest),
             median(&f.from_guest),

@@ -30,8 +30,10 @@ fn run() -> Result<ExitCode> {
     let mut args = std::env::args().skip(1);
     let mut opts = emu::RunOptions::new(Duration::from_secs(300), PathBuf::from("xen-boot-serial.log"));
     let mut guests = Vec::new();
+    let mut board_name = "qemu-virt".to_string();
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--board" => board_name = args.next().context("--board NAME")?,
             "--timeout" => opts.timeout = Duration::from_secs(args.next().context("--timeout SECS")?.parse()?),
             "-p" => {
                 let v = args.next().context("-p HOST:GUEST")?;
@@ -45,9 +47,9 @@ fn run() -> Result<ExitCode> {
         }
     }
     if guests.is_empty() {
-        bail!("usage: xen-boot [--timeout SECS] [-p HOST:GUEST]... [--dom0-check CMD] XL[=MARKER]...");
+        bail!("usage: xen-boot [--board NAME] [--timeout SECS] [-p HOST:GUEST]... [--dom0-check CMD] XL[=MARKER]...");
     }
-    let board = board::find("qemu-virt").context("no qemu-virt board")?;
+    let board = board::find(&board_name).with_context(|| format!("no board {board_name}; accepted: {}", board::names()))?;
     let prepared = emu::prepare(&board, &emu::cache_dir())?;
     let report = emu::run_guests(&prepared, &guests, &opts)?;
     let s = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
@@ -55,7 +57,7 @@ fn run() -> Result<ExitCode> {
         // the runtime's own figures (`--uni-boot-info` / `--uni-boot-report`), if it printed any
         let boot = g.console.iter().find_map(|l| app_start_us(l)).map(|us| us.to_string()).unwrap_or_else(|| "-".into());
         println!(
-            "result name={} outcome={} first_output_s={} marker_s={} app_start_guest_us={} ip={}",
+            "result board={board_name} name={} outcome={} first_output_s={} marker_s={} app_start_guest_us={} ip={}",
             g.name,
             g.outcome.as_ref().map(|o| o.to_string().replace(' ', "_")).unwrap_or_else(|| "-".into()),
             s(g.first_output),

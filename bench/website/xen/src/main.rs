@@ -77,8 +77,10 @@ fn run() -> Result<ExitCode> {
     let mut limit = 120u32;
     let (mut ca, mut linux, mut site) = (None, None, None);
     let mut sizes: Vec<u32> = Vec::new();
+    let mut board_name = "qemu-virt".to_string();
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--board" => board_name = args.next().context("--board NAME")?,
             "--timeout" => timeout = args.next().context("--timeout SECS")?.parse()?,
             "--limit" => limit = args.next().context("--limit SECS")?.parse()?,
             "--ca" => ca = Some(PathBuf::from(args.next().context("--ca FILE")?)),
@@ -89,7 +91,7 @@ fn run() -> Result<ExitCode> {
         }
     }
     let (Some(ca), Some(linux), Some(site)) = (ca, linux, site) else {
-        bail!("usage: website-xen [--timeout SECS] [--limit SECS] --ca CA.pem --linux XL --site XL MIB...");
+        bail!("usage: website-xen [--board NAME] [--timeout SECS] [--limit SECS] --ca CA.pem --linux XL --site XL MIB...");
     };
     if sizes.is_empty() {
         bail!("no memory size given");
@@ -119,7 +121,7 @@ fn run() -> Result<ExitCode> {
     let mut opts = emu::RunOptions::new(Duration::from_secs(timeout), PathBuf::from("website-xen-serial.log"));
     opts.dom0_check = Some(dom0_script(&names, limit));
 
-    let board = board::find("qemu-virt").context("no qemu-virt board")?;
+    let board = board::find(&board_name).with_context(|| format!("no board {board_name}; accepted: {}", board::names()))?;
     let prepared = emu::prepare(&board, &emu::cache_dir())?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -172,7 +174,7 @@ fn run() -> Result<ExitCode> {
             .and_then(|t| t.lines().find(|l| key(l) == Some("memory")).and_then(|l| l.split_once('=')).map(|(_, v)| v.trim().to_string()))
             .unwrap_or_else(|| "-".into());
         println!(
-            "result name={} memory={} outcome={} verdict={} ip={} first_output_s={} marker_s={} host_first_200_s={} curl_time_total_s={} curl_failures={} console_lines={}",
+            "result board={board_name} name={} memory={} outcome={} verdict={} ip={} first_output_s={} marker_s={} host_first_200_s={} curl_time_total_s={} curl_failures={} console_lines={}",
             g.name,
             mem,
             g.outcome.as_ref().map(|o| o.to_string().replace(' ', "_")).unwrap_or_else(|| "-".into()),
