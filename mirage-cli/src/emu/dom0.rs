@@ -393,7 +393,7 @@ mod tests {
     #[test]
     fn the_cache_key_follows_the_debs_and_the_init_script() {
         let dom0: Dom0 = toml::from_str(
-            "debian='bookworm'\nmirror='m'\nsecurity-mirror='s'\nkernel='k'\nhypervisor='h'\npackages=[]\nmodules=['bridge']\nmemory=512",
+            "arch='arm64'\ndebian='bookworm'\nmirror='m'\nsecurity-mirror='s'\nkernel='k'\nhypervisor='h'\npackages=[]\nmodules=['bridge']\nmemory=512",
         )
         .unwrap();
         let debs = |names: &[&str]| Debs {
@@ -418,6 +418,11 @@ mod tests {
             ..dom0.clone()
         };
         assert_ne!(a, key(&other, &debs(&["a_1_arm64.deb", "b_1_arm64.deb"])));
+        let other = Dom0 {
+            arch: "armhf".into(),
+            ..dom0.clone()
+        };
+        assert_ne!(a, key(&other, &debs(&["a_1_arm64.deb", "b_1_arm64.deb"])), "another architecture");
         let other = Dom0 {
             net_modules: vec!["virtio_net".into()],
             ..dom0.clone()
