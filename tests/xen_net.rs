@@ -152,9 +152,9 @@ impl Nobody {
             assert!(st.success(), "{line}");
         };
         let h = home.path().display();
-        // the board's files, linked (or copied when on another file system); its apt state and
-        // lock stay behind: a cache that is only read needs neither
-        sh(&format!("mkdir {h}/cache && cd '{}' && for b in *; do mkdir {h}/cache/$b && cp -al $b/debs $b/dom0-* {h}/cache/$b/ 2>/dev/null || cp -a $b/debs $b/dom0-* {h}/cache/$b/; done", cache.display()));
+        // each assembled board's files, linked (or copied when on another file system); its apt
+        // state, lock and logs stay behind: a cache that is only read needs none of them
+        sh(&format!("mkdir {h}/cache && cd '{}' && for b in *; do [ -d $b/debs ] || continue; mkdir {h}/cache/$b && cp -al $b/debs $b/dom0-* {h}/cache/$b/ 2>/dev/null || cp -a $b/debs $b/dom0-* {h}/cache/$b/; done", cache.display()));
         sh(&format!("cp '{}' {h}/uni && chmod -R a+rX {h} && chown -R 65534:65534 '{}'", uni_tests::uni_bin().display(), dir.display()));
         Nobody { home }
     }
