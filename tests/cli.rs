@@ -7,7 +7,7 @@ use uni_tests::{example, run_uni, text};
 #[test]
 fn help_carries_examples_for_every_command() {
     let dir = example("hello");
-    for args in [&["--help"][..], &["configure", "--help"], &["build", "--help"], &["run", "--help"], &["deploy", "--help"], &["ps", "--help"], &["stop", "--help"], &["logs", "--help"], &["completions", "--help"]] {
+    for args in [&["--help"][..], &["configure", "--help"], &["build", "--help"], &["run", "--help"], &["deploy", "--help"], &["ps", "--help"], &["stop", "--help"], &["logs", "--help"], &["lan", "--help"], &["completions", "--help"]] {
         let o = run_uni(&dir, args);
         let (out, err) = text(&o);
         assert!(o.status.success(), "{args:?}: {err}");

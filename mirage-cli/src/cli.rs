@@ -72,6 +72,9 @@ pub struct Configure {
     /// Write nothing; exit non-zero when a generated file is missing or out of date.
     #[arg(long)]
     pub check: bool,
+    /// xen-arm: the board to generate for (default: unikernel.toml's, else qemu-virt).
+    #[arg(long, value_name = "NAME")]
+    pub board: Option<String>,
 }
 
 /// Build the unikernel into dist/ (configuring first when needed).

@@ -7,13 +7,13 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use super::{load, show};
+use super::show;
 use crate::cli::Configure;
 use crate::generate;
 use crate::status::{self, status};
 
 pub fn run(args: Configure, file: &Path) -> Result<ExitCode> {
-    let (cfg, target) = load(file, args.target)?;
+    let (cfg, target) = super::load_on(file, args.target, args.board.as_deref())?;
     let plan = generate::plan(&cfg, target)?;
     if args.dry_run {
         let mut o = String::new();
