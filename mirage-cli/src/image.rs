@@ -83,7 +83,7 @@ pub fn make_image(elf: &Path, out: &Path, load: u32) -> Result<u64> {
     let bytes = std::fs::read(elf).with_context(|| format!("reading `{}`", elf.display()))?;
     let mut image = flatten_elf(&bytes, load).with_context(|| format!("flattening `{}`", elf.display()))?;
     write_zimage_header(&mut image, load).with_context(|| format!("writing the zImage header of `{}`", out.display()))?;
-    let tmp = out.with_extension("xen.tmp");
+    let tmp = out.with_extension(format!("xen.tmp{}", std::process::id()));
     std::fs::write(&tmp, &image)?;
     std::fs::rename(&tmp, out)?;
     Ok(image.len() as u64)

@@ -120,7 +120,9 @@ pub fn build(cfg: Config, target: Target) -> Result<Built> {
     }
     let artifact = dist.join(&cfg.name);
     // Replace rather than overwrite in place, so a running copy keeps its inode.
-    let tmp = dist.join(format!(".{}.tmp", cfg.name));
+    // a temporary name of this process's own: two `uni run`s of one app at once (the TLS tests
+    // do that) each rename a whole file into place, and neither execs a file still being written
+    let tmp = dist.join(format!(".{}.tmp{}", cfg.name, std::process::id()));
     std::fs::copy(&exe, &tmp).with_context(|| format!("copying `{}`", exe.display()))?;
     std::fs::rename(&tmp, &artifact)?;
     status("Finished", format!("release build of {} in {:.1}s", cfg.name, started.elapsed().as_secs_f64()));
