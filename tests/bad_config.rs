@@ -27,17 +27,38 @@ fn check(case: &Case, command: &[&str]) {
     fs::create_dir(tmp.path().join("www")).unwrap();
     let o = run_uni(tmp.path(), command);
     let (out, err) = text(&o);
-    let ctx = format!("case `{}`\n--- unikernel.toml ---\n{toml}--- stderr ---\n{err}", case.name);
+    let ctx = format!(
+        "case `{}`\n--- unikernel.toml ---\n{toml}--- stderr ---\n{err}",
+        case.name
+    );
     assert_eq!(o.status.code(), Some(1), "{ctx}");
     assert!(out.is_empty(), "{ctx}\nstdout: {out}");
-    assert!(err.contains(&format!("--> {}", case.at)), "expected location {}: {ctx}", case.at);
+    assert!(
+        err.contains(&format!("--> {}", case.at)),
+        "expected location {}: {ctx}",
+        case.at
+    );
     if !case.key.is_empty() {
-        assert!(err.contains(&format!("`{}`", case.key)), "expected key path {}: {ctx}", case.key);
+        assert!(
+            err.contains(&format!("`{}`", case.key)),
+            "expected key path {}: {ctx}",
+            case.key
+        );
     }
     assert!(err.contains(case.wrong), "expected {:?}: {ctx}", case.wrong);
-    assert!(err.contains(case.accepted), "expected accepted values {:?}: {ctx}", case.accepted);
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{ctx}");
-    assert!(!Path::new(&tmp.path().join("_build")).exists(), "a bad config wrote files: {ctx}");
+    assert!(
+        err.contains(case.accepted),
+        "expected accepted values {:?}: {ctx}",
+        case.accepted
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{ctx}"
+    );
+    assert!(
+        !Path::new(&tmp.path().join("_build")).exists(),
+        "a bad config wrote files: {ctx}"
+    );
 }
 
 macro_rules! bad {
@@ -45,97 +66,164 @@ macro_rules! bad {
         #[test]
         fn $name() {
             check(
-                &Case { name: stringify!($name), toml: $toml, at: $at, key: $key, wrong: $wrong, accepted: $acc },
+                &Case {
+                    name: stringify!($name),
+                    toml: $toml,
+                    at: $at,
+                    key: $key,
+                    wrong: $wrong,
+                    accepted: $acc,
+                },
                 &["configure"],
             );
         }
     };
 }
 
-bad!(unknown_top_level_key,
+bad!(
+    unknown_top_level_key,
     "HEAD\n[network]\nip = 1\n",
-    at = "unikernel.toml:5:2", key = "network", wrong = "unknown key `network`",
-    accepted = "expected one of `unikernel`, `devices`, `xen`");
+    at = "unikernel.toml:5:2",
+    key = "network",
+    wrong = "unknown key `network`",
+    accepted = "expected one of `unikernel`, `devices`, `xen`"
+);
 
-bad!(unknown_key_in_unikernel,
+bad!(
+    unknown_key_in_unikernel,
     "[unikernel]\nschema = 1\nname = \"bad\"\nnmae = \"typo\"\n",
-    at = "unikernel.toml:4:1", key = "unikernel.nmae", wrong = "unknown key `nmae`",
-    accepted = "`name`");
+    at = "unikernel.toml:4:1",
+    key = "unikernel.nmae",
+    wrong = "unknown key `nmae`",
+    accepted = "`name`"
+);
 
-bad!(wrong_type,
+bad!(
+    wrong_type,
     "[unikernel]\nschema = 1\nname = 5\n",
-    at = "unikernel.toml:3:8", key = "unikernel.name", wrong = "invalid type: integer `5`",
-    accepted = "expected a string");
+    at = "unikernel.toml:3:8",
+    key = "unikernel.name",
+    wrong = "invalid type: integer `5`",
+    accepted = "expected a string"
+);
 
-bad!(missing_name,
+bad!(
+    missing_name,
     "[unikernel]\nschema = 1\n",
-    at = "unikernel.toml:1:1", key = "unikernel", wrong = "missing key `name`",
-    accepted = "");
+    at = "unikernel.toml:1:1",
+    key = "unikernel",
+    wrong = "missing key `name`",
+    accepted = ""
+);
 
-bad!(unsupported_schema,
+bad!(
+    unsupported_schema,
     "[unikernel]\nschema = 2\nname = \"bad\"\n",
-    at = "unikernel.toml:2:10", key = "unikernel.schema", wrong = "unsupported schema version 2",
-    accepted = "this uni reads schema = 1");
+    at = "unikernel.toml:2:10",
+    key = "unikernel.schema",
+    wrong = "unsupported schema version 2",
+    accepted = "this uni reads schema = 1"
+);
 
-bad!(unknown_target,
+bad!(
+    unknown_target,
     "HEAD\ntarget = \"x86\"\n",
-    at = "unikernel.toml:5:10", key = "unikernel.target", wrong = "unknown target \"x86\"",
-    accepted = "\"unix\", \"xen-arm\"");
+    at = "unikernel.toml:5:10",
+    key = "unikernel.target",
+    wrong = "unknown target \"x86\"",
+    accepted = "\"unix\", \"xen-arm\""
+);
 
-bad!(unknown_board,
+bad!(
+    unknown_board,
     "HEAD\nboard = \"raspberry\"\n",
-    at = "unikernel.toml:5:9", key = "unikernel.board", wrong = "unknown board \"raspberry\"",
-    accepted = "\"cubieboard2\", \"qemu-virt\"");
+    at = "unikernel.toml:5:9",
+    key = "unikernel.board",
+    wrong = "unknown board \"raspberry\"",
+    accepted = "\"cubieboard2\", \"qemu-virt\""
+);
 
-bad!(app_is_not_a_crate,
+bad!(
+    app_is_not_a_crate,
     "[unikernel]\nschema = 1\nname = \"bad\"\napp = \"www\"\n",
-    at = "unikernel.toml:4:7", key = "unikernel.app", wrong = "no crate at \"www\"",
-    accepted = "a directory with a Cargo.toml");
+    at = "unikernel.toml:4:7",
+    key = "unikernel.app",
+    wrong = "no crate at \"www\"",
+    accepted = "a directory with a Cargo.toml"
+);
 
 bad!(unknown_device_kind,
     "HEAD\n[devices.gpu0]\nkind = \"gpu\"\n",
     at = "unikernel.toml:6:8", key = "devices.gpu0.kind", wrong = "unknown device kind \"gpu\"",
     accepted = "\"console\", \"clock\", \"random\", \"args\", \"net\", \"kv_ro\", \"block\", \"tls\", \"http\", \"dns\"");
 
-bad!(ip_without_prefix,
+bad!(
+    ip_without_prefix,
     "HEAD\n[devices.net]\nkind = \"net\"\nstack = \"direct\"\nipv4 = \"10.0.0.2\"\n",
-    at = "unikernel.toml:8:8", key = "devices.net.ipv4", wrong = "no prefix length",
-    accepted = "\"10.0.0.2/24\"");
+    at = "unikernel.toml:8:8",
+    key = "devices.net.ipv4",
+    wrong = "no prefix length",
+    accepted = "\"10.0.0.2/24\""
+);
 
-bad!(prefix_out_of_range,
+bad!(
+    prefix_out_of_range,
     "HEAD\n[devices.net]\nkind = \"net\"\nipv4 = \"10.0.0.2/33\"\n",
-    at = "unikernel.toml:7:8", key = "devices.net.ipv4", wrong = "prefix length must be 0 to 32",
-    accepted = "\"dhcp\"");
+    at = "unikernel.toml:7:8",
+    key = "devices.net.ipv4",
+    wrong = "prefix length must be 0 to 32",
+    accepted = "\"dhcp\""
+);
 
-bad!(unknown_stack,
+bad!(
+    unknown_stack,
     "HEAD\n[devices.net]\nkind = \"net\"\nstack = \"lwip\"\n",
-    at = "unikernel.toml:7:9", key = "devices.net.stack", wrong = "unknown network stack \"lwip\"",
-    accepted = "\"socket\"");
+    at = "unikernel.toml:7:9",
+    key = "devices.net.stack",
+    wrong = "unknown network stack \"lwip\"",
+    accepted = "\"socket\""
+);
 
 bad!(gateway_with_dhcp,
     "HEAD\n[devices.net]\nkind = \"net\"\nstack = \"direct\"\nipv4 = \"dhcp\"\ngateway = \"10.0.0.1\"\n",
     at = "unikernel.toml:9:11", key = "devices.net.gateway", wrong = "a gateway needs a static address",
     accepted = "drop `gateway`");
 
-bad!(dhcp_on_socket_stack,
+bad!(
+    dhcp_on_socket_stack,
     "HEAD\n[devices.net]\nkind = \"net\"\nstack = \"socket\"\nipv4 = \"dhcp\"\n",
-    at = "unikernel.toml:8:8", key = "devices.net.ipv4", wrong = "DHCP needs the direct stack",
-    accepted = "use stack = \"direct\"");
+    at = "unikernel.toml:8:8",
+    key = "devices.net.ipv4",
+    wrong = "DHCP needs the direct stack",
+    accepted = "use stack = \"direct\""
+);
 
-bad!(bad_mac,
+bad!(
+    bad_mac,
     "HEAD\n[devices.net]\nkind = \"net\"\nmac = \"00:16:3e:00:00\"\n",
-    at = "unikernel.toml:7:7", key = "devices.net.mac", wrong = "invalid MAC address",
-    accepted = "\"00:16:3e:00:00:02\"");
+    at = "unikernel.toml:7:7",
+    key = "devices.net.mac",
+    wrong = "invalid MAC address",
+    accepted = "\"00:16:3e:00:00:02\""
+);
 
-bad!(missing_kv_directory,
+bad!(
+    missing_kv_directory,
     "HEAD\n[devices.files]\nkind = \"kv_ro\"\ndir = \"htdocs\"\n",
-    at = "unikernel.toml:7:7", key = "devices.files.dir", wrong = "\"htdocs\" does not exist",
-    accepted = "the path of an existing directory");
+    at = "unikernel.toml:7:7",
+    key = "devices.files.dir",
+    wrong = "\"htdocs\" does not exist",
+    accepted = "the path of an existing directory"
+);
 
-bad!(kv_directory_is_a_file,
+bad!(
+    kv_directory_is_a_file,
     "HEAD\n[devices.files]\nkind = \"kv_ro\"\ndir = \"unikernel.toml\"\n",
-    at = "unikernel.toml:7:7", key = "devices.files.dir", wrong = "\"unikernel.toml\" is not a directory",
-    accepted = "the path of an existing directory");
+    at = "unikernel.toml:7:7",
+    key = "devices.files.dir",
+    wrong = "\"unikernel.toml\" is not a directory",
+    accepted = "the path of an existing directory"
+);
 
 bad!(http_tls_names_a_device_of_another_kind,
     "HEAD\n[devices.files]\nkind = \"kv_ro\"\ndir = \"www\"\n[devices.net]\nkind = \"net\"\n[devices.web]\nkind = \"http\"\nnet = \"net\"\ntls = \"files\"\n",
@@ -147,70 +235,118 @@ bad!(http_port_out_of_range,
     at = "unikernel.toml:10:8", key = "devices.web.port", wrong = "port 70000 is out of range",
     accepted = "an integer from 1 to 65535");
 
-bad!(key_of_another_kind,
+bad!(
+    key_of_another_kind,
     "HEAD\n[devices.console]\nkind = \"console\"\ndir = \"www\"\n",
-    at = "unikernel.toml:7:7", key = "devices.console.dir", wrong = "key `dir` does not apply to a device of kind \"console\"",
-    accepted = "a device of kind \"console\" accepts: `kind`");
+    at = "unikernel.toml:7:7",
+    key = "devices.console.dir",
+    wrong = "key `dir` does not apply to a device of kind \"console\"",
+    accepted = "a device of kind \"console\" accepts: `kind`"
+);
 
-bad!(unknown_key_in_device_lists_that_kinds_keys,
+bad!(
+    unknown_key_in_device_lists_that_kinds_keys,
     "HEAD\n[devices.net]\nkind = \"net\"\nipv6 = \"::1/128\"\n",
-    at = "unikernel.toml:7:1", key = "devices.net.ipv6", wrong = "unknown key `ipv6`",
-    accepted = "a device of kind \"net\" accepts: `kind`, `stack`, `ipv4`, `gateway`, `mac`");
+    at = "unikernel.toml:7:1",
+    key = "devices.net.ipv6",
+    wrong = "unknown key `ipv6`",
+    accepted = "a device of kind \"net\" accepts: `kind`, `stack`, `ipv4`, `gateway`, `mac`"
+);
 
-bad!(reference_to_undeclared_device,
+bad!(
+    reference_to_undeclared_device,
     "HEAD\n[devices.dns]\nkind = \"dns\"\nnet = \"net0\"\n",
-    at = "unikernel.toml:7:7", key = "devices.dns.net", wrong = "no device named \"net0\"",
-    accepted = "declared devices: \"dns\"");
+    at = "unikernel.toml:7:7",
+    key = "devices.dns.net",
+    wrong = "no device named \"net0\"",
+    accepted = "declared devices: \"dns\""
+);
 
 bad!(reference_to_a_device_of_the_wrong_kind,
     "HEAD\n[devices.console]\nkind = \"console\"\n[devices.dns]\nkind = \"dns\"\nnet = \"console\"\n",
     at = "unikernel.toml:9:7", key = "devices.dns.net", wrong = "device \"console\" is a console device, not a net device",
     accepted = "declared net devices: none");
 
-bad!(invalid_device_name,
+bad!(
+    invalid_device_name,
     "HEAD\n[devices.Net-0]\nkind = \"net\"\n",
-    at = "unikernel.toml:5:10", key = "devices.Net-0", wrong = "invalid device name \"Net-0\"",
-    accepted = "a Rust identifier in snake_case");
+    at = "unikernel.toml:5:10",
+    key = "devices.Net-0",
+    wrong = "invalid device name \"Net-0\"",
+    accepted = "a Rust identifier in snake_case"
+);
 
-bad!(xen_memory_out_of_range,
+bad!(
+    xen_memory_out_of_range,
     "HEAD\n[xen]\nmemory = 0\n",
-    at = "unikernel.toml:6:10", key = "xen.memory", wrong = "memory = 0 is out of range",
-    accepted = "from 4 to 3072");
+    at = "unikernel.toml:6:10",
+    key = "xen.memory",
+    wrong = "memory = 0 is out of range",
+    accepted = "from 4 to 3072"
+);
 
-bad!(xen_on_crash_unknown,
+bad!(
+    xen_on_crash_unknown,
     "HEAD\n[xen]\non-crash = \"explode\"\n",
-    at = "unikernel.toml:6:12", key = "xen.on-crash", wrong = "unknown on_crash action \"explode\"",
-    accepted = "\"preserve\"");
+    at = "unikernel.toml:6:12",
+    key = "xen.on-crash",
+    wrong = "unknown on_crash action \"explode\"",
+    accepted = "\"preserve\""
+);
 
-bad!(deploy_host_without_a_host,
+bad!(
+    deploy_host_without_a_host,
     "HEAD\n[deploy]\nhost = \"root@\"\n",
-    at = "unikernel.toml:6:8", key = "deploy.host", wrong = "invalid deploy host \"root@\"",
-    accepted = "an SSH destination [USER@]HOST[:PORT], such as \"root@cubie\"");
+    at = "unikernel.toml:6:8",
+    key = "deploy.host",
+    wrong = "invalid deploy host \"root@\"",
+    accepted = "an SSH destination [USER@]HOST[:PORT], such as \"root@cubie\""
+);
 
-bad!(deploy_host_bad_port,
+bad!(
+    deploy_host_bad_port,
     "HEAD\n[deploy]\nhost = \"root@cubie:99999\"\n",
-    at = "unikernel.toml:6:8", key = "deploy.host", wrong = "`99999` in `root@cubie:99999` is not a TCP port",
-    accepted = "[USER@]HOST[:PORT]");
+    at = "unikernel.toml:6:8",
+    key = "deploy.host",
+    wrong = "`99999` in `root@cubie:99999` is not a TCP port",
+    accepted = "[USER@]HOST[:PORT]"
+);
 
-bad!(deploy_dir_relative,
+bad!(
+    deploy_dir_relative,
     "HEAD\n[deploy]\ndir = \"var/lib/uni\"\n",
-    at = "unikernel.toml:6:7", key = "deploy.dir", wrong = "invalid deploy dir \"var/lib/uni\": it is not absolute",
-    accepted = "an absolute path in dom0");
+    at = "unikernel.toml:6:7",
+    key = "deploy.dir",
+    wrong = "invalid deploy dir \"var/lib/uni\": it is not absolute",
+    accepted = "an absolute path in dom0"
+);
 
-bad!(deploy_unknown_key,
+bad!(
+    deploy_unknown_key,
     "HEAD\n[deploy]\nport = 22\n",
-    at = "unikernel.toml:6:1", key = "deploy.port", wrong = "unknown key `port`",
-    accepted = "`host`");
+    at = "unikernel.toml:6:1",
+    key = "deploy.port",
+    wrong = "unknown key `port`",
+    accepted = "`host`"
+);
 
-bad!(toml_syntax_error,
+bad!(
+    toml_syntax_error,
     "HEAD\n[devices.console]\nkind = \"console\n",
-    at = "unikernel.toml:6:16", key = "", wrong = "invalid basic string",
-    accepted = "expected `\"`");
+    at = "unikernel.toml:6:16",
+    key = "",
+    wrong = "invalid basic string",
+    accepted = "expected `\"`"
+);
 
-bad!(duplicate_key,
+bad!(
+    duplicate_key,
     "HEAD\nname = \"again\"\n",
-    at = "unikernel.toml:5:1", key = "", wrong = "duplicate key",
-    accepted = "");
+    at = "unikernel.toml:5:1",
+    key = "",
+    wrong = "duplicate key",
+    accepted = ""
+);
 
 #[test]
 fn device_the_target_cannot_provide() {
@@ -238,7 +374,11 @@ fn several_errors_are_reported_together() {
     let o = run_uni(tmp.path(), &["configure"]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1));
-    for at in ["unikernel.toml:3:8", "unikernel.toml:4:10", "unikernel.toml:7:8"] {
+    for at in [
+        "unikernel.toml:3:8",
+        "unikernel.toml:4:10",
+        "unikernel.toml:7:8",
+    ] {
         assert!(err.contains(at), "missing {at}:\n{err}");
     }
     assert!(err.contains("due to 3 previous errors"), "{err}");

@@ -7,11 +7,25 @@ use uni_tests::{example, run_uni, text};
 #[test]
 fn help_carries_examples_for_every_command() {
     let dir = example("hello");
-    for args in [&["--help"][..], &["configure", "--help"], &["build", "--help"], &["run", "--help"], &["deploy", "--help"], &["ps", "--help"], &["stop", "--help"], &["logs", "--help"], &["lan", "--help"], &["completions", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["configure", "--help"],
+        &["build", "--help"],
+        &["run", "--help"],
+        &["deploy", "--help"],
+        &["ps", "--help"],
+        &["stop", "--help"],
+        &["logs", "--help"],
+        &["lan", "--help"],
+        &["completions", "--help"],
+    ] {
         let o = run_uni(&dir, args);
         let (out, err) = text(&o);
         assert!(o.status.success(), "{args:?}: {err}");
-        assert!(out.contains("Examples:"), "{args:?} --help has no examples:\n{out}");
+        assert!(
+            out.contains("Examples:"),
+            "{args:?} --help has no examples:\n{out}"
+        );
         assert!(out.contains("uni "), "{args:?}:\n{out}");
     }
 }
@@ -20,17 +34,27 @@ fn help_carries_examples_for_every_command() {
 fn version() {
     let o = run_uni(&example("hello"), &["--version"]);
     assert!(o.status.success());
-    assert_eq!(text(&o).0.trim(), format!("uni {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text(&o).0.trim(),
+        format!("uni {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
 fn completions_for_each_shell() {
-    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef uni"), ("fish", "complete -c uni")] {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef uni"),
+        ("fish", "complete -c uni"),
+    ] {
         let o = run_uni(&example("hello"), &["completions", shell]);
         let (out, err) = text(&o);
         assert!(o.status.success(), "{shell}: {err}");
         assert!(out.contains(marker), "{shell} completion lacks {marker:?}");
-        assert!(out.contains("configure"), "{shell} completion does not know `configure`");
+        assert!(
+            out.contains("configure"),
+            "{shell} completion does not know `configure`"
+        );
     }
 }
 
@@ -54,28 +78,53 @@ fn dry_run_writes_nothing_and_check_detects_staleness() {
     assert!(out.contains("write _build/unix/Cargo.toml"), "{out}");
     assert!(out.contains("write _build/unix/src/main.rs"), "{out}");
     assert!(out.contains("device order: console -> clock"), "{out}");
-    assert!(out.contains("cargo build --release"), "the plan names the build command:\n{out}");
+    assert!(
+        out.contains("cargo build --release"),
+        "the plan names the build command:\n{out}"
+    );
     assert!(!dir.join("_build").exists(), "--dry-run wrote files");
 
     let o = run_uni(dir, &["configure", "--check"]);
     assert!(!o.status.success(), "--check passes with nothing generated");
-    assert!(text(&o).1.contains("_build/unix/src/main.rs` is missing"), "{}", text(&o).1);
+    assert!(
+        text(&o).1.contains("_build/unix/src/main.rs` is missing"),
+        "{}",
+        text(&o).1
+    );
 
     let o = run_uni(dir, &["configure"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["_build/unix/Cargo.toml", "_build/unix/src/main.rs"]);
-    assert!(err.contains("Configuring hello (target unix"), "status line on stderr: {err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["_build/unix/Cargo.toml", "_build/unix/src/main.rs"]
+    );
+    assert!(
+        err.contains("Configuring hello (target unix"),
+        "status line on stderr: {err}"
+    );
 
     let o = run_uni(dir, &["configure", "--check"]);
-    assert!(o.status.success(), "fresh files reported stale: {}", text(&o).1);
+    assert!(
+        o.status.success(),
+        "fresh files reported stale: {}",
+        text(&o).1
+    );
 
     // Editing the config makes the generated files stale.
     let toml = fs::read_to_string(dir.join("unikernel.toml")).unwrap();
-    fs::write(dir.join("unikernel.toml"), toml.replace("[devices.clock]", "[devices.time]")).unwrap();
+    fs::write(
+        dir.join("unikernel.toml"),
+        toml.replace("[devices.clock]", "[devices.time]"),
+    )
+    .unwrap();
     let o = run_uni(dir, &["configure", "--check"]);
     assert!(!o.status.success());
-    assert!(text(&o).1.contains("src/main.rs` is out of date"), "{}", text(&o).1);
+    assert!(
+        text(&o).1.contains("src/main.rs` is out of date"),
+        "{}",
+        text(&o).1
+    );
 
     // Hand edits are detected too.
     run_uni(dir, &["configure"]);

@@ -36,9 +36,16 @@ impl SshHome {
         let dir = tempfile::tempdir().unwrap();
         let ssh = dir.path().join(".ssh");
         std::fs::create_dir(&ssh).unwrap();
-        let st = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(ssh.join("id_ed25519")).status().unwrap();
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(ssh.join("id_ed25519"))
+            .status()
+            .unwrap();
         assert!(st.success(), "ssh-keygen failed");
-        let home = SshHome { dir, board: board.to_string() };
+        let home = SshHome {
+            dir,
+            board: board.to_string(),
+        };
         home.config("config", &home.ssh("known_hosts"));
         // the same key, but a known_hosts that knows no one
         std::fs::write(home.ssh("empty_known_hosts"), "").unwrap();
@@ -73,34 +80,62 @@ impl SshHome {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Runs uni, which must succeed; returns its stderr (the status lines).
 fn ok(o: Output, what: &str) -> (String, String) {
     let (out, err) = text(&o);
-    assert!(o.status.success(), "{what} failed ({})\n--- stdout\n{out}\n--- stderr\n{err}", o.status);
+    assert!(
+        o.status.success(),
+        "{what} failed ({})\n--- stdout\n{out}\n--- stderr\n{err}",
+        o.status
+    );
     (out, err)
 }
 
 /// Runs uni, which must fail with exit code 1; returns its stderr.
 fn fails(o: Output, what: &str) -> String {
     let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{what} should have failed\n--- stdout\n{out}\n--- stderr\n{err}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{what} should have failed\n--- stdout\n{out}\n--- stderr\n{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     err
 }
 
 /// `word N` in `text` → N.
 fn number_after(text: &str, word: &str) -> u32 {
-    let at = text.find(word).unwrap_or_else(|| panic!("no {word:?} in:\n{text}")) + word.len();
-    text[at..].trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap_or_else(|_| panic!("no number after {word:?} in:\n{text}"))
+    let at = text
+        .find(word)
+        .unwrap_or_else(|| panic!("no {word:?} in:\n{text}"))
+        + word.len();
+    text[at..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {word:?} in:\n{text}"))
 }
 
 /// The address in `Deployed … address 10.0.0.X`.
 fn address(err: &str) -> String {
-    let at = err.find("address ").unwrap_or_else(|| panic!("no address reported:\n{err}")) + "address ".len();
-    err[at..].split(|c: char| !(c.is_ascii_digit() || c == '.')).next().unwrap().to_string()
+    let at = err
+        .find("address ")
+        .unwrap_or_else(|| panic!("no address reported:\n{err}"))
+        + "address ".len();
+    err[at..]
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// Runs the shell line `cmd` in dom0 as root over SSH; it must succeed. Returns its stdout.
@@ -108,17 +143,30 @@ fn dom0(home: &SshHome, port: u16, cmd: &str) -> String {
     let o = Command::new("ssh")
         .arg("-F")
         .arg(home.ssh("config"))
-        .args(["-o", "BatchMode=yes", "-p", &port.to_string(), "root@localhost", cmd])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-p",
+            &port.to_string(),
+            "root@localhost",
+            cmd,
+        ])
         .output()
         .unwrap();
     let (out, err) = text(&o);
-    assert!(o.status.success(), "in dom0: {cmd} ({})\n--- stdout\n{out}\n--- stderr\n{err}", o.status);
+    assert!(
+        o.status.success(),
+        "in dom0: {cmd} ({})\n--- stdout\n{out}\n--- stderr\n{err}",
+        o.status
+    );
     out
 }
 
 /// Ends a background command and everything it started (it runs in a process group of its own).
 fn kill_group(b: Background) {
-    let _ = Command::new("kill").args(["--", &format!("-{}", b.child.id())]).status();
+    let _ = Command::new("kill")
+        .args(["--", &format!("-{}", b.child.id())])
+        .status();
     drop(b);
 }
 
@@ -126,10 +174,15 @@ fn kill_group(b: Background) {
 /// `script`, in a process group of its own. Its stdin stays open: what is written there is typed.
 fn in_terminal(home: &SshHome, dir: &Path, args: &[&str]) -> Background {
     let u = home.uni(dir, "config", args);
-    let words: Vec<String> = std::iter::once(u.get_program()).chain(u.get_args()).map(|w| format!("'{}'", w.to_string_lossy())).collect();
+    let words: Vec<String> = std::iter::once(u.get_program())
+        .chain(u.get_args())
+        .map(|w| format!("'{}'", w.to_string_lossy()))
+        .collect();
     let line = words.join(" ");
     let mut c = Command::new("script");
-    c.args(["-qec", &line, "/dev/null"]).current_dir(dir).process_group(0);
+    c.args(["-qec", &line, "/dev/null"])
+        .current_dir(dir)
+        .process_group(0);
     for (k, v) in u.get_envs() {
         match v {
             Some(v) => c.env(k, v),
@@ -160,7 +213,10 @@ fn finish(mut b: Background, limit: Duration, what: &str) -> (std::process::Exit
 /// Echoes 64 KiB through `uni run --dom0 -p FWD:echo:7000`: from 127.0.0.1:`fwd` here to port
 /// 7000 of the unikernel deployed as echo, which must be at `ip`, its static lease in dom0.
 fn echo_answers(fwd: u16, ip: &str) {
-    assert_eq!(ip, "10.0.0.2", "echo keeps the address dom0 leases to its MAC");
+    assert_eq!(
+        ip, "10.0.0.2",
+        "echo keeps the address dom0 leases to its MAC"
+    );
     let data = pattern(64 * 1024, fwd as u32);
     let t0 = Instant::now();
     let mut back = Vec::new();
@@ -172,7 +228,12 @@ fn echo_answers(fwd: u16, ip: &str) {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(back == data, "echo at {ip} through 127.0.0.1:{fwd}: {} bytes back of {}", back.len(), data.len());
+    assert!(
+        back == data,
+        "echo at {ip} through 127.0.0.1:{fwd}: {} bytes back of {}",
+        back.len(),
+        data.len()
+    );
 }
 
 #[test]
@@ -189,38 +250,89 @@ fn deploy_to_the_emulated_dom0() {
         let closed = free_port();
         uni_tests::uni_bin(); // built before the clock starts
         let t = Instant::now();
-        let err = fails(home.run(&here, &["deploy", "--host", &format!("root@127.0.0.1:{closed}")]), "deploy to a closed port");
-        assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
-        assert!(err.contains(&format!("cannot reach root@127.0.0.1:{closed} over SSH")) && err.contains("Connection refused"), "{err}");
+        let err = fails(
+            home.run(
+                &here,
+                &["deploy", "--host", &format!("root@127.0.0.1:{closed}")],
+            ),
+            "deploy to a closed port",
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            t.elapsed()
+        );
+        assert!(
+            err.contains(&format!("cannot reach root@127.0.0.1:{closed} over SSH"))
+                && err.contains("Connection refused"),
+            "{err}"
+        );
 
         // --- The board, alone, with SSH; hello builds meanwhile ---
         let port = free_port();
         let fwd = free_port();
         let key = home.ssh("id_ed25519.pub");
         let publish = format!("{fwd}:echo:7000");
-        let mut cmd = home.uni(&here, "config", &["run", "--dom0", "--ssh-port", &port.to_string(), "-p", &publish, "--trust-host-key", "--timeout", "600"]);
+        let mut cmd = home.uni(
+            &here,
+            "config",
+            &[
+                "run",
+                "--dom0",
+                "--ssh-port",
+                &port.to_string(),
+                "-p",
+                &publish,
+                "--trust-host-key",
+                "--timeout",
+                "600",
+            ],
+        );
         // --trust-host-key writes $HOME/.ssh/known_hosts
         cmd.arg("--ssh-key").arg(&key).env("HOME", home.dir.path());
         let mut board = Background::spawn(cmd);
         // (only hello: each example's build flags differ, so building echo now would make the
         // hello deploy below rebuild everything)
-        ok(home.run(&here, &["build", "--target", "xen-arm"]), "building hello");
+        ok(
+            home.run(&here, &["build", "--target", "xen-arm"]),
+            "building hello",
+        );
         board.wait_for("Ready", true, Duration::from_secs(300));
         let host = format!("root@localhost:{port}");
         uni_tests::assert_lan_is_sealed();
-        assert!(board.err().contains(&format!("127.0.0.1:{fwd} -> echo:7000 (10.0.0.x 10.0.0.2")), "{}", board.err());
+        assert!(
+            board
+                .err()
+                .contains(&format!("127.0.0.1:{fwd} -> echo:7000 (10.0.0.x 10.0.0.2")),
+            "{}",
+            board.err()
+        );
         step("board ready");
 
         step("An unknown host key");
         // --- An unknown host key is refused ---
-        let o = home.uni(&here, "config-stranger", &["ps", "--host", &host]).output().unwrap();
+        let o = home
+            .uni(&here, "config-stranger", &["ps", "--host", &host])
+            .output()
+            .unwrap();
         let err = fails(o, "ps with an unknown host key");
-        assert!(err.contains(&format!("the host key of {host} is not in your known_hosts")), "{err}");
+        assert!(
+            err.contains(&format!(
+                "the host key of {host} is not in your known_hosts"
+            )),
+            "{err}"
+        );
 
         step("hello:");
         // --- hello: deployed, runs, its console is in dom0's log ---
-        let (_, err) = ok(home.run(&here, &["deploy", "--host", &host]), "deploy hello");
-        assert!(err.contains(&format!("Deployed hello on {host} as domain ")), "{err}");
+        let (_, err) = ok(
+            home.run(&here, &["deploy", "--host", &host]),
+            "deploy hello",
+        );
+        assert!(
+            err.contains(&format!("Deployed hello on {host} as domain ")),
+            "{err}"
+        );
         let t = Instant::now();
         loop {
             let (out, _) = ok(home.run(&here, &["logs", "--host", &host]), "logs hello");
@@ -228,7 +340,10 @@ fn deploy_to_the_emulated_dom0() {
                 assert_eq!(out.matches("hello").count(), 2, "{out}");
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(60), "hello's console: {out:?}");
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "hello's console: {out:?}"
+            );
             std::thread::sleep(Duration::from_secs(1));
         }
 
@@ -239,28 +354,72 @@ fn deploy_to_the_emulated_dom0() {
         let mut follow = Background::spawn(c);
         follow.wait_for("world", false, Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(500));
-        assert!(follow.child.try_wait().unwrap().is_none(), "logs --follow ended:\n{}\n{}", follow.out(), follow.err());
+        assert!(
+            follow.child.try_wait().unwrap().is_none(),
+            "logs --follow ended:\n{}\n{}",
+            follow.out(),
+            follow.err()
+        );
         kill_group(follow);
 
         step("deploy --console");
         // --- deploy --console, in a terminal: hello's whole console, then it ends with hello ---
-        let console = in_terminal(&home, &here, &["deploy", "--no-build", "--console", "--host", &host]);
-        let (st, out) = finish(console, Duration::from_secs(60), "deploy --console with hello");
+        let console = in_terminal(
+            &home,
+            &here,
+            &["deploy", "--no-build", "--console", "--host", &host],
+        );
+        let (st, out) = finish(
+            console,
+            Duration::from_secs(60),
+            "deploy --console with hello",
+        );
         assert!(st.success(), "deploy --console: {st}\n{out}");
-        assert!(out.contains(&format!("Deployed hello on {host} as domain ")), "{out}");
-        let shown = out.split("Ctrl-])").nth(1).unwrap_or_else(|| panic!("no Console line:\n{out}"));
-        let words: Vec<&str> = shown.lines().filter_map(|l| ["hello", "world"].into_iter().find(|w| l.contains(w))).collect();
-        assert!(words.starts_with(&["hello", "world", "hello", "world"]), "the console showed {words:?}:\n{out}");
+        assert!(
+            out.contains(&format!("Deployed hello on {host} as domain ")),
+            "{out}"
+        );
+        let shown = out
+            .split("Ctrl-])")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no Console line:\n{out}"));
+        let words: Vec<&str> = shown
+            .lines()
+            .filter_map(|l| ["hello", "world"].into_iter().find(|w| l.contains(w)))
+            .collect();
+        assert!(
+            words.starts_with(&["hello", "world", "hello", "world"]),
+            "the console showed {words:?}:\n{out}"
+        );
 
         step("no xl");
         // --- a dom0 without xl is refused, and says so ---
         // (every xl on dom0's PATH, each looked up by a new shell: ash remembers where commands are)
-        let moved = dom0(&home, port, r#"for i in 1 2 3; do x=$(sh -c 'command -v xl') || break; mv "$x" "$x.away" && echo "$x"; done; ! sh -c 'command -v xl'"#);
+        let moved = dom0(
+            &home,
+            port,
+            r#"for i in 1 2 3; do x=$(sh -c 'command -v xl') || break; mv "$x" "$x.away" && echo "$x"; done; ! sh -c 'command -v xl'"#,
+        );
         assert!(!moved.trim().is_empty(), "no xl found in dom0");
-        let err = fails(home.run(&here, &["deploy", "--no-build", "--host", &host]), "deploy to a dom0 without xl");
-        let back: Vec<String> = moved.lines().map(|x| format!("mv '{x}.away' '{x}'")).collect();
-        dom0(&home, port, &format!("{} && command -v xl", back.join(" && ")));
-        assert!(err.contains(&format!("{host} is not a Xen dom0 with the xl toolstack: no `xl` on the PATH")), "{err}");
+        let err = fails(
+            home.run(&here, &["deploy", "--no-build", "--host", &host]),
+            "deploy to a dom0 without xl",
+        );
+        let back: Vec<String> = moved
+            .lines()
+            .map(|x| format!("mv '{x}.away' '{x}'"))
+            .collect();
+        dom0(
+            &home,
+            port,
+            &format!("{} && command -v xl", back.join(" && ")),
+        );
+        assert!(
+            err.contains(&format!(
+                "{host} is not a Xen dom0 with the xl toolstack: no `xl` on the PATH"
+            )),
+            "{err}"
+        );
 
         step("echo:");
         // --- echo: deployed, answers over TCP through dom0 ---
@@ -270,16 +429,36 @@ fn deploy_to_the_emulated_dom0() {
         let ip = address(&err);
         echo_answers(fwd, &ip);
         let (out, _) = ok(home.run(&echo, &["ps", "--host", &host]), "ps");
-        assert!(out.lines().any(|l| l.split_whitespace().take(2).eq(["echo", &first.to_string()])), "{out}");
-        assert!(out.lines().any(|l| l.starts_with("hello ") && l.contains("stopped")), "{out}");
+        assert!(
+            out.lines().any(|l| l
+                .split_whitespace()
+                .take(2)
+                .eq(["echo", &first.to_string()])),
+            "{out}"
+        );
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("hello ") && l.contains("stopped")),
+            "{out}"
+        );
 
         step("a redeploy, with --console");
         // --- a redeploy replaces it; --console shows its console from the start and stays attached
         // (echo runs on) until left with Ctrl-] ---
         let mut console = in_terminal(&home, &echo, &["deploy", "--console", "--host", &host]);
         let t = Instant::now();
-        while !console.out().split("Ctrl-])").nth(1).is_some_and(|c| c.contains("net: ")) {
-            assert!(t.elapsed() < Duration::from_secs(120) && console.child.try_wait().unwrap().is_none(), "no console of echo:\n{}", console.out());
+        while !console
+            .out()
+            .split("Ctrl-])")
+            .nth(1)
+            .is_some_and(|c| c.contains("net: "))
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(120)
+                    && console.child.try_wait().unwrap().is_none(),
+                "no console of echo:\n{}",
+                console.out()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
         // Ctrl-] until it leaves (keys typed before `xl console` runs may be flushed)
@@ -288,13 +467,21 @@ fn deploy_to_the_emulated_dom0() {
             use std::io::Write;
             let mut stdin = stdin;
             for _ in 0..30 {
-                if stdin.write_all(b"\x1d").and_then(|_| stdin.flush()).is_err() {
+                if stdin
+                    .write_all(b"\x1d")
+                    .and_then(|_| stdin.flush())
+                    .is_err()
+                {
                     break;
                 }
                 std::thread::sleep(Duration::from_secs(1));
             }
         });
-        let (st, err) = finish(console, Duration::from_secs(30), "deploy --console with echo, left with Ctrl-]");
+        let (st, err) = finish(
+            console,
+            Duration::from_secs(30),
+            "deploy --console with echo, left with Ctrl-]",
+        );
         drop(typist);
         assert!(st.success(), "deploy --console: {st}\n{err}");
         let second = number_after(&err, "as domain");
@@ -302,7 +489,11 @@ fn deploy_to_the_emulated_dom0() {
         assert!(shown.contains(&format!("net: {}/", address(&err))), "{err}");
         // neither `xl console` nor its watcher (a subshell of `sh -c '… exec xl console …'`, which
         // polls each second) stays behind in dom0; whole command lines, as busybox ps cuts them
-        let procs = dom0(&home, port, r#"sleep 2; for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' <"$f" 2>/dev/null; echo; done; true"#);
+        let procs = dom0(
+            &home,
+            port,
+            r#"sleep 2; for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' <"$f" 2>/dev/null; echo; done; true"#,
+        );
         assert!(!procs.contains("xl console"), "{procs}");
         assert_ne!(first, second, "{err}");
         assert!(err.contains(&format!("Replaced domain {first}")), "{err}");
@@ -311,46 +502,123 @@ fn deploy_to_the_emulated_dom0() {
         step("a broken image");
         // --- a broken image is not left in its place: the previous one runs again ---
         let broken = tempfile::tempdir().unwrap();
-        let toml = std::fs::read_to_string(echo.join("unikernel.toml")).unwrap().replace("app = \".\"", &format!("app = {:?}", echo.display().to_string()));
+        let toml = std::fs::read_to_string(echo.join("unikernel.toml"))
+            .unwrap()
+            .replace(
+                "app = \".\"",
+                &format!("app = {:?}", echo.display().to_string()),
+            );
         std::fs::write(broken.path().join("unikernel.toml"), toml).unwrap();
         std::fs::create_dir(broken.path().join("dist")).unwrap();
-        std::fs::copy(echo.join("dist/echo.xl"), broken.path().join("dist/echo.xl")).unwrap();
+        std::fs::copy(
+            echo.join("dist/echo.xl"),
+            broken.path().join("dist/echo.xl"),
+        )
+        .unwrap();
         std::fs::write(broken.path().join("dist/echo.xen"), vec![0u8; 4096]).unwrap();
-        let err = fails(home.run(broken.path(), &["deploy", "--no-build", "--host", &host]), "deploy a broken echo");
-        assert!(err.contains(&format!("echo did not start on {host}: `xl create` failed")), "{err}");
-        assert!(err.contains("the previous image was put back and runs again as domain "), "{err}");
+        let err = fails(
+            home.run(broken.path(), &["deploy", "--no-build", "--host", &host]),
+            "deploy a broken echo",
+        );
+        assert!(
+            err.contains(&format!("echo did not start on {host}: `xl create` failed")),
+            "{err}"
+        );
+        assert!(
+            err.contains("the previous image was put back and runs again as domain "),
+            "{err}"
+        );
         let restored = number_after(&err, "runs again as domain");
         let (out, _) = ok(home.run(&echo, &["ps", "--host", &host]), "ps");
-        assert!(out.lines().any(|l| l.split_whitespace().take(2).eq(["echo", &restored.to_string()]) && l.contains("running")), "{out}");
+        assert!(
+            out.lines().any(|l| l
+                .split_whitespace()
+                .take(2)
+                .eq(["echo", &restored.to_string()])
+                && l.contains("running")),
+            "{out}"
+        );
         let (log, _) = ok(home.run(&echo, &["logs", "--host", &host]), "logs echo");
-        let last = log.lines().filter_map(|l| l.strip_prefix("net: ")).last().unwrap_or_else(|| panic!("no address in:\n{log}"));
+        let last = log
+            .lines()
+            .filter_map(|l| l.strip_prefix("net: "))
+            .last()
+            .unwrap_or_else(|| panic!("no address in:\n{log}"));
         echo_answers(fwd, last.split('/').next().unwrap());
 
         step("an image for another");
         // --- an image for another board is refused before anything is copied ---
-        let (other, arch) = if home.board == "cubieboard2" { ("qemu-virt", "arm64") } else { ("cubieboard2", "armhf") };
-        let err = fails(home.run(broken.path(), &["deploy", "--no-build", "--board", other, "--host", &host]), "deploy for the wrong board");
-        assert!(err.contains(&format!("wrong architecture: the image is built for board `{other}` (Xen {arch})")), "{err}");
+        let (other, arch) = if home.board == "cubieboard2" {
+            ("qemu-virt", "arm64")
+        } else {
+            ("cubieboard2", "armhf")
+        };
+        let err = fails(
+            home.run(
+                broken.path(),
+                &["deploy", "--no-build", "--board", other, "--host", &host],
+            ),
+            "deploy for the wrong board",
+        );
+        assert!(
+            err.contains(&format!(
+                "wrong architecture: the image is built for board `{other}` (Xen {arch})"
+            )),
+            "{err}"
+        );
 
         step("no space");
         // --- a full dom0 is refused before anything is copied; echo runs on ---
         let avail = dom0(&home, port, "dd if=/dev/zero of=/var/lib/uni/filler bs=1M 2>/dev/null; df -Pk /var/lib/uni | awk 'NR == 2 { print $4 }'");
-        assert!(avail.trim().parse::<u64>().is_ok_and(|kb| kb < 64), "free KiB after the fill: {avail:?}");
-        let err = fails(home.run(&echo, &["deploy", "--no-build", "--host", &host]), "deploy to a full dom0");
+        assert!(
+            avail.trim().parse::<u64>().is_ok_and(|kb| kb < 64),
+            "free KiB after the fill: {avail:?}"
+        );
+        let err = fails(
+            home.run(&echo, &["deploy", "--no-build", "--host", &host]),
+            "deploy to a full dom0",
+        );
         dom0(&home, port, "rm /var/lib/uni/filler");
-        assert!(err.contains(&format!("no space on {host}: /var/lib/uni has ")) && err.contains("KiB free, and echo needs about "), "{err}");
-        assert!(err.contains("nothing was uploaded, and what runs there is untouched"), "{err}");
+        assert!(
+            err.contains(&format!("no space on {host}: /var/lib/uni has "))
+                && err.contains("KiB free, and echo needs about "),
+            "{err}"
+        );
+        assert!(
+            err.contains("nothing was uploaded, and what runs there is untouched"),
+            "{err}"
+        );
         let (out, _) = ok(home.run(&echo, &["ps", "--host", &host]), "ps");
-        assert!(out.lines().any(|l| l.split_whitespace().take(2).eq(["echo", &restored.to_string()]) && l.contains("running")), "{out}");
+        assert!(
+            out.lines().any(|l| l
+                .split_whitespace()
+                .take(2)
+                .eq(["echo", &restored.to_string()])
+                && l.contains("running")),
+            "{out}"
+        );
 
         step("stop");
         // --- stop ---
         let (_, err) = ok(home.run(&echo, &["stop", "--host", &host]), "stop echo");
-        assert!(err.contains(&format!("Stopped echo on {host} (domain {restored} destroyed)")), "{err}");
+        assert!(
+            err.contains(&format!(
+                "Stopped echo on {host} (domain {restored} destroyed)"
+            )),
+            "{err}"
+        );
         let (out, _) = ok(home.run(&echo, &["ps", "--host", &host]), "ps");
-        assert!(out.lines().any(|l| l.starts_with("echo ") && l.contains("stopped")), "{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("echo ") && l.contains("stopped")),
+            "{out}"
+        );
 
-        assert!(board.child.try_wait().unwrap().is_none(), "the board stopped:\n{}", board.err());
+        assert!(
+            board.child.try_wait().unwrap().is_none(),
+            "the board stopped:\n{}",
+            board.err()
+        );
         step("done");
     }
 }

@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 
 /// The uni checkout.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The `uni` binary, built once per test process with the same profile as the tests.
@@ -16,7 +19,15 @@ pub fn uni_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args(["build", "--quiet", "-p", "mirage-cli", "--bin", "uni", "--message-format=json"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "mirage-cli",
+                "--bin",
+                "uni",
+                "--message-format=json",
+            ])
             .current_dir(root())
             .stdout(Stdio::piped())
             .spawn()
@@ -60,7 +71,10 @@ pub fn example(name: &str) -> PathBuf {
 
 /// stdout and stderr as text, for assertion messages.
 pub fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// Sends `data` to the echo server at `addr` while reading what comes back, until the server
@@ -68,7 +82,8 @@ pub fn text(o: &Output) -> (String, String) {
 pub fn echo_roundtrip(addr: impl std::net::ToSocketAddrs, data: &[u8]) -> Vec<u8> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
     let mut w = s.try_clone().unwrap();
     let sent = data.to_vec();
     let writer = std::thread::spawn(move || {
@@ -83,7 +98,9 @@ pub fn echo_roundtrip(addr: impl std::net::ToSocketAddrs, data: &[u8]) -> Vec<u8
 
 /// `len` bytes that differ per `seed` and do not repeat with a short period.
 pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 24) as u8).collect()
+    (0..len as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 24) as u8)
+        .collect()
 }
 
 /// A command running in the background, its stdout and stderr collected as they come.
@@ -97,7 +114,12 @@ impl Background {
     pub fn spawn(mut cmd: Command) -> Background {
         use std::io::{BufRead, Read};
         use std::sync::{Arc, Mutex};
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let collect = |r: Box<dyn Read + Send>, buf: Arc<Mutex<String>>| {
             std::thread::spawn(move || {
                 for line in BufReader::new(r).lines() {
@@ -125,10 +147,18 @@ impl Background {
                 return;
             }
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("the command ended ({st}) before {what:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
+                panic!(
+                    "the command ended ({st}) before {what:?}\n--- stdout\n{}\n--- stderr\n{}",
+                    self.out(),
+                    self.err()
+                );
             }
             if t0.elapsed() > limit {
-                panic!("no {what:?} after {limit:?}\n--- stdout\n{}\n--- stderr\n{}", self.out(), self.err());
+                panic!(
+                    "no {what:?} after {limit:?}\n--- stdout\n{}\n--- stderr\n{}",
+                    self.out(),
+                    self.err()
+                );
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
@@ -148,12 +178,13 @@ impl Drop for Background {
         // SIGTERM: uni stops QEMU and removes what it made. (Not when it has ended and been
         // reaped: the id may be another process's by now.)
         if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg(self.child.id().to_string())
+                .status();
         }
         let _ = self.child.wait();
     }
 }
-
 
 /// A file of the website test site: its URL path (percent-encoded) and its bytes.
 pub struct SiteFile {
@@ -173,7 +204,10 @@ pub fn website_test_site() -> (PathBuf, Vec<SiteFile>) {
         let p = site.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, &bytes).unwrap();
-        files.push(SiteFile { url: url_path(rel), bytes });
+        files.push(SiteFile {
+            url: url_path(rel),
+            bytes,
+        });
     };
     let htdocs = example("static-website").join("htdocs");
     let mut stack = vec![htdocs.clone()];
@@ -183,13 +217,21 @@ pub fn website_test_site() -> (PathBuf, Vec<SiteFile>) {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let rel = p.strip_prefix(&htdocs).unwrap().to_str().unwrap().to_string();
+                let rel = p
+                    .strip_prefix(&htdocs)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string();
                 put(&rel, std::fs::read(&p).unwrap());
             }
         }
     }
     put("big/random-5MiB.bin", pattern(5 << 20, 7));
-    put("odd names/ü & space.txt", "a name that needs URL decoding\n".as_bytes().to_vec());
+    put(
+        "odd names/ü & space.txt",
+        "a name that needs URL decoding\n".as_bytes().to_vec(),
+    );
     put("odd names/100%.txt", b"percent\n".to_vec());
     (dir.join("unikernel.toml"), files)
 }
@@ -212,7 +254,11 @@ pub fn url_path(rel: &str) -> String {
 
 /// A free TCP port on 127.0.0.1 (free when this returns; good enough for tests).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A static website being served: its HTTPS and HTTP base URLs (`https://localhost:PORT`) and
@@ -225,8 +271,16 @@ pub struct Website {
 
 /// curl's output of one run: the `-w` lines on stdout.
 pub fn curl(args: &[&str]) -> Output {
-    let o = Command::new("curl").args(["--silent", "--show-error", "--max-time", "300"]).args(args).output().expect("curl runs");
-    assert!(o.status.success(), "curl {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "300"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    assert!(
+        o.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     o
 }
 
@@ -239,21 +293,49 @@ impl Website {
     pub fn fetch_all(&self, files: &[SiteFile]) {
         let out = tempfile::tempdir().unwrap();
         let mut args = self.tls_args();
-        args.extend(["-w".into(), "%{http_code} %{num_connects} %{content_type}\\n".into()]);
+        args.extend([
+            "-w".into(),
+            "%{http_code} %{num_connects} %{content_type}\\n".into(),
+        ]);
         for (i, f) in files.iter().enumerate() {
-            args.extend([format!("{}{}", self.https, f.url), "-o".into(), out.path().join(i.to_string()).to_str().unwrap().into()]);
+            args.extend([
+                format!("{}{}", self.https, f.url),
+                "-o".into(),
+                out.path().join(i.to_string()).to_str().unwrap().into(),
+            ]);
         }
         let o = curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        let lines: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect();
+        let lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(String::from)
+            .collect();
         assert_eq!(lines.len(), files.len(), "{lines:?}");
-        let connects: u32 = lines.iter().map(|l| l.split(' ').nth(1).unwrap().parse::<u32>().unwrap()).sum();
-        assert_eq!(connects, 1, "curl kept one connection alive for {} files: {lines:?}", files.len());
+        let connects: u32 = lines
+            .iter()
+            .map(|l| l.split(' ').nth(1).unwrap().parse::<u32>().unwrap())
+            .sum();
+        assert_eq!(
+            connects,
+            1,
+            "curl kept one connection alive for {} files: {lines:?}",
+            files.len()
+        );
         for (i, (f, line)) in files.iter().zip(&lines).enumerate() {
             assert!(line.starts_with("200 "), "{}: {line}", f.url);
             let got = std::fs::read(out.path().join(i.to_string())).unwrap();
-            assert!(got == f.bytes, "{}: {} bytes, expected {} (first difference at {:?})", f.url, got.len(), f.bytes.len(), got.iter().zip(&f.bytes).position(|(a, b)| a != b));
+            assert!(
+                got == f.bytes,
+                "{}: {} bytes, expected {} (first difference at {:?})",
+                f.url,
+                got.len(),
+                f.bytes.len(),
+                got.iter().zip(&f.bytes).position(|(a, b)| a != b)
+            );
         }
-        let types: Vec<&str> = lines.iter().map(|l| l.splitn(3, ' ').nth(2).unwrap()).collect();
+        let types: Vec<&str> = lines
+            .iter()
+            .map(|l| l.splitn(3, ' ').nth(2).unwrap())
+            .collect();
         for (f, t) in files.iter().zip(&types) {
             let want = match f.url.rsplit('.').next().unwrap() {
                 "html" => "text/html; charset=utf-8",
@@ -275,31 +357,104 @@ impl Website {
         let o = curl(&["--cacert", ca, "--head", "-w", "%{size_download}", &url]);
         let head = String::from_utf8_lossy(&o.stdout).to_lowercase();
         assert!(head.starts_with("http/1.1 200"), "{head}");
-        assert!(head.contains(&format!("content-length: {}\r\n", file.bytes.len())), "{head}");
-        assert!(head.trim_end().ends_with("\r\n0") || head.ends_with('0'), "HEAD has no body: {head}");
-        let etag = head.lines().find_map(|l| l.strip_prefix("etag: ")).expect("an ETag").trim().to_string();
+        assert!(
+            head.contains(&format!("content-length: {}\r\n", file.bytes.len())),
+            "{head}"
+        );
+        assert!(
+            head.trim_end().ends_with("\r\n0") || head.ends_with('0'),
+            "HEAD has no body: {head}"
+        );
+        let etag = head
+            .lines()
+            .find_map(|l| l.strip_prefix("etag: "))
+            .expect("an ETag")
+            .trim()
+            .to_string();
         // If-None-Match with that ETag: 304, no body; with another: 200.
-        let o = curl(&["--cacert", ca, "-H", &format!("If-None-Match: {etag}"), "-w", "%{http_code} %{size_download}", "-o", "/dev/null", &url]);
+        let o = curl(&[
+            "--cacert",
+            ca,
+            "-H",
+            &format!("If-None-Match: {etag}"),
+            "-w",
+            "%{http_code} %{size_download}",
+            "-o",
+            "/dev/null",
+            &url,
+        ]);
         assert_eq!(String::from_utf8_lossy(&o.stdout), "304 0");
-        let o = curl(&["--cacert", ca, "-H", "If-None-Match: \"other\"", "-w", "%{http_code}", "-o", "/dev/null", &url]);
+        let o = curl(&[
+            "--cacert",
+            ca,
+            "-H",
+            "If-None-Match: \"other\"",
+            "-w",
+            "%{http_code}",
+            "-o",
+            "/dev/null",
+            &url,
+        ]);
         assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
         // Paths that try to leave the site, or carry NUL: 400.
-        for bad in ["/../../etc/passwd", "/docs/%2e%2e/%2e%2e/x", "/a%00b", "/a%2Fb"] {
-            let o = curl(&["--cacert", ca, "--path-as-is", "-w", "%{http_code}", "-o", "/dev/null", &format!("{}{bad}", self.https)]);
+        for bad in [
+            "/../../etc/passwd",
+            "/docs/%2e%2e/%2e%2e/x",
+            "/a%00b",
+            "/a%2Fb",
+        ] {
+            let o = curl(&[
+                "--cacert",
+                ca,
+                "--path-as-is",
+                "-w",
+                "%{http_code}",
+                "-o",
+                "/dev/null",
+                &format!("{}{bad}", self.https),
+            ]);
             assert_eq!(String::from_utf8_lossy(&o.stdout), "400", "{bad}");
         }
         // A missing file.
-        let o = curl(&["--cacert", ca, "-w", "%{http_code}", "-o", "/dev/null", &format!("{}/no/such/file.html", self.https)]);
+        let o = curl(&[
+            "--cacert",
+            ca,
+            "-w",
+            "%{http_code}",
+            "-o",
+            "/dev/null",
+            &format!("{}/no/such/file.html", self.https),
+        ]);
         assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
         // Directories: "/" and "/docs/" serve their index.html; "/docs" redirects to "/docs/".
         let index = |p: &str| curl(&["--cacert", ca, &format!("{}{p}", self.https)]).stdout;
-        assert_eq!(index("/"), std::fs::read(example("static-website").join("htdocs/index.html")).unwrap());
-        assert_eq!(index("/docs/"), std::fs::read(example("static-website").join("htdocs/docs/index.html")).unwrap());
-        let o = curl(&["--cacert", ca, "-w", "%{http_code} %{redirect_url}", "-o", "/dev/null", &format!("{}/docs", self.https)]);
+        assert_eq!(
+            index("/"),
+            std::fs::read(example("static-website").join("htdocs/index.html")).unwrap()
+        );
+        assert_eq!(
+            index("/docs/"),
+            std::fs::read(example("static-website").join("htdocs/docs/index.html")).unwrap()
+        );
+        let o = curl(&[
+            "--cacert",
+            ca,
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "-o",
+            "/dev/null",
+            &format!("{}/docs", self.https),
+        ]);
         let s = String::from_utf8_lossy(&o.stdout);
         assert!(s.starts_with("301 ") && s.ends_with("/docs/"), "{s}");
         // Plain HTTP redirects to HTTPS.
-        let o = curl(&["-w", "%{http_code} %{redirect_url}", "-o", "/dev/null", &format!("{}/docs/", self.http)]);
+        let o = curl(&[
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "-o",
+            "/dev/null",
+            &format!("{}/docs/", self.http),
+        ]);
         let s = String::from_utf8_lossy(&o.stdout);
         assert!(s.starts_with("301 https://"), "{s}");
         assert!(s.ends_with("/docs/"), "{s}");
@@ -325,7 +480,12 @@ impl DnsServer {
     /// Starts the server inside the LAN of the board run by `uni` process `pid` (see [`lan`]),
     /// on 10.0.0.254:`port`, where the board's guests reach the host.
     pub fn start_in_lan(pid: u32, port: u16, zone: &[&str]) -> DnsServer {
-        Self::spawn(lan(pid, &["python3"]), "10.0.0.254", &port.to_string(), zone)
+        Self::spawn(
+            lan(pid, &["python3"]),
+            "10.0.0.254",
+            &port.to_string(),
+            zone,
+        )
     }
 
     fn spawn(mut python: Command, bind: &str, port: &str, zone: &[&str]) -> DnsServer {
@@ -349,17 +509,29 @@ impl DnsServer {
         let q = queries.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
-                if let Some(name) = line.strip_prefix("query ").and_then(|r| r.split_whitespace().next()) {
+                if let Some(name) = line
+                    .strip_prefix("query ")
+                    .and_then(|r| r.split_whitespace().next())
+                {
                     q.lock().unwrap().push(name.to_string());
                 }
             }
         });
-        DnsServer { child, port, queries }
+        DnsServer {
+            child,
+            port,
+            queries,
+        }
     }
 
     /// How many queries for `name` it has received.
     pub fn queries_for(&self, name: &str) -> usize {
-        self.queries.lock().unwrap().iter().filter(|n| *n == name).count()
+        self.queries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| *n == name)
+            .count()
     }
 }
 
@@ -375,21 +547,46 @@ impl Drop for DnsServer {
 /// namespace of the run's own). Call it while a board runs.
 pub fn assert_lan_is_sealed() {
     let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap();
-    let ifaces: Vec<&str> = dev.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect();
-    assert!(!ifaces.iter().any(|i| i.starts_with("uni")), "a uni TAP device in the host's namespace: {ifaces:?}");
+    let ifaces: Vec<&str> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert!(
+        !ifaces.iter().any(|i| i.starts_with("uni")),
+        "a uni TAP device in the host's namespace: {ifaces:?}"
+    );
     // /proc/net/route: destination and mask in hex, in the kernel's (little-endian) byte order
     let routes = std::fs::read_to_string("/proc/self/net/route").unwrap();
     for l in routes.lines().skip(1) {
         let f: Vec<&str> = l.split_whitespace().collect();
-        let (Some(dst), Some(mask)) = (f.get(1).and_then(|d| u32::from_str_radix(d, 16).ok()), f.get(7).and_then(|m| u32::from_str_radix(m, 16).ok())) else { continue };
-        let (dst, mask) = (std::net::Ipv4Addr::from(dst.swap_bytes()), std::net::Ipv4Addr::from(mask.swap_bytes()));
+        let (Some(dst), Some(mask)) = (
+            f.get(1).and_then(|d| u32::from_str_radix(d, 16).ok()),
+            f.get(7).and_then(|m| u32::from_str_radix(m, 16).ok()),
+        ) else {
+            continue;
+        };
+        let (dst, mask) = (
+            std::net::Ipv4Addr::from(dst.swap_bytes()),
+            std::net::Ipv4Addr::from(mask.swap_bytes()),
+        );
         let o = dst.octets();
         let narrow = u32::from(mask).leading_ones() >= 24;
-        assert!(!(narrow && o[..3] == [10, 0, 0]), "a route to {dst}/{mask} in the host's namespace:\n{routes}");
+        assert!(
+            !(narrow && o[..3] == [10, 0, 0]),
+            "a route to {dst}/{mask} in the host's namespace:\n{routes}"
+        );
     }
-    let o = Command::new("ip").args(["-4", "-o", "addr"]).output().expect("ip (iproute2) runs");
+    let o = Command::new("ip")
+        .args(["-4", "-o", "addr"])
+        .output()
+        .expect("ip (iproute2) runs");
     let addrs = String::from_utf8_lossy(&o.stdout);
-    assert!(!addrs.contains(" inet 10.0.0."), "an address on 10.0.0.0/24 in the host's namespace:\n{addrs}");
+    assert!(
+        !addrs.contains(" inet 10.0.0."),
+        "an address on 10.0.0.0/24 in the host's namespace:\n{addrs}"
+    );
 }
 
 /// `uni lan --pid PID -- args…`: a command inside the LAN of the board run by `uni` process `pid`.
@@ -404,9 +601,15 @@ pub fn lan(pid: u32, args: &[&str]) -> Command {
 /// runs; `UNI_BOARDS=all` adds qemu-virt (64-bit Xen, GICv3) and qemu-virt-gicv2, and
 /// `UNI_BOARDS=a,b` names them.
 pub fn full_boards() -> Vec<String> {
-    match std::env::var("UNI_BOARDS").ok().filter(|v| !v.trim().is_empty()).as_deref() {
+    match std::env::var("UNI_BOARDS")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .as_deref()
+    {
         None => vec!["cubieboard2".into()],
-        Some("all") => ["cubieboard2", "qemu-virt", "qemu-virt-gicv2"].map(String::from).to_vec(),
+        Some("all") => ["cubieboard2", "qemu-virt", "qemu-virt-gicv2"]
+            .map(String::from)
+            .to_vec(),
         Some(list) => list.split(',').map(|b| b.trim().to_string()).collect(),
     }
 }
@@ -430,6 +633,9 @@ pub fn uni_on(board: &str, dir: &Path, args: &[&str]) -> Command {
         a.splice(1..1, ["--board", board]);
     }
     let mut c = uni(dir, &a);
-    c.env("CARGO_TARGET_DIR", root().join(format!("target/examples-{board}")));
+    c.env(
+        "CARGO_TARGET_DIR",
+        root().join(format!("target/examples-{board}")),
+    );
     c
 }

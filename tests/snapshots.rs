@@ -6,7 +6,15 @@ use std::fs;
 
 use uni_tests::{example, run_uni, text};
 
-const EXAMPLES: &[&str] = &["hello", "echo", "crash", "xeninfo", "lookup", "tls-echo", "static-website"];
+const EXAMPLES: &[&str] = &[
+    "hello",
+    "echo",
+    "crash",
+    "xeninfo",
+    "lookup",
+    "tls-echo",
+    "static-website",
+];
 const TARGETS: &[&str] = &["unix", "xen-arm"];
 
 fn snapshot(name: &str, target: &str) {
@@ -20,14 +28,27 @@ fn snapshot(name: &str, target: &str) {
     }
     for file in ["Cargo.toml", "src/main.rs"] {
         let contents = fs::read_to_string(dir.join("_build").join(target).join(file)).unwrap();
-        assert!(contents.contains("@generated"), "{file} lacks the @generated header");
+        assert!(
+            contents.contains("@generated"),
+            "{file} lacks the @generated header"
+        );
         if file.ends_with(".rs") {
-            assert!(!contents.contains("cfg("), "generated main.rs must not use cfg");
+            assert!(
+                !contents.contains("cfg("),
+                "generated main.rs must not use cfg"
+            );
         }
-        insta::assert_snapshot!(format!("{name}-{target}-{}", file.replace('/', "-")), contents);
+        insta::assert_snapshot!(
+            format!("{name}-{target}-{}", file.replace('/', "-")),
+            contents
+        );
     }
     let o = run_uni(&dir, &["configure", "--check", "--target", target]);
-    assert!(o.status.success(), "freshly generated files are stale: {}", text(&o).1);
+    assert!(
+        o.status.success(),
+        "freshly generated files are stale: {}",
+        text(&o).1
+    );
 }
 
 #[test]

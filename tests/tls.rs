@@ -30,9 +30,13 @@ impl Pki {
 }
 
 fn leaf(names: &[&str], cn: &str) -> CertificateParams {
-    let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let mut p =
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     p.distinguished_name.push(DnType::CommonName, cn);
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    p.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     p
 }
 
@@ -138,7 +142,11 @@ fn client_auth() -> &'static Path {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Proc {
@@ -156,9 +164,17 @@ impl Drop for Proc {
 impl Proc {
     /// Captures stdout and stderr into one buffer.
     fn spawn(mut c: Command) -> Proc {
-        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let out = Arc::new(Mutex::new(String::new()));
-        for r in [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for r in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let out = out.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(r).lines() {
@@ -198,7 +214,10 @@ impl Proc {
 /// tls-echo serving on a free port, via `uni run`.
 fn server(dir: &Path) -> (Proc, u16) {
     let port = free_port();
-    let p = Proc::spawn(uni(dir, &["run", "--target", "unix", "--", &format!("--port={port}")]));
+    let p = Proc::spawn(uni(
+        dir,
+        &["run", "--target", "unix", "--", &format!("--port={port}")],
+    ));
     p.wait_for(&format!("tls-echo: listening on 0.0.0.0:{port}"));
     (p, port)
 }
@@ -207,7 +226,14 @@ fn server(dir: &Path) -> (Proc, u16) {
 fn s_client(port: u16, args: &[&str]) -> String {
     let p = pki();
     let mut c = Command::new("openssl");
-    c.args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-CAfile", &p.path("ca.pem"), "-verify_return_error"]);
+    c.args([
+        "s_client",
+        "-connect",
+        &format!("127.0.0.1:{port}"),
+        "-CAfile",
+        &p.path("ca.pem"),
+        "-verify_return_error",
+    ]);
     c.args(args);
     let mut proc = Proc::spawn(c);
     proc.wait_for("Verify return code");
@@ -231,18 +257,41 @@ fn s_client(port: u16, args: &[&str]) -> String {
 #[test]
 fn openssl_client_tls13_each_suite() {
     let (_srv, port) = server(plain());
-    for suite in ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"] {
-        let o = s_client(port, &["-tls1_3", "-ciphersuites", suite, "-servername", "localhost"]);
-        assert!(o.contains(&format!("New, TLSv1.3, Cipher is {suite}")), "{suite}:\n{o}");
+    for suite in [
+        "TLS_AES_128_GCM_SHA256",
+        "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256",
+    ] {
+        let o = s_client(
+            port,
+            &[
+                "-tls1_3",
+                "-ciphersuites",
+                suite,
+                "-servername",
+                "localhost",
+            ],
+        );
+        assert!(
+            o.contains(&format!("New, TLSv1.3, Cipher is {suite}")),
+            "{suite}:\n{o}"
+        );
     }
 }
 
 #[test]
 fn openssl_client_tls12_each_suite() {
     let (_srv, port) = server(plain());
-    for suite in ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"] {
+    for suite in [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+    ] {
         let o = s_client(port, &["-tls1_2", "-cipher", suite]);
-        assert!(o.contains(&format!("New, TLSv1.2, Cipher is {suite}")), "{suite}:\n{o}");
+        assert!(
+            o.contains(&format!("New, TLSv1.2, Cipher is {suite}")),
+            "{suite}:\n{o}"
+        );
     }
 }
 
@@ -280,16 +329,31 @@ fn openssl_client_resumes_tls12_and_tls13() {
         let first = s_client(port, &[v, "-sess_out", &sess]);
         assert!(first.contains("New, TLS"), "{first}");
         let second = s_client(port, &[v, "-sess_in", &sess]);
-        assert!(second.contains("Reused, TLS"), "{v}: second connection not resumed:\n{second}");
+        assert!(
+            second.contains("Reused, TLS"),
+            "{v}: second connection not resumed:\n{second}"
+        );
     }
 }
 
 #[test]
 fn gnutls_client_tls12_tls13_and_resumption() {
     let (_srv, port) = server(plain());
-    for prio in ["NORMAL:-VERS-ALL:+VERS-TLS1.2", "NORMAL:-VERS-ALL:+VERS-TLS1.3"] {
+    for prio in [
+        "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+        "NORMAL:-VERS-ALL:+VERS-TLS1.3",
+    ] {
         let mut c = Command::new("gnutls-cli");
-        c.args(["--x509cafile", &pki().path("ca.pem"), "-p", &port.to_string(), "--priority", prio, "--resume", "localhost"]);
+        c.args([
+            "--x509cafile",
+            &pki().path("ca.pem"),
+            "-p",
+            &port.to_string(),
+            "--priority",
+            prio,
+            "--resume",
+            "localhost",
+        ]);
         let mut p = Proc::spawn(c);
         p.wait_for("This is a resumed session");
         p.wait_for("- Simple Client Mode");
@@ -303,11 +367,26 @@ fn gnutls_client_tls12_tls13_and_resumption() {
 #[test]
 fn curl_gets_its_data_echoed_over_tls12_and_tls13() {
     let (_srv, port) = server(plain());
-    for v in [["--tlsv1.2", "--tls-max", "1.2"], ["--tlsv1.3", "--tls-max", "1.3"]] {
+    for v in [
+        ["--tlsv1.2", "--tls-max", "1.2"],
+        ["--tlsv1.3", "--tls-max", "1.3"],
+    ] {
         let o = Command::new("curl")
-            .args(["-sS", "--cacert", &pki().path("ca.pem"), "--resolve", &format!("localhost:{port}:127.0.0.1"), "-w", "\n%{ssl_verify_result}"])
+            .args([
+                "-sS",
+                "--cacert",
+                &pki().path("ca.pem"),
+                "--resolve",
+                &format!("localhost:{port}:127.0.0.1"),
+                "-w",
+                "\n%{ssl_verify_result}",
+            ])
             .args(v)
-            .args(["--data-binary", "curl payload", &format!("https://localhost:{port}/echo")])
+            .args([
+                "--data-binary",
+                "curl payload",
+                &format!("https://localhost:{port}/echo"),
+            ])
             .output()
             .unwrap();
         let (out, err) = text(&o);
@@ -319,15 +398,32 @@ fn curl_gets_its_data_echoed_over_tls12_and_tls13() {
 #[test]
 fn client_certificates_are_required_when_configured() {
     let (_srv, port) = server(client_auth());
-    let o = s_client(port, &["-cert", &pki().path("client.pem"), "-key", &pki().path("client.key")]);
+    let o = s_client(
+        port,
+        &[
+            "-cert",
+            &pki().path("client.pem"),
+            "-key",
+            &pki().path("client.key"),
+        ],
+    );
     assert!(o.contains("New, TLSv1.3"), "{o}");
     // Without a certificate the server refuses the handshake.
     let mut c = Command::new("openssl");
-    c.args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-CAfile", &pki().path("ca.pem")]);
+    c.args([
+        "s_client",
+        "-connect",
+        &format!("127.0.0.1:{port}"),
+        "-CAfile",
+        &pki().path("ca.pem"),
+    ]);
     let mut p = Proc::spawn(c);
     p.send(b"no cert\n");
     let o = p.wait_for("alert");
-    assert!(o.contains("certificate required") || o.contains("alert number 116"), "{o}");
+    assert!(
+        o.contains("certificate required") || o.contains("alert number 116"),
+        "{o}"
+    );
     assert!(!o.contains("no cert\nno cert"), "{o}");
 }
 
@@ -340,7 +436,16 @@ fn s_server(cert: &str, extra: &[&str]) -> (Proc, u16) {
     let port = free_port();
     let p = pki();
     let mut c = Command::new("openssl");
-    c.args(["s_server", "-accept", &port.to_string(), "-cert", &p.path(&format!("{cert}.pem")), "-key", &p.path(&format!("{cert}.key")), "-rev"]);
+    c.args([
+        "s_server",
+        "-accept",
+        &port.to_string(),
+        "-cert",
+        &p.path(&format!("{cert}.pem")),
+        "-key",
+        &p.path(&format!("{cert}.key")),
+        "-rev",
+    ]);
     c.args(extra);
     let srv = Proc::spawn(c);
     srv.wait_for("ACCEPT");
@@ -349,7 +454,13 @@ fn s_server(cert: &str, extra: &[&str]) -> (Proc, u16) {
 
 /// Runs tls-echo's client mode; returns (success, console output + stderr).
 fn connect(port: u16, extra: &[&str]) -> (bool, String) {
-    let mut args = vec!["run".to_string(), "--target".into(), "unix".into(), "--".into(), format!("--connect=127.0.0.1:{port}")];
+    let mut args = vec![
+        "run".to_string(),
+        "--target".into(),
+        "unix".into(),
+        "--".into(),
+        format!("--connect=127.0.0.1:{port}"),
+    ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o: Output = uni(plain(), &args).output().unwrap();
@@ -361,30 +472,60 @@ fn connect(port: u16, extra: &[&str]) -> (bool, String) {
 fn client_against_openssl_tls12_and_tls13_resumes() {
     for v in ["-tls1_2", "-tls1_3"] {
         let (_srv, port) = s_server("server", &[v]);
-        let (ok, out) = connect(port, &["--host=localhost", "--connections=2", "--message=hello"]);
+        let (ok, out) = connect(
+            port,
+            &["--host=localhost", "--connections=2", "--message=hello"],
+        );
         assert!(ok, "{v}: {out}");
         assert!(out.contains("reply: olleh"), "{v}: {out}");
         let version = if v == "-tls1_2" { "TLSv1_2" } else { "TLSv1_3" };
-        assert!(out.contains(&format!("connection 0: {version}")) && out.contains("resumed=false"), "{v}: {out}");
-        assert!(out.contains(&format!("connection 1: {version}")) && out.contains("resumed=true"), "{v}: second connection not resumed: {out}");
+        assert!(
+            out.contains(&format!("connection 0: {version}")) && out.contains("resumed=false"),
+            "{v}: {out}"
+        );
+        assert!(
+            out.contains(&format!("connection 1: {version}")) && out.contains("resumed=true"),
+            "{v}: second connection not resumed: {out}"
+        );
     }
 }
 
 #[test]
 fn client_against_openssl_each_suite_and_group() {
     for (args, shown) in [
-        (vec!["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"], "TLS13_AES_128_GCM_SHA256"),
-        (vec!["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"], "TLS13_AES_256_GCM_SHA384"),
-        (vec!["-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"], "TLS13_CHACHA20_POLY1305_SHA256"),
-        (vec!["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"], "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
-        (vec!["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384"], "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
-        (vec!["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"], "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
+        (
+            vec!["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"],
+            "TLS13_AES_128_GCM_SHA256",
+        ),
+        (
+            vec!["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"],
+            "TLS13_AES_256_GCM_SHA384",
+        ),
+        (
+            vec!["-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"],
+            "TLS13_CHACHA20_POLY1305_SHA256",
+        ),
+        (
+            vec!["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"],
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        ),
+        (
+            vec!["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384"],
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        ),
+        (
+            vec!["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"],
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        ),
         (vec!["-groups", "P-256"], "secp256r1"),
         (vec!["-groups", "X25519"], "X25519"),
     ] {
         let (_srv, port) = s_server("server", &args);
         let (ok, out) = connect(port, &["--host=localhost"]);
-        assert!(ok && out.contains(shown) && out.contains("reply: "), "{args:?}: {out}");
+        assert!(
+            ok && out.contains(shown) && out.contains("reply: "),
+            "{args:?}: {out}"
+        );
     }
 }
 
@@ -399,7 +540,10 @@ fn client_verifies_rsa_servers() {
 
 #[test]
 fn client_presents_its_certificate() {
-    let (_srv, port) = s_server("server", &["-Verify", "1", "-CAfile", &pki().path("ca.pem")]);
+    let (_srv, port) = s_server(
+        "server",
+        &["-Verify", "1", "-CAfile", &pki().path("ca.pem")],
+    );
     let (ok, out) = connect(port, &["--host=localhost"]);
     assert!(ok && out.contains("reply: "), "{out}");
 }
@@ -409,10 +553,25 @@ fn client_against_gnutls_serv() {
     let port = free_port();
     let p = pki();
     let mut c = Command::new("gnutls-serv");
-    c.args(["--echo", "-p", &port.to_string(), "--x509certfile", &p.path("server.pem"), "--x509keyfile", &p.path("server.key")]);
+    c.args([
+        "--echo",
+        "-p",
+        &port.to_string(),
+        "--x509certfile",
+        &p.path("server.pem"),
+        "--x509keyfile",
+        &p.path("server.key"),
+    ]);
     let srv = Proc::spawn(c);
     srv.wait_for("listening");
-    let (ok, out) = connect(port, &["--host=localhost", "--connections=2", "--message=via gnutls"]);
+    let (ok, out) = connect(
+        port,
+        &[
+            "--host=localhost",
+            "--connections=2",
+            "--message=via gnutls",
+        ],
+    );
     assert!(ok && out.contains("reply: via gnutls"), "{out}");
     assert!(out.contains("resumed=true"), "{out}");
 }
@@ -439,7 +598,11 @@ fn bad_cert_not_yet_valid() {
 
 #[test]
 fn bad_cert_wrong_hostname() {
-    rejected("wronghost", &[], "certificate is not valid for this host name");
+    rejected(
+        "wronghost",
+        &[],
+        "certificate is not valid for this host name",
+    );
 }
 
 #[test]
@@ -456,16 +619,36 @@ fn bad_cert_self_signed() {
 fn bad_cert_pin_mismatch() {
     // The pin of another certificate: rejected, although the chain is fine.
     let other = fingerprint("b.pem");
-    rejected("server", &[&format!("--pin={other}")], "certificate fingerprint does not match the pinned fingerprints");
+    rejected(
+        "server",
+        &[&format!("--pin={other}")],
+        "certificate fingerprint does not match the pinned fingerprints",
+    );
     // The right pin is accepted.
     let (_srv, port) = s_server("server", &[]);
-    let (ok, out) = connect(port, &["--host=localhost", &format!("--pin={}", fingerprint("server.pem"))]);
+    let (ok, out) = connect(
+        port,
+        &[
+            "--host=localhost",
+            &format!("--pin={}", fingerprint("server.pem")),
+        ],
+    );
     assert!(ok, "{out}");
 }
 
 /// `openssl x509 -fingerprint -sha256`, as hex with colons.
 fn fingerprint(cert: &str) -> String {
-    let o = Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256", "-in", &pki().path(cert)]).output().unwrap();
+    let o = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            &pki().path(cert),
+        ])
+        .output()
+        .unwrap();
     let s = String::from_utf8(o.stdout).unwrap();
     s.trim().rsplit('=').next().unwrap().to_string()
 }

@@ -20,12 +20,16 @@ fn pki(dir: &Path) {
     let write = |name: &str, s: &str| std::fs::write(dir.join(name), s).unwrap();
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.distinguished_name.push(DnType::CommonName, "uni test CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "uni test CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).unwrap();
     write("ca.pem", &ca.pem());
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let key = KeyPair::generate().unwrap();
     let cert = leaf.signed_by(&key, &ca, &ca_key).unwrap();
@@ -37,7 +41,17 @@ fn pki(dir: &Path) {
 /// back, and returns the client's output.
 fn s_client(port: u16, ca: &str, version: &str, line: &str) -> String {
     let mut c = Command::new("openssl");
-    c.args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost", "-CAfile", ca, "-verify_return_error", version]);
+    c.args([
+        "s_client",
+        "-connect",
+        &format!("127.0.0.1:{port}"),
+        "-servername",
+        "localhost",
+        "-CAfile",
+        ca,
+        "-verify_return_error",
+        version,
+    ]);
     let mut p = Background::spawn(c);
     p.wait_for("Verify return code", false, Duration::from_secs(120));
     let stdin = p.child.stdin.as_mut().unwrap();
@@ -47,10 +61,16 @@ fn s_client(port: u16, ca: &str, version: &str, line: &str) -> String {
     loop {
         let o = p.out();
         // The line comes back after the handshake summary.
-        if o.split_once("Verify return code").is_some_and(|(_, rest)| rest.contains(line)) {
+        if o.split_once("Verify return code")
+            .is_some_and(|(_, rest)| rest.contains(line))
+        {
             return o;
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "no echo of {line:?}:\n{o}\n{}", p.err());
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no echo of {line:?}:\n{o}\n{}",
+            p.err()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -77,35 +97,74 @@ fn tls_echo_on_real_xen_with_openssl_and_curl() {
         .unwrap();
         let ca = dir.join("ca.pem").display().to_string();
 
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let fwd = format!("{port}:4433");
-        let mut b = Background::spawn(uni_on(board, &dir, &["run", "--target", "xen-arm", "-p", &fwd, "--timeout", "900"]));
-        b.wait_for("tls-echo: listening on 10.0.0.2:4433", false, Duration::from_secs(700));
-        assert!(b.out().contains("net: 10.0.0.2/24 via 10.0.0.1 (DHCP)"), "{}", b.out());
+        let mut b = Background::spawn(uni_on(
+            board,
+            &dir,
+            &["run", "--target", "xen-arm", "-p", &fwd, "--timeout", "900"],
+        ));
+        b.wait_for(
+            "tls-echo: listening on 10.0.0.2:4433",
+            false,
+            Duration::from_secs(700),
+        );
+        assert!(
+            b.out().contains("net: 10.0.0.2/24 via 10.0.0.1 (DHCP)"),
+            "{}",
+            b.out()
+        );
         uni_tests::assert_lan_is_sealed();
         // The tls device seeded Fortuna from the Xen source at boot: it calibrated the counter
         // jitter and mixed in the seed from the boot arguments.
         let out = b.out();
-        let cal = out.lines().find(|l| l.starts_with("entropy: counter jitter: ")).unwrap_or_else(|| panic!("no calibration line:\n{out}"));
+        let cal = out
+            .lines()
+            .find(|l| l.starts_with("entropy: counter jitter: "))
+            .unwrap_or_else(|| panic!("no calibration line:\n{out}"));
         eprintln!("{cal}");
-        assert!(out.contains("entropy: 16 bytes of boot seed mixed in"), "{out}");
+        assert!(
+            out.contains("entropy: 16 bytes of boot seed mixed in"),
+            "{out}"
+        );
 
         // openssl s_client, TLS 1.3: handshake verified against the CA, data echoed.
         let o = s_client(port, &ca, "-tls1_3", "ping through tls 1.3 on xen");
-        assert!(o.contains("Protocol  : TLSv1.3") || o.contains("New, TLSv1.3"), "{o}");
+        assert!(
+            o.contains("Protocol  : TLSv1.3") || o.contains("New, TLSv1.3"),
+            "{o}"
+        );
         assert!(o.contains("Verify return code: 0 (ok)"), "{o}");
-        eprintln!("s_client -tls1_3: {}", o.lines().find(|l| l.contains("Cipher is")).unwrap_or(""));
+        eprintln!(
+            "s_client -tls1_3: {}",
+            o.lines().find(|l| l.contains("Cipher is")).unwrap_or("")
+        );
 
         // openssl s_client, TLS 1.2.
         let o = s_client(port, &ca, "-tls1_2", "ping through tls 1.2 on xen");
         assert!(o.contains("Protocol  : TLSv1.2"), "{o}");
         assert!(o.contains("Verify return code: 0 (ok)"), "{o}");
-        eprintln!("s_client -tls1_2: {}", o.lines().find(|l| l.contains("Cipher is")).unwrap_or(""));
+        eprintln!(
+            "s_client -tls1_2: {}",
+            o.lines().find(|l| l.contains("Cipher is")).unwrap_or("")
+        );
 
         // curl over TLS 1.3 and TLS 1.2: the request body comes back as the response body.
         for (flag, v) in [("--tlsv1.3", "1.3"), ("--tls-max", "1.2")] {
             let mut c = Command::new("curl");
-            c.args(["-sS", "--max-time", "120", "--cacert", &ca, "--resolve", &format!("localhost:{port}:127.0.0.1")]);
+            c.args([
+                "-sS",
+                "--max-time",
+                "120",
+                "--cacert",
+                &ca,
+                "--resolve",
+                &format!("localhost:{port}:127.0.0.1"),
+            ]);
             if flag == "--tls-max" {
                 c.args(["--tls-max", "1.2"]);
             } else {
@@ -113,16 +172,31 @@ fn tls_echo_on_real_xen_with_openssl_and_curl() {
             }
             let body = format!("curl payload over TLS {v} on xen");
             let o = c
-                .args(["-w", "\n%{ssl_verify_result}", "--data-binary", &body, &format!("https://localhost:{port}/echo")])
+                .args([
+                    "-w",
+                    "\n%{ssl_verify_result}",
+                    "--data-binary",
+                    &body,
+                    &format!("https://localhost:{port}/echo"),
+                ])
                 .output()
                 .unwrap();
-            assert!(o.status.success(), "curl TLS {v}: {}", String::from_utf8_lossy(&o.stderr));
-            assert_eq!(String::from_utf8_lossy(&o.stdout), format!("{body}\n0"), "curl TLS {v}");
+            assert!(
+                o.status.success(),
+                "curl TLS {v}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout),
+                format!("{body}\n0"),
+                "curl TLS {v}"
+            );
         }
 
         // The guest's view: both versions negotiated, every connection echoed, and still running.
         let t0 = Instant::now();
-        while b.out().matches("bytes echoed").count() < 4 && t0.elapsed() < Duration::from_secs(60) {
+        while b.out().matches("bytes echoed").count() < 4 && t0.elapsed() < Duration::from_secs(60)
+        {
             std::thread::sleep(Duration::from_millis(200));
         }
         let out = b.out();
@@ -130,6 +204,10 @@ fn tls_echo_on_real_xen_with_openssl_and_curl() {
         assert!(out.contains(": TLSv1_3 "), "{out}");
         assert!(out.contains(": TLSv1_2 "), "{out}");
         assert!(out.matches("bytes echoed").count() >= 4, "{out}");
-        assert!(b.child.try_wait().unwrap().is_none(), "the guest died:\n{}", b.err());
+        assert!(
+            b.child.try_wait().unwrap().is_none(),
+            "the guest died:\n{}",
+            b.err()
+        );
     }
 }

@@ -20,11 +20,18 @@ fn hello_configures_builds_and_runs() {
     for verb in ["Compiling hello", "Finished", "Built dist/hello"] {
         assert!(err.contains(verb), "no `{verb}` status line in:\n{err}");
     }
-    assert!(!err.contains("Compiling uni-runtime"), "cargo's own output leaks without -v:\n{err}");
+    assert!(
+        !err.contains("Compiling uni-runtime"),
+        "cargo's own output leaks without -v:\n{err}"
+    );
     assert!(dir.join("dist/hello").is_file());
 
     // `uni run` streams the console; lines come about a second apart.
-    let mut child = uni(&dir, &["run", "--target", "unix"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = uni(&dir, &["run", "--target", "unix"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = vec![];
     let mut stamps = vec![];
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
@@ -36,7 +43,10 @@ fn hello_configures_builds_and_runs() {
     assert!(status.success(), "hello exits 0, got {status}");
     for w in stamps.windows(2) {
         let gap = w[1] - w[0];
-        assert!(gap > Duration::from_millis(900) && gap < Duration::from_secs(3), "lines {gap:?} apart");
+        assert!(
+            gap > Duration::from_millis(900) && gap < Duration::from_secs(3),
+            "lines {gap:?} apart"
+        );
     }
 }
 
@@ -76,7 +86,10 @@ fn app_error_becomes_exit_code_and_bad_boot_args_are_reported() {
     let o = run_uni(&dir, &["run", "--", "--ipv4=10.0.0.2"]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("--ipv4=10.0.0.2: expected an address with a prefix length"), "{err}");
+    assert!(
+        err.contains("--ipv4=10.0.0.2: expected an address with a prefix length"),
+        "{err}"
+    );
 }
 
 struct Echo {
@@ -96,13 +109,22 @@ impl Drop for Echo {
 fn start_echo_in(dir: &std::path::Path, args: &[&str], port: u16, expected: &str) -> Echo {
     let mut full = vec!["run", "--"];
     full.extend_from_slice(args);
-    let mut child = uni(dir, &full).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = uni(dir, &full)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     let mut err = String::new();
     if line.is_empty() {
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
     }
     assert_eq!(line.trim(), expected, "{err}");
     // Keep draining the console so the server never blocks on a full pipe.
@@ -111,8 +133,17 @@ fn start_echo_in(dir: &std::path::Path, args: &[&str], port: u16, expected: &str
 }
 
 fn start_echo() -> Echo {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    start_echo_in(&example("echo"), &[&format!("--port={port}")], port, &format!("echo: listening on 0.0.0.0:{port}"))
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    start_echo_in(
+        &example("echo"),
+        &[&format!("--port={port}")],
+        port,
+        &format!("echo: listening on 0.0.0.0:{port}"),
+    )
 }
 
 #[test]
@@ -122,7 +153,12 @@ fn echo_serves_tcp_clients() {
     // One large transfer, written and read concurrently.
     let data = pattern(4 << 20, 0);
     let back = echo_roundtrip(("127.0.0.1", echo.port), &data);
-    assert!(back == data, "echoed {} bytes, sent {}", back.len(), data.len());
+    assert!(
+        back == data,
+        "echoed {} bytes, sent {}",
+        back.len(),
+        data.len()
+    );
 
     // Many clients at once, each getting its own bytes back.
     let clients: Vec<_> = (0..32)
@@ -150,11 +186,18 @@ struct Tap(String);
 impl Tap {
     fn create(name: &str, host_cidr: &str) -> Result<Tap, String> {
         let ip = |args: &[&str]| {
-            let o = std::process::Command::new("ip").args(args).output().map_err(|e| format!("running ip: {e}"))?;
+            let o = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("running ip: {e}"))?;
             if o.status.success() {
                 Ok(())
             } else {
-                Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim()))
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ))
             }
         };
         let _ = ip(&["link", "del", name]);
@@ -168,7 +211,9 @@ impl Tap {
 
 impl Drop for Tap {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["link", "del", &self.0]).status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .status();
     }
 }
 
@@ -202,7 +247,12 @@ fn echo_over_the_direct_stack_on_a_tap_device() {
 
     let data = pattern(1 << 20, 0);
     let back = echo_roundtrip(("192.168.77.2", echo.port), &data);
-    assert!(back == data, "echoed {} bytes, sent {}", back.len(), data.len());
+    assert!(
+        back == data,
+        "echoed {} bytes, sent {}",
+        back.len(),
+        data.len()
+    );
 
     let clients: Vec<_> = (0..12)
         .map(|i| {
@@ -226,24 +276,51 @@ fn echo_over_the_direct_stack_on_a_tap_device() {
 
 #[test]
 fn lookup_resolves_through_the_dns_device() {
-    let server = uni_tests::DnsServer::start("127.0.0.1", &["uni.test=192.0.2.7", "other.uni.test=198.51.100.1"]);
+    let server = uni_tests::DnsServer::start(
+        "127.0.0.1",
+        &["uni.test=192.0.2.7", "other.uni.test=198.51.100.1"],
+    );
     let ns = format!("--nameserver=127.0.0.1:{}", server.port);
-    let o = run_uni(&example("lookup"), &["run", "--", &ns, "--names=uni.test,other.uni.test,10.1.2.3"]);
+    let o = run_uni(
+        &example("lookup"),
+        &["run", "--", &ns, "--names=uni.test,other.uni.test,10.1.2.3"],
+    );
     let (out, err) = text(&o);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        ["uni.test: 192.0.2.7", "other.uni.test: 198.51.100.1", "10.1.2.3: 10.1.2.3"],
+        [
+            "uni.test: 192.0.2.7",
+            "other.uni.test: 198.51.100.1",
+            "10.1.2.3: 10.1.2.3"
+        ],
         "{err}"
     );
     assert_eq!(o.status.code(), Some(0), "{err}");
 
-    let o = run_uni(&example("lookup"), &["run", "--", &ns, "--names=missing.uni.test"]);
+    let o = run_uni(
+        &example("lookup"),
+        &["run", "--", &ns, "--names=missing.uni.test"],
+    );
     let (out, err) = text(&o);
-    assert_eq!(out.trim(), "missing.uni.test: dns: missing.uni.test: no such name (or no IPv4 address)", "{err}");
-    assert_eq!(o.status.code(), Some(1), "a failed lookup is the app's error: {err}");
+    assert_eq!(
+        out.trim(),
+        "missing.uni.test: dns: missing.uni.test: no such name (or no IPv4 address)",
+        "{err}"
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed lookup is the app's error: {err}"
+    );
     drop(server);
 
     // Nobody answers: the resolver retries, then times out.
     let o = run_uni(&example("lookup"), &["run", "--", &ns, "--names=uni.test"]);
-    assert!(text(&o).0.contains("uni.test: dns: the nameserver did not answer"), "{:?}", text(&o));
+    assert!(
+        text(&o)
+            .0
+            .contains("uni.test: dns: the nameserver did not answer"),
+        "{:?}",
+        text(&o)
+    );
 }

@@ -17,10 +17,28 @@ fn static_website_serves_its_files_on_unix() {
     assert!(o.status.success(), "{out}\n{err}");
 
     let (https, http) = (free_port(), free_port());
-    let c = uni(dir, &["run", "--target", "unix", "--", &format!("--https-port={https}"), &format!("--http-port={http}")]);
+    let c = uni(
+        dir,
+        &[
+            "run",
+            "--target",
+            "unix",
+            "--",
+            &format!("--https-port={https}"),
+            &format!("--http-port={http}"),
+        ],
+    );
     let mut p = Background::spawn(c);
-    p.wait_for(&format!("https: listening on 0.0.0.0:{https}"), false, Duration::from_secs(60));
-    p.wait_for(&format!("http: listening on 0.0.0.0:{http}"), false, Duration::from_secs(10));
+    p.wait_for(
+        &format!("https: listening on 0.0.0.0:{https}"),
+        false,
+        Duration::from_secs(60),
+    );
+    p.wait_for(
+        &format!("http: listening on 0.0.0.0:{http}"),
+        false,
+        Duration::from_secs(10),
+    );
     let site = Website {
         https: format!("https://localhost:{https}"),
         http: format!("http://localhost:{http}"),
@@ -33,8 +51,20 @@ fn static_website_serves_its_files_on_unix() {
     // One console line per request, with the decoded path's request line and the status.
     let log = p.out();
     let odd = files.iter().find(|f| f.url.contains("%C3%BC")).unwrap();
-    assert!(log.lines().any(|l| l.contains(&format!("\"GET {} HTTP/1.1\" 200 ", odd.url))), "{log}");
-    assert!(log.lines().any(|l| l.contains("\"GET /no/such/file.html HTTP/1.1\" 404 ")), "{log}");
-    assert!(log.lines().any(|l| l.contains("\"HEAD ") && l.contains(" 200 ")), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("\"GET {} HTTP/1.1\" 200 ", odd.url))),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"GET /no/such/file.html HTTP/1.1\" 404 ")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"HEAD ") && l.contains(" 200 ")),
+        "{log}"
+    );
     assert!(log.lines().any(|l| l.contains(" 304 ")), "{log}");
 }

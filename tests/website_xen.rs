@@ -9,7 +9,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use uni_tests::{assert_lan_is_sealed, curl, example, free_port, full_boards, text, uni_on, website_test_site, Background, Website};
+use uni_tests::{
+    assert_lan_is_sealed, curl, example, free_port, full_boards, text, uni_on, website_test_site,
+    Background, Website,
+};
 
 /// The guest's `heap used N KiB` reports, in order.
 fn heap_reports(console: &str) -> Vec<(u64, u64)> {
@@ -31,13 +34,29 @@ fn static_website_on_real_xen() {
         eprintln!("=== {on}");
         let (config, files) = website_test_site();
         let dir = config.parent().unwrap();
-        let o = uni_on(on, dir, &["build", "--target", "xen-arm"]).output().unwrap();
+        let o = uni_on(on, dir, &["build", "--target", "xen-arm"])
+            .output()
+            .unwrap();
         let (out, err) = text(&o);
         assert!(o.status.success(), "{out}\n{err}");
 
         let (https, http) = (free_port(), free_port());
         let mut board = Background::spawn({
-            let mut c = uni_on(on, dir, &["run", "--target", "xen-arm", "--timeout", "1500", "-p", &format!("{https}:443"), "-p", &format!("{http}:80")]);
+            let mut c = uni_on(
+                on,
+                dir,
+                &[
+                    "run",
+                    "--target",
+                    "xen-arm",
+                    "--timeout",
+                    "1500",
+                    "-p",
+                    &format!("{https}:443"),
+                    "-p",
+                    &format!("{http}:80"),
+                ],
+            );
             c.env("UNI_DOM0_CHECK", "ping -c 2 -w 120 $GUEST_IP");
             c
         });
@@ -52,7 +71,11 @@ fn static_website_on_real_xen() {
 
         let t0 = Instant::now();
         site.fetch_all(&files);
-        eprintln!("every file ({} bytes) in {:.1?}", files.iter().map(|f| f.bytes.len()).sum::<usize>(), t0.elapsed());
+        eprintln!(
+            "every file ({} bytes) in {:.1?}",
+            files.iter().map(|f| f.bytes.len()).sum::<usize>(),
+            t0.elapsed()
+        );
         site.semantics(files.iter().find(|f| f.url.ends_with(".txt")).unwrap());
 
         // 100 requests on one kept-alive connection.
@@ -63,10 +86,20 @@ fn static_website_on_real_xen() {
             args.extend([url.as_str(), "-o", "/dev/null"]);
         }
         let o = curl(&args);
-        let lines: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect();
+        let lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(String::from)
+            .collect();
         assert_eq!(lines.len(), 100);
         assert!(lines.iter().all(|l| l.starts_with("200 ")), "{lines:?}");
-        assert_eq!(lines.iter().map(|l| l[4..].parse::<u32>().unwrap()).sum::<u32>(), 1, "one connection for 100 requests");
+        assert_eq!(
+            lines
+                .iter()
+                .map(|l| l[4..].parse::<u32>().unwrap())
+                .sum::<u32>(),
+            1,
+            "one connection for 100 requests"
+        );
 
         // 50 concurrent clients, each fetching the index page and a text file.
         let t0 = Instant::now();
@@ -74,15 +107,24 @@ fn static_website_on_real_xen() {
             .map(|_| {
                 let (base, ca) = (site.https.clone(), ca.to_string());
                 std::thread::spawn(move || {
-                    let o = curl(&["--cacert", &ca, &format!("{base}/"), &format!("{base}/docs/getting%20started.txt")]);
+                    let o = curl(&[
+                        "--cacert",
+                        &ca,
+                        &format!("{base}/"),
+                        &format!("{base}/docs/getting%20started.txt"),
+                    ]);
                     o.stdout
                 })
             })
             .collect();
         let index = std::fs::read(example("static-website").join("htdocs/index.html")).unwrap();
-        let txt = std::fs::read(example("static-website").join("htdocs/docs/getting started.txt")).unwrap();
+        let txt = std::fs::read(example("static-website").join("htdocs/docs/getting started.txt"))
+            .unwrap();
         for c in clients {
-            assert_eq!(c.join().unwrap(), [index.as_slice(), txt.as_slice()].concat());
+            assert_eq!(
+                c.join().unwrap(),
+                [index.as_slice(), txt.as_slice()].concat()
+            );
         }
         eprintln!("50 concurrent clients in {:.1?}", t0.elapsed());
 
@@ -98,17 +140,34 @@ fn static_website_on_real_xen() {
             let _ = s.shutdown(std::net::Shutdown::Write);
             let mut reply = Vec::new();
             let _ = s.read_to_end(&mut reply);
-            let status = String::from_utf8_lossy(reply.get(..12).unwrap_or(b"(closed)")).into_owned();
+            let status =
+                String::from_utf8_lossy(reply.get(..12).unwrap_or(b"(closed)")).into_owned();
             *statuses.entry(status).or_default() += 1;
         }
-        eprintln!("1000 malformed requests in {:.1?}: {statuses:?}", t0.elapsed());
+        eprintln!(
+            "1000 malformed requests in {:.1?}: {statuses:?}",
+            t0.elapsed()
+        );
         // Every one is refused (4xx or 5xx), or the connection is closed (noise that never ends a
         // request head): none is redirected as if it were a request.
         for status in statuses.keys() {
-            assert!(status == "(closed)" || status.starts_with("HTTP/1.1 4") || status.starts_with("HTTP/1.1 5"), "{statuses:?}");
+            assert!(
+                status == "(closed)"
+                    || status.starts_with("HTTP/1.1 4")
+                    || status.starts_with("HTTP/1.1 5"),
+                "{statuses:?}"
+            );
         }
         // Still answering.
-        let o = curl(&["--cacert", ca, "-w", "%{http_code}", "-o", "/dev/null", &format!("{}/", site.https)]);
+        let o = curl(&[
+            "--cacert",
+            ca,
+            "-w",
+            "%{http_code}",
+            "-o",
+            "/dev/null",
+            &format!("{}/", site.https),
+        ]);
         assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
 
         // 10,000 requests over 10 kept-alive connections; the guest reports its heap every 1000
@@ -126,7 +185,10 @@ fn static_website_on_real_xen() {
                     std::thread::spawn(move || sequential(&url, &ca, per_connection))
                 })
                 .collect();
-            workers.into_iter().map(|w| w.join().unwrap()).sum::<usize>()
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap())
+                .sum::<usize>()
         };
         assert_eq!(load(200), 2000);
         let n0 = quiet_count(&board);
@@ -142,29 +204,60 @@ fn static_website_on_real_xen() {
         one_connection(1000);
         let last = wait_for_reports(&board, (n0 + pad + 12_000) / 1000);
         eprintln!("heap reports (requests, KiB used): {last:?}");
-        let (start, end, again) = (before.last().unwrap(), after.last().unwrap(), last.last().unwrap());
-        assert_eq!((end.0 - start.0, again.0 - end.0), (11_000, 1000), "{last:?}");
+        let (start, end, again) = (
+            before.last().unwrap(),
+            after.last().unwrap(),
+            last.last().unwrap(),
+        );
+        assert_eq!(
+            (end.0 - start.0, again.0 - end.0),
+            (11_000, 1000),
+            "{last:?}"
+        );
         // No growth per request: 1000 more requests on one connection leave the heap where it
         // was, to the KiB. Across the 10,000 on 10 connections, growth stays under 256 KiB (less
         // than 26 bytes a request). The step seen there (96 to 192 KiB, then flat) is not
         // explained yet; it does not grow with the number of requests.
-        assert_eq!(again.1, end.1, "the heap grew over 1000 requests on one connection: {last:?}");
-        assert!(end.1 <= start.1 + 256, "heap went from {} KiB to {} KiB across 11,000 requests: {last:?}", start.1, end.1);
+        assert_eq!(
+            again.1, end.1,
+            "the heap grew over 1000 requests on one connection: {last:?}"
+        );
+        assert!(
+            end.1 <= start.1 + 256,
+            "heap went from {} KiB to {} KiB across 11,000 requests: {last:?}",
+            start.1,
+            end.1
+        );
     }
 }
 
 /// `n` GETs of `url` on one kept-alive connection (one curl); how many answered 200.
 fn sequential(url: &str, ca: &str, n: usize) -> usize {
     let cfg = tempfile::NamedTempFile::new().unwrap();
-    let lines: String = (0..n).map(|_| format!("url = \"{url}\"\noutput = \"/dev/null\"\n")).collect();
+    let lines: String = (0..n)
+        .map(|_| format!("url = \"{url}\"\noutput = \"/dev/null\"\n"))
+        .collect();
     std::fs::write(cfg.path(), lines).unwrap();
-    let o = curl(&["--cacert", ca, "-w", "%{http_code}\\n", "--config", cfg.path().to_str().unwrap()]);
-    String::from_utf8_lossy(&o.stdout).lines().filter(|l| *l == "200").count()
+    let o = curl(&[
+        "--cacert",
+        ca,
+        "-w",
+        "%{http_code}\\n",
+        "--config",
+        cfg.path().to_str().unwrap(),
+    ]);
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| *l == "200")
+        .count()
 }
 
 /// How many HTTPS requests the guest has logged.
 fn https_requests(console: &str) -> usize {
-    console.lines().filter(|l| l.contains("https: ") && l.contains(" HTTP/1.")).count()
+    console
+        .lines()
+        .filter(|l| l.contains("https: ") && l.contains(" HTTP/1."))
+        .count()
 }
 
 /// The number of HTTPS requests logged, once the console has been quiet for 3 s (the console
@@ -190,7 +283,11 @@ fn wait_for_reports(board: &Background, n: usize) -> Vec<(u64, u64)> {
         if r.len() >= n {
             return r;
         }
-        assert!(Instant::now() < deadline, "the guest made {} of {n} heap reports: {r:?}", r.len());
+        assert!(
+            Instant::now() < deadline,
+            "the guest made {} of {n} heap reports: {r:?}",
+            r.len()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -198,7 +295,9 @@ fn wait_for_reports(board: &Background, n: usize) -> Vec<(u64, u64)> {
 /// Malformed request `i`: broken request lines, bad versions, oversized heads and header
 /// counts, framing errors, binary noise.
 fn malformed(i: u32) -> Vec<u8> {
-    let noise: Vec<u8> = (0..(i % 200 + 1)).map(|k| (k.wrapping_mul(2654435761).wrapping_add(i) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..(i % 200 + 1))
+        .map(|k| (k.wrapping_mul(2654435761).wrapping_add(i) >> 13) as u8)
+        .collect();
     match i % 12 {
         0 => noise,
         1 => b"GET\r\n\r\n".to_vec(),

@@ -11,9 +11,13 @@ use std::time::{Duration, Instant};
 
 use std::process::Command;
 
-use uni_tests::{assert_lan_is_sealed, echo_roundtrip, example, lan, pattern, root, smoke_boards, uni_on, Background};
+use uni_tests::{
+    assert_lan_is_sealed, echo_roundtrip, example, lan, pattern, root, smoke_boards, uni_on,
+    Background,
+};
 
-const DOM0_PING: &str = "for i in $(seq 60); do ping -c 1 -W 1 $GUEST_IP && exit 0; sleep 1; done; exit 1";
+const DOM0_PING: &str =
+    "for i in $(seq 60); do ping -c 1 -W 1 $GUEST_IP && exit 0; sleep 1; done; exit 1";
 
 /// A `uni run --target xen-arm` in the background, its console and status lines collected.
 struct Board {
@@ -24,7 +28,19 @@ struct Board {
 impl Board {
     fn start(board: &str, dir: &Path, dom0_check: Option<&str>) -> Board {
         Board::spawn(|port| {
-            let mut cmd = uni_on(board, dir, &["run", "--target", "xen-arm", "-p", &format!("{port}:7000"), "--timeout", "600"]);
+            let mut cmd = uni_on(
+                board,
+                dir,
+                &[
+                    "run",
+                    "--target",
+                    "xen-arm",
+                    "-p",
+                    &format!("{port}:7000"),
+                    "--timeout",
+                    "600",
+                ],
+            );
             if let Some(c) = dom0_check {
                 cmd.env("UNI_DOM0_CHECK", c);
             }
@@ -33,8 +49,15 @@ impl Board {
     }
 
     fn spawn(cmd: impl FnOnce(u16) -> Command) -> Board {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Board { run: Background::spawn(cmd(port)), port }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Board {
+            run: Background::spawn(cmd(port)),
+            port,
+        }
     }
 
     fn wait_for(&mut self, what: &str, in_stderr: bool, limit: Duration) {
@@ -52,7 +75,10 @@ impl Board {
     /// The TAP device the run reports, inside its namespace.
     fn tap(&self) -> String {
         let err = self.err();
-        let at = err.find("host 10.0.0.254 on ").expect("the run reports its TAP device") + "host 10.0.0.254 on ".len();
+        let at = err
+            .find("host 10.0.0.254 on ")
+            .expect("the run reports its TAP device")
+            + "host 10.0.0.254 on ".len();
         err[at..].split_whitespace().next().unwrap().to_string()
     }
 }
@@ -64,28 +90,48 @@ fn echo_on_real_xen() {
         eprintln!("=== {board}");
         // --- Boot 1: DHCP ---
         let mut b = Board::start(board, &example("echo"), Some(DOM0_PING));
-        b.wait_for("echo: listening on 10.0.0.2:7000", false, Duration::from_secs(400));
+        b.wait_for(
+            "echo: listening on 10.0.0.2:7000",
+            false,
+            Duration::from_secs(400),
+        );
         let out = b.out();
-        assert!(out.contains("net: 10.0.0.2/24 via 10.0.0.1 (DHCP)"), "the guest prints its DHCP address:\n{out}");
+        assert!(
+            out.contains("net: 10.0.0.2/24 via 10.0.0.1 (DHCP)"),
+            "the guest prints its DHCP address:\n{out}"
+        );
 
         // dom0 pings the guest.
         b.wait_for("Checked", true, Duration::from_secs(120));
-        assert!(b.err().contains("in dom0: ok"), "dom0 could not ping the guest:\n{}", b.err());
+        assert!(
+            b.err().contains("in dom0: ok"),
+            "dom0 could not ping the guest:\n{}",
+            b.err()
+        );
 
         // 10 MiB through echo, byte for byte.
         let data = pattern(10 << 20, 1);
         let t0 = Instant::now();
         let back = echo_roundtrip(("127.0.0.1", b.port), &data);
         eprintln!("10 MiB echoed in {:?}", t0.elapsed());
-        assert!(back == data, "10 MiB: got {} bytes back, or different ones", back.len());
+        assert!(
+            back == data,
+            "10 MiB: got {} bytes back, or different ones",
+            back.len()
+        );
 
         // 50 concurrent connections, each echoed correctly.
         let port = b.port;
         let clients: Vec<_> = (0..50u32)
-            .map(|i| std::thread::spawn(move || {
-                let data = pattern(16 * 1024, 100 + i);
-                assert!(echo_roundtrip(("127.0.0.1", port), &data) == data, "connection {i} got other bytes back");
-            }))
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let data = pattern(16 * 1024, 100 + i);
+                    assert!(
+                        echo_roundtrip(("127.0.0.1", port), &data) == data,
+                        "connection {i} got other bytes back"
+                    );
+                })
+            })
             .collect();
         for c in clients {
             c.join().unwrap();
@@ -98,12 +144,41 @@ fn echo_on_real_xen() {
         let tap = b.tap();
         let script = root().join("tests/tools/inject-frames.py");
         let err = b.err();
-        let mac = err.split("MAC ").nth(1).and_then(|r| r.get(..17)).expect("the run reports the guest's MAC");
-        let o = lan(b.run.child.id(), &["python3", script.to_str().unwrap(), "--iface", &tap, "--target-mac", mac, "--count", "2000"]).output().unwrap();
-        assert!(o.status.success(), "inject-frames: {}", String::from_utf8_lossy(&o.stderr));
+        let mac = err
+            .split("MAC ")
+            .nth(1)
+            .and_then(|r| r.get(..17))
+            .expect("the run reports the guest's MAC");
+        let o = lan(
+            b.run.child.id(),
+            &[
+                "python3",
+                script.to_str().unwrap(),
+                "--iface",
+                &tap,
+                "--target-mac",
+                mac,
+                "--count",
+                "2000",
+            ],
+        )
+        .output()
+        .unwrap();
+        assert!(
+            o.status.success(),
+            "inject-frames: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         eprintln!("{}", String::from_utf8_lossy(&o.stdout));
-        assert_eq!(echo_roundtrip(("127.0.0.1", b.port), b"still here\n"), b"still here\n");
-        assert!(b.run.child.try_wait().unwrap().is_none(), "the guest died:\n{}", b.err());
+        assert_eq!(
+            echo_roundtrip(("127.0.0.1", b.port), b"still here\n"),
+            b"still here\n"
+        );
+        assert!(
+            b.run.child.try_wait().unwrap().is_none(),
+            "the guest died:\n{}",
+            b.err()
+        );
         drop(b);
 
         // --- Boot 2: user nobody, no privileges, a prebuilt image; a static address from the boot
@@ -119,21 +194,72 @@ fn echo_on_real_xen() {
             ),
         )
         .unwrap();
-        let o = uni_on(board, tmp.path(), &["build", "--target", "xen-arm"]).output().unwrap();
-        assert!(o.status.success(), "building echo-static: {}", String::from_utf8_lossy(&o.stderr));
+        let o = uni_on(board, tmp.path(), &["build", "--target", "xen-arm"])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "building echo-static: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let nobody = Nobody::new(tmp.path());
-        let mut b = Board::spawn(|port| nobody.uni(tmp.path(), &["run", "--target", "xen-arm", "--board", board, "--no-build", "-p", &format!("{port}:7000"), "--timeout", "600"]));
-        b.wait_for("echo: listening on 10.0.0.9:7000", false, Duration::from_secs(400));
-        assert!(b.out().contains("net: 10.0.0.9/24 via 10.0.0.1 (static)"), "{}", b.out());
+        let mut b = Board::spawn(|port| {
+            nobody.uni(
+                tmp.path(),
+                &[
+                    "run",
+                    "--target",
+                    "xen-arm",
+                    "--board",
+                    board,
+                    "--no-build",
+                    "-p",
+                    &format!("{port}:7000"),
+                    "--timeout",
+                    "600",
+                ],
+            )
+        });
+        b.wait_for(
+            "echo: listening on 10.0.0.9:7000",
+            false,
+            Duration::from_secs(400),
+        );
+        assert!(
+            b.out().contains("net: 10.0.0.9/24 via 10.0.0.1 (static)"),
+            "{}",
+            b.out()
+        );
         let data = pattern(1 << 20, 7);
-        assert!(echo_roundtrip(("127.0.0.1", b.port), &data) == data, "1 MiB over the static address");
+        assert!(
+            echo_roundtrip(("127.0.0.1", b.port), &data) == data,
+            "1 MiB over the static address"
+        );
         assert_lan_is_sealed();
         // it really ran as nobody: the run's process, and the namespace it made
         let status = std::fs::read_to_string(format!("/proc/{}/status", b.run.child.id())).unwrap();
         let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
         assert!(uid.split_whitespace().nth(1) == Some("65534"), "{uid}");
         let mine = std::fs::read_link("/proc/self/ns/user").unwrap();
-        assert_ne!(std::fs::read_link(format!("/proc/{}/ns/user", b.run.child.id())).unwrap(), mine, "an unprivileged run makes a user namespace");
+        assert_ne!(
+            std::fs::read_link(format!("/proc/{}/ns/user", b.run.child.id())).unwrap(),
+            mine,
+            "an unprivileged run makes a user namespace"
+        );
+    }
+}
+
+/// `src` at `dst`: directories made, files hard-linked, or copied where a link is refused.
+fn link_tree(src: &Path, dst: &Path) {
+    if src.is_dir() {
+        std::fs::create_dir_all(dst).unwrap();
+        for e in std::fs::read_dir(src).unwrap() {
+            let e = e.unwrap().path();
+            link_tree(&e, &dst.join(e.file_name().unwrap()));
+        }
+    } else if std::fs::hard_link(src, dst).is_err() {
+        std::fs::copy(src, dst)
+            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", src.display(), dst.display()));
     }
 }
 
@@ -146,16 +272,63 @@ struct Nobody {
 impl Nobody {
     fn new(dir: &Path) -> Nobody {
         let home = tempfile::tempdir().unwrap();
-        let cache = std::env::var_os("UNI_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/uni"));
-        let sh = |line: &str| {
-            let st = Command::new("sh").args(["-ec", line]).status().unwrap();
-            assert!(st.success(), "{line}");
-        };
+        let cache = std::env::var_os("UNI_CACHE_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/uni")
+            });
         let h = home.path().display();
-        // each assembled board's files, linked (or copied when on another file system); its apt
-        // state, lock and logs stay behind: a cache that is only read needs none of them
-        sh(&format!("mkdir {h}/cache && cd '{}' && for b in *; do [ -d $b/debs ] || continue; mkdir {h}/cache/$b && cp -al $b/debs $b/dom0-* {h}/cache/$b/ 2>/dev/null || cp -a $b/debs $b/dom0-* {h}/cache/$b/; done", cache.display()));
-        sh(&format!("cp '{}' {h}/uni && chmod -R a+rX {h} && chown -R 65534:65534 '{}'", uni_tests::uni_bin().display(), dir.display()));
+        // each assembled board's files (a directory with a dom0-* image), linked, or copied when
+        // on another file system; its apt state, lock and logs stay behind: a cache that is only
+        // read needs none of them. Directories without an image (a Linux guest's .debs, the logs
+        // --dom0 leaves) are skipped.
+        let dst = home.path().join("cache");
+        std::fs::create_dir(&dst).unwrap();
+        for b in std::fs::read_dir(&cache).unwrap() {
+            let b = b.unwrap().path();
+            let entries: Vec<_> = match std::fs::read_dir(&b) {
+                Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
+                Err(_) => continue,
+            };
+            let keep: Vec<_> = entries
+                .iter()
+                .filter(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_str()
+                        .is_some_and(|n| n == "debs" || n.starts_with("dom0-"))
+                })
+                .collect();
+            if !keep.iter().any(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("dom0-")
+            }) {
+                continue;
+            }
+            let to = dst.join(b.file_name().unwrap());
+            for p in keep {
+                link_tree(p, &to.join(p.file_name().unwrap()));
+            }
+        }
+        let st = Command::new("sh")
+            .args([
+                "-ec",
+                &format!(
+                    "cp '{}' {h}/uni && chmod -R a+rX {h} && chown -R 65534:65534 '{}'",
+                    uni_tests::uni_bin().display(),
+                    dir.display()
+                ),
+            ])
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "giving nobody the uni binary and {}",
+            dir.display()
+        );
         Nobody { home }
     }
 
@@ -163,13 +336,19 @@ impl Nobody {
     /// HOME in its own directory.
     fn uni(&self, dir: &Path, args: &[&str]) -> Command {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"])
-            .arg(self.home.path().join("uni"))
-            .args(args)
-            .current_dir(dir)
-            .env("HOME", self.home.path())
-            .env("UNI_CACHE_DIR", self.home.path().join("cache"))
-            .env("NO_COLOR", "1");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(self.home.path().join("uni"))
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", self.home.path())
+        .env("UNI_CACHE_DIR", self.home.path().join("cache"))
+        .env("NO_COLOR", "1");
         c
     }
 }

@@ -3,10 +3,22 @@
 use serde::Deserialize;
 
 const SOURCES: &[(&str, &str)] = &[
-    ("cubieboard2", include_str!("../../boards/cubieboard2/board.toml")),
-    ("qemu-virt", include_str!("../../boards/qemu-virt/board.toml")),
-    ("qemu-virt-gicv2", include_str!("../../boards/qemu-virt-gicv2/board.toml")),
-    ("qemu-virt32", include_str!("../../boards/qemu-virt32/board.toml")),
+    (
+        "cubieboard2",
+        include_str!("../../boards/cubieboard2/board.toml"),
+    ),
+    (
+        "qemu-virt",
+        include_str!("../../boards/qemu-virt/board.toml"),
+    ),
+    (
+        "qemu-virt-gicv2",
+        include_str!("../../boards/qemu-virt-gicv2/board.toml"),
+    ),
+    (
+        "qemu-virt32",
+        include_str!("../../boards/qemu-virt32/board.toml"),
+    ),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,12 +48,26 @@ impl Board {
         let Some(name) = &self.emulation else {
             anyhow::bail!("board `{}` cannot be emulated: it has no [qemu] and [dom0], and names no `emulation`", self.name);
         };
-        let e = find(name).ok_or_else(|| anyhow::anyhow!("board `{}` names the emulation `{name}`, which is not a board; accepted: {}", self.name, names()))?;
+        let e = find(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "board `{}` names the emulation `{name}`, which is not a board; accepted: {}",
+                self.name,
+                names()
+            )
+        })?;
         if e.qemu.is_none() || e.dom0.is_none() {
-            anyhow::bail!("board `{}` names the emulation `{name}`, which has no [qemu] and [dom0]", self.name);
+            anyhow::bail!(
+                "board `{}` names the emulation `{name}`, which has no [qemu] and [dom0]",
+                self.name
+            );
         }
         if e.xen.hypervisor_arch != self.xen.hypervisor_arch {
-            anyhow::bail!("board `{}` (Xen {}) names the emulation `{name}`, which runs Xen {}", self.name, self.xen.hypervisor_arch, e.xen.hypervisor_arch);
+            anyhow::bail!(
+                "board `{}` (Xen {}) names the emulation `{name}`, which runs Xen {}",
+                self.name,
+                self.xen.hypervisor_arch,
+                e.xen.hypervisor_arch
+            );
         }
         Ok(e)
     }
@@ -140,7 +166,11 @@ pub fn all() -> Vec<Board> {
 
 /// Every board name, quoted, for error messages.
 pub fn names() -> String {
-    SOURCES.iter().map(|(n, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+    SOURCES
+        .iter()
+        .map(|(n, _)| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -151,7 +181,10 @@ mod tests {
             let b = super::find(dir).unwrap();
             assert_eq!(b.name, *dir);
             let e = b.emulator().unwrap();
-            assert!(["arm64", "armhf"].contains(&e.dom0.as_ref().unwrap().arch.as_str()), "{dir}");
+            assert!(
+                ["arm64", "armhf"].contains(&e.dom0.as_ref().unwrap().arch.as_str()),
+                "{dir}"
+            );
         }
     }
 
@@ -161,8 +194,14 @@ mod tests {
         assert_eq!(e.name, "qemu-virt32");
         assert_eq!(e.qemu_program(), "qemu-system-arm");
         let q = e.qemu.unwrap();
-        assert!(q.machine.contains("gic-version=2") && q.cpu == "cortex-a7", "{q:?}");
+        assert!(
+            q.machine.contains("gic-version=2") && q.cpu == "cortex-a7",
+            "{q:?}"
+        );
         assert_eq!(e.dom0.unwrap().triplet(), "arm-linux-gnueabihf");
-        assert_eq!(super::find("qemu-virt").unwrap().emulator().unwrap().name, "qemu-virt");
+        assert_eq!(
+            super::find("qemu-virt").unwrap().emulator().unwrap().name,
+            "qemu-virt"
+        );
     }
 }

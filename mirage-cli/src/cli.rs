@@ -37,7 +37,13 @@ pub struct Global {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// The config file.
-    #[arg(short = 'f', long = "file", global = true, value_name = "PATH", default_value = "unikernel.toml")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        value_name = "PATH",
+        default_value = "unikernel.toml"
+    )]
     pub file: PathBuf,
 }
 
@@ -270,16 +276,37 @@ pub struct Publish {
 
 fn parse_forward(s: &str) -> Result<Publish, String> {
     let parts: Vec<&str> = s.split(':').collect();
-    let port = |p: &str| p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("`{p}` is not a TCP port (1-65535)"));
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| format!("`{p}` is not a TCP port (1-65535)"))
+    };
     match parts[..] {
-        [h, g] => Ok(Publish { host: port(h)?, name: None, guest: port(g)? }),
+        [h, g] => Ok(Publish {
+            host: port(h)?,
+            name: None,
+            guest: port(g)?,
+        }),
         [h, n, g] => {
-            if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(format!("`{n}` is not a unikernel name (letters, digits, `-`, `_`, `.`)"));
+            if n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(format!(
+                    "`{n}` is not a unikernel name (letters, digits, `-`, `_`, `.`)"
+                ));
             }
-            Ok(Publish { host: port(h)?, name: Some(n.to_string()), guest: port(g)? })
+            Ok(Publish {
+                host: port(h)?,
+                name: Some(n.to_string()),
+                guest: port(g)?,
+            })
         }
-        _ => Err(format!("`{s}` is not HOST:GUEST or HOST:NAME:GUEST, like 8080:80 or 8080:website:80")),
+        _ => Err(format!(
+            "`{s}` is not HOST:GUEST or HOST:NAME:GUEST, like 8080:80 or 8080:website:80"
+        )),
     }
 }
 
@@ -302,6 +329,10 @@ pub struct Lan {
     #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
     /// The command and its arguments (after `--` when they start with `-`).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<String>,
 }

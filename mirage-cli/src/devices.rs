@@ -14,25 +14,71 @@ pub struct Kind {
 
 /// Every kind schema 1 knows, in documentation order.
 pub const KINDS: &[Kind] = &[
-    Kind { name: "console", keys: &["kind"], summary: "text output" },
-    Kind { name: "clock", keys: &["kind"], summary: "monotonic and wall clocks, sleeping" },
-    Kind { name: "random", keys: &["kind"], summary: "cryptographically secure random bytes" },
-    Kind { name: "args", keys: &["kind"], summary: "the boot arguments, for the app's own keys" },
+    Kind {
+        name: "console",
+        keys: &["kind"],
+        summary: "text output",
+    },
+    Kind {
+        name: "clock",
+        keys: &["kind"],
+        summary: "monotonic and wall clocks, sleeping",
+    },
+    Kind {
+        name: "random",
+        keys: &["kind"],
+        summary: "cryptographically secure random bytes",
+    },
+    Kind {
+        name: "args",
+        keys: &["kind"],
+        summary: "the boot arguments, for the app's own keys",
+    },
     Kind {
         name: "net",
         keys: &["kind", "stack", "ipv4", "gateway", "mac"],
         summary: "a TCP/IP stack",
     },
-    Kind { name: "kv_ro", keys: &["kind", "dir"], summary: "a directory embedded into the image" },
-    Kind { name: "block", keys: &["kind", "file"], summary: "a block device" },
+    Kind {
+        name: "kv_ro",
+        keys: &["kind", "dir"],
+        summary: "a directory embedded into the image",
+    },
+    Kind {
+        name: "block",
+        keys: &["kind", "file"],
+        summary: "a block device",
+    },
     Kind {
         name: "tls",
-        keys: &["kind", "net", "cert", "key", "ca", "client-ca", "sni", "alpn", "resumption"],
+        keys: &[
+            "kind",
+            "net",
+            "cert",
+            "key",
+            "ca",
+            "client-ca",
+            "sni",
+            "alpn",
+            "resumption",
+        ],
         summary: "TLS over a net device",
     },
-    Kind { name: "http", keys: &["kind", "net", "tls", "port"], summary: "an HTTP server" },
-    Kind { name: "dns", keys: &["kind", "net", "nameserver"], summary: "a DNS resolver" },
-    Kind { name: "xenstore", keys: &["kind"], summary: "the Xen store (xen-arm only)" },
+    Kind {
+        name: "http",
+        keys: &["kind", "net", "tls", "port"],
+        summary: "an HTTP server",
+    },
+    Kind {
+        name: "dns",
+        keys: &["kind", "net", "nameserver"],
+        summary: "a DNS resolver",
+    },
+    Kind {
+        name: "xenstore",
+        keys: &["kind"],
+        summary: "the Xen store (xen-arm only)",
+    },
 ];
 
 pub fn kind(name: &str) -> Option<&'static Kind> {
@@ -40,7 +86,11 @@ pub fn kind(name: &str) -> Option<&'static Kind> {
 }
 
 pub fn kind_names() -> String {
-    KINDS.iter().map(|k| format!("\"{}\"", k.name)).collect::<Vec<_>>().join(", ")
+    KINDS
+        .iter()
+        .map(|k| format!("\"{}\"", k.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A crate the generated main depends on: a package of the uni workspace or the app itself.
@@ -101,7 +151,10 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 fn not_yet(what: &str, issue: &str, accepted: &str) -> Unsupported {
-    Unsupported { reason: format!("{what} is not implemented yet ({issue})"), accepted: accepted.into() }
+    Unsupported {
+        reason: format!("{what} is not implemented yet ({issue})"),
+        accepted: accepted.into(),
+    }
 }
 
 /// The implementation of `dev` on `target`. Devices every platform provides the same way are
@@ -159,7 +212,12 @@ pub fn kv_pack_path(name: &str) -> String {
 
 /// A net device: host sockets (unix only, its default) or smoltcp over the platform's network
 /// interface (netfront on Xen, where it is the default; a TAP device on unix).
-fn net(target: Target, stack: Option<NetStack>, ipv4: &Option<Ipv4>, mac: &Option<[u8; 6]>) -> Result<Implementation, Unsupported> {
+fn net(
+    target: Target,
+    stack: Option<NetStack>,
+    ipv4: &Option<Ipv4>,
+    mac: &Option<[u8; 6]>,
+) -> Result<Implementation, Unsupported> {
     let default = match target {
         Target::Unix => NetStack::Socket,
         Target::XenArm => NetStack::Direct,
@@ -173,7 +231,10 @@ fn net(target: Target, stack: Option<NetStack>, ipv4: &Option<Ipv4>, mac: &Optio
             };
             Implementation {
                 crates: vec![Crate::Runtime, Crate::Net],
-                constructor: format!("uni_net::socket::SocketStack::configure({addr:?}, {}, &boot_args)", opt_str(&gw)),
+                constructor: format!(
+                    "uni_net::socket::SocketStack::configure({addr:?}, {}, &boot_args)",
+                    opt_str(&gw)
+                ),
                 fallible: true,
                 deps: vec![],
                 boot_args: strings(&["ipv4", "ipv4-gateway"]),
@@ -181,7 +242,8 @@ fn net(target: Target, stack: Option<NetStack>, ipv4: &Option<Ipv4>, mac: &Optio
         }
         (NetStack::Socket, Target::XenArm) => {
             return Err(Unsupported {
-                reason: "stack = \"socket\" uses the host's sockets, which exist only on unix".into(),
+                reason: "stack = \"socket\" uses the host's sockets, which exist only on unix"
+                    .into(),
                 accepted: "stack = \"direct\" (smoltcp over Xen netfront)".into(),
             })
         }
@@ -200,7 +262,6 @@ fn net(target: Target, stack: Option<NetStack>, ipv4: &Option<Ipv4>, mac: &Optio
     })
 }
 
-
 fn opt_str(v: &Option<String>) -> String {
     match v {
         Some(g) => format!("Some({g:?})"),
@@ -210,7 +271,12 @@ fn opt_str(v: &Option<String>) -> String {
 
 /// smoltcp inside the unikernel over the platform's network interface, built by `netif`
 /// (`{mac}` is replaced by the MAC option).
-fn direct_stack(ipv4: &Option<Ipv4>, mac: &Option<[u8; 6]>, netif: &str, boot_args: &[&str]) -> Implementation {
+fn direct_stack(
+    ipv4: &Option<Ipv4>,
+    mac: &Option<[u8; 6]>,
+    netif: &str,
+    boot_args: &[&str],
+) -> Implementation {
     let (addr, gw) = match ipv4 {
         Some(Ipv4::Static { cidr, gateway }) => (cidr.clone(), gateway.clone()),
         None | Some(Ipv4::Dhcp) => ("dhcp".to_string(), None),
@@ -294,7 +360,13 @@ fn tls_unix(t: &TlsSpec) -> Implementation {
     let sni: Vec<String> = t
         .sni
         .iter()
-        .map(|(name, cert, key)| format!("uni_tls::SniFiles {{ name: {name:?}, cert: {}, key: {} }}", embed(cert), embed(key)))
+        .map(|(name, cert, key)| {
+            format!(
+                "uni_tls::SniFiles {{ name: {name:?}, cert: {}, key: {} }}",
+                embed(cert),
+                embed(key)
+            )
+        })
         .collect();
     let alpn: Vec<String> = t.alpn.iter().map(|a| format!("{a:?}")).collect();
     let files = format!(

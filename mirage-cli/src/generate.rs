@@ -109,25 +109,53 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
     let mut devices = vec![];
     let mut uses_boot_args = false;
     for &i in &order {
-        let (_, imp) = impls.iter().find(|(j, _)| *j == i).expect("ordered from impls");
+        let (_, imp) = impls
+            .iter()
+            .find(|(j, _)| *j == i)
+            .expect("ordered from impls");
         let d = &cfg.devices[i];
         crates.extend(imp.crates.iter().cloned());
         uses_boot_args |= imp.constructor.contains("boot_args");
-        let expr = if imp.fallible { format!("{}?", imp.constructor) } else { imp.constructor.clone() };
-        devices.push(DeviceContext { name: d.name.clone(), key: d.key(), kind: d.spec_kind(), expr });
+        let expr = if imp.fallible {
+            format!("{}?", imp.constructor)
+        } else {
+            imp.constructor.clone()
+        };
+        devices.push(DeviceContext {
+            name: d.name.clone(),
+            key: d.key(),
+            kind: d.spec_kind(),
+            expr,
+        });
     }
 
-    let mut deps = vec![DepContext { package: app_package.clone(), path: rel(&dir, &cfg.app_dir) }];
+    let mut deps = vec![DepContext {
+        package: app_package.clone(),
+        path: rel(&dir, &cfg.app_dir),
+    }];
     for c in &crates {
-        deps.push(DepContext { package: c.package().into(), path: rel(&dir, &home::package_dir(c.package())?) });
+        deps.push(DepContext {
+            package: c.package().into(),
+            path: rel(&dir, &home::package_dir(c.package())?),
+        });
     }
     deps.sort_by(|a, b| a.package.cmp(&b.package));
 
     let profile = match target {
         Target::Unix => vec!["debug = \"line-tables-only\""],
-        Target::XenArm => vec!["panic = \"abort\"", "opt-level = \"z\"", "lto = true", "codegen-units = 1", "debug = false"],
+        Target::XenArm => vec![
+            "panic = \"abort\"",
+            "opt-level = \"z\"",
+            "lto = true",
+            "codegen-units = 1",
+            "debug = false",
+        ],
     };
-    let config_name = cfg.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let config_name = cfg
+        .file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let cx = TemplateContext {
         uni_version: env!("CARGO_PKG_VERSION"),
         config: config_name,
@@ -147,12 +175,24 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
     let cx = tera::Context::from_serialize(&cx)?;
     let mut tera = tera::Tera::default();
     tera.add_raw_templates([("main.rs", MAIN_RS), ("Cargo.toml", CARGO_TOML)])?;
-    let main_rs = rustfmt(&tera.render("main.rs", &cx).context("rendering templates/main.rs.tera")?)?;
-    let cargo_toml = tera.render("Cargo.toml", &cx).context("rendering templates/Cargo.toml.tera")?;
+    let main_rs = rustfmt(
+        &tera
+            .render("main.rs", &cx)
+            .context("rendering templates/main.rs.tera")?,
+    )?;
+    let cargo_toml = tera
+        .render("Cargo.toml", &cx)
+        .context("rendering templates/Cargo.toml.tera")?;
 
     let mut files = vec![
-        GeneratedFile { path: dir.join("Cargo.toml"), contents: cargo_toml },
-        GeneratedFile { path: dir.join("src/main.rs"), contents: main_rs },
+        GeneratedFile {
+            path: dir.join("Cargo.toml"),
+            contents: cargo_toml,
+        },
+        GeneratedFile {
+            path: dir.join("src/main.rs"),
+            contents: main_rs,
+        },
     ];
     if target == Target::XenArm {
         let header = format!(
@@ -160,13 +200,20 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
             env!("CARGO_PKG_VERSION"),
             cfg.name
         );
-        files.push(GeneratedFile { path: dir.join("link.ld"), contents: header + LINK_LD });
+        files.push(GeneratedFile {
+            path: dir.join("link.ld"),
+            contents: header + LINK_LD,
+        });
     }
     let mut packs = vec![];
     for d in &cfg.devices {
         if let DeviceSpec::KvRo { dir: kv_dir } = &d.spec {
-            let pack = Pack::of_dir(kv_dir).with_context(|| format!("packing `{}` for {}", kv_dir.display(), d.key()))?;
-            packs.push(PlannedPack { path: dir.join(devices::kv_pack_path(&d.name)), pack });
+            let pack = Pack::of_dir(kv_dir)
+                .with_context(|| format!("packing `{}` for {}", kv_dir.display(), d.key()))?;
+            packs.push(PlannedPack {
+                path: dir.join(devices::kv_pack_path(&d.name)),
+                pack,
+            });
         }
     }
     Ok(Plan {
@@ -187,7 +234,12 @@ fn dependency_order(cfg: &Config, impls: &[(usize, Implementation)]) -> Result<V
         .iter()
         .map(|(i, imp)| {
             let d = &cfg.devices[*i];
-            d.spec.references().into_iter().chain(imp.deps.iter().map(String::as_str)).filter_map(index).collect()
+            d.spec
+                .references()
+                .into_iter()
+                .chain(imp.deps.iter().map(String::as_str))
+                .filter_map(index)
+                .collect()
         })
         .collect();
     let mut done: Vec<usize> = vec![];
@@ -199,13 +251,24 @@ fn dependency_order(cfg: &Config, impls: &[(usize, Implementation)]) -> Result<V
         match next {
             Some((_, (i, _))) => done.push(*i),
             None => {
-                let (k, (i, _)) = impls.iter().enumerate().find(|(_, (i, _))| !done.contains(i)).expect("some left");
+                let (k, (i, _)) = impls
+                    .iter()
+                    .enumerate()
+                    .find(|(_, (i, _))| !done.contains(i))
+                    .expect("some left");
                 let d = &cfg.devices[*i];
-                let cycle: Vec<String> = deps[k].iter().map(|&j| cfg.devices[j].name.clone()).collect();
+                let cycle: Vec<String> = deps[k]
+                    .iter()
+                    .map(|&j| cfg.devices[j].name.clone())
+                    .collect();
                 return Err(Diagnostics(vec![cfg.source.error(
                     d.kind_span.clone(),
                     d.key(),
-                    format!("device `{}` is part of a dependency cycle (it needs {})", d.name, cycle.join(", ")),
+                    format!(
+                        "device `{}` is part of a dependency cycle (it needs {})",
+                        d.name,
+                        cycle.join(", ")
+                    ),
                     "in a cycle",
                     Some("devices must form a graph without cycles".into()),
                 )])
@@ -218,7 +281,10 @@ fn dependency_order(cfg: &Config, impls: &[(usize, Implementation)]) -> Result<V
 
 fn rel(from: &Path, to: &Path) -> String {
     let to = home::normalize(to);
-    pathdiff::diff_paths(&to, from).unwrap_or(to).to_string_lossy().into_owned()
+    pathdiff::diff_paths(&to, from)
+        .unwrap_or(to)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Formats Rust source with rustfmt (stdin to stdout).
@@ -231,7 +297,10 @@ pub fn rustfmt(src: &str) -> Result<String> {
         .output()
         .context("running rustfmt (install it with `rustup component add rustfmt`)")?;
     if !out.status.success() {
-        bail!("rustfmt rejected the generated code:\n{}\n--- source ---\n{src}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "rustfmt rejected the generated code:\n{}\n--- source ---\n{src}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8(out.stdout)?)
 }
@@ -246,26 +315,33 @@ pub fn stale_files(plan: &Plan) -> Vec<&GeneratedFile> {
 
 /// The packs of `plan` that are missing or differ on disk.
 pub fn stale_packs(plan: &Plan) -> Vec<&PlannedPack> {
-    plan.packs.iter().filter(|p| !p.pack.is_current(&p.path)).collect()
+    plan.packs
+        .iter()
+        .filter(|p| !p.pack.is_current(&p.path))
+        .collect()
 }
 
 /// Every path of `plan` that is missing or differs on disk: generated files, then packs.
 pub fn stale_paths(plan: &Plan) -> Vec<&Path> {
     let files = stale_files(plan).into_iter().map(|f| f.path.as_path());
-    files.chain(stale_packs(plan).into_iter().map(|p| p.path.as_path())).collect()
+    files
+        .chain(stale_packs(plan).into_iter().map(|p| p.path.as_path()))
+        .collect()
 }
 
 /// Writes `plan`'s files, and the packs that are not current.
 pub fn write(plan: &Plan) -> Result<()> {
     let mkdir = |path: &Path| -> Result<()> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating `{}`", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating `{}`", parent.display()))?;
         }
         Ok(())
     };
     for f in &plan.files {
         mkdir(&f.path)?;
-        std::fs::write(&f.path, &f.contents).with_context(|| format!("writing `{}`", f.path.display()))?;
+        std::fs::write(&f.path, &f.contents)
+            .with_context(|| format!("writing `{}`", f.path.display()))?;
     }
     for p in stale_packs(plan) {
         mkdir(&p.path)?;

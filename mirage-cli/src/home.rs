@@ -50,7 +50,11 @@ pub fn package_dir(package: &str) -> Result<PathBuf> {
             .packages
             .iter()
             .map(|p| {
-                let dir = p.manifest_path.parent().map(|d| d.as_std_path().to_path_buf()).unwrap_or_default();
+                let dir = p
+                    .manifest_path
+                    .parent()
+                    .map(|d| d.as_std_path().to_path_buf())
+                    .unwrap_or_default();
                 (p.name.to_string(), dir)
             })
             .collect();
@@ -75,7 +79,12 @@ pub fn app_crate(dir: &Path) -> Result<(String, String)> {
     let pkg = meta
         .packages
         .iter()
-        .find(|p| std::fs::canonicalize(p.manifest_path.as_std_path()).ok().as_deref() == Some(manifest.as_path()))
+        .find(|p| {
+            std::fs::canonicalize(p.manifest_path.as_std_path())
+                .ok()
+                .as_deref()
+                == Some(manifest.as_path())
+        })
         .with_context(|| format!("no package at `{}`", manifest.display()))?;
     let Some(lib) = pkg.targets.iter().find(|t| t.is_lib()) else {
         bail!(

@@ -18,7 +18,10 @@ const MIN_LEN: usize = 0x30;
 /// runtime's entry code reserves, then writes start = `load` and end = `load + len`.
 pub fn write_zimage_header(image: &mut [u8], load: u32) -> Result<()> {
     if image.len() < MIN_LEN {
-        bail!("the image is {} bytes; a zImage needs at least {MIN_LEN}", image.len());
+        bail!(
+            "the image is {} bytes; a zImage needs at least {MIN_LEN}",
+            image.len()
+        );
     }
     let magic = u32::from_le_bytes(image[MAGIC_AT..MAGIC_AT + 4].try_into().expect("4 bytes"));
     if magic != ZIMAGE_MAGIC {
@@ -28,7 +31,9 @@ pub fn write_zimage_header(image: &mut [u8], load: u32) -> Result<()> {
         );
     }
     let len = u32::try_from(image.len()).context("image larger than 4 GiB")?;
-    let end = load.checked_add(len).context("image does not fit below 4 GiB at its load address")?;
+    let end = load
+        .checked_add(len)
+        .context("image does not fit below 4 GiB at its load address")?;
     image[MAGIC_AT + 4..MAGIC_AT + 8].copy_from_slice(&load.to_le_bytes());
     image[MAGIC_AT + 8..MAGIC_AT + 12].copy_from_slice(&end.to_le_bytes());
     Ok(())
@@ -64,7 +69,9 @@ pub fn flatten_elf(elf: &[u8], load: u32) -> Result<Vec<u8>> {
         let Some(offset) = addr.checked_sub(load) else {
             bail!("a section is at {addr:#x}, below the load address {load:#x}");
         };
-        let data = sh.data(endian, elf).map_err(|_| anyhow::anyhow!("a section lies outside the file"))?;
+        let data = sh
+            .data(endian, elf)
+            .map_err(|_| anyhow::anyhow!("a section lies outside the file"))?;
         let start = offset as usize;
         let end = start + data.len();
         if out.len() < end {
@@ -81,8 +88,10 @@ pub fn flatten_elf(elf: &[u8], load: u32) -> Result<Vec<u8>> {
 /// Turns the ELF at `elf` into the image at `out`, loaded at `load`; returns its size.
 pub fn make_image(elf: &Path, out: &Path, load: u32) -> Result<u64> {
     let bytes = std::fs::read(elf).with_context(|| format!("reading `{}`", elf.display()))?;
-    let mut image = flatten_elf(&bytes, load).with_context(|| format!("flattening `{}`", elf.display()))?;
-    write_zimage_header(&mut image, load).with_context(|| format!("writing the zImage header of `{}`", out.display()))?;
+    let mut image =
+        flatten_elf(&bytes, load).with_context(|| format!("flattening `{}`", elf.display()))?;
+    write_zimage_header(&mut image, load)
+        .with_context(|| format!("writing the zImage header of `{}`", out.display()))?;
     let tmp = out.with_extension(format!("xen.tmp{}", std::process::id()));
     std::fs::write(&tmp, &image)?;
     std::fs::rename(&tmp, out)?;
@@ -103,15 +112,27 @@ mod tests {
     fn header_gets_start_and_end() {
         let mut img = blank(0x1000);
         write_zimage_header(&mut img, 0x4000_8000).unwrap();
-        assert_eq!(read_zimage_header(&img).unwrap(), (0x4000_8000, 0x4000_9000));
-        assert_eq!(&img[0x28..0x30], &[0x00, 0x80, 0x00, 0x40, 0x00, 0x90, 0x00, 0x40]);
+        assert_eq!(
+            read_zimage_header(&img).unwrap(),
+            (0x4000_8000, 0x4000_9000)
+        );
+        assert_eq!(
+            &img[0x28..0x30],
+            &[0x00, 0x80, 0x00, 0x40, 0x00, 0x90, 0x00, 0x40]
+        );
     }
 
     #[test]
     fn header_refuses_what_xen_would() {
-        assert!(write_zimage_header(&mut [0u8; 0x2f], 0x4000_8000).is_err(), "too short");
+        assert!(
+            write_zimage_header(&mut [0u8; 0x2f], 0x4000_8000).is_err(),
+            "too short"
+        );
         let err = write_zimage_header(&mut [0u8; 0x100], 0x4000_8000).unwrap_err();
         assert!(err.to_string().contains("no zImage magic"), "{err}");
-        assert!(write_zimage_header(&mut blank(0x100), 0xffff_ff80).is_err(), "wraps past 4 GiB");
+        assert!(
+            write_zimage_header(&mut blank(0x100), 0xffff_ff80).is_err(),
+            "wraps past 4 GiB"
+        );
     }
 }

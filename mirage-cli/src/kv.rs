@@ -33,16 +33,26 @@ impl Pack {
     /// Walks `dir` (following symbolic links) and hashes every file.
     pub fn of_dir(dir: &Path) -> Result<Pack> {
         let mut entries: Vec<(String, PathBuf)> = vec![];
-        for e in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
-            let e = e.with_context(|| format!("reading the kv_ro directory `{}`", dir.display()))?;
+        for e in walkdir::WalkDir::new(dir)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
+            let e =
+                e.with_context(|| format!("reading the kv_ro directory `{}`", dir.display()))?;
             if !e.file_type().is_file() {
                 continue;
             }
-            let rel = e.path().strip_prefix(dir).expect("walkdir yields paths under its root");
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .expect("walkdir yields paths under its root");
             let mut key = String::new();
             for c in rel.components() {
                 let part = c.as_os_str().to_str().with_context(|| {
-                    format!("`{}`: file names in a kv_ro directory must be UTF-8 (they become keys)", e.path().display())
+                    format!(
+                        "`{}`: file names in a kv_ro directory must be UTF-8 (they become keys)",
+                        e.path().display()
+                    )
                 })?;
                 if !key.is_empty() {
                     key.push('/');
@@ -50,14 +60,18 @@ impl Pack {
                 key.push_str(part);
             }
             if key.len() > u16::MAX as usize {
-                bail!("`{}`: the path is longer than a kv_ro key may be (65535 bytes)", e.path().display());
+                bail!(
+                    "`{}`: the path is longer than a kv_ro key may be (65535 bytes)",
+                    e.path().display()
+                );
             }
             entries.push((key, e.into_path()));
         }
         entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
 
         let mut index = MAGIC.to_vec();
-        let count = u32::try_from(entries.len()).context("more than 2^32 files in a kv_ro directory")?;
+        let count =
+            u32::try_from(entries.len()).context("more than 2^32 files in a kv_ro directory")?;
         index.extend(count.to_le_bytes());
         let mut files = Vec::with_capacity(entries.len());
         let mut offset = 0u64;
@@ -71,7 +85,11 @@ impl Pack {
             offset += size;
             files.push((path, size));
         }
-        Ok(Pack { dir: dir.to_path_buf(), index, files })
+        Ok(Pack {
+            dir: dir.to_path_buf(),
+            index,
+            files,
+        })
     }
 
     /// The pack's size in bytes.
@@ -87,7 +105,9 @@ impl Pack {
     /// Whether `path` already holds this pack: same length, same index (which names every
     /// value's digest).
     pub fn is_current(&self, path: &Path) -> bool {
-        let Ok(mut f) = File::open(path) else { return false };
+        let Ok(mut f) = File::open(path) else {
+            return false;
+        };
         if f.metadata().map(|m| m.len()).ok() != Some(self.len()) {
             return false;
         }
@@ -99,11 +119,16 @@ impl Pack {
     /// hashed is an error (the pack would not match its index).
     pub fn write(&self, path: &Path) -> Result<()> {
         let tmp = path.with_extension("kv.partial");
-        let mut out = BufWriter::new(File::create(&tmp).with_context(|| format!("creating `{}`", tmp.display()))?);
+        let mut out = BufWriter::new(
+            File::create(&tmp).with_context(|| format!("creating `{}`", tmp.display()))?,
+        );
         out.write_all(&self.index)?;
         for (file, size) in &self.files {
-            let copied = io::copy(&mut File::open(file).with_context(|| format!("reading `{}`", file.display()))?, &mut out)
-                .with_context(|| format!("copying `{}` into `{}`", file.display(), tmp.display()))?;
+            let copied = io::copy(
+                &mut File::open(file).with_context(|| format!("reading `{}`", file.display()))?,
+                &mut out,
+            )
+            .with_context(|| format!("copying `{}` into `{}`", file.display(), tmp.display()))?;
             if copied != *size {
                 bail!("`{}` changed while it was being packed ({size} bytes hashed, {copied} copied); build again", file.display());
             }
@@ -120,7 +145,9 @@ fn hash_file(path: &Path) -> Result<(u64, [u8; 32])> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut size = 0u64;
     loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading `{}`", path.display()))?;
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading `{}`", path.display()))?;
         if n == 0 {
             break;
         }
@@ -170,14 +197,34 @@ mod tests {
         let kv = Embedded::new(bytes).unwrap();
         assert_eq!(kv.len(), 5);
         assert_eq!(block(kv.get("index.html")).unwrap(), b"<h1>hello</h1>");
-        assert_eq!(block(kv.get("docs/getting started.txt")).unwrap(), b"spaces in the name");
-        assert_eq!(block(kv.get("docs/deep/er/ü.txt")).unwrap(), "non-ASCII name".as_bytes());
+        assert_eq!(
+            block(kv.get("docs/getting started.txt")).unwrap(),
+            b"spaces in the name"
+        );
+        assert_eq!(
+            block(kv.get("docs/deep/er/ü.txt")).unwrap(),
+            "non-ASCII name".as_bytes()
+        );
         assert_eq!(block(kv.get("empty")).unwrap(), b"");
         // SHA-256("abc"), FIPS 180-2 appendix B.1.
-        assert_eq!(block(kv.digest("abc.txt")).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(block(kv.exists("docs/deep")).unwrap(), Some(EntryKind::Dictionary));
-        assert_eq!(block(kv.exists("no-files-here")).unwrap(), None, "empty directories hold no keys");
-        let root: Vec<String> = block(kv.list("")).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            block(kv.digest("abc.txt")).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            block(kv.exists("docs/deep")).unwrap(),
+            Some(EntryKind::Dictionary)
+        );
+        assert_eq!(
+            block(kv.exists("no-files-here")).unwrap(),
+            None,
+            "empty directories hold no keys"
+        );
+        let root: Vec<String> = block(kv.list(""))
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         assert_eq!(root, ["abc.txt", "docs", "empty", "index.html"]);
     }
 
@@ -187,7 +234,10 @@ mod tests {
         let out_dir = tempfile::tempdir().unwrap();
         let out = out_dir.path().join("stale.kv");
         Pack::of_dir(d.path()).unwrap().write(&out).unwrap();
-        assert!(Pack::of_dir(d.path()).unwrap().is_current(&out), "packing is deterministic");
+        assert!(
+            Pack::of_dir(d.path()).unwrap().is_current(&out),
+            "packing is deterministic"
+        );
         // Same size, different bytes: only the digest tells.
         std::fs::write(d.path().join("abc.txt"), b"abd").unwrap();
         assert!(!Pack::of_dir(d.path()).unwrap().is_current(&out));
@@ -215,7 +265,10 @@ mod tests {
         assert_eq!(block(kv.list("")).unwrap().len(), 30);
         assert_eq!(block(kv.list("d7")).unwrap().len(), 100);
         for i in (0..3000).step_by(97) {
-            assert_eq!(block(kv.get(&format!("d{}/f{i}.txt", i % 30))).unwrap(), format!("file {i}\n").repeat(i % 7).into_bytes());
+            assert_eq!(
+                block(kv.get(&format!("d{}/f{i}.txt", i % 30))).unwrap(),
+                format!("file {i}\n").repeat(i % 7).into_bytes()
+            );
         }
     }
 
@@ -224,7 +277,11 @@ mod tests {
     fn non_utf8_names_are_refused_with_the_path() {
         use std::os::unix::ffi::OsStrExt;
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join(std::ffi::OsStr::from_bytes(b"bad\xff.txt")), b"x").unwrap();
+        std::fs::write(
+            d.path().join(std::ffi::OsStr::from_bytes(b"bad\xff.txt")),
+            b"x",
+        )
+        .unwrap();
         let e = format!("{:#}", Pack::of_dir(d.path()).unwrap_err());
         assert!(e.contains("bad") && e.contains("must be UTF-8"), "{e}");
     }

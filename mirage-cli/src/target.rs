@@ -26,7 +26,11 @@ impl Target {
     }
 
     pub fn accepted() -> String {
-        Target::ALL.iter().map(|t| format!("\"{}\"", t.name())).collect::<Vec<_>>().join(", ")
+        Target::ALL
+            .iter()
+            .map(|t| format!("\"{}\"", t.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

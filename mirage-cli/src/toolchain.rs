@@ -32,10 +32,18 @@ pub fn sysroot() -> Result<PathBuf> {
 /// Picks the route: prebuilt `core` if present, else rust-src.
 pub fn route() -> Result<Route> {
     let sysroot = sysroot()?;
-    if sysroot.join("lib/rustlib").join(XEN_TRIPLE).join("lib").is_dir() {
+    if sysroot
+        .join("lib/rustlib")
+        .join(XEN_TRIPLE)
+        .join("lib")
+        .is_dir()
+    {
         return Ok(Route::Prebuilt);
     }
-    if sysroot.join("lib/rustlib/src/rust/library/core/Cargo.toml").is_file() {
+    if sysroot
+        .join("lib/rustlib/src/rust/library/core/Cargo.toml")
+        .is_file()
+    {
         return Ok(Route::BuildStd);
     }
     bail!(

@@ -43,7 +43,10 @@ pub fn stable_mac(name: &str, index: usize) -> [u8; 6] {
 
 /// `mac` as xl and udhcpd write it: `00:16:3e:0a:0b:0c`.
 pub fn mac_text(m: [u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
 }
 
 /// Renders the xl file.
@@ -56,7 +59,11 @@ pub fn render(x: &XlConfig) -> Result<String> {
     let mut tera = tera::Tera::default();
     tera.autoescape_on(vec![]);
     tera.add_raw_template("xl", XL)?;
-    Ok(tera.render("xl", &tera::Context::from_serialize(x)?)?.trim_end().to_string() + "\n")
+    Ok(tera
+        .render("xl", &tera::Context::from_serialize(x)?)?
+        .trim_end()
+        .to_string()
+        + "\n")
 }
 
 /// `text` (an xl file uni wrote) with `args` added at the end of its `extra=` line, or a new
@@ -68,9 +75,20 @@ pub fn append_extra(text: &str, args: &str) -> Result<String> {
     let mut out = String::new();
     let mut done = false;
     for line in text.lines() {
-        match line.strip_prefix("extra = \"").and_then(|l| l.strip_suffix('"')) {
+        match line
+            .strip_prefix("extra = \"")
+            .and_then(|l| l.strip_suffix('"'))
+        {
             Some(old) if !done => {
-                out += &format!("extra = \"{}\"\n", [old, args].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" "));
+                out += &format!(
+                    "extra = \"{}\"\n",
+                    [old, args]
+                        .iter()
+                        .filter(|s| !s.is_empty())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
                 done = true;
             }
             _ => {
@@ -160,17 +178,29 @@ mod tests {
     fn extra_and_vifs() {
         let mut x = base();
         x.extra = "--ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1".into();
-        x.vifs = vec![vif("xenbr0", Some([0, 0x16, 0x3e, 0, 0, 2])), vif("br1", None)];
+        x.vifs = vec![
+            vif("xenbr0", Some([0, 0x16, 0x3e, 0, 0, 2])),
+            vif("br1", None),
+        ];
         let text = render(&x).unwrap();
-        assert!(text.contains("\nextra = \"--ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1\"\n"), "{text}");
-        assert!(text.contains("\nvif = [ 'bridge=xenbr0,mac=00:16:3e:00:00:02', 'bridge=br1' ]\n"), "{text}");
+        assert!(
+            text.contains("\nextra = \"--ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nvif = [ 'bridge=xenbr0,mac=00:16:3e:00:00:02', 'bridge=br1' ]\n"),
+            "{text}"
+        );
     }
 
     #[test]
     fn kernel_for_the_dom0() {
         let text = render(&base()).unwrap();
         let moved = set_kernel(&text, "/var/lib/uni/hello/hello.xen").unwrap();
-        assert!(moved.contains("\nkernel = \"/var/lib/uni/hello/hello.xen\"\n"), "{moved}");
+        assert!(
+            moved.contains("\nkernel = \"/var/lib/uni/hello/hello.xen\"\n"),
+            "{moved}"
+        );
         assert_eq!(moved.lines().count(), text.lines().count());
         assert!(set_kernel("name = \"x\"\n", "/a").is_err());
         assert!(set_kernel(&text, "/a\"b").is_err());
@@ -180,10 +210,15 @@ mod tests {
     fn extra_for_one_run() {
         let mut x = base();
         let plain = render(&x).unwrap();
-        assert!(append_extra(&plain, "--uni-timestamps").unwrap().ends_with("on_crash = \"preserve\"\nextra = \"--uni-timestamps\"\n"));
+        assert!(append_extra(&plain, "--uni-timestamps")
+            .unwrap()
+            .ends_with("on_crash = \"preserve\"\nextra = \"--uni-timestamps\"\n"));
         x.extra = "--ipv4=10.0.0.9/24".into();
         let with = append_extra(&render(&x).unwrap(), "--port=80").unwrap();
-        assert!(with.contains("\nextra = \"--ipv4=10.0.0.9/24 --port=80\"\n"), "{with}");
+        assert!(
+            with.contains("\nextra = \"--ipv4=10.0.0.9/24 --port=80\"\n"),
+            "{with}"
+        );
         assert!(append_extra(&plain, "--motd=\"x\"").is_err());
     }
 

@@ -97,7 +97,11 @@ impl fmt::Display for BootArgError {
             BootArgError::Malformed(a) => {
                 write!(f, "boot argument `{a}` is not of the form --key=value")
             }
-            BootArgError::BadValue { key, value, expected } => {
+            BootArgError::BadValue {
+                key,
+                value,
+                expected,
+            } => {
                 write!(f, "boot argument --{key}={value}: expected {expected}")
             }
         }
@@ -130,7 +134,11 @@ mod tests {
             Err(BootArgError::Malformed("stray".into()))
         );
         assert!(matches!(
-            a.get_or::<u8>("port", 0).map(|_| ()).and(BootArgs::parse_cmdline("--port=x").unwrap().get_or::<u16>("port", 0)),
+            a.get_or::<u8>("port", 0).map(|_| ()).and(
+                BootArgs::parse_cmdline("--port=x")
+                    .unwrap()
+                    .get_or::<u16>("port", 0)
+            ),
             Err(BootArgError::BadValue { .. })
         ));
     }

@@ -42,7 +42,10 @@ pub struct Embedded {
 
 impl fmt::Debug for Embedded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Embedded").field("values", &self.values.len()).field("bytes", &self.total_bytes()).finish()
+        f.debug_struct("Embedded")
+            .field("values", &self.values.len())
+            .field("bytes", &self.total_bytes())
+            .finish()
     }
 }
 
@@ -57,7 +60,11 @@ pub struct PackError {
 
 impl fmt::Display for PackError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "embedded kv_ro pack is damaged at byte {}: {}", self.at, self.what)
+        write!(
+            f,
+            "embedded kv_ro pack is damaged at byte {}: {}",
+            self.at, self.what
+        )
     }
 }
 
@@ -70,7 +77,11 @@ struct Reader {
 
 impl Reader {
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'static [u8], PackError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or(PackError { at: self.pos, what })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or(PackError { at: self.pos, what })?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -94,50 +105,93 @@ impl Reader {
 impl Embedded {
     /// Reads the index of `pack` (values are not copied).
     pub fn new(pack: &'static [u8]) -> Result<Embedded, PackError> {
-        let mut r = Reader { bytes: pack, pos: 0 };
+        let mut r = Reader {
+            bytes: pack,
+            pos: 0,
+        };
         if r.take(8, "too short for the magic")? != MAGIC {
-            return Err(PackError { at: 0, what: "wrong magic (not a uni kv_ro pack, or another version)" });
+            return Err(PackError {
+                at: 0,
+                what: "wrong magic (not a uni kv_ro pack, or another version)",
+            });
         }
         let count = r.u32("truncated count")? as usize;
         // Each entry takes at least 50 bytes: a count that cannot fit is damage, not a reason
         // to allocate.
         if count > (pack.len() - r.pos) / 50 {
-            return Err(PackError { at: 8, what: "count larger than the pack" });
+            return Err(PackError {
+                at: 8,
+                what: "count larger than the pack",
+            });
         }
         let mut raw = Vec::with_capacity(count);
         for _ in 0..count {
             let at = r.pos;
             let len = r.u16("truncated key length")? as usize;
-            let key = core::str::from_utf8(r.take(len, "truncated key")?).map_err(|_| PackError { at, what: "key is not UTF-8" })?;
+            let key =
+                core::str::from_utf8(r.take(len, "truncated key")?).map_err(|_| PackError {
+                    at,
+                    what: "key is not UTF-8",
+                })?;
             if key.is_empty() || key.starts_with('/') || key.ends_with('/') || key.contains("//") {
-                return Err(PackError { at, what: "malformed key" });
+                return Err(PackError {
+                    at,
+                    what: "malformed key",
+                });
             }
             let offset = r.u64("truncated offset")?;
             let size = r.u64("truncated length")?;
-            let sha: &'static [u8; 32] = r.take(32, "truncated digest")?.try_into().map_err(|_| PackError { at, what: "digest" })?;
+            let sha: &'static [u8; 32] = r
+                .take(32, "truncated digest")?
+                .try_into()
+                .map_err(|_| PackError { at, what: "digest" })?;
             raw.push((at, key, offset, size, sha));
         }
         let data = &pack[r.pos..];
         let mut values = Vec::with_capacity(count);
         for (at, key, offset, size, sha256) in raw {
-            let start = usize::try_from(offset).map_err(|_| PackError { at, what: "offset out of range" })?;
-            let len = usize::try_from(size).map_err(|_| PackError { at, what: "length out of range" })?;
-            let end = start.checked_add(len).filter(|&e| e <= data.len()).ok_or(PackError { at, what: "value past the end of the pack" })?;
+            let start = usize::try_from(offset).map_err(|_| PackError {
+                at,
+                what: "offset out of range",
+            })?;
+            let len = usize::try_from(size).map_err(|_| PackError {
+                at,
+                what: "length out of range",
+            })?;
+            let end = start
+                .checked_add(len)
+                .filter(|&e| e <= data.len())
+                .ok_or(PackError {
+                    at,
+                    what: "value past the end of the pack",
+                })?;
             if let Some(prev) = values.last().map(|v: &Value| v.key) {
                 if prev.as_bytes() >= key.as_bytes() {
-                    return Err(PackError { at, what: "keys not sorted or not unique" });
+                    return Err(PackError {
+                        at,
+                        what: "keys not sorted or not unique",
+                    });
                 }
             }
-            values.push(Value { key, data: &data[start..end], sha256 });
+            values.push(Value {
+                key,
+                data: &data[start..end],
+                sha256,
+            });
         }
         // A key cannot be both a value and a dictionary ("a" and "a/b").
         for w in values.windows(2) {
             let (a, b) = (w[0].key, w[1].key);
             if b.len() > a.len() && b.starts_with(a) && b.as_bytes()[a.len()] == b'/' {
-                return Err(PackError { at: 12, what: "a key is both a value and a dictionary" });
+                return Err(PackError {
+                    at: 12,
+                    what: "a key is both a value and a dictionary",
+                });
             }
         }
-        Ok(Embedded { values: Arc::new(values) })
+        Ok(Embedded {
+            values: Arc::new(values),
+        })
     }
 
     /// The number of values.
@@ -161,7 +215,8 @@ impl Embedded {
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
-        self.values.binary_search_by(|v| v.key.as_bytes().cmp(key.as_bytes()))
+        self.values
+            .binary_search_by(|v| v.key.as_bytes().cmp(key.as_bytes()))
     }
 
     fn value(&self, key: &str) -> Result<Value, KvError> {
@@ -181,8 +236,13 @@ impl Embedded {
         let mut prefix = String::with_capacity(key.len() + 1);
         prefix.push_str(key);
         prefix.push('/');
-        let start = self.values.partition_point(|v| v.key.as_bytes() < prefix.as_bytes());
-        let run = self.values[start..].iter().take_while(|v| v.key.starts_with(prefix.as_str())).count();
+        let start = self
+            .values
+            .partition_point(|v| v.key.as_bytes() < prefix.as_bytes());
+        let run = self.values[start..]
+            .iter()
+            .take_while(|v| v.key.starts_with(prefix.as_str()))
+            .count();
         &self.values[start..start + run]
     }
 
@@ -208,7 +268,9 @@ impl KvRo for Embedded {
 
     async fn get_partial(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>, KvError> {
         let data = self.value(key)?.data;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         let end = start.saturating_add(len).min(data.len());
         Ok(data[start..end].to_vec())
     }
@@ -286,7 +348,10 @@ mod tests {
     /// A pack whose digests are the value's length repeated (the tests check that digests
     /// are passed through, not how they are computed).
     fn pack(files: &[(&str, &[u8])]) -> &'static [u8] {
-        let values: Vec<(&str, &[u8], [u8; 32])> = files.iter().map(|&(k, v)| (k, v, [v.len() as u8; 32])).collect();
+        let values: Vec<(&str, &[u8], [u8; 32])> = files
+            .iter()
+            .map(|&(k, v)| (k, v, [v.len() as u8; 32]))
+            .collect();
         Box::leak(super::pack(&values).into_boxed_slice())
     }
 
@@ -317,25 +382,51 @@ mod tests {
         assert_eq!(block(kv.get("index.html")).unwrap(), b"<h1>hi</h1>");
         assert_eq!(block(kv.get("css/x/deep.css")).unwrap(), b"x");
         assert_eq!(block(kv.size("docs/a b.txt")).unwrap(), 5);
-        assert_eq!(block(kv.exists("css")).unwrap(), Some(EntryKind::Dictionary));
+        assert_eq!(
+            block(kv.exists("css")).unwrap(),
+            Some(EntryKind::Dictionary)
+        );
         assert_eq!(block(kv.exists("css.txt")).unwrap(), Some(EntryKind::Value));
         assert_eq!(block(kv.exists("cs")).unwrap(), None);
         assert_eq!(block(kv.exists("")).unwrap(), Some(EntryKind::Dictionary));
-        assert_eq!(block(kv.get("css")), Err(KvError::ValueExpected("css".into())));
+        assert_eq!(
+            block(kv.get("css")),
+            Err(KvError::ValueExpected("css".into()))
+        );
         assert_eq!(block(kv.get("nope")), Err(KvError::NotFound("nope".into())));
-        assert_eq!(block(kv.list("index.html")), Err(KvError::DictionaryExpected("index.html".into())));
-        assert_eq!(block(kv.list("nope")), Err(KvError::NotFound("nope".into())));
+        assert_eq!(
+            block(kv.list("index.html")),
+            Err(KvError::DictionaryExpected("index.html".into()))
+        );
+        assert_eq!(
+            block(kv.list("nope")),
+            Err(KvError::NotFound("nope".into()))
+        );
     }
 
     #[test]
     fn listing() {
         let kv = site();
-        let names = |k| block(kv.list(k)).unwrap().into_iter().map(|(n, k)| (n, k == EntryKind::Dictionary)).collect::<Vec<_>>();
+        let names = |k| {
+            block(kv.list(k))
+                .unwrap()
+                .into_iter()
+                .map(|(n, k)| (n, k == EntryKind::Dictionary))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             names(""),
-            vec![("css".into(), true), ("css.txt".into(), false), ("docs".into(), true), ("index.html".into(), false)]
+            vec![
+                ("css".into(), true),
+                ("css.txt".into(), false),
+                ("docs".into(), true),
+                ("index.html".into(), false)
+            ]
         );
-        assert_eq!(names("css"), vec![("site.css".into(), false), ("x".into(), true)]);
+        assert_eq!(
+            names("css"),
+            vec![("site.css".into(), false), ("x".into(), true)]
+        );
         assert_eq!(names("css/x"), vec![("deep.css".into(), false)]);
     }
 
@@ -345,7 +436,10 @@ mod tests {
         assert_eq!(block(kv.get_partial("index.html", 4, 3)).unwrap(), b"hi<");
         assert_eq!(block(kv.get_partial("index.html", 8, 100)).unwrap(), b"h1>");
         assert_eq!(block(kv.get_partial("index.html", 11, 5)).unwrap(), b"");
-        assert_eq!(block(kv.get_partial("index.html", u64::MAX, usize::MAX)).unwrap(), b"");
+        assert_eq!(
+            block(kv.get_partial("index.html", u64::MAX, usize::MAX)).unwrap(),
+            b""
+        );
         assert_eq!(block(kv.digest("css/site.css")).unwrap(), "06".repeat(32));
         assert_eq!(kv.get_static("css.txt").unwrap(), b"not the dir");
     }
@@ -359,7 +453,12 @@ mod tests {
         }
         let mut bad = good.to_vec();
         bad[0] = b'X';
-        assert_eq!(Embedded::new(Box::leak(bad.into_boxed_slice())).unwrap_err().at, 0);
+        assert_eq!(
+            Embedded::new(Box::leak(bad.into_boxed_slice()))
+                .unwrap_err()
+                .at,
+            0
+        );
         assert!(Embedded::new(pack(&[("a", b"1"), ("a/b", b"2")])).is_err());
         assert!(Embedded::new(pack(&[("/abs", b"1")])).is_err());
         let mut huge = MAGIC.to_vec();

@@ -43,6 +43,12 @@ pub struct HeapStats {
 
 impl core::fmt::Display for HeapStats {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "heap used {} KiB ({} allocations), {} KiB free", self.used / 1024, self.allocations, self.free / 1024)
+        write!(
+            f,
+            "heap used {} KiB ({} allocations), {} KiB free",
+            self.used / 1024,
+            self.allocations,
+            self.free / 1024
+        )
     }
 }

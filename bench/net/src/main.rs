@@ -78,10 +78,22 @@ fn main() -> ExitCode {
 
 fn run() -> Result<ExitCode> {
     let mut args = std::env::args().skip(1);
-    let mut opts = emu::RunOptions::new(Duration::from_secs(900), PathBuf::from("net-bench-serial.log"));
-    let mut plan = Plan { bytes: 8 << 20, repeat: 3, seconds: 10, ready_within: Duration::from_secs(90) };
+    let mut opts = emu::RunOptions::new(
+        Duration::from_secs(900),
+        PathBuf::from("net-bench-serial.log"),
+    );
+    let mut plan = Plan {
+        bytes: 8 << 20,
+        repeat: 3,
+        seconds: 10,
+        ready_within: Duration::from_secs(90),
+    };
     let mut guests = Vec::new();
-    let num = |v: Option<String>, what: &str| -> Result<u64> { v.with_context(|| what.to_string())?.parse().with_context(|| what.to_string()) };
+    let num = |v: Option<String>, what: &str| -> Result<u64> {
+        v.with_context(|| what.to_string())?
+            .parse()
+            .with_context(|| what.to_string())
+    };
     let mut board_name = "qemu-virt".to_string();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -90,7 +102,9 @@ fn run() -> Result<ExitCode> {
             "--mib" => plan.bytes = num(args.next(), "--mib N")? << 20,
             "--repeat" => plan.repeat = num(args.next(), "--repeat R")? as usize,
             "--seconds" => plan.seconds = num(args.next(), "--seconds S")?,
-            "--ready-within" => plan.ready_within = Duration::from_secs(num(args.next(), "--ready-within SECS")?),
+            "--ready-within" => {
+                plan.ready_within = Duration::from_secs(num(args.next(), "--ready-within SECS")?)
+            }
             "--dom0-check" => opts.dom0_check = Some(args.next().context("--dom0-check CMD")?),
             "-v" => opts.verbose = true,
             s if s.starts_with('-') => bail!("unknown option {s}"),
@@ -100,7 +114,8 @@ fn run() -> Result<ExitCode> {
     if guests.is_empty() {
         bail!("usage: net-bench [--timeout SECS] [--mib N] [--repeat R] [--seconds S] [--ready-within SECS] [--dom0-check CMD] XL[=MARKER]...");
     }
-    let board = board::find(&board_name).with_context(|| format!("no board {board_name}; accepted: {}", board::names()))?;
+    let board = board::find(&board_name)
+        .with_context(|| format!("no board {board_name}; accepted: {}", board::names()))?;
     let prepared = emu::prepare(&board, &emu::cache_dir())?;
 
     // The host side runs beside the board: guest i at its lease, one after another.
@@ -114,7 +129,11 @@ fn run() -> Result<ExitCode> {
                 let ip = emu::net::lease_ip(i);
                 let spare = measured.contains(&name.as_str());
                 let mut f = Figures::default();
-                let result = if spare { wait_ready(ip, plan.ready_within) } else { measure(ip, plan, &mut f) };
+                let result = if spare {
+                    wait_ready(ip, plan.ready_within)
+                } else {
+                    measure(ip, plan, &mut f)
+                };
                 match result {
                     Ok(()) if !spare => measured.push(name),
                     Ok(()) => {}
@@ -123,9 +142,15 @@ fn run() -> Result<ExitCode> {
                         f.error = Some(format!("{e:#}"));
                     }
                 }
-                figures.lock().unwrap().push((!spare || f.error.is_some()).then_some(f));
+                figures
+                    .lock()
+                    .unwrap()
+                    .push((!spare || f.error.is_some()).then_some(f));
                 // the next guest starts once this one has powered off
-                if let Ok(s) = TcpStream::connect_timeout(&SocketAddr::from((ip, QUIT)), Duration::from_secs(5)) {
+                if let Ok(s) = TcpStream::connect_timeout(
+                    &SocketAddr::from((ip, QUIT)),
+                    Duration::from_secs(5),
+                ) {
                     drop(s);
                 }
             }
@@ -135,7 +160,10 @@ fn run() -> Result<ExitCode> {
     // whatever the host side had not finished when the board stopped was not measured
     let mut figures = std::mem::take(&mut *figures.lock().unwrap());
     figures.resize_with(report.guests.len().max(figures.len()), || {
-        Some(Figures { error: Some("not measured: the board stopped first".into()), ..Figures::default() })
+        Some(Figures {
+            error: Some("not measured: the board stopped first".into()),
+            ..Figures::default()
+        })
     });
     drop(host);
 
@@ -148,13 +176,20 @@ fn run() -> Result<ExitCode> {
     println!("|---|---|---:|---:|---:|---:|---:|---|");
     for (g, f) in report.guests.iter().zip(&figures) {
         let Some(f) = f else { continue }; // a spare boot of a guest already measured
-        let ready = g.marker.map(|s| format!("{s:.1} s")).unwrap_or_else(|| "—".into());
+        let ready = g
+            .marker
+            .map(|s| format!("{s:.1} s"))
+            .unwrap_or_else(|| "—".into());
         let conns = |c: Option<(f64, u64)>| match c {
             Some((rate, errors)) if errors > 0 => format!("{rate:.0} ({errors} failed)"),
             Some((rate, _)) => format!("{rate:.0}"),
             None => "—".into(),
         };
-        let mut ended = g.outcome.as_ref().map(|o| o.to_string()).unwrap_or_else(|| "still running at the end".into());
+        let mut ended = g
+            .outcome
+            .as_ref()
+            .map(|o| o.to_string())
+            .unwrap_or_else(|| "still running at the end".into());
         if let Some(e) = &f.error {
             ended = format!("{ended}; {e}");
         }
@@ -192,10 +227,18 @@ fn measure(ip: Ipv4Addr, plan: Plan, f: &mut Figures) -> Result<()> {
     for _ in 0..plan.repeat {
         let d = to_guest(ip, plan.bytes)?;
         f.to_guest.push(mb(plan.bytes, d));
-        eprintln!("net-bench: {ip}: host→guest {} bytes in {d:.2?}: {:.2} MB/s", plan.bytes, mb(plan.bytes, d));
+        eprintln!(
+            "net-bench: {ip}: host→guest {} bytes in {d:.2?}: {:.2} MB/s",
+            plan.bytes,
+            mb(plan.bytes, d)
+        );
         let d = from_guest(ip, plan.bytes)?;
         f.from_guest.push(mb(plan.bytes, d));
-        eprintln!("net-bench: {ip}: guest→host {} bytes in {d:.2?}: {:.2} MB/s", plan.bytes, mb(plan.bytes, d));
+        eprintln!(
+            "net-bench: {ip}: guest→host {} bytes in {d:.2?}: {:.2} MB/s",
+            plan.bytes,
+            mb(plan.bytes, d)
+        );
     }
     for (clients, slot) in [(1, &mut f.conns_1), (8, &mut f.conns_8)] {
         let (done, errors, d) = connections(ip, clients, Duration::from_secs(plan.seconds));
@@ -213,7 +256,10 @@ fn wait_ready(ip: Ipv4Addr, within: Duration) -> Result<()> {
         if exchange(ip).is_ok() {
             return Ok(());
         }
-        ensure!(t0.elapsed() < within, "no answer on {ip}:{ECHO} within {within:?}");
+        ensure!(
+            t0.elapsed() < within,
+            "no answer on {ip}:{ECHO} within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -241,7 +287,11 @@ fn to_guest(ip: Ipv4Addr, bytes: u64) -> Result<Duration> {
     let mut line = String::new();
     BufReader::new(&s).read_line(&mut line)?;
     let d = t0.elapsed();
-    ensure!(line.trim() == bytes.to_string(), "the guest counted {:?} bytes, not {bytes}", line.trim());
+    ensure!(
+        line.trim() == bytes.to_string(),
+        "the guest counted {:?} bytes, not {bytes}",
+        line.trim()
+    );
     Ok(d)
 }
 

@@ -15,10 +15,20 @@ pub fn guest(spec: &str) -> Result<emu::Guest> {
     };
     let xl = PathBuf::from(xl);
     let text = std::fs::read_to_string(&xl).with_context(|| format!("reading {}", xl.display()))?;
-    let kernel = xl_value(&text, "kernel").with_context(|| format!("{} has no kernel", xl.display()))?;
+    let kernel =
+        xl_value(&text, "kernel").with_context(|| format!("{} has no kernel", xl.display()))?;
     let image = xl.parent().unwrap_or(Path::new(".")).join(kernel);
-    let name = xl.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-    Ok(emu::Guest { name, image, xl, marker })
+    let name = xl
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    Ok(emu::Guest {
+        name,
+        image,
+        xl,
+        marker,
+    })
 }
 
 /// The value of `key` in an xl file's text (`key = "value"`), without its quotes.

@@ -28,13 +28,18 @@ fn main() -> ExitCode {
 
 fn run() -> Result<ExitCode> {
     let mut args = std::env::args().skip(1);
-    let mut opts = emu::RunOptions::new(Duration::from_secs(300), PathBuf::from("xen-boot-serial.log"));
+    let mut opts = emu::RunOptions::new(
+        Duration::from_secs(300),
+        PathBuf::from("xen-boot-serial.log"),
+    );
     let mut guests = Vec::new();
     let mut board_name = "qemu-virt".to_string();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--board" => board_name = args.next().context("--board NAME")?,
-            "--timeout" => opts.timeout = Duration::from_secs(args.next().context("--timeout SECS")?.parse()?),
+            "--timeout" => {
+                opts.timeout = Duration::from_secs(args.next().context("--timeout SECS")?.parse()?)
+            }
             "-p" => {
                 let v = args.next().context("-p HOST:GUEST")?;
                 let (h, g) = v.split_once(':').context("-p HOST:GUEST")?;
@@ -49,13 +54,19 @@ fn run() -> Result<ExitCode> {
     if guests.is_empty() {
         bail!("usage: xen-boot [--board NAME] [--timeout SECS] [-p HOST:GUEST]... [--dom0-check CMD] XL[=MARKER]...");
     }
-    let board = board::find(&board_name).with_context(|| format!("no board {board_name}; accepted: {}", board::names()))?;
+    let board = board::find(&board_name)
+        .with_context(|| format!("no board {board_name}; accepted: {}", board::names()))?;
     let prepared = emu::prepare(&board, &emu::cache_dir())?;
     let report = emu::run_guests(&prepared, &guests, &opts)?;
     let s = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
     for g in &report.guests {
         // the runtime's own figures (`--uni-boot-info` / `--uni-boot-report`), if it printed any
-        let boot = g.console.iter().find_map(|l| app_start_us(l)).map(|us| us.to_string()).unwrap_or_else(|| "-".into());
+        let boot = g
+            .console
+            .iter()
+            .find_map(|l| app_start_us(l))
+            .map(|us| us.to_string())
+            .unwrap_or_else(|| "-".into());
         println!(
             "result board={board_name} name={} outcome={} first_output_s={} marker_s={} app_start_guest_us={} ip={}",
             g.name,
@@ -86,7 +97,10 @@ fn app_start_us(line: &str) -> Option<u64> {
 mod tests {
     #[test]
     fn reads_the_runtimes_boot_figures() {
-        assert_eq!(super::app_start_us("uni: app started after 1234 us (guest clock)"), Some(1234));
+        assert_eq!(
+            super::app_start_us("uni: app started after 1234 us (guest clock)"),
+            Some(1234)
+        );
         assert_eq!(
             super::app_start_us("uni: Xen 4.17 (x), 32 MiB RAM, GICv3, counter 62500000 Hz; first instruction 5 us after domain creation, platform up in 2961 us"),
             Some(2961)

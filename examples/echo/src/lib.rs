@@ -11,10 +11,16 @@ use uni_runtime::device::Console;
 use uni_runtime::{AppResult, BootArgs};
 
 /// Entry point; the devices come from `unikernel.toml` in declaration order.
-pub async fn start(console: impl Console + Clone + 'static, net: impl Stack, args: BootArgs) -> AppResult {
+pub async fn start(
+    console: impl Console + Clone + 'static,
+    net: impl Stack,
+    args: BootArgs,
+) -> AppResult {
     let port: u16 = args.get_or("port", 7)?;
     let listener = net.listen(port).await?;
-    console.log(&format!("echo: listening on {}", listener.local_addr())).await?;
+    console
+        .log(&format!("echo: listening on {}", listener.local_addr()))
+        .await?;
     loop {
         let (flow, peer) = listener.accept().await?;
         let console = console.clone();

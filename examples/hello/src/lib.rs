@@ -13,7 +13,9 @@ pub async fn start(console: impl Console, clock: impl Clock) -> AppResult {
         if i > 0 {
             clock.sleep(Duration::from_secs(1)).await;
         }
-        console.log(if i % 2 == 0 { "hello" } else { "world" }).await?;
+        console
+            .log(if i % 2 == 0 { "hello" } else { "world" })
+            .await?;
     }
     Ok(())
 }

@@ -12,7 +12,12 @@ use uni_runtime::device::{Console, Resolver};
 use uni_runtime::{AppResult, BootArgs};
 
 /// Entry point.
-pub async fn start(console: impl Console, _net: impl Sized, dns: impl Resolver, args: BootArgs) -> AppResult {
+pub async fn start(
+    console: impl Console,
+    _net: impl Sized,
+    dns: impl Resolver,
+    args: BootArgs,
+) -> AppResult {
     let names = args.get("names").unwrap_or("");
     let mut failed = 0;
     for name in names.split(',').filter(|n| !n.is_empty()) {

@@ -38,9 +38,16 @@ where
 {
     let https = https.listen().await?;
     let port = https.local_addr().port();
-    console.log(&format!("https: listening on {}", https.local_addr())).await?;
+    console
+        .log(&format!("https: listening on {}", https.local_addr()))
+        .await?;
     let http = http.listen().await?;
-    console.log(&format!("http: listening on {} (redirecting to https port {port})", http.local_addr())).await?;
+    console
+        .log(&format!(
+            "http: listening on {} (redirecting to https port {port})",
+            http.local_addr()
+        ))
+        .await?;
 
     let redirects = RequestLog::new("http", console.clone(), false);
     let c = console.clone();
@@ -48,7 +55,12 @@ where
         let Err(e) = http.serve(Redirect::https(port), redirects).await;
         let _ = c.log(&format!("http: stopped: {e}")).await;
     });
-    let Err(e) = https.serve(StaticFiles::new(htdocs), RequestLog::new("https", console, true)).await;
+    let Err(e) = https
+        .serve(
+            StaticFiles::new(htdocs),
+            RequestLog::new("https", console, true),
+        )
+        .await;
     Err(e.into())
 }
 
@@ -63,17 +75,31 @@ struct RequestLog<C> {
 
 impl<C: Console> RequestLog<C> {
     fn new(server: &'static str, console: C, heap: bool) -> RequestLog<C> {
-        RequestLog { server, console, heap, count: Cell::new(0) }
+        RequestLog {
+            server,
+            console,
+            heap,
+            count: Cell::new(0),
+        }
     }
 }
 
 impl<C: Console> Log for RequestLog<C> {
     async fn request(&self, record: &Record<'_>) {
-        let _ = self.console.log(&format!("{}: {record}", self.server)).await;
+        let _ = self
+            .console
+            .log(&format!("{}: {record}", self.server))
+            .await;
         let n = self.count.get() + 1;
         self.count.set(n);
         if self.heap && n % HEAP_EVERY == 0 {
-            let _ = self.console.log(&format!("static-website: {n} requests, {}", uni_runtime::platform::heap())).await;
+            let _ = self
+                .console
+                .log(&format!(
+                    "static-website: {n} requests, {}",
+                    uni_runtime::platform::heap()
+                ))
+                .await;
         }
     }
 

@@ -24,13 +24,20 @@ use uni_tls::auth::{self, FingerprintHash};
 use uni_tls::{SessionInfo, Tls, TlsError, TlsFlow};
 
 /// Entry point; the devices come from `unikernel.toml` in declaration order.
-pub async fn start<S: Stack + 'static>(console: impl Console + Clone + 'static, _net: impl Stack, tls: Tls<S>, args: BootArgs) -> AppResult {
+pub async fn start<S: Stack + 'static>(
+    console: impl Console + Clone + 'static,
+    _net: impl Stack,
+    tls: Tls<S>,
+    args: BootArgs,
+) -> AppResult {
     if let Some(target) = args.get("connect") {
         return client(console, tls, &args, target).await;
     }
     let port: u16 = args.get_or("port", 4433)?;
     let listener = tls.listen(port).await?;
-    console.log(&format!("tls-echo: listening on {}", listener.local_addr())).await?;
+    console
+        .log(&format!("tls-echo: listening on {}", listener.local_addr()))
+        .await?;
     loop {
         let (flow, peer) = listener.accept().await?;
         let console = console.clone();
@@ -48,9 +55,12 @@ fn describe(i: &SessionInfo) -> String {
     let alpn = i.alpn.as_deref().map(String::from_utf8_lossy);
     format!(
         "{:?} {:?} {:?} resumed={} alpn={}",
-        i.version.unwrap_or(uni_tls::rustls::ProtocolVersion::Unknown(0)),
-        i.cipher_suite.unwrap_or(uni_tls::rustls::CipherSuite::Unknown(0)),
-        i.kx_group.unwrap_or(uni_tls::rustls::NamedGroup::Unknown(0)),
+        i.version
+            .unwrap_or(uni_tls::rustls::ProtocolVersion::Unknown(0)),
+        i.cipher_suite
+            .unwrap_or(uni_tls::rustls::CipherSuite::Unknown(0)),
+        i.kx_group
+            .unwrap_or(uni_tls::rustls::NamedGroup::Unknown(0)),
         i.resumed,
         alpn.as_deref().unwrap_or("-")
     )
@@ -59,7 +69,9 @@ fn describe(i: &SessionInfo) -> String {
 async fn serve<F: Flow>(mut flow: TlsFlow<F>, console: &impl Console) -> Result<u64, TlsError> {
     flow.handshake().await?;
     let peer = flow.peer_addr();
-    let _ = console.log(&format!("tls-echo: {peer}: {}", describe(&flow.info()))).await;
+    let _ = console
+        .log(&format!("tls-echo: {peer}: {}", describe(&flow.info())))
+        .await;
     let mut buf = alloc::vec![0u8; 16 * 1024];
     let mut total = 0u64;
     let n = flow.read_tls(&mut buf).await?;
@@ -77,7 +89,9 @@ async fn serve<F: Flow>(mut flow: TlsFlow<F>, console: &impl Console) -> Result<
 }
 
 fn is_http(first: &[u8]) -> bool {
-    ["GET ", "POST ", "PUT ", "HEAD "].iter().any(|m| first.starts_with(m.as_bytes()))
+    ["GET ", "POST ", "PUT ", "HEAD "]
+        .iter()
+        .any(|m| first.starts_with(m.as_bytes()))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -85,7 +99,11 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// One HTTP/1.1 exchange: the response body is the request body, or the request head.
-async fn http_echo<F: Flow>(mut flow: TlsFlow<F>, mut buf: Vec<u8>, n: usize) -> Result<u64, TlsError> {
+async fn http_echo<F: Flow>(
+    mut flow: TlsFlow<F>,
+    mut buf: Vec<u8>,
+    n: usize,
+) -> Result<u64, TlsError> {
     let mut req: Vec<u8> = buf[..n].to_vec();
     let head_end = loop {
         if let Some(p) = find(&req, b"\r\n\r\n") {
@@ -102,7 +120,8 @@ async fn http_echo<F: Flow>(mut flow: TlsFlow<F>, mut buf: Vec<u8>, n: usize) ->
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
         })
         .unwrap_or(0);
     while req.len() < head_end + len {
@@ -112,7 +131,11 @@ async fn http_echo<F: Flow>(mut flow: TlsFlow<F>, mut buf: Vec<u8>, n: usize) ->
         }
         req.extend_from_slice(&buf[..m]);
     }
-    let body: &[u8] = if len > 0 { &req[head_end..req.len().min(head_end + len)] } else { &req[..head_end] };
+    let body: &[u8] = if len > 0 {
+        &req[head_end..req.len().min(head_end + len)]
+    } else {
+        &req[..head_end]
+    };
     let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
     flow.write_tls(resp.as_bytes()).await?;
     flow.write_tls(body).await?;
@@ -120,14 +143,22 @@ async fn http_echo<F: Flow>(mut flow: TlsFlow<F>, mut buf: Vec<u8>, n: usize) ->
     Ok(body.len() as u64)
 }
 
-async fn client<S: Stack>(console: impl Console, tls: Tls<S>, args: &BootArgs, target: &str) -> AppResult {
-    let addr: SocketAddr = target.parse().map_err(|_| format!("--connect={target}: expected ADDRESS:PORT"))?;
+async fn client<S: Stack>(
+    console: impl Console,
+    tls: Tls<S>,
+    args: &BootArgs,
+    target: &str,
+) -> AppResult {
+    let addr: SocketAddr = target
+        .parse()
+        .map_err(|_| format!("--connect={target}: expected ADDRESS:PORT"))?;
     let host = args.get("host").unwrap_or("localhost");
     let connections: u32 = args.get_or("connections", 1)?;
     let message = args.get("message").unwrap_or("hello from uni");
     let authenticator = match args.get("pin") {
         Some(pin) => {
-            let fp = auth::parse_fingerprint(pin).ok_or_else(|| format!("--pin={pin}: expected a hex SHA-256 fingerprint"))?;
+            let fp = auth::parse_fingerprint(pin)
+                .ok_or_else(|| format!("--pin={pin}: expected a hex SHA-256 fingerprint"))?;
             auth::server_fingerprint(FingerprintHash::Sha256, alloc::vec![fp], tls.provider())
         }
         None => tls.chain_of_trust()?,
@@ -137,15 +168,27 @@ async fn client<S: Stack>(console: impl Console, tls: Tls<S>, args: &BootArgs, t
         let mut flow = match tls.connect(addr, host, config.clone()).await {
             Ok(f) => f,
             Err(e) => {
-                console.log(&format!("tls-echo: connection {i}: {e}")).await?;
+                console
+                    .log(&format!("tls-echo: connection {i}: {e}"))
+                    .await?;
                 return Err(e.into());
             }
         };
-        console.log(&format!("tls-echo: connection {i}: {}", describe(&flow.info()))).await?;
+        console
+            .log(&format!(
+                "tls-echo: connection {i}: {}",
+                describe(&flow.info())
+            ))
+            .await?;
         flow.write_tls(format!("{message}\n").as_bytes()).await?;
         let mut buf = alloc::vec![0u8; 4096];
         let n = flow.read_tls(&mut buf).await?;
-        console.log(&format!("tls-echo: reply: {}", String::from_utf8_lossy(&buf[..n]).trim_end())).await?;
+        console
+            .log(&format!(
+                "tls-echo: reply: {}",
+                String::from_utf8_lossy(&buf[..n]).trim_end()
+            ))
+            .await?;
         flow.close().await?;
     }
     Ok(())

@@ -16,18 +16,33 @@ pub async fn start(console: impl Console, xs: impl Xenstore, args: BootArgs) -> 
     console.log(&format!("xenstore: name = {name}")).await?;
     console.log(&format!("xenstore: domid = {domid}")).await?;
 
-    xs.write("data/uni-greeting", "written by the guest").await?;
+    xs.write("data/uni-greeting", "written by the guest")
+        .await?;
     let back = xs.read("data/uni-greeting").await?;
-    console.log(&format!("xenstore: data/uni-greeting = {back}")).await?;
+    console
+        .log(&format!("xenstore: data/uni-greeting = {back}"))
+        .await?;
     let data = xs.directory("data").await?;
-    console.log(&format!("xenstore: data/ holds {}", data.join(","))).await?;
+    console
+        .log(&format!("xenstore: data/ holds {}", data.join(",")))
+        .await?;
 
     match xs.read("no/such/key").await {
-        Err(e) => console.log(&format!("xenstore: no/such/key -> {e}")).await?,
-        Ok(v) => console.log(&format!("xenstore: no/such/key unexpectedly = {v}")).await?,
+        Err(e) => {
+            console
+                .log(&format!("xenstore: no/such/key -> {e}"))
+                .await?
+        }
+        Ok(v) => {
+            console
+                .log(&format!("xenstore: no/such/key unexpectedly = {v}"))
+                .await?
+        }
     }
 
     let greeting = args.get("greeting").unwrap_or("(none)");
-    console.log(&format!("boot argument: greeting = {greeting}")).await?;
+    console
+        .log(&format!("boot argument: greeting = {greeting}"))
+        .await?;
     Ok(())
 }

@@ -6,8 +6,9 @@ use alloc::boxed::Box;
 
 use aes_gcm::aead::{AeadInPlace, Buffer, KeyInit};
 use rustls::crypto::cipher::{
-    make_tls12_aad, make_tls13_aad, AeadKey, BorrowedPayload, InboundOpaqueMessage, InboundPlainMessage, Iv, KeyBlockShape,
-    MessageDecrypter, MessageEncrypter, Nonce, OutboundOpaqueMessage, OutboundPlainMessage, PrefixedPayload, Tls12AeadAlgorithm,
+    make_tls12_aad, make_tls13_aad, AeadKey, BorrowedPayload, InboundOpaqueMessage,
+    InboundPlainMessage, Iv, KeyBlockShape, MessageDecrypter, MessageEncrypter, Nonce,
+    OutboundOpaqueMessage, OutboundPlainMessage, PrefixedPayload, Tls12AeadAlgorithm,
     Tls13AeadAlgorithm, UnsupportedOperationError, NONCE_LEN,
 };
 use rustls::{ConnectionTrafficSecrets, ContentType, ProtocolVersion};
@@ -76,7 +77,11 @@ impl<C: Cipher> Tls13AeadAlgorithm for Aead<C> {
         self.0.key_len()
     }
 
-    fn extract_keys(&self, key: AeadKey, iv: Iv) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
+    fn extract_keys(
+        &self,
+        key: AeadKey,
+        iv: Iv,
+    ) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
         Ok(self.0.secrets(key, iv))
     }
 }
@@ -109,12 +114,25 @@ impl<C: Cipher> Tls12AeadAlgorithm for Aead<C> {
 
     fn key_block_shape(&self) -> KeyBlockShape {
         match self.0 {
-            Kind::Chacha20Poly1305 => KeyBlockShape { enc_key_len: 32, fixed_iv_len: 12, explicit_nonce_len: 0 },
-            k => KeyBlockShape { enc_key_len: k.key_len(), fixed_iv_len: 4, explicit_nonce_len: GCM_EXPLICIT_NONCE_LEN },
+            Kind::Chacha20Poly1305 => KeyBlockShape {
+                enc_key_len: 32,
+                fixed_iv_len: 12,
+                explicit_nonce_len: 0,
+            },
+            k => KeyBlockShape {
+                enc_key_len: k.key_len(),
+                fixed_iv_len: 4,
+                explicit_nonce_len: GCM_EXPLICIT_NONCE_LEN,
+            },
         }
     }
 
-    fn extract_keys(&self, key: AeadKey, iv: &[u8], explicit: &[u8]) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
+    fn extract_keys(
+        &self,
+        key: AeadKey,
+        iv: &[u8],
+        explicit: &[u8],
+    ) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
         let iv = match self.0 {
             Kind::Chacha20Poly1305 => Iv::copy(iv),
             _ => {
@@ -135,16 +153,28 @@ fn nonce<C: AeadInPlace>(iv: &Iv, seq: u64) -> aes_gcm::aead::Nonce<C> {
 struct Tls13<C>(C, Iv);
 
 impl<C: Cipher> MessageEncrypter for Tls13<C> {
-    fn encrypt(&mut self, m: OutboundPlainMessage<'_>, seq: u64) -> Result<OutboundOpaqueMessage, rustls::Error> {
+    fn encrypt(
+        &mut self,
+        m: OutboundPlainMessage<'_>,
+        seq: u64,
+    ) -> Result<OutboundOpaqueMessage, rustls::Error> {
         let total_len = self.encrypted_payload_len(m.payload.len());
         let mut payload = PrefixedPayload::with_capacity(total_len);
         payload.extend_from_chunks(&m.payload);
         payload.extend_from_slice(&m.typ.to_array());
         let aad = make_tls13_aad(total_len);
         self.0
-            .encrypt_in_place(&nonce::<C>(&self.1, seq), &aad, &mut EncryptBuffer(&mut payload))
+            .encrypt_in_place(
+                &nonce::<C>(&self.1, seq),
+                &aad,
+                &mut EncryptBuffer(&mut payload),
+            )
             .map_err(|_| rustls::Error::EncryptError)?;
-        Ok(OutboundOpaqueMessage::new(ContentType::ApplicationData, ProtocolVersion::TLSv1_2, payload))
+        Ok(OutboundOpaqueMessage::new(
+            ContentType::ApplicationData,
+            ProtocolVersion::TLSv1_2,
+            payload,
+        ))
     }
 
     fn encrypted_payload_len(&self, payload_len: usize) -> usize {
@@ -153,10 +183,18 @@ impl<C: Cipher> MessageEncrypter for Tls13<C> {
 }
 
 impl<C: Cipher> MessageDecrypter for Tls13<C> {
-    fn decrypt<'a>(&mut self, mut m: InboundOpaqueMessage<'a>, seq: u64) -> Result<InboundPlainMessage<'a>, rustls::Error> {
+    fn decrypt<'a>(
+        &mut self,
+        mut m: InboundOpaqueMessage<'a>,
+        seq: u64,
+    ) -> Result<InboundPlainMessage<'a>, rustls::Error> {
         let aad = make_tls13_aad(m.payload.len());
         self.0
-            .decrypt_in_place(&nonce::<C>(&self.1, seq), &aad, &mut DecryptBuffer(&mut m.payload))
+            .decrypt_in_place(
+                &nonce::<C>(&self.1, seq),
+                &aad,
+                &mut DecryptBuffer(&mut m.payload),
+            )
             .map_err(|_| rustls::Error::DecryptError)?;
         m.into_tls13_unpadded_message()
     }
@@ -165,13 +203,21 @@ impl<C: Cipher> MessageDecrypter for Tls13<C> {
 struct Tls12Chacha<C>(C, Iv);
 
 impl<C: Cipher> MessageEncrypter for Tls12Chacha<C> {
-    fn encrypt(&mut self, m: OutboundPlainMessage<'_>, seq: u64) -> Result<OutboundOpaqueMessage, rustls::Error> {
+    fn encrypt(
+        &mut self,
+        m: OutboundPlainMessage<'_>,
+        seq: u64,
+    ) -> Result<OutboundOpaqueMessage, rustls::Error> {
         let total_len = self.encrypted_payload_len(m.payload.len());
         let mut payload = PrefixedPayload::with_capacity(total_len);
         payload.extend_from_chunks(&m.payload);
         let aad = make_tls12_aad(seq, m.typ, m.version, m.payload.len());
         self.0
-            .encrypt_in_place(&nonce::<C>(&self.1, seq), &aad, &mut EncryptBuffer(&mut payload))
+            .encrypt_in_place(
+                &nonce::<C>(&self.1, seq),
+                &aad,
+                &mut EncryptBuffer(&mut payload),
+            )
             .map_err(|_| rustls::Error::EncryptError)?;
         Ok(OutboundOpaqueMessage::new(m.typ, m.version, payload))
     }
@@ -182,11 +228,23 @@ impl<C: Cipher> MessageEncrypter for Tls12Chacha<C> {
 }
 
 impl<C: Cipher> MessageDecrypter for Tls12Chacha<C> {
-    fn decrypt<'a>(&mut self, mut m: InboundOpaqueMessage<'a>, seq: u64) -> Result<InboundPlainMessage<'a>, rustls::Error> {
-        let len = m.payload.len().checked_sub(TAG_LEN).ok_or(rustls::Error::DecryptError)?;
+    fn decrypt<'a>(
+        &mut self,
+        mut m: InboundOpaqueMessage<'a>,
+        seq: u64,
+    ) -> Result<InboundPlainMessage<'a>, rustls::Error> {
+        let len = m
+            .payload
+            .len()
+            .checked_sub(TAG_LEN)
+            .ok_or(rustls::Error::DecryptError)?;
         let aad = make_tls12_aad(seq, m.typ, m.version, len);
         self.0
-            .decrypt_in_place(&nonce::<C>(&self.1, seq), &aad, &mut DecryptBuffer(&mut m.payload))
+            .decrypt_in_place(
+                &nonce::<C>(&self.1, seq),
+                &aad,
+                &mut DecryptBuffer(&mut m.payload),
+            )
             .map_err(|_| rustls::Error::DecryptError)?;
         Ok(m.into_plain_message())
     }
@@ -195,7 +253,11 @@ impl<C: Cipher> MessageDecrypter for Tls12Chacha<C> {
 struct Tls12Gcm<C>(C, Iv);
 
 impl<C: Cipher> MessageEncrypter for Tls12Gcm<C> {
-    fn encrypt(&mut self, m: OutboundPlainMessage<'_>, seq: u64) -> Result<OutboundOpaqueMessage, rustls::Error> {
+    fn encrypt(
+        &mut self,
+        m: OutboundPlainMessage<'_>,
+        seq: u64,
+    ) -> Result<OutboundOpaqueMessage, rustls::Error> {
         let total_len = self.encrypted_payload_len(m.payload.len());
         let n = Nonce::new(&self.1, seq).0;
         let mut payload = PrefixedPayload::with_capacity(total_len);
@@ -205,7 +267,11 @@ impl<C: Cipher> MessageEncrypter for Tls12Gcm<C> {
         let nonce = aes_gcm::aead::Nonce::<C>::clone_from_slice(&n);
         let tag = self
             .0
-            .encrypt_in_place_detached(&nonce, &aad, &mut payload.as_mut()[GCM_EXPLICIT_NONCE_LEN..])
+            .encrypt_in_place_detached(
+                &nonce,
+                &aad,
+                &mut payload.as_mut()[GCM_EXPLICIT_NONCE_LEN..],
+            )
             .map_err(|_| rustls::Error::EncryptError)?;
         payload.extend_from_slice(&tag);
         Ok(OutboundOpaqueMessage::new(m.typ, m.version, payload))
@@ -217,7 +283,11 @@ impl<C: Cipher> MessageEncrypter for Tls12Gcm<C> {
 }
 
 impl<C: Cipher> MessageDecrypter for Tls12Gcm<C> {
-    fn decrypt<'a>(&mut self, mut m: InboundOpaqueMessage<'a>, seq: u64) -> Result<InboundPlainMessage<'a>, rustls::Error> {
+    fn decrypt<'a>(
+        &mut self,
+        mut m: InboundOpaqueMessage<'a>,
+        seq: u64,
+    ) -> Result<InboundPlainMessage<'a>, rustls::Error> {
         let payload: &mut [u8] = &mut m.payload;
         if payload.len() < GCM_EXPLICIT_NONCE_LEN + TAG_LEN {
             return Err(rustls::Error::DecryptError);

@@ -110,7 +110,10 @@ impl Default for Fortuna {
 impl core::fmt::Debug for Fortuna {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // Never print the key.
-        f.debug_struct("Fortuna").field("reseeds", &self.reseeds).field("pool0_len", &self.pool0_len).finish_non_exhaustive()
+        f.debug_struct("Fortuna")
+            .field("reseeds", &self.reseeds)
+            .field("pool0_len", &self.pool0_len)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,7 +121,10 @@ impl Fortuna {
     /// An unseeded generator with empty pools.
     pub fn new() -> Fortuna {
         Fortuna {
-            generator: Generator { key: [0; 32], counter: 0 },
+            generator: Generator {
+                key: [0; 32],
+                counter: 0,
+            },
             pools: core::array::from_fn(|_| Sha256::new()),
             pool0_len: 0,
             reseeds: 0,
@@ -157,7 +163,9 @@ impl Fortuna {
     /// Whether a reseed would happen now (pool 0 is full enough and the interval has passed).
     pub fn reseed_due(&self, now_ns: u64) -> bool {
         self.pool0_len >= MIN_POOL_SIZE
-            && self.last_reseed_ns.is_none_or(|t| now_ns.saturating_sub(t) >= RESEED_INTERVAL_NS)
+            && self
+                .last_reseed_ns
+                .is_none_or(|t| now_ns.saturating_sub(t) >= RESEED_INTERVAL_NS)
     }
 
     fn reseed(&mut self, now_ns: u64) {
@@ -249,7 +257,10 @@ mod tests {
     fn generator_is_aes256_ctr_little_endian() {
         // With key K and counter 1, the first block is AES-256_K(1 as 16 LE bytes).
         use aes::cipher::{BlockEncrypt, KeyInit};
-        let mut g = Generator { key: [0x42; 32], counter: 1 };
+        let mut g = Generator {
+            key: [0x42; 32],
+            counter: 1,
+        };
         let mut out = [0u8; 16];
         g.blocks(&mut out);
         let mut block = 1u128.to_le_bytes().into();

@@ -20,7 +20,9 @@ where
     D: Digest + digest_bounds::BlockSized + Clone + Send + Sync + 'static,
 {
     fn with_key(&self, key: &[u8]) -> Box<dyn hmac::Key> {
-        Box::new(Key(<SimpleHmac<D> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length")))
+        Box::new(Key(
+            <SimpleHmac<D> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length")
+        ))
     }
 
     fn hash_output_len(&self) -> usize {

@@ -44,16 +44,23 @@ impl SupportedKxGroup for KxGroup {
             Curve::X25519 => {
                 let secret = x25519_dalek::EphemeralSecret::random_from_rng(&mut rng);
                 let public = x25519_dalek::PublicKey::from(&secret);
-                Box::new(X25519 { secret, public: public.to_bytes() })
+                Box::new(X25519 {
+                    secret,
+                    public: public.to_bytes(),
+                })
             }
             Curve::P256 => {
                 let secret = p256::ecdh::EphemeralSecret::random(&mut rng);
-                let public = p256::EncodedPoint::from(secret.public_key()).as_bytes().to_vec();
+                let public = p256::EncodedPoint::from(secret.public_key())
+                    .as_bytes()
+                    .to_vec();
                 Box::new(P256 { secret, public })
             }
             Curve::P384 => {
                 let secret = p384::ecdh::EphemeralSecret::random(&mut rng);
-                let public = p384::EncodedPoint::from(secret.public_key()).as_bytes().to_vec();
+                let public = p384::EncodedPoint::from(secret.public_key())
+                    .as_bytes()
+                    .to_vec();
                 Box::new(P384 { secret, public })
             }
         })
@@ -109,7 +116,9 @@ impl ActiveKeyExchange for P256 {
             return Err(bad_share());
         }
         let peer = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| bad_share())?;
-        Ok(SharedSecret::from(&self.secret.diffie_hellman(&peer).raw_secret_bytes()[..]))
+        Ok(SharedSecret::from(
+            &self.secret.diffie_hellman(&peer).raw_secret_bytes()[..],
+        ))
     }
 
     fn pub_key(&self) -> &[u8] {
@@ -132,7 +141,9 @@ impl ActiveKeyExchange for P384 {
             return Err(bad_share());
         }
         let peer = p384::PublicKey::from_sec1_bytes(peer).map_err(|_| bad_share())?;
-        Ok(SharedSecret::from(&self.secret.diffie_hellman(&peer).raw_secret_bytes()[..]))
+        Ok(SharedSecret::from(
+            &self.secret.diffie_hellman(&peer).raw_secret_bytes()[..],
+        ))
     }
 
     fn pub_key(&self) -> &[u8] {

@@ -16,7 +16,10 @@ pub fn certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("malformed PEM certificate: {e}"))?;
     if certs.is_empty() {
-        return Err("no certificate found (expected PEM `BEGIN CERTIFICATE` blocks or one DER certificate)".into());
+        return Err(
+            "no certificate found (expected PEM `BEGIN CERTIFICATE` blocks or one DER certificate)"
+                .into(),
+        );
     }
     Ok(certs)
 }
@@ -28,7 +31,9 @@ pub fn private_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
         // DER: PKCS#8 starts with an INTEGER 0 then a SEQUENCE; SEC1 with INTEGER 1 then an
         // OCTET STRING. Let the key loader tell them apart by trying PKCS#8 first.
         if pkcs8::PrivateKeyInfo::try_from(bytes).is_ok() {
-            return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(bytes.to_vec())));
+            return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                bytes.to_vec(),
+            )));
         }
         return Ok(PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(bytes.to_vec())));
     }

@@ -94,7 +94,10 @@ impl Rng {
 
     /// A generator fed by `random` (the platform's entropy device) and timed by `clock`,
     /// seeded before it is returned. On unix `random` is the OS's generator.
-    pub fn from_device(random: impl device::Random + Send + 'static, clock: impl device::Clock + Send + 'static) -> Result<Rng, NotSeeded> {
+    pub fn from_device(
+        random: impl device::Random + Send + 'static,
+        clock: impl device::Clock + Send + 'static,
+    ) -> Result<Rng, NotSeeded> {
         let rng = Rng::new(move || clock.now().as_nanos());
         rng.add_source(DeviceSource(random));
         rng.seed()?;
@@ -106,7 +109,11 @@ impl Rng {
     pub fn add_source(&self, source: impl EntropySource + 'static) {
         let mut g = self.inner.lock();
         let id = g.sources.len() as u8 & 0x7f;
-        g.sources.push(Source { id, next_pool: 0, inner: Box::new(source) });
+        g.sources.push(Source {
+            id,
+            next_pool: 0,
+            inner: Box::new(source),
+        });
     }
 
     /// Adds one event (such as the low bits of a timer read when a packet arrived) from source
@@ -172,7 +179,8 @@ impl SecureRandom for Rng {
 
 impl device::Random for Rng {
     fn fill(&self, buf: &mut [u8]) {
-        self.try_fill(buf).expect("uni-crypto: random bytes requested before the generator was seeded");
+        self.try_fill(buf)
+            .expect("uni-crypto: random bytes requested before the generator was seeded");
     }
 }
 
@@ -200,7 +208,11 @@ impl rand_core::RngCore for RandCore<'_> {
         device::Random::fill(self.0, dest)
     }
     fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.0.try_fill(dest).map_err(|_| rand_core::Error::from(core::num::NonZeroU32::new(rand_core::Error::CUSTOM_START).expect("non-zero")))
+        self.0.try_fill(dest).map_err(|_| {
+            rand_core::Error::from(
+                core::num::NonZeroU32::new(rand_core::Error::CUSTOM_START).expect("non-zero"),
+            )
+        })
     }
 }
 

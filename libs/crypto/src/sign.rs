@@ -26,7 +26,10 @@ pub const RSA_REFUSED: &str = "RSA private keys are not supported: uni-crypto si
 because no constant-time pure-Rust RSA implementation exists; generate an EC key, e.g. `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`";
 
 impl KeyProvider for Keys {
-    fn load_private_key(&self, key_der: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, Error> {
+    fn load_private_key(
+        &self,
+        key_der: PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn SigningKey>, Error> {
         load(&key_der).map(|k| Arc::new(k) as Arc<dyn SigningKey>)
     }
 }
@@ -67,9 +70,11 @@ pub fn load(key: &PrivateKeyDer<'_>) -> Result<Key, Error> {
             if let Ok(k) = ed25519_dalek::SigningKey::from_pkcs8_der(der) {
                 return Ok(Key::Ed25519(k));
             }
-            let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(|e| Error::General(format!("malformed PKCS#8 private key: {e}")))?;
+            let info = pkcs8::PrivateKeyInfo::try_from(der)
+                .map_err(|e| Error::General(format!("malformed PKCS#8 private key: {e}")))?;
             if info.algorithm.oid == pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1")
-                || info.algorithm.oid == pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10")
+                || info.algorithm.oid
+                    == pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10")
             {
                 return Err(Error::General(RSA_REFUSED.into()));
             }
@@ -86,7 +91,9 @@ pub fn load(key: &PrivateKeyDer<'_>) -> Result<Key, Error> {
             if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
                 return Ok(Key::P384(k.into()));
             }
-            Err(Error::General("unsupported SEC1 private key (supported curves: P-256, P-384)".into()))
+            Err(Error::General(
+                "unsupported SEC1 private key (supported curves: P-256, P-384)".into(),
+            ))
         }
         PrivateKeyDer::Pkcs1(_) => Err(Error::General(RSA_REFUSED.into())),
         _ => Err(Error::General("unsupported private key format".into())),
@@ -121,7 +128,9 @@ impl Key {
 
 impl SigningKey for Key {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
-        offered.contains(&self.scheme()).then(|| Box::new(self.clone()) as Box<dyn Signer>)
+        offered
+            .contains(&self.scheme())
+            .then(|| Box::new(self.clone()) as Box<dyn Signer>)
     }
 
     fn algorithm(&self) -> SignatureAlgorithm {

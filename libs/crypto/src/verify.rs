@@ -72,8 +72,14 @@ pub static ALGORITHMS: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
         &RSA_PSS_SHA512,
     ],
     mapping: &[
-        (SignatureScheme::ECDSA_NISTP384_SHA384, &[&ECDSA_P384_SHA384, &ECDSA_P256_SHA384]),
-        (SignatureScheme::ECDSA_NISTP256_SHA256, &[&ECDSA_P256_SHA256, &ECDSA_P384_SHA256]),
+        (
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+            &[&ECDSA_P384_SHA384, &ECDSA_P256_SHA384],
+        ),
+        (
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            &[&ECDSA_P256_SHA256, &ECDSA_P384_SHA256],
+        ),
         (SignatureScheme::ED25519, &[&ED25519]),
         (SignatureScheme::RSA_PSS_SHA512, &[&RSA_PSS_SHA512]),
         (SignatureScheme::RSA_PSS_SHA384, &[&RSA_PSS_SHA384]),
@@ -116,34 +122,54 @@ fn rsa_key(public_key: &[u8]) -> Result<rsa::RsaPublicKey, InvalidSignature> {
 }
 
 impl SignatureVerificationAlgorithm for Alg {
-    fn verify_signature(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), InvalidSignature> {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
         use signature::hazmat::PrehashVerifier;
         match *self {
             Alg::EcdsaP256(h) => {
-                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
-                let sig = p256::ecdsa::DerSignature::try_from(signature).map_err(|_| InvalidSignature)?;
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
+                    .map_err(|_| InvalidSignature)?;
+                let sig =
+                    p256::ecdsa::DerSignature::try_from(signature).map_err(|_| InvalidSignature)?;
                 let (d, n) = prehash(h, message);
-                key.verify_prehash(&d[..n], &sig).map_err(|_| InvalidSignature)
+                key.verify_prehash(&d[..n], &sig)
+                    .map_err(|_| InvalidSignature)
             }
             Alg::EcdsaP384(h) => {
-                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
-                let sig = p384::ecdsa::DerSignature::try_from(signature).map_err(|_| InvalidSignature)?;
+                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
+                    .map_err(|_| InvalidSignature)?;
+                let sig =
+                    p384::ecdsa::DerSignature::try_from(signature).map_err(|_| InvalidSignature)?;
                 let (d, n) = prehash(h, message);
-                key.verify_prehash(&d[..n], &sig).map_err(|_| InvalidSignature)
+                key.verify_prehash(&d[..n], &sig)
+                    .map_err(|_| InvalidSignature)
             }
             Alg::Ed25519 => {
                 let key: [u8; 32] = public_key.try_into().map_err(|_| InvalidSignature)?;
-                let key = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| InvalidSignature)?;
-                let sig = ed25519_dalek::Signature::from_slice(signature).map_err(|_| InvalidSignature)?;
+                let key =
+                    ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| InvalidSignature)?;
+                let sig = ed25519_dalek::Signature::from_slice(signature)
+                    .map_err(|_| InvalidSignature)?;
                 key.verify(message, &sig).map_err(|_| InvalidSignature)
             }
             Alg::RsaPkcs1(h) => {
                 let key = rsa_key(public_key)?;
-                let sig = rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| InvalidSignature)?;
+                let sig =
+                    rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| InvalidSignature)?;
                 match h {
-                    Hash::Sha256 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key).verify(message, &sig),
-                    Hash::Sha384 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(key).verify(message, &sig),
-                    Hash::Sha512 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(key).verify(message, &sig),
+                    Hash::Sha256 => {
+                        rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key).verify(message, &sig)
+                    }
+                    Hash::Sha384 => {
+                        rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(key).verify(message, &sig)
+                    }
+                    Hash::Sha512 => {
+                        rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(key).verify(message, &sig)
+                    }
                 }
                 .map_err(|_| InvalidSignature)
             }
@@ -151,9 +177,15 @@ impl SignatureVerificationAlgorithm for Alg {
                 let key = rsa_key(public_key)?;
                 let sig = rsa::pss::Signature::try_from(signature).map_err(|_| InvalidSignature)?;
                 match h {
-                    Hash::Sha256 => rsa::pss::VerifyingKey::<sha2::Sha256>::new(key).verify(message, &sig),
-                    Hash::Sha384 => rsa::pss::VerifyingKey::<sha2::Sha384>::new(key).verify(message, &sig),
-                    Hash::Sha512 => rsa::pss::VerifyingKey::<sha2::Sha512>::new(key).verify(message, &sig),
+                    Hash::Sha256 => {
+                        rsa::pss::VerifyingKey::<sha2::Sha256>::new(key).verify(message, &sig)
+                    }
+                    Hash::Sha384 => {
+                        rsa::pss::VerifyingKey::<sha2::Sha384>::new(key).verify(message, &sig)
+                    }
+                    Hash::Sha512 => {
+                        rsa::pss::VerifyingKey::<sha2::Sha512>::new(key).verify(message, &sig)
+                    }
                 }
                 .map_err(|_| InvalidSignature)
             }

@@ -32,17 +32,33 @@ impl NetConfig {
     /// The configuration from `unikernel.toml`'s spelling: `ipv4` is `"dhcp"` or
     /// `"A.B.C.D/N"`, `gateway` an address.
     pub fn parse(ipv4: &str, gateway: Option<&str>) -> Result<NetConfig, NetConfigError> {
-        let bad = |arg, value: &str, expected| NetConfigError { arg, value: value.to_string(), expected };
+        let bad = |arg, value: &str, expected| NetConfigError {
+            arg,
+            value: value.to_string(),
+            expected,
+        };
         let ipv4 = if ipv4 == "dhcp" {
             Ipv4Setting::Dhcp
         } else {
-            let (address, prefix_len) = parse_cidr(ipv4)
-                .ok_or_else(|| bad("ipv4", ipv4, "\"dhcp\" or an address with a prefix length, like 10.0.0.2/24"))?;
+            let (address, prefix_len) = parse_cidr(ipv4).ok_or_else(|| {
+                bad(
+                    "ipv4",
+                    ipv4,
+                    "\"dhcp\" or an address with a prefix length, like 10.0.0.2/24",
+                )
+            })?;
             let gateway = match gateway {
                 None => None,
-                Some(g) => Some(g.parse().map_err(|_| bad("ipv4-gateway", g, "an IPv4 address, like 10.0.0.1"))?),
+                Some(g) => Some(
+                    g.parse()
+                        .map_err(|_| bad("ipv4-gateway", g, "an IPv4 address, like 10.0.0.1"))?,
+                ),
             };
-            Ipv4Setting::Static(Ipv4Config { address, prefix_len, gateway })
+            Ipv4Setting::Static(Ipv4Config {
+                address,
+                prefix_len,
+                gateway,
+            })
         };
         Ok(NetConfig { ipv4, mac: None })
     }
@@ -59,7 +75,11 @@ impl NetConfig {
                 Ipv4Setting::Static(c) => c.gateway,
                 Ipv4Setting::Dhcp => None,
             };
-            self.ipv4 = Ipv4Setting::Static(Ipv4Config { address, prefix_len, gateway });
+            self.ipv4 = Ipv4Setting::Static(Ipv4Config {
+                address,
+                prefix_len,
+                gateway,
+            });
         }
         if let Some(v) = args.get("ipv4-gateway") {
             let gw: Ipv4Addr = v.parse().map_err(|_| NetConfigError {
@@ -103,7 +123,11 @@ pub struct NetConfigError {
 
 impl fmt::Display for NetConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "boot argument --{}={}: expected {}", self.arg, self.value, self.expected)
+        write!(
+            f,
+            "boot argument --{}={}: expected {}",
+            self.arg, self.value, self.expected
+        )
     }
 }
 
@@ -115,7 +139,10 @@ mod tests {
 
     #[test]
     fn boot_args_override() {
-        let base = NetConfig { ipv4: Ipv4Setting::Dhcp, mac: None };
+        let base = NetConfig {
+            ipv4: Ipv4Setting::Dhcp,
+            mac: None,
+        };
         let args = BootArgs::parse(["--ipv4=10.0.0.2/24", "--ipv4-gateway=10.0.0.1"]).unwrap();
         let c = base.with_boot_args(&args).unwrap();
         assert_eq!(

@@ -18,7 +18,9 @@ use core::time::Duration;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::time::Instant as SmolInstant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Cidr};
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Cidr,
+};
 use uni_runtime::device::net::{self, Ipv4Config, NetError};
 use uni_runtime::device::netif::Netif;
 use uni_runtime::device::Clock;
@@ -45,7 +47,9 @@ pub struct DirectStack<N: Netif + 'static, C: Clock + 'static> {
 
 impl<N: Netif + 'static, C: Clock + 'static> Clone for DirectStack<N, C> {
     fn clone(&self) -> Self {
-        DirectStack { sh: self.sh.clone() }
+        DirectStack {
+            sh: self.sh.clone(),
+        }
     }
 }
 
@@ -95,8 +99,17 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
         log(&alloc::format!(
             "net: {} ({}) on {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
             c,
-            if config.ipv4 == Ipv4Setting::Dhcp { "DHCP" } else { "static" },
-            mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+            if config.ipv4 == Ipv4Setting::Dhcp {
+                "DHCP"
+            } else {
+                "static"
+            },
+            mac[0],
+            mac[1],
+            mac[2],
+            mac[3],
+            mac[4],
+            mac[5]
         ));
         Ok(stack)
     }
@@ -107,8 +120,9 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
         let now = smol_now(&clock);
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         // Seeds smoltcp's initial sequence numbers and ports; the MAC and clock differ per guest.
-        config.random_seed = u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0])
-            ^ (now.total_micros() as u64).rotate_left(17);
+        config.random_seed =
+            u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0])
+                ^ (now.total_micros() as u64).rotate_left(17);
         let iface = Interface::new(config, &mut dev, now);
         let mut sockets = SocketSet::new(vec![]);
         let mut st_ipv4 = None;
@@ -119,7 +133,15 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
                 None
             }
         };
-        let mut st = State { iface, dev, sockets, dhcp, ipv4: None, orphans: vec![], next_port: 49152 };
+        let mut st = State {
+            iface,
+            dev,
+            sockets,
+            dhcp,
+            ipv4: None,
+            orphans: vec![],
+            next_port: 49152,
+        };
         if let Some(c) = st_ipv4 {
             st.set_ipv4(Some(c));
         }
@@ -182,7 +204,12 @@ impl<N: Netif, C: Clock> Shared<N, C> {
     fn poll(&self) -> Duration {
         let now = smol_now(&self.clock);
         let mut st = self.st.borrow_mut();
-        let State { iface, dev, sockets, .. } = &mut *st;
+        let State {
+            iface,
+            dev,
+            sockets,
+            ..
+        } = &mut *st;
         iface.poll(now, dev, sockets);
         if let Some(h) = st.dhcp {
             let event = match st.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
@@ -197,7 +224,12 @@ impl<N: Netif, C: Clock> Shared<N, C> {
             if let Some(c) = event {
                 st.set_ipv4(c);
                 // The new address may let queued packets out now.
-                let State { iface, dev, sockets, .. } = &mut *st;
+                let State {
+                    iface,
+                    dev,
+                    sockets,
+                    ..
+                } = &mut *st;
                 iface.poll(now, dev, sockets);
             }
         }
@@ -207,9 +239,14 @@ impl<N: Netif, C: Clock> Shared<N, C> {
             }
         }
         // Reap flows the app closed once TCP has finished with them.
-        let State { sockets, orphans, .. } = &mut *st;
+        let State {
+            sockets, orphans, ..
+        } = &mut *st;
         orphans.retain(|&h| {
-            let done = matches!(sockets.get::<tcp::Socket>(h).state(), tcp::State::Closed | tcp::State::TimeWait);
+            let done = matches!(
+                sockets.get::<tcp::Socket>(h).state(),
+                tcp::State::Closed | tcp::State::TimeWait
+            );
             if done {
                 sockets.remove(h);
             }
@@ -263,8 +300,13 @@ async fn yield_now() {
 }
 
 fn tcp_socket() -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_BUFFER]), tcp::SocketBuffer::new(vec![0; TCP_BUFFER]));
-    s.set_timeout(Some(smoltcp::time::Duration::from_secs(TCP_TIMEOUT.as_secs())));
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+    );
+    s.set_timeout(Some(smoltcp::time::Duration::from_secs(
+        TCP_TIMEOUT.as_secs(),
+    )));
     s.set_nagle_enabled(false);
     s
 }
@@ -291,7 +333,11 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
         }
         drop(st);
         self.sh.kick();
-        Ok(TcpListener { sh: self.sh.clone(), port, backlog: RefCell::new(backlog) })
+        Ok(TcpListener {
+            sh: self.sh.clone(),
+            port,
+            backlog: RefCell::new(backlog),
+        })
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<TcpFlow<N, C>, NetError> {
@@ -326,18 +372,31 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
             }
         })
         .await?;
-        Ok(TcpFlow { sh: self.sh.clone(), h, peer: addr })
+        Ok(TcpFlow {
+            sh: self.sh.clone(),
+            h,
+            peer: addr,
+        })
     }
 
     async fn bind_udp(&self, port: u16) -> Result<UdpSocket<N, C>, NetError> {
         let mut st = self.sh.st.borrow_mut();
         let port = if port == 0 { st.ephemeral_port() } else { port };
-        let buf = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUFFER]);
+        let buf = || {
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BUFFER],
+            )
+        };
         let mut s = udp::Socket::new(buf(), buf());
         s.bind(port).map_err(|_| NetError::AddrInUse)?;
         let h = st.sockets.add(s);
         let ip = st.ipv4.map_or(Ipv4Addr::UNSPECIFIED, |c| c.address);
-        Ok(UdpSocket { sh: self.sh.clone(), h, local: SocketAddr::new(IpAddr::V4(ip), port) })
+        Ok(UdpSocket {
+            sh: self.sh.clone(),
+            h,
+            local: SocketAddr::new(IpAddr::V4(ip), port),
+        })
     }
 
     fn ipv4(&self) -> Option<Ipv4Config> {
@@ -362,13 +421,18 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Listener for TcpListener<N, C>
             for i in 0..backlog.len() {
                 let s = st.sockets.get_mut::<tcp::Socket>(backlog[i]);
                 match s.state() {
-                    tcp::State::Listen | tcp::State::SynReceived => s.register_recv_waker(cx.waker()),
+                    tcp::State::Listen | tcp::State::SynReceived => {
+                        s.register_recv_waker(cx.waker())
+                    }
                     _ => {
                         let peer = s.remote_endpoint().map(to_std);
                         let h = backlog[i];
                         let mut fresh = tcp_socket();
                         // The port is already listened on by this listener; this cannot fail.
-                        let _ = fresh.listen(IpListenEndpoint { addr: None, port: self.port });
+                        let _ = fresh.listen(IpListenEndpoint {
+                            addr: None,
+                            port: self.port,
+                        });
                         backlog[i] = st.sockets.add(fresh);
                         match peer {
                             Some(peer) => return Poll::Ready((h, peer)),
@@ -386,11 +450,23 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Listener for TcpListener<N, C>
         })
         .await;
         self.sh.kick();
-        Ok((TcpFlow { sh: self.sh.clone(), h, peer }, peer))
+        Ok((
+            TcpFlow {
+                sh: self.sh.clone(),
+                h,
+                peer,
+            },
+            peer,
+        ))
     }
 
     fn local_addr(&self) -> SocketAddr {
-        let ip = self.sh.st.borrow().ipv4.map_or(Ipv4Addr::UNSPECIFIED, |c| c.address);
+        let ip = self
+            .sh
+            .st
+            .borrow()
+            .ipv4
+            .map_or(Ipv4Addr::UNSPECIFIED, |c| c.address);
         SocketAddr::new(IpAddr::V4(ip), self.port)
     }
 }
@@ -446,7 +522,11 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Flow for TcpFlow<N, C> {
             let mut st = self.sh.st.borrow_mut();
             let s = st.sockets.get_mut::<tcp::Socket>(self.h);
             if !s.may_send() {
-                return Poll::Ready(Err(if s.state() == tcp::State::Closed { NetError::Reset } else { NetError::Closed }));
+                return Poll::Ready(Err(if s.state() == tcp::State::Closed {
+                    NetError::Reset
+                } else {
+                    NetError::Closed
+                }));
             }
             if s.can_send() {
                 return Poll::Ready(s.send_slice(buf).map_err(|_| NetError::Closed));
@@ -460,7 +540,12 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Flow for TcpFlow<N, C> {
     }
 
     async fn shutdown(&mut self) -> Result<(), NetError> {
-        self.sh.st.borrow_mut().sockets.get_mut::<tcp::Socket>(self.h).close();
+        self.sh
+            .st
+            .borrow_mut()
+            .sockets
+            .get_mut::<tcp::Socket>(self.h)
+            .close();
         self.sh.kick();
         Ok(())
     }
@@ -502,7 +587,8 @@ impl<N: Netif + 'static, C: Clock + 'static> net::UdpSocket for UdpSocket<N, C> 
             let s = st.sockets.get_mut::<udp::Socket>(self.h);
             if s.can_send() {
                 return Poll::Ready(
-                    s.send_slice(buf, (*v4.ip(), v4.port())).map_err(|e| NetError::Other(alloc::format!("udp send: {e}"))),
+                    s.send_slice(buf, (*v4.ip(), v4.port()))
+                        .map_err(|e| NetError::Other(alloc::format!("udp send: {e}"))),
                 );
             }
             s.register_send_waker(cx.waker());

@@ -11,10 +11,10 @@ use core::task::Poll;
 use core::time::Duration;
 
 use simple_dns::rdata::RData;
-use simple_dns::{Name, Packet, Question, RCODE, CLASS, QCLASS, QTYPE, TYPE};
-use uni_runtime::device::{DnsError, Resolver};
+use simple_dns::{Name, Packet, Question, CLASS, QCLASS, QTYPE, RCODE, TYPE};
 use uni_runtime::device::net::{Stack, UdpSocket};
 use uni_runtime::device::Clock;
+use uni_runtime::device::{DnsError, Resolver};
 use uni_runtime::BootArgs;
 
 use crate::NetConfigError;
@@ -34,13 +34,20 @@ fn parse_server(s: &str) -> Option<SocketAddr> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Some(a);
     }
-    s.parse::<Ipv4Addr>().ok().map(|ip| SocketAddr::new(IpAddr::V4(ip), 53))
+    s.parse::<Ipv4Addr>()
+        .ok()
+        .map(|ip| SocketAddr::new(IpAddr::V4(ip), 53))
 }
 
 impl<S: Stack, C: Clock> StubResolver<S, C> {
     /// A resolver asking `nameserver` (from unikernel.toml), or the boot argument
     /// `--nameserver=A.B.C.D[:PORT]`, which wins.
-    pub fn new(stack: S, clock: C, nameserver: Option<&str>, boot_args: &BootArgs) -> Result<Self, NetConfigError> {
+    pub fn new(
+        stack: S,
+        clock: C,
+        nameserver: Option<&str>,
+        boot_args: &BootArgs,
+    ) -> Result<Self, NetConfigError> {
         let bad = |v: &str| NetConfigError {
             arg: "nameserver",
             value: v.to_string(),
@@ -50,12 +57,28 @@ impl<S: Stack, C: Clock> StubResolver<S, C> {
             None => None,
             Some(v) => Some(parse_server(v).ok_or_else(|| bad(v))?),
         };
-        Ok(StubResolver { stack, clock, nameserver })
+        Ok(StubResolver {
+            stack,
+            clock,
+            nameserver,
+        })
     }
 
-    async fn ask(&self, server: SocketAddr, query: &[u8], id: u16, name: &str) -> Result<Option<Vec<Ipv4Addr>>, DnsError> {
-        let sock = self.stack.bind_udp(0).await.map_err(|e| DnsError::Net(e.to_string()))?;
-        sock.send_to(query, server).await.map_err(|e| DnsError::Net(e.to_string()))?;
+    async fn ask(
+        &self,
+        server: SocketAddr,
+        query: &[u8],
+        id: u16,
+        name: &str,
+    ) -> Result<Option<Vec<Ipv4Addr>>, DnsError> {
+        let sock = self
+            .stack
+            .bind_udp(0)
+            .await
+            .map_err(|e| DnsError::Net(e.to_string()))?;
+        sock.send_to(query, server)
+            .await
+            .map_err(|e| DnsError::Net(e.to_string()))?;
         let mut timeout = pin!(self.clock.sleep(WAIT));
         let mut buf = [0u8; 1500];
         loop {
@@ -110,14 +133,24 @@ impl<S: Stack, C: Clock> Resolver for StubResolver<S, C> {
         if let Ok(ip) = name.parse::<Ipv4Addr>() {
             return Ok(alloc::vec![ip]);
         }
-        let server = self.nameserver.ok_or_else(|| DnsError::Net("no nameserver configured (set `nameserver` or --nameserver=)".into()))?;
-        let qname = Name::new(name).map_err(|e| DnsError::Malformed(format!("`{name}` is not a DNS name: {e}")))?;
+        let server = self.nameserver.ok_or_else(|| {
+            DnsError::Net("no nameserver configured (set `nameserver` or --nameserver=)".into())
+        })?;
+        let qname = Name::new(name)
+            .map_err(|e| DnsError::Malformed(format!("`{name}` is not a DNS name: {e}")))?;
         // Query ids need not be secret from an on-path attacker here, only distinct.
         let id = (self.clock.now().as_nanos() as u16) ^ 0x5a5a;
         let mut q = Packet::new_query(id);
         q.set_flags(simple_dns::PacketFlag::RECURSION_DESIRED);
-        q.questions.push(Question::new(qname, QTYPE::TYPE(TYPE::A), QCLASS::CLASS(CLASS::IN), false));
-        let bytes = q.build_bytes_vec().map_err(|e| DnsError::Malformed(format!("building the query: {e}")))?;
+        q.questions.push(Question::new(
+            qname,
+            QTYPE::TYPE(TYPE::A),
+            QCLASS::CLASS(CLASS::IN),
+            false,
+        ));
+        let bytes = q
+            .build_bytes_vec()
+            .map_err(|e| DnsError::Malformed(format!("building the query: {e}")))?;
         for _ in 0..TRIES {
             if let Some(addrs) = self.ask(server, &bytes, id, name).await? {
                 return Ok(addrs);

@@ -1,8 +1,8 @@
 //! `stack = "socket"`: the host's TCP/IP stack through non-blocking sockets (unix only).
 
 use std::io;
-use std::string::ToString;
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::string::ToString;
 
 use async_io::Async;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -22,7 +22,11 @@ pub struct SocketStack {
 impl SocketStack {
     /// The stack as `unikernel.toml` describes it (`ipv4`, `gateway`), with the boot arguments
     /// `--ipv4` and `--ipv4-gateway` applied. `0.0.0.0/0` means every host address.
-    pub fn configure(ipv4: &str, gateway: Option<&str>, boot_args: &BootArgs) -> Result<SocketStack, NetConfigError> {
+    pub fn configure(
+        ipv4: &str,
+        gateway: Option<&str>,
+        boot_args: &BootArgs,
+    ) -> Result<SocketStack, NetConfigError> {
         let config = NetConfig::parse(ipv4, gateway)?.with_boot_args(boot_args)?;
         match config.ipv4 {
             Ipv4Setting::Static(c) if c.address.is_unspecified() => {
@@ -63,7 +67,10 @@ impl net::Stack for SocketStack {
 
     async fn connect(&self, addr: SocketAddr) -> Result<Flow, NetError> {
         let s = Async::<TcpStream>::connect(addr).await.map_err(map_err)?;
-        Ok(Flow { inner: s, peer: addr })
+        Ok(Flow {
+            inner: s,
+            peer: addr,
+        })
     }
 
     async fn bind_udp(&self, port: u16) -> Result<Udp, NetError> {
@@ -117,7 +124,10 @@ impl net::Flow for Flow {
     }
 
     async fn shutdown(&mut self) -> Result<(), NetError> {
-        self.inner.get_ref().shutdown(Shutdown::Write).map_err(map_err)
+        self.inner
+            .get_ref()
+            .shutdown(Shutdown::Write)
+            .map_err(map_err)
     }
 
     async fn close(mut self) -> Result<(), NetError> {
@@ -144,7 +154,10 @@ impl net::UdpSocket for Udp {
         if n == buf.len() {
             Ok(())
         } else {
-            Err(NetError::Other(std::format!("datagram truncated to {n} of {} bytes", buf.len())))
+            Err(NetError::Other(std::format!(
+                "datagram truncated to {n} of {} bytes",
+                buf.len()
+            )))
         }
     }
 
@@ -194,14 +207,23 @@ mod tests {
                 let mut buf = [0u8; 16];
                 let n = f.read(&mut buf).await.unwrap();
                 f.write_all(&buf[..n]).await.unwrap();
-                assert_eq!(f.read(&mut buf).await.unwrap(), 0, "client shut down its side");
+                assert_eq!(
+                    f.read(&mut buf).await.unwrap(),
+                    0,
+                    "client shut down its side"
+                );
                 f.close().await.unwrap();
             };
             let (got, ()) = futures_lite::future::zip(client, server).await;
             assert_eq!(got, b"ping");
 
-            assert_eq!(stack.listen(addr.port()).await.unwrap_err(), NetError::AddrInUse);
-            let refused = stack.connect(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1)).await;
+            assert_eq!(
+                stack.listen(addr.port()).await.unwrap_err(),
+                NetError::AddrInUse
+            );
+            let refused = stack
+                .connect(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1))
+                .await;
             assert_eq!(refused.unwrap_err(), NetError::Refused);
 
             let a = stack.bind_udp(0).await.unwrap();

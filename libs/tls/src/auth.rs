@@ -20,7 +20,9 @@ use core::fmt;
 use pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
+};
 use rustls::time_provider::TimeProvider;
 use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 use sha2::Digest;
@@ -34,7 +36,11 @@ pub fn chain_of_trust(
     time: Arc<dyn TimeProvider>,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
-    Ok(Arc::new(ChainOfTrust { inner: webpki_verifier(roots, provider)?, time, check_host: true }))
+    Ok(Arc::new(ChainOfTrust {
+        inner: webpki_verifier(roots, provider)?,
+        time,
+        check_host: true,
+    }))
 }
 
 /// Like [`chain_of_trust`] but accepts a certificate for any host name. Anyone with a
@@ -45,16 +51,27 @@ pub fn danger_chain_of_trust_without_hostname(
     time: Arc<dyn TimeProvider>,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
-    Ok(Arc::new(ChainOfTrust { inner: webpki_verifier(roots, provider)?, time, check_host: false }))
+    Ok(Arc::new(ChainOfTrust {
+        inner: webpki_verifier(roots, provider)?,
+        time,
+        check_host: false,
+    }))
 }
 
-fn webpki_verifier(roots: &[CertificateDer<'static>], provider: Arc<CryptoProvider>) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+fn webpki_verifier(
+    roots: &[CertificateDer<'static>],
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
     if roots.is_empty() {
-        return Err(TlsError::Config("chain_of_trust needs at least one trust anchor".into()));
+        return Err(TlsError::Config(
+            "chain_of_trust needs at least one trust anchor".into(),
+        ));
     }
     let mut store = rustls::RootCertStore::empty();
     for r in roots {
-        store.add(r.clone()).map_err(|e| TlsError::Config(alloc::format!("trust anchor: {e}")))?;
+        store
+            .add(r.clone())
+            .map_err(|e| TlsError::Config(alloc::format!("trust anchor: {e}")))?;
     }
     WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
         .build()
@@ -69,14 +86,18 @@ struct ChainOfTrust {
 
 impl fmt::Debug for ChainOfTrust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChainOfTrust").field("check_host", &self.check_host).finish_non_exhaustive()
+        f.debug_struct("ChainOfTrust")
+            .field("check_host", &self.check_host)
+            .finish_non_exhaustive()
     }
 }
 
 fn is_name_error(e: &Error) -> bool {
     matches!(
         e,
-        Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+        )
     )
 }
 
@@ -90,17 +111,30 @@ impl ServerCertVerifier for ChainOfTrust {
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         let now = self.time.current_time().unwrap_or(now);
-        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Err(e) if !self.check_host && is_name_error(&e) => Ok(ServerCertVerified::assertion()),
             r => r,
         }
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
         self.inner.verify_tls12_signature(message, cert, dss)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
         self.inner.verify_tls13_signature(message, cert, dss)
     }
 
@@ -144,8 +178,16 @@ pub fn parse_fingerprint(s: &str) -> Option<Vec<u8>> {
 
 /// Trust a server whose certificate hashes (with `hash`) to one of `pins`, and names the host.
 /// No CA and no validity period are involved: the pin is the trust.
-pub fn server_fingerprint(hash: FingerprintHash, pins: Vec<Vec<u8>>, provider: Arc<CryptoProvider>) -> Arc<dyn ServerCertVerifier> {
-    Arc::new(Fingerprint { hash, pins: Pins::Fixed(pins), algs: provider.signature_verification_algorithms })
+pub fn server_fingerprint(
+    hash: FingerprintHash,
+    pins: Vec<Vec<u8>>,
+    provider: Arc<CryptoProvider>,
+) -> Arc<dyn ServerCertVerifier> {
+    Arc::new(Fingerprint {
+        hash,
+        pins: Pins::Fixed(pins),
+        algs: provider.signature_verification_algorithms,
+    })
 }
 
 /// Pins learnt by [`trust_on_first_use`]: host name → fingerprint.
@@ -166,8 +208,16 @@ impl TofuStore {
 
 /// Trust on first use: the first certificate a host presents is pinned in `store`; later
 /// connections must present the same one.
-pub fn trust_on_first_use(hash: FingerprintHash, store: Arc<TofuStore>, provider: Arc<CryptoProvider>) -> Arc<dyn ServerCertVerifier> {
-    Arc::new(Fingerprint { hash, pins: Pins::Tofu(store), algs: provider.signature_verification_algorithms })
+pub fn trust_on_first_use(
+    hash: FingerprintHash,
+    store: Arc<TofuStore>,
+    provider: Arc<CryptoProvider>,
+) -> Arc<dyn ServerCertVerifier> {
+    Arc::new(Fingerprint {
+        hash,
+        pins: Pins::Tofu(store),
+        algs: provider.signature_verification_algorithms,
+    })
 }
 
 #[derive(Debug)]
@@ -200,7 +250,8 @@ impl ServerCertVerifier for Fingerprint {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
         cert.verify_is_valid_for_subject_name(server_name)
             .map_err(|_| Error::InvalidCertificate(CertificateError::NotValidForName))?;
         let fp = self.hash.of(end_entity.as_ref());
@@ -214,15 +265,27 @@ impl ServerCertVerifier for Fingerprint {
         if ok {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
+            Err(Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ))
         }
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
         verify_tls12_signature(message, cert, dss, &self.algs)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
         verify_tls13_signature(message, cert, dss, &self.algs)
     }
 

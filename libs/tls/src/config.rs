@@ -14,7 +14,10 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::client::{ClientSessionMemoryCache, Resumption};
 use rustls::crypto::CryptoProvider;
 use rustls::lock::{Lock, MakeMutex, MutexGuard, Poisoned};
-use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::server::{
+    ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache,
+    WebPkiClientVerifier,
+};
 use rustls::sign::CertifiedKey;
 use rustls::time_provider::TimeProvider;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -34,15 +37,20 @@ pub struct Identity {
 
 impl Clone for Identity {
     fn clone(&self) -> Self {
-        Identity { chain: self.chain.clone(), key: self.key.clone_key() }
+        Identity {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
     }
 }
 
 impl Identity {
     /// Reads a chain and a key from PEM (or DER) bytes.
     pub fn from_pem(cert: &[u8], key: &[u8]) -> Result<Identity, TlsError> {
-        let chain = uni_crypto::pem::certificates(cert).map_err(|e| TlsError::Config(format!("certificate: {e}")))?;
-        let key = uni_crypto::pem::private_key(key).map_err(|e| TlsError::Config(format!("private key: {e}")))?;
+        let chain = uni_crypto::pem::certificates(cert)
+            .map_err(|e| TlsError::Config(format!("certificate: {e}")))?;
+        let key = uni_crypto::pem::private_key(key)
+            .map_err(|e| TlsError::Config(format!("private key: {e}")))?;
         Ok(Identity { chain, key })
     }
 
@@ -57,13 +65,16 @@ impl Identity {
 
 /// Reads trust anchors (CA certificates) from PEM or DER.
 pub fn roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    uni_crypto::pem::certificates(pem).map_err(|e| TlsError::Config(format!("CA certificates: {e}")))
+    uni_crypto::pem::certificates(pem)
+        .map_err(|e| TlsError::Config(format!("CA certificates: {e}")))
 }
 
 fn root_store(roots: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsError> {
     let mut store = RootCertStore::empty();
     for r in roots {
-        store.add(r.clone()).map_err(|e| TlsError::Config(format!("trust anchor: {e}")))?;
+        store
+            .add(r.clone())
+            .map_err(|e| TlsError::Config(format!("trust anchor: {e}")))?;
     }
     Ok(Arc::new(store))
 }
@@ -108,7 +119,9 @@ impl<C> fmt::Debug for ClockTime<C> {
 
 impl<C: device::Clock + Send + Sync> TimeProvider for ClockTime<C> {
     fn current_time(&self) -> Option<UnixTime> {
-        Some(UnixTime::since_unix_epoch(core::time::Duration::from_secs(self.0.wall().secs)))
+        Some(UnixTime::since_unix_epoch(core::time::Duration::from_secs(
+            self.0.wall().secs,
+        )))
     }
 }
 
@@ -118,7 +131,9 @@ pub struct FixedTime(pub u64);
 
 impl TimeProvider for FixedTime {
     fn current_time(&self) -> Option<UnixTime> {
-        Some(UnixTime::since_unix_epoch(core::time::Duration::from_secs(self.0)))
+        Some(UnixTime::since_unix_epoch(core::time::Duration::from_secs(
+            self.0,
+        )))
     }
 }
 
@@ -137,13 +152,19 @@ impl SniResolver {
             return Some(k.clone());
         }
         let parent = name.split_once('.').map(|(_, p)| p)?;
-        self.by_name.iter().find(|(n, _)| n.strip_prefix("*.") == Some(parent)).map(|(_, k)| k.clone())
+        self.by_name
+            .iter()
+            .find(|(n, _)| n.strip_prefix("*.") == Some(parent))
+            .map(|(_, k)| k.clone())
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        hello.server_name().and_then(|n| self.find(n)).or_else(|| self.default.clone())
+        hello
+            .server_name()
+            .and_then(|n| self.find(n))
+            .or_else(|| self.default.clone())
     }
 }
 
@@ -156,7 +177,9 @@ pub struct Ticketer {
 
 impl fmt::Debug for Ticketer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ticketer").field("lifetime", &self.lifetime).finish_non_exhaustive()
+        f.debug_struct("Ticketer")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
     }
 }
 
@@ -164,8 +187,13 @@ impl Ticketer {
     /// A ticketer whose tickets live `lifetime` seconds.
     pub fn new(rng: &'static Rng, lifetime: u32) -> Result<Ticketer, TlsError> {
         let mut k = [0u8; 32];
-        rng.try_fill(&mut k).map_err(|e| TlsError::Config(e.to_string()))?;
-        Ok(Ticketer { key: aes_gcm::Aes256Gcm::new(&k.into()), rng, lifetime })
+        rng.try_fill(&mut k)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        Ok(Ticketer {
+            key: aes_gcm::Aes256Gcm::new(&k.into()),
+            rng,
+            lifetime,
+        })
     }
 }
 
@@ -214,29 +242,48 @@ pub struct ServerOptions {
 impl ServerOptions {
     /// One certificate for every name, resumption on.
     pub fn new(identity: Identity) -> ServerOptions {
-        ServerOptions { identity: Some(identity), sni: Vec::new(), alpn: Vec::new(), client_ca: None, resumption: true }
+        ServerOptions {
+            identity: Some(identity),
+            sni: Vec::new(),
+            alpn: Vec::new(),
+            client_ca: None,
+            resumption: true,
+        }
     }
 
     /// The rustls server configuration.
-    pub fn build(&self, provider: Arc<CryptoProvider>, rng: &'static Rng, time: Arc<dyn TimeProvider>) -> Result<Arc<ServerConfig>, TlsError> {
-        let mut resolver = SniResolver { default: None, by_name: Vec::new() };
+    pub fn build(
+        &self,
+        provider: Arc<CryptoProvider>,
+        rng: &'static Rng,
+        time: Arc<dyn TimeProvider>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
+        let mut resolver = SniResolver {
+            default: None,
+            by_name: Vec::new(),
+        };
         if let Some(id) = &self.identity {
             resolver.default = Some(id.certified(&provider)?);
         }
         for (name, id) in &self.sni {
-            resolver.by_name.push((name.to_ascii_lowercase(), id.certified(&provider)?));
+            resolver
+                .by_name
+                .push((name.to_ascii_lowercase(), id.certified(&provider)?));
         }
         if resolver.default.is_none() && resolver.by_name.is_empty() {
-            return Err(TlsError::Config("a TLS server needs at least one certificate".into()));
+            return Err(TlsError::Config(
+                "a TLS server needs at least one certificate".into(),
+            ));
         }
         let builder = ServerConfig::builder_with_details(provider.clone(), time)
             .with_protocol_versions(rustls::ALL_VERSIONS)
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = match &self.client_ca {
             Some(cas) => {
-                let v = WebPkiClientVerifier::builder_with_provider(root_store(cas)?, provider.clone())
-                    .build()
-                    .map_err(|e| TlsError::Config(format!("client CA: {e}")))?;
+                let v =
+                    WebPkiClientVerifier::builder_with_provider(root_store(cas)?, provider.clone())
+                        .build()
+                        .map_err(|e| TlsError::Config(format!("client CA: {e}")))?;
                 builder.with_client_cert_verifier(v)
             }
             None => builder.with_no_client_auth(),
@@ -272,13 +319,26 @@ pub struct ClientOptions {
 impl ClientOptions {
     /// Trust what `authenticator` trusts; resumption on.
     pub fn new(authenticator: Arc<dyn ServerCertVerifier>) -> ClientOptions {
-        ClientOptions { authenticator, alpn: Vec::new(), identity: None, resumption: true, versions: None }
+        ClientOptions {
+            authenticator,
+            alpn: Vec::new(),
+            identity: None,
+            resumption: true,
+            versions: None,
+        }
     }
 
     /// The rustls client configuration. Reuse it for every connection, so that sessions can
     /// be resumed.
-    pub fn build(&self, provider: Arc<CryptoProvider>, time: Arc<dyn TimeProvider>) -> Result<Arc<ClientConfig>, TlsError> {
-        let versions: Vec<&'static rustls::SupportedProtocolVersion> = self.versions.clone().unwrap_or_else(|| rustls::ALL_VERSIONS.to_vec());
+    pub fn build(
+        &self,
+        provider: Arc<CryptoProvider>,
+        time: Arc<dyn TimeProvider>,
+    ) -> Result<Arc<ClientConfig>, TlsError> {
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> = self
+            .versions
+            .clone()
+            .unwrap_or_else(|| rustls::ALL_VERSIONS.to_vec());
         let builder = ClientConfig::builder_with_details(provider.clone(), time)
             .with_protocol_versions(&versions)
             .map_err(|e| TlsError::Config(e.to_string()))?

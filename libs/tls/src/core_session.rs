@@ -83,31 +83,46 @@ pub struct Session {
 
 impl core::fmt::Debug for Session {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Session").field("status", &self.status).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
     }
 }
 
 trait Unbuffered {
     type Data;
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data>;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
 }
 
 impl Unbuffered for UnbufferedClientConnection {
     type Data = rustls::client::ClientConnectionData;
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
     }
 }
 
 impl Unbuffered for UnbufferedServerConnection {
     type Data = rustls::server::ServerConnectionData;
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
     }
 }
 
 /// Appends what `f` writes to `out`, growing the buffer as rustls asks.
-fn append<E>(out: &mut Vec<u8>, mut f: impl FnMut(&mut [u8]) -> Result<usize, E>, needed: impl Fn(&E) -> Option<usize>) -> Result<(), E> {
+fn append<E>(
+    out: &mut Vec<u8>,
+    mut f: impl FnMut(&mut [u8]) -> Result<usize, E>,
+    needed: impl Fn(&E) -> Option<usize>,
+) -> Result<(), E> {
     let start = out.len();
     let mut room = 4096;
     loop {
@@ -172,7 +187,8 @@ fn pump<C: Unbuffered>(conn: &mut C, io: Io<'_>) -> Result<(), rustls::Error> {
                 return Err(rustls::Error::General("0-RTT data is not accepted".into()));
             }
             Ok(ConnectionState::EncodeTlsData(mut e)) => {
-                append(&mut io.out.to_send, |b| e.encode(b), encode_needed).map_err(|e| rustls::Error::General(alloc::format!("{e}")))?;
+                append(&mut io.out.to_send, |b| e.encode(b), encode_needed)
+                    .map_err(|e| rustls::Error::General(alloc::format!("{e}")))?;
             }
             Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
             Ok(ConnectionState::BlockedHandshake) => stop = true,
@@ -181,13 +197,21 @@ fn pump<C: Unbuffered>(conn: &mut C, io: Io<'_>) -> Result<(), rustls::Error> {
                     *io.status = Status::Established;
                 }
                 if !io.pending.is_empty() {
-                    append(&mut io.out.to_send, |b| w.encrypt(io.pending, b), encrypt_needed)
-                        .map_err(|e| rustls::Error::General(alloc::format!("{e}")))?;
+                    append(
+                        &mut io.out.to_send,
+                        |b| w.encrypt(io.pending, b),
+                        encrypt_needed,
+                    )
+                    .map_err(|e| rustls::Error::General(alloc::format!("{e}")))?;
                     io.pending.clear();
                 }
                 if io.close_queued && !*io.close_sent {
-                    append(&mut io.out.to_send, |b| w.queue_close_notify(b), encrypt_needed)
-                        .map_err(|e| rustls::Error::General(alloc::format!("{e}")))?;
+                    append(
+                        &mut io.out.to_send,
+                        |b| w.queue_close_notify(b),
+                        encrypt_needed,
+                    )
+                    .map_err(|e| rustls::Error::General(alloc::format!("{e}")))?;
                     *io.close_sent = true;
                 }
                 stop = true;
@@ -222,8 +246,11 @@ impl Session {
     /// A client session for `server_name` (a DNS name or an IP address). Call
     /// [`handle`](Session::handle) with no input to get the ClientHello.
     pub fn client(config: Arc<ClientConfig>, server_name: &str) -> Result<Session, TlsError> {
-        let name = ServerName::try_from(String::from(server_name))
-            .map_err(|_| TlsError::Config(alloc::format!("`{server_name}` is not a valid DNS name or IP address")))?;
+        let name = ServerName::try_from(String::from(server_name)).map_err(|_| {
+            TlsError::Config(alloc::format!(
+                "`{server_name}` is not a valid DNS name or IP address"
+            ))
+        })?;
         let conn = UnbufferedClientConnection::new(config, name).map_err(TlsError::from_rustls)?;
         Ok(Session::new(Conn::Client(conn)))
     }
@@ -235,7 +262,15 @@ impl Session {
     }
 
     fn new(conn: Conn) -> Session {
-        Session { conn, incoming: Vec::new(), pending: Vec::new(), close_queued: false, close_sent: false, status: Status::Handshaking, stashed: Vec::new() }
+        Session {
+            conn,
+            incoming: Vec::new(),
+            pending: Vec::new(),
+            close_queued: false,
+            close_sent: false,
+            status: Status::Handshaking,
+            stashed: Vec::new(),
+        }
     }
 
     fn run(&mut self, input: &[u8]) -> Result<Output, Failure> {
@@ -264,7 +299,10 @@ impl Session {
                     Conn::Client(c) => drain_alert(c, &mut self.incoming, &mut to_send),
                     Conn::Server(c) => drain_alert(c, &mut self.incoming, &mut to_send),
                 }
-                Err(Failure { error: TlsError::from_rustls(e), to_send })
+                Err(Failure {
+                    error: TlsError::from_rustls(e),
+                    to_send,
+                })
             }
         }
     }
@@ -329,7 +367,10 @@ impl Session {
             kx_group: common.negotiated_key_exchange_group().map(|g| g.name()),
             alpn: common.alpn_protocol().map(<[u8]>::to_vec),
             resumed: common.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
-            peer_certificates: common.peer_certificates().map(<[_]>::to_vec).unwrap_or_default(),
+            peer_certificates: common
+                .peer_certificates()
+                .map(<[_]>::to_vec)
+                .unwrap_or_default(),
         }
     }
 }

@@ -67,15 +67,25 @@ pub struct Tls<S> {
 
 impl<S> core::fmt::Debug for Tls<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Tls").field("server", &self.server.is_some()).field("roots", &self.roots.len()).finish_non_exhaustive()
+        f.debug_struct("Tls")
+            .field("server", &self.server.is_some())
+            .field("roots", &self.roots.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl<S: Stack> Tls<S> {
     /// Builds the device: seeds a Fortuna generator from `random` (the platform's entropy),
     /// reads wall time from `clock`, and loads `files`.
-    pub fn new(stack: S, random: impl Random + Send + 'static, clock: impl Clock + Clone + Send + Sync + 'static, files: &Files<'_>) -> Result<Tls<S>, TlsError> {
-        let rng = Rng::from_device(random, clock.clone()).map_err(|e| TlsError::Config(e.to_string()))?.leak();
+    pub fn new(
+        stack: S,
+        random: impl Random + Send + 'static,
+        clock: impl Clock + Clone + Send + Sync + 'static,
+        files: &Files<'_>,
+    ) -> Result<Tls<S>, TlsError> {
+        let rng = Rng::from_device(random, clock.clone())
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .leak();
         let provider = Arc::new(uni_crypto::provider(rng));
         let time: Arc<dyn TimeProvider> = Arc::new(ClockTime(clock));
         let identity = match (files.cert, files.key) {
@@ -85,18 +95,38 @@ impl<S: Stack> Tls<S> {
         };
         let mut sni = Vec::new();
         for s in files.sni {
-            sni.push((String::from(s.name), Identity::from_pem(s.cert, s.key).map_err(|e| TlsError::Config(alloc::format!("SNI name {}: {e}", s.name)))?));
+            sni.push((
+                String::from(s.name),
+                Identity::from_pem(s.cert, s.key)
+                    .map_err(|e| TlsError::Config(alloc::format!("SNI name {}: {e}", s.name)))?,
+            ));
         }
         let alpn: Vec<Vec<u8>> = files.alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
         let client_ca = files.client_ca.map(config::roots).transpose()?;
         let server = if identity.is_some() || !sni.is_empty() {
-            let opts = ServerOptions { identity: identity.clone(), sni, alpn: alpn.clone(), client_ca, resumption: files.resumption };
+            let opts = ServerOptions {
+                identity: identity.clone(),
+                sni,
+                alpn: alpn.clone(),
+                client_ca,
+                resumption: files.resumption,
+            };
             Some(opts.build(provider.clone(), rng, time.clone())?)
         } else {
             None
         };
         let roots = files.ca.map(config::roots).transpose()?.unwrap_or_default();
-        Ok(Tls { stack, rng, provider, time, server, identity, roots, alpn, resumption: files.resumption })
+        Ok(Tls {
+            stack,
+            rng,
+            provider,
+            time,
+            server,
+            identity,
+            roots,
+            alpn,
+            resumption: files.resumption,
+        })
     }
 
     /// The stack underneath.
@@ -126,8 +156,13 @@ impl<S: Stack> Tls<S> {
 
     /// Listens on `port`; accepted flows are TLS servers.
     pub async fn listen(&self, port: u16) -> Result<TlsListener<S::Listener>, TlsError> {
-        let config = self.server.clone().ok_or_else(|| TlsError::Config("this tls device has no `cert`/`key`, so it cannot serve".into()))?;
-        Ok(TlsListener { inner: self.stack.listen(port).await?, config })
+        let config = self.server.clone().ok_or_else(|| {
+            TlsError::Config("this tls device has no `cert`/`key`, so it cannot serve".into())
+        })?;
+        Ok(TlsListener {
+            inner: self.stack.listen(port).await?,
+            config,
+        })
     }
 
     /// [`auth::chain_of_trust`] with the device's `ca` and clock.
@@ -138,7 +173,10 @@ impl<S: Stack> Tls<S> {
     /// A client configuration trusting what `authenticator` trusts, offering the device's
     /// ALPN, its certificate (for servers that ask), and resumption as configured. Reuse it
     /// across connections to resume sessions.
-    pub fn client_config(&self, authenticator: Arc<dyn ServerCertVerifier>) -> Result<Arc<ClientConfig>, TlsError> {
+    pub fn client_config(
+        &self,
+        authenticator: Arc<dyn ServerCertVerifier>,
+    ) -> Result<Arc<ClientConfig>, TlsError> {
         let mut o = ClientOptions::new(authenticator);
         o.alpn = self.alpn.clone();
         o.identity = self.identity.clone();
@@ -148,7 +186,12 @@ impl<S: Stack> Tls<S> {
 
     /// Connects to `addr`, authenticating the server as `server_name`; returns after the
     /// handshake.
-    pub async fn connect(&self, addr: SocketAddr, server_name: &str, config: Arc<ClientConfig>) -> Result<TlsFlow<S::Flow>, TlsError> {
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        server_name: &str,
+        config: Arc<ClientConfig>,
+    ) -> Result<TlsFlow<S::Flow>, TlsError> {
         let flow = self.stack.connect(addr).await?;
         let mut tls = TlsFlow::client(flow, config, server_name)?;
         tls.handshake().await?;
@@ -168,7 +211,8 @@ impl<L: Listener> TlsListener<L> {
     /// The next connection, handshake not yet done.
     pub async fn accept(&self) -> Result<(TlsFlow<L::Flow>, SocketAddr), NetError> {
         let (flow, peer) = self.inner.accept().await?;
-        let tls = TlsFlow::server(flow, self.config.clone()).map_err(|e| NetError::Other(e.to_string()))?;
+        let tls = TlsFlow::server(flow, self.config.clone())
+            .map_err(|e| NetError::Other(e.to_string()))?;
         Ok((tls, peer))
     }
 

@@ -33,9 +33,13 @@ impl fmt::Display for CertError {
             CertError::Expired => f.write_str("certificate expired"),
             CertError::NotYetValid => f.write_str("certificate not yet valid"),
             CertError::WrongHost => f.write_str("certificate is not valid for this host name"),
-            CertError::UnknownIssuer => f.write_str("certificate issuer is unknown (not signed by a trusted CA)"),
+            CertError::UnknownIssuer => {
+                f.write_str("certificate issuer is unknown (not signed by a trusted CA)")
+            }
             CertError::BadSignature => f.write_str("bad signature on certificate"),
-            CertError::PinMismatch => f.write_str("certificate fingerprint does not match the pinned fingerprints"),
+            CertError::PinMismatch => {
+                f.write_str("certificate fingerprint does not match the pinned fingerprints")
+            }
             CertError::Revoked => f.write_str("certificate revoked"),
             CertError::Other(s) => f.write_str(s),
         }
@@ -45,9 +49,15 @@ impl fmt::Display for CertError {
 impl CertError {
     pub(crate) fn from_rustls(e: &CertificateError) -> CertError {
         match e {
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => CertError::Expired,
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => CertError::NotYetValid,
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => CertError::WrongHost,
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                CertError::Expired
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                CertError::NotYetValid
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                CertError::WrongHost
+            }
             CertificateError::UnknownIssuer => CertError::UnknownIssuer,
             CertificateError::BadSignature => CertError::BadSignature,
             CertificateError::ApplicationVerificationFailure => CertError::PinMismatch,
@@ -78,7 +88,9 @@ pub enum TlsError {
 impl TlsError {
     pub(crate) fn from_rustls(e: rustls::Error) -> TlsError {
         match e {
-            rustls::Error::InvalidCertificate(c) => TlsError::Certificate(CertError::from_rustls(&c)),
+            rustls::Error::InvalidCertificate(c) => {
+                TlsError::Certificate(CertError::from_rustls(&c))
+            }
             rustls::Error::AlertReceived(a) => TlsError::PeerAlert(a),
             other => TlsError::Protocol(other),
         }
@@ -92,7 +104,9 @@ impl fmt::Display for TlsError {
             TlsError::PeerAlert(a) => write!(f, "TLS: the peer sent alert {a:?}"),
             TlsError::Protocol(e) => write!(f, "TLS: {e}"),
             TlsError::Net(e) => write!(f, "TLS: {e}"),
-            TlsError::ClosedDuringHandshake => f.write_str("TLS: the peer closed the connection during the handshake"),
+            TlsError::ClosedDuringHandshake => {
+                f.write_str("TLS: the peer closed the connection during the handshake")
+            }
             TlsError::Config(s) => write!(f, "TLS configuration: {s}"),
         }
     }

@@ -32,7 +32,11 @@ pub struct TlsFlow<F> {
 
 impl<F: Flow> TlsFlow<F> {
     /// The client side of a connection to `server_name` over `flow`. No IO happens yet.
-    pub fn client(flow: F, config: Arc<ClientConfig>, server_name: &str) -> Result<TlsFlow<F>, TlsError> {
+    pub fn client(
+        flow: F,
+        config: Arc<ClientConfig>,
+        server_name: &str,
+    ) -> Result<TlsFlow<F>, TlsError> {
         Ok(TlsFlow::new(flow, Session::client(config, server_name)?))
     }
 
@@ -42,7 +46,15 @@ impl<F: Flow> TlsFlow<F> {
     }
 
     fn new(flow: F, session: Session) -> TlsFlow<F> {
-        TlsFlow { flow, session, plain: Vec::new(), plain_pos: 0, rbuf: vec![0; 18 * 1024], eof: false, failed: None }
+        TlsFlow {
+            flow,
+            session,
+            plain: Vec::new(),
+            plain_pos: 0,
+            rbuf: vec![0; 18 * 1024],
+            eof: false,
+            failed: None,
+        }
     }
 
     /// What was negotiated.
@@ -124,7 +136,10 @@ impl<F: Flow> TlsFlow<F> {
                 self.plain_pos += n;
                 return Ok(n);
             }
-            if buf.is_empty() || self.eof || matches!(self.session.status(), Status::PeerClosed | Status::Closed) {
+            if buf.is_empty()
+                || self.eof
+                || matches!(self.session.status(), Status::PeerClosed | Status::Closed)
+            {
                 return Ok(0);
             }
             self.read_more().await?;

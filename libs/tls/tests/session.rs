@@ -18,29 +18,43 @@ const NOW: u64 = 1_893_456_000;
 fn rng() -> &'static Rng {
     static RNG: std::sync::OnceLock<&'static Rng> = std::sync::OnceLock::new();
     RNG.get_or_init(|| {
-        let rng = Rng::from_device(uni_runtime::platform::Random::new(), uni_runtime::platform::Clock::new()).unwrap();
+        let rng = Rng::from_device(
+            uni_runtime::platform::Random::new(),
+            uni_runtime::platform::Clock::new(),
+        )
+        .unwrap();
         rng.leak()
     })
 }
 
 fn provider() -> Arc<CryptoProvider> {
     static P: std::sync::OnceLock<Arc<CryptoProvider>> = std::sync::OnceLock::new();
-    P.get_or_init(|| Arc::new(uni_crypto::provider(rng()))).clone()
+    P.get_or_init(|| Arc::new(uni_crypto::provider(rng())))
+        .clone()
 }
 
 fn server() -> Arc<rustls::ServerConfig> {
     let opts = ServerOptions::new(Identity::from_pem(CERT, KEY).unwrap());
-    opts.build(provider(), rng(), Arc::new(FixedTime(NOW))).unwrap()
+    opts.build(provider(), rng(), Arc::new(FixedTime(NOW)))
+        .unwrap()
 }
 
-fn client_with(auth: Arc<dyn rustls::client::danger::ServerCertVerifier>, versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>) -> Arc<rustls::ClientConfig> {
+fn client_with(
+    auth: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
+) -> Arc<rustls::ClientConfig> {
     let mut o = ClientOptions::new(auth);
     o.versions = versions;
     o.build(provider(), Arc::new(FixedTime(NOW))).unwrap()
 }
 
 fn trust(at: u64) -> Arc<dyn rustls::client::danger::ServerCertVerifier> {
-    auth::chain_of_trust(&uni_tls::config::roots(CA).unwrap(), Arc::new(FixedTime(at)), provider()).unwrap()
+    auth::chain_of_trust(
+        &uni_tls::config::roots(CA).unwrap(),
+        Arc::new(FixedTime(at)),
+        provider(),
+    )
+    .unwrap()
 }
 
 /// Runs the handshake in memory; returns both sessions or the client's error.
@@ -50,7 +64,10 @@ fn handshake(c: &mut Session, s: &mut Session) -> Result<(), TlsError> {
         let out = s.handle(&to_server).map_err(|f| f.error)?;
         let back = c.handle(&out.to_send).map_err(|f| f.error)?;
         to_server = back.to_send;
-        if c.status() == Status::Established && s.status() == Status::Established && to_server.is_empty() {
+        if c.status() == Status::Established
+            && s.status() == Status::Established
+            && to_server.is_empty()
+        {
             return Ok(());
         }
     }
@@ -118,15 +135,41 @@ fn client_error(auth: Arc<dyn rustls::client::danger::ServerCertVerifier>, host:
 
 #[test]
 fn chain_of_trust_errors_are_distinct() {
-    assert!(handshake(&mut Session::client(client_with(trust(NOW), None), "127.0.0.1").unwrap(), &mut Session::server(server()).unwrap()).is_ok());
-    assert_eq!(client_error(trust(NOW), "example.com"), TlsError::Certificate(CertError::WrongHost));
-    assert_eq!(client_error(trust(5_000_000_000), "localhost"), TlsError::Certificate(CertError::Expired));
-    assert_eq!(client_error(trust(1_000_000_000), "localhost"), TlsError::Certificate(CertError::NotYetValid));
+    assert!(handshake(
+        &mut Session::client(client_with(trust(NOW), None), "127.0.0.1").unwrap(),
+        &mut Session::server(server()).unwrap()
+    )
+    .is_ok());
+    assert_eq!(
+        client_error(trust(NOW), "example.com"),
+        TlsError::Certificate(CertError::WrongHost)
+    );
+    assert_eq!(
+        client_error(trust(5_000_000_000), "localhost"),
+        TlsError::Certificate(CertError::Expired)
+    );
+    assert_eq!(
+        client_error(trust(1_000_000_000), "localhost"),
+        TlsError::Certificate(CertError::NotYetValid)
+    );
     // Trusting only the server's own certificate as a root is not the CA: unknown issuer.
-    let other = auth::chain_of_trust(&uni_tls::config::roots(CERT).unwrap(), Arc::new(FixedTime(NOW)), provider()).unwrap();
-    assert_eq!(client_error(other, "localhost"), TlsError::Certificate(CertError::UnknownIssuer));
+    let other = auth::chain_of_trust(
+        &uni_tls::config::roots(CERT).unwrap(),
+        Arc::new(FixedTime(NOW)),
+        provider(),
+    )
+    .unwrap();
+    assert_eq!(
+        client_error(other, "localhost"),
+        TlsError::Certificate(CertError::UnknownIssuer)
+    );
     // Only the danger API skips the host name.
-    let lax = auth::danger_chain_of_trust_without_hostname(&uni_tls::config::roots(CA).unwrap(), Arc::new(FixedTime(NOW)), provider()).unwrap();
+    let lax = auth::danger_chain_of_trust_without_hostname(
+        &uni_tls::config::roots(CA).unwrap(),
+        Arc::new(FixedTime(NOW)),
+        provider(),
+    )
+    .unwrap();
     let mut c = Session::client(client_with(lax, None), "example.com").unwrap();
     handshake(&mut c, &mut Session::server(server()).unwrap()).unwrap();
 }
@@ -138,15 +181,29 @@ fn fingerprints_pin_and_tofu() {
     let good = auth::server_fingerprint(FingerprintHash::Sha256, vec![fp.clone()], provider());
     let mut c = Session::client(client_with(good.clone(), None), "localhost").unwrap();
     handshake(&mut c, &mut Session::server(server()).unwrap()).unwrap();
-    assert_eq!(client_error(good, "example.com"), TlsError::Certificate(CertError::WrongHost));
+    assert_eq!(
+        client_error(good, "example.com"),
+        TlsError::Certificate(CertError::WrongHost)
+    );
     let bad = auth::server_fingerprint(FingerprintHash::Sha256, vec![vec![0; 32]], provider());
-    assert_eq!(client_error(bad, "localhost"), TlsError::Certificate(CertError::PinMismatch));
+    assert_eq!(
+        client_error(bad, "localhost"),
+        TlsError::Certificate(CertError::PinMismatch)
+    );
     let store = auth::TofuStore::new();
     let tofu = auth::trust_on_first_use(FingerprintHash::Sha256, store.clone(), provider());
     let mut c = Session::client(client_with(tofu, None), "localhost").unwrap();
     handshake(&mut c, &mut Session::server(server()).unwrap()).unwrap();
     assert_eq!(store.get("localhost"), Some(fp.clone()));
-    assert_eq!(auth::parse_fingerprint(&fp.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")), Some(fp));
+    assert_eq!(
+        auth::parse_fingerprint(
+            &fp.iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        ),
+        Some(fp)
+    );
 }
 
 #[test]

@@ -12,12 +12,12 @@ use cargo_metadata::Message;
 use super::show;
 use crate::board::Board;
 use crate::cli::Build;
-use crate::toolchain::{self, Route};
-use crate::{image, xl};
 use crate::config::{Config, DeviceSpec};
 use crate::generate::{self, Plan};
 use crate::status::{self, status};
 use crate::target::Target;
+use crate::toolchain::{self, Route};
+use crate::{image, xl};
 
 /// What `uni build` produced.
 pub struct Built {
@@ -73,13 +73,19 @@ fn xen_rustflags(cfg: &Config, board: &Board) -> Result<Vec<String>> {
         format!("-Ctarget-cpu={}", board.cpu.target_cpu),
     ];
     if !board.cpu.target_features.is_empty() {
-        f.push(format!("-Ctarget-feature={}", board.cpu.target_features.join(",")));
+        f.push(format!(
+            "-Ctarget-feature={}",
+            board.cpu.target_features.join(",")
+        ));
     }
     let mut remap = vec![
         (crate::home::home()?, "/uni".to_string()),
         (toolchain::sysroot()?, "/rustc".to_string()),
     ];
-    if let Some(cargo_home) = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))) {
+    if let Some(cargo_home) = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+    {
         remap.push((cargo_home, "/cargo".into()));
     }
     // Last so that it wins (rustc applies the last matching prefix): panics name
@@ -107,11 +113,17 @@ pub fn cargo_command_line(cfg: &Config, plan: &Plan) -> String {
 pub fn build(cfg: Config, target: Target) -> Result<Built> {
     let plan = generate::plan(&cfg, target)?;
     if !generate::stale_paths(&plan).is_empty() {
-        status("Configuring", format!("{} (target {target}, board {})", cfg.name, plan.board));
+        status(
+            "Configuring",
+            format!("{} (target {target}, board {})", cfg.name, plan.board),
+        );
         generate::write(&plan)?;
     }
     let started = Instant::now();
-    status("Compiling", format!("{} (target {target}, release)", cfg.name));
+    status(
+        "Compiling",
+        format!("{} (target {target}, release)", cfg.name),
+    );
     let exe = cargo_build(&cfg, &plan)?;
     let dist = cfg.dir.join("dist");
     std::fs::create_dir_all(&dist)?;
@@ -125,7 +137,14 @@ pub fn build(cfg: Config, target: Target) -> Result<Built> {
     let tmp = dist.join(format!(".{}.tmp{}", cfg.name, std::process::id()));
     std::fs::copy(&exe, &tmp).with_context(|| format!("copying `{}`", exe.display()))?;
     std::fs::rename(&tmp, &artifact)?;
-    status("Finished", format!("release build of {} in {:.1}s", cfg.name, started.elapsed().as_secs_f64()));
+    status(
+        "Finished",
+        format!(
+            "release build of {} in {:.1}s",
+            cfg.name,
+            started.elapsed().as_secs_f64()
+        ),
+    );
     let size = std::fs::metadata(&artifact)?.len();
     status("Built", format!("{} ({})", show(&artifact), human(size)));
     Ok(Built { artifact })
@@ -135,14 +154,24 @@ pub fn build(cfg: Config, target: Target) -> Result<Built> {
 pub const XEN_LOAD: u32 = 0x4000_8000;
 
 /// Turns the linked ELF into `dist/<name>.xen` and writes `dist/<name>.xl`.
-fn finish_xen(cfg: Config, plan: &Plan, elf: &Path, dist: &Path, started: Instant) -> Result<Built> {
+fn finish_xen(
+    cfg: Config,
+    plan: &Plan,
+    elf: &Path,
+    dist: &Path,
+    started: Instant,
+) -> Result<Built> {
     let board = super::xen_board(&cfg)?;
     let image = dist.join(format!("{}.xen", cfg.name));
     let size = image::make_image(elf, &image, XEN_LOAD)?;
     let x = &cfg.xen;
     let xl_text = xl::render(&xl::XlConfig {
         uni_version: env!("CARGO_PKG_VERSION"),
-        config: cfg.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        config: cfg
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         board: board.name.clone(),
         name: cfg.name.clone(),
         kernel: image.display().to_string(),
@@ -160,7 +189,10 @@ fn finish_xen(cfg: Config, plan: &Plan, elf: &Path, dist: &Path, started: Instan
             .enumerate()
             .map(|(i, mac)| {
                 let mac = mac.unwrap_or_else(|| xl::stable_mac(&cfg.name, i));
-                xl::vif(x.bridge.as_deref().unwrap_or(&board.defaults.bridge), Some(mac))
+                xl::vif(
+                    x.bridge.as_deref().unwrap_or(&board.defaults.bridge),
+                    Some(mac),
+                )
             })
             .collect(),
     })?;
@@ -170,8 +202,23 @@ fn finish_xen(cfg: Config, plan: &Plan, elf: &Path, dist: &Path, started: Instan
     let tmp = dist.join(format!(".{}.xl.tmp{}", cfg.name, std::process::id()));
     std::fs::write(&tmp, xl_text)?;
     std::fs::rename(&tmp, &xl_path)?;
-    status("Finished", format!("release build of {} in {:.1}s", cfg.name, started.elapsed().as_secs_f64()));
-    status("Built", format!("{} ({}, zImage at {XEN_LOAD:#x}, board {})", show(&image), human(size), plan.board));
+    status(
+        "Finished",
+        format!(
+            "release build of {} in {:.1}s",
+            cfg.name,
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    status(
+        "Built",
+        format!(
+            "{} ({}, zImage at {XEN_LOAD:#x}, board {})",
+            show(&image),
+            human(size),
+            plan.board
+        ),
+    );
     status("Wrote", show(&xl_path));
     Ok(Built { artifact: image })
 }
@@ -187,14 +234,19 @@ fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
             // -Zbuild-std on the stable toolchain.
             cmd.env("RUSTC_BOOTSTRAP", "1");
         }
-        cmd.env("CARGO_ENCODED_RUSTFLAGS", xen_rustflags(cfg, &board)?.join("\x1f"));
+        cmd.env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            xen_rustflags(cfg, &board)?.join("\x1f"),
+        );
         cmd.env_remove("RUSTFLAGS");
     }
     if !verbose {
         cmd.arg("--quiet");
         cmd.stderr(Stdio::piped());
     }
-    let mut child = cmd.spawn().context("running cargo (is it installed and on PATH?)")?;
+    let mut child = cmd
+        .spawn()
+        .context("running cargo (is it installed and on PATH?)")?;
     // Drain stderr on a thread so cargo never blocks on a full pipe.
     let stderr = child.stderr.take().map(|mut e| {
         std::thread::spawn(move || {
@@ -213,10 +265,15 @@ fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
         }
     }
     let status = child.wait()?;
-    let err_text = stderr.map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+    let err_text = stderr
+        .map(|h| h.join().unwrap_or_default())
+        .unwrap_or_default();
     if !status.success() {
         eprint!("{err_text}");
-        bail!("cargo failed to build `{}` ({status}); run with -v for cargo's full output", show(&plan.dir));
+        bail!(
+            "cargo failed to build `{}` ({status}); run with -v for cargo's full output",
+            show(&plan.dir)
+        );
     }
     exe.with_context(|| format!("cargo reported no executable named `{bin_name}`"))
 }

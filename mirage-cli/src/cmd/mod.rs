@@ -50,11 +50,18 @@ pub fn load(file: &Path, target: Option<Target>) -> Result<(Config, Target)> {
 }
 
 /// [`load`], with `--board` (when given) in place of unikernel.toml's board.
-pub fn load_on(file: &Path, target: Option<Target>, board: Option<&str>) -> Result<(Config, Target)> {
+pub fn load_on(
+    file: &Path,
+    target: Option<Target>,
+    board: Option<&str>,
+) -> Result<(Config, Target)> {
     let (mut cfg, target) = load(file, target)?;
     if let Some(b) = board {
         if crate::board::find(b).is_none() {
-            anyhow::bail!("unknown board `{b}` (--board); accepted: {}", crate::board::names());
+            anyhow::bail!(
+                "unknown board `{b}` (--board); accepted: {}",
+                crate::board::names()
+            );
         }
         cfg.board = Some(b.to_string());
     }
@@ -66,7 +73,10 @@ pub fn load_on(file: &Path, target: Option<Target>, board: Option<&str>) -> Resu
 pub fn out(text: &str) -> Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => Ok(r?),
     }
@@ -75,7 +85,12 @@ pub fn out(text: &str) -> Result<()> {
 /// The board a xen-arm build is for: the config's, else the emulated one.
 pub fn xen_board(cfg: &Config) -> Result<crate::board::Board> {
     let name = cfg.board.as_deref().unwrap_or(DEFAULT_BOARD);
-    crate::board::find(name).ok_or_else(|| anyhow::anyhow!("unknown board `{name}`; accepted: {}", crate::board::names()))
+    crate::board::find(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown board `{name}`; accepted: {}",
+            crate::board::names()
+        )
+    })
 }
 
 /// The board used when unikernel.toml names none.
@@ -84,5 +99,9 @@ pub const DEFAULT_BOARD: &str = "qemu-virt";
 /// `path` relative to the current directory when it is inside it, for messages.
 pub fn show(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd).map(PathBuf::from).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+    path.strip_prefix(&cwd)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }

@@ -18,7 +18,11 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
         return run_dom0(&args, file);
     }
     let (cfg, target) = super::load_on(file, args.target, args.dom0.board.as_deref())?;
-    if let Some(p) = args.publish.iter().find(|p| p.name.as_ref().is_some_and(|n| *n != cfg.name)) {
+    if let Some(p) = args
+        .publish
+        .iter()
+        .find(|p| p.name.as_ref().is_some_and(|n| *n != cfg.name))
+    {
         bail!(
             "`-p {}:{}:{}` names a unikernel other than this run's `{}`; only `uni run --dom0` forwards to deployed unikernels by name",
             p.host,
@@ -34,7 +38,10 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
             Target::XenArm => dist.join(format!("{}.xen", cfg.name)),
         };
         if !artifact.is_file() {
-            bail!("--no-build, but there is no {}: build it first with `uni build --target {target}`", show(&artifact));
+            bail!(
+                "--no-build, but there is no {}: build it first with `uni build --target {target}`",
+                show(&artifact)
+            );
         }
         artifact
     } else {
@@ -45,7 +52,10 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
             if !args.publish.is_empty() {
                 bail!("-p is for the emulated board (--target xen-arm); on unix the app listens on the host itself");
             }
-            status("Running", format!("{} {}", show(&artifact), args.args.join(" ")));
+            status(
+                "Running",
+                format!("{} {}", show(&artifact), args.args.join(" ")),
+            );
             // Become the unikernel: signals reach it directly and its exit code is ours.
             let err = Command::new(&artifact).args(&args.args).exec();
             Err(err).with_context(|| format!("starting `{}`", artifact.display()))
@@ -63,23 +73,40 @@ fn run_xen(args: &Run, file: &Path, image: std::path::PathBuf) -> Result<ExitCod
     let mut xl = image.with_extension("xl");
     if !args.args.is_empty() {
         // Boot arguments after `--` go after the xl file's own `extra=`, for this run only.
-        let text = std::fs::read_to_string(&xl).with_context(|| format!("reading {}", xl.display()))?;
-        let run_xl = cfg.dir.join("_build/xen-arm").join(format!("{}.run.xl", cfg.name));
+        let text =
+            std::fs::read_to_string(&xl).with_context(|| format!("reading {}", xl.display()))?;
+        let run_xl = cfg
+            .dir
+            .join("_build/xen-arm")
+            .join(format!("{}.run.xl", cfg.name));
         std::fs::create_dir_all(run_xl.parent().unwrap())?;
-        std::fs::write(&run_xl, crate::xl::append_extra(&text, &args.args.join(" "))?)?;
+        std::fs::write(
+            &run_xl,
+            crate::xl::append_extra(&text, &args.args.join(" "))?,
+        )?;
         xl = run_xl;
     }
-    let guest = emu::Guest { name: cfg.name.clone(), image, xl, marker: None };
+    let guest = emu::Guest {
+        name: cfg.name.clone(),
+        image,
+        xl,
+        marker: None,
+    };
     let opts = emu::RunOptions {
         timeout: std::time::Duration::from_secs(args.timeout.unwrap_or(300)),
         verbose: crate::status::verbose(),
         log: cfg.dir.join("_build/xen-arm/serial.log"),
         forwards: args.publish.iter().map(|p| (p.host, p.guest)).collect(),
         // a board-side check for tests, e.g. `ping -c 3 -w 60 $GUEST_IP` (see emu::RunOptions)
-        dom0_check: std::env::var("UNI_DOM0_CHECK").ok().filter(|c| !c.trim().is_empty()),
+        dom0_check: std::env::var("UNI_DOM0_CHECK")
+            .ok()
+            .filter(|c| !c.trim().is_empty()),
     };
     let outcome = emu::run(&prepared, &guest, &opts)?;
-    status("Finished", format!("{} {outcome} (exit code {})", cfg.name, outcome.exit_code()));
+    status(
+        "Finished",
+        format!("{} {outcome} (exit code {})", cfg.name, outcome.exit_code()),
+    );
     Ok(ExitCode::from(outcome.exit_code()))
 }
 
@@ -89,10 +116,18 @@ fn run_dom0(args: &Run, file: &Path) -> Result<ExitCode> {
     let d = &args.dom0;
     let name = match &d.board {
         Some(b) => b.clone(),
-        None if file.is_file() => load(file, Some(Target::XenArm))?.0.board.unwrap_or_else(|| super::DEFAULT_BOARD.into()),
+        None if file.is_file() => load(file, Some(Target::XenArm))?
+            .0
+            .board
+            .unwrap_or_else(|| super::DEFAULT_BOARD.into()),
         None => super::DEFAULT_BOARD.into(),
     };
-    let board = crate::board::find(&name).with_context(|| format!("unknown board `{name}`; accepted: {}", crate::board::names()))?;
+    let board = crate::board::find(&name).with_context(|| {
+        format!(
+            "unknown board `{name}`; accepted: {}",
+            crate::board::names()
+        )
+    })?;
     let cache = emu::cache_dir();
     let authorized_keys = emu::ssh::authorized_keys(&d.ssh_key)?;
     let prepared = emu::prepare(&board, &cache)?;
@@ -107,7 +142,11 @@ fn run_dom0(args: &Run, file: &Path) -> Result<ExitCode> {
     let forwards = args
         .publish
         .iter()
-        .map(|p| emu::ssh::NamedForward { host: p.host, name: p.name.clone().unwrap_or_default(), guest: p.guest })
+        .map(|p| emu::ssh::NamedForward {
+            host: p.host,
+            name: p.name.clone().unwrap_or_default(),
+            guest: p.guest,
+        })
         .collect();
     let opts = emu::ssh::ServeOptions {
         port,
@@ -120,13 +159,32 @@ fn run_dom0(args: &Run, file: &Path) -> Result<ExitCode> {
     };
     let line = host_key.known_hosts_line(port);
     let outcome = emu::ssh::serve(&prepared, &opts, || {
-        status("Ready", format!("dom0 answers SSH: ssh -p {port} root@localhost"));
-        status("Deploy", format!("with: uni deploy --host root@localhost:{port}"));
+        status(
+            "Ready",
+            format!("dom0 answers SSH: ssh -p {port} root@localhost"),
+        );
+        status(
+            "Deploy",
+            format!("with: uni deploy --host root@localhost:{port}"),
+        );
         if d.trust_host_key {
             let file = trust(&line, port)?;
-            status("Trusted", format!("its host key {} in {}", host_key.fingerprint, file.display()));
+            status(
+                "Trusted",
+                format!(
+                    "its host key {} in {}",
+                    host_key.fingerprint,
+                    file.display()
+                ),
+            );
         } else {
-            status("Host key", format!("{} (new this session); add this line to ~/.ssh/known_hosts to trust it:", host_key.fingerprint));
+            status(
+                "Host key",
+                format!(
+                    "{} (new this session); add this line to ~/.ssh/known_hosts to trust it:",
+                    host_key.fingerprint
+                ),
+            );
             super::out(&format!("{line}\n"))?;
         }
         status("Running", "until Ctrl-C");
@@ -143,13 +201,20 @@ fn run_dom0(args: &Run, file: &Path) -> Result<ExitCode> {
 
 /// Puts `line` into ~/.ssh/known_hosts in place of earlier keys for [localhost]:`port`.
 fn trust(line: &str, port: u16) -> Result<std::path::PathBuf> {
-    let ssh = std::env::var_os("HOME").map(std::path::PathBuf::from).context("HOME is not set")?.join(".ssh");
+    let ssh = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .context("HOME is not set")?
+        .join(".ssh");
     std::fs::create_dir_all(&ssh).with_context(|| format!("creating {}", ssh.display()))?;
     let file = ssh.join("known_hosts");
     let sh = xshell::Shell::new()?;
     for name in [format!("[localhost]:{port}"), format!("[127.0.0.1]:{port}")] {
         if file.is_file() {
-            xshell::cmd!(sh, "ssh-keygen -q -R {name} -f {file}").quiet().ignore_stdout().ignore_stderr().run()?;
+            xshell::cmd!(sh, "ssh-keygen -q -R {name} -f {file}")
+                .quiet()
+                .ignore_stdout()
+                .ignore_stderr()
+                .run()?;
         }
     }
     let mut text = std::fs::read_to_string(&file).unwrap_or_default();

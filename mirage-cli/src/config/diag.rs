@@ -58,7 +58,11 @@ impl Diagnostic {
         if let Some(acc) = &self.accepted {
             msg = msg.footer(Level::Help.title(acc));
         }
-        let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+        let renderer = if color {
+            Renderer::styled()
+        } else {
+            Renderer::plain()
+        };
         let text = renderer.render(msg).to_string();
         let width = line.to_string().len();
         match text.split_once('\n') {
@@ -75,20 +79,40 @@ const CONTEXT: usize = 48;
 /// `...` where cut), and the span relative to that text, within the line.
 fn window(src: &str, span: Range<usize>) -> (String, Range<usize>) {
     let line_start = src[..span.start].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = src[span.start..].find('\n').map_or(src.len(), |i| span.start + i);
+    let line_end = src[span.start..]
+        .find('\n')
+        .map_or(src.len(), |i| span.start + i);
     let line = &src[line_start..line_end];
     let at = span.start - line_start;
     let end = span.end.min(line_end) - line_start;
     let before: Vec<(usize, char)> = line[..at].char_indices().collect();
-    let from = if before.len() > CONTEXT { before[before.len() - CONTEXT].0 } else { 0 };
-    let to = line[at..].char_indices().nth(CONTEXT).map_or(line.len(), |(i, _)| at + i).max(end.min(line.len()));
-    let to = line[..to].char_indices().map(|(i, c)| i + c.len_utf8()).filter(|&i| i <= at + 4 * CONTEXT).last().unwrap_or(to).max(at);
+    let from = if before.len() > CONTEXT {
+        before[before.len() - CONTEXT].0
+    } else {
+        0
+    };
+    let to = line[at..]
+        .char_indices()
+        .nth(CONTEXT)
+        .map_or(line.len(), |(i, _)| at + i)
+        .max(end.min(line.len()));
+    let to = line[..to]
+        .char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        .filter(|&i| i <= at + 4 * CONTEXT)
+        .last()
+        .unwrap_or(to)
+        .max(at);
     let prefix = if from > 0 { "..." } else { "" };
     let suffix = if to < line.len() { "..." } else { "" };
     let text = format!("{prefix}{}{suffix}", &line[from..to]);
     let s = prefix.len() + at - from;
     let e = (prefix.len() + end.min(to).max(at) - from).max(s);
-    let e = if e == s { s + line[at..to].chars().next().map_or(0, char::len_utf8) } else { e };
+    let e = if e == s {
+        s + line[at..to].chars().next().map_or(0, char::len_utf8)
+    } else {
+        e
+    };
     (text, s..e)
 }
 
@@ -142,7 +166,10 @@ pub struct Source {
 
 impl Source {
     pub fn new(file: &Path, text: String) -> Source {
-        Source { file: file.to_path_buf(), text }
+        Source {
+            file: file.to_path_buf(),
+            text,
+        }
     }
 
     pub fn error(
@@ -189,7 +216,9 @@ fn clamp(src: &str, span: Range<usize>) -> Range<usize> {
     let line_start = src[..start].rfind('\n').map_or(0, |i| i + 1);
     if src[line_start..start].chars().all(char::is_whitespace) {
         let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
-        start = src[start..line_end].find(|c: char| !c.is_whitespace()).map_or(line_end, |i| start + i);
+        start = src[start..line_end]
+            .find(|c: char| !c.is_whitespace())
+            .map_or(line_end, |i| start + i);
     }
     let mut end = span.end.clamp(start, src.len());
     while !src.is_char_boundary(end) {
@@ -235,9 +264,15 @@ mod tests {
     fn tabs_and_long_lines_render() {
         // Found by cargo fuzz: tabs before a long line made annotate-snippets overflow.
         let crs = "\r\r\r\r \r\r\u{c}\r \r\u{85}\r\u{fffd}\u{fffd}\r\r#\r# \n";
-        let src = format!("# x\t\n{crs}{}[unikernel]{} port is--p\u{fffd}ort{} 3= \"echo\"\n", "\t".repeat(40), "\t".repeat(40), "\u{fffd}".repeat(30));
+        let src = format!(
+            "# x\t\n{crs}{}[unikernel]{} port is--p\u{fffd}ort{} 3= \"echo\"\n",
+            "\t".repeat(40),
+            "\t".repeat(40),
+            "\u{fffd}".repeat(30)
+        );
         for at in 0..src.len() + 1 {
-            let d = Source::new(Path::new("u.toml"), src.clone()).error(at..at, "k", "m", "l", None);
+            let d =
+                Source::new(Path::new("u.toml"), src.clone()).error(at..at, "k", "m", "l", None);
             assert!(d.render(false).contains("error"));
         }
     }

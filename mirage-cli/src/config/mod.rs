@@ -59,7 +59,10 @@ pub enum NetStack {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ipv4 {
     Dhcp,
-    Static { cidr: String, gateway: Option<String> },
+    Static {
+        cidr: String,
+        gateway: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -68,12 +71,27 @@ pub enum DeviceSpec {
     Clock,
     Random,
     Args,
-    Net { stack: Option<NetStack>, ipv4: Option<Ipv4>, mac: Option<[u8; 6]> },
-    KvRo { dir: PathBuf },
-    Block { file: PathBuf },
+    Net {
+        stack: Option<NetStack>,
+        ipv4: Option<Ipv4>,
+        mac: Option<[u8; 6]>,
+    },
+    KvRo {
+        dir: PathBuf,
+    },
+    Block {
+        file: PathBuf,
+    },
     Tls(TlsSpec),
-    Http { net: String, tls: Option<String>, port: u16 },
-    Dns { net: String, nameserver: Option<std::net::Ipv4Addr> },
+    Http {
+        net: String,
+        tls: Option<String>,
+        port: u16,
+    },
+    Dns {
+        net: String,
+        nameserver: Option<std::net::Ipv4Addr>,
+    },
     Xenstore,
 }
 

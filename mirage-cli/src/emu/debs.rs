@@ -168,7 +168,10 @@ impl Apt {
     }
 
     fn update(&self) -> Result<()> {
-        status("Updating", format!("Debian package lists for {}", self.arch));
+        status(
+            "Updating",
+            format!("Debian package lists for {}", self.arch),
+        );
         let out = std::process::Command::new("apt-get")
             .args(&self.options)
             .args(["-q", "update"])

@@ -54,11 +54,18 @@ const MUST_LINK: &[&str] = &[
 
 /// Where dom0's ld.so looks (the init script's LD_LIBRARY_PATH); TRIPLET is
 /// [`Dom0::triplet`], as in [`PRUNE`].
-const LIB_DIRS: &[&str] = &["lib/TRIPLET", "usr/lib/TRIPLET", "usr/lib/xen-4.17/lib/TRIPLET"];
+const LIB_DIRS: &[&str] = &[
+    "lib/TRIPLET",
+    "usr/lib/TRIPLET",
+    "usr/lib/xen-4.17/lib/TRIPLET",
+];
 
 /// `paths` for dom0's architecture.
 fn for_arch(paths: &[&str], dom0: &Dom0) -> Vec<String> {
-    paths.iter().map(|p| p.replace("TRIPLET", dom0.triplet())).collect()
+    paths
+        .iter()
+        .map(|p| p.replace("TRIPLET", dom0.triplet()))
+        .collect()
 }
 
 /// How many assemblies the cache keeps.
@@ -422,7 +429,11 @@ mod tests {
             arch: "armhf".into(),
             ..dom0.clone()
         };
-        assert_ne!(a, key(&other, &debs(&["a_1_arm64.deb", "b_1_arm64.deb"])), "another architecture");
+        assert_ne!(
+            a,
+            key(&other, &debs(&["a_1_arm64.deb", "b_1_arm64.deb"])),
+            "another architecture"
+        );
         let other = Dom0 {
             net_modules: vec!["virtio_net".into()],
             ..dom0.clone()

@@ -280,7 +280,11 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
             }
         }
         let ip = cfg.macs.first().map(|mac| {
-            let leased = leases.iter().find(|(m, _)| m == mac).expect("leased above").1;
+            let leased = leases
+                .iter()
+                .find(|(m, _)| m == mac)
+                .expect("leased above")
+                .1;
             net::static_ipv4(&cfg.extra).unwrap_or(leased)
         });
         vifs += cfg.macs.len();
@@ -323,12 +327,19 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
     let mut forwards = Vec::new();
     if let Some(ip) = plan[0].ip {
         for (l, &(_, g)) in listeners.into_iter().zip(&opts.forwards) {
-            forwards.push(net::Forward::start(l, SocketAddrV4::new(ip, g), ready.clone())?);
+            forwards.push(net::Forward::start(
+                l,
+                SocketAddrV4::new(ip, g),
+                ready.clone(),
+            )?);
         }
     }
     if net_on {
         // the first guest with a vif (a run may start with guests without one)
-        let first = plan.iter().find(|p| !p.cfg.macs.is_empty()).unwrap_or(&plan[0]);
+        let first = plan
+            .iter()
+            .find(|p| !p.cfg.macs.is_empty())
+            .unwrap_or(&plan[0]);
         let ip = first.ip.map(|ip| ip.to_string()).unwrap_or_default();
         let how = if net::static_ipv4(&first.cfg.extra).is_some() {
             "static, from --ipv4"
@@ -353,7 +364,8 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
             "Network",
             format!(
                 "{} at {ip} ({how}, MAC {}){host}{fwd}",
-                first.guest.name, first.cfg.macs.first().map(String::as_str).unwrap_or("-")
+                first.guest.name,
+                first.cfg.macs.first().map(String::as_str).unwrap_or("-")
             ),
         );
     }
@@ -590,7 +602,9 @@ struct Running {
 impl Running {
     fn spawn(mut qemu: Command) -> Result<Running> {
         let program = qemu.get_program().to_string_lossy().into_owned();
-        let mut child = qemu.spawn().with_context(|| format!("starting {program}"))?;
+        let mut child = qemu
+            .spawn()
+            .with_context(|| format!("starting {program}"))?;
         let (tx, rx) = mpsc::channel::<Vec<u8>>();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -744,7 +758,11 @@ fn write_initrd(base: &Path, plan: &[Planned], net: &NetPlan, to: &Path) -> Resu
             n = i + 1
         );
     }
-    let leases: Vec<String> = net.leases.iter().map(|(mac, ip)| format!("{mac} {ip}")).collect();
+    let leases: Vec<String> = net
+        .leases
+        .iter()
+        .map(|(mac, ip)| format!("{mac} {ip}"))
+        .collect();
     env += &format!(
         "DHCP_STATIC={}\nGUEST_IP={}\nDOM0_CHECK={}\n",
         sh_quote(&leases.join(";")),

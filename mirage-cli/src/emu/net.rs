@@ -71,7 +71,9 @@ pub fn isolate() -> Result<()> {
     if ISOLATED.load(Ordering::Relaxed) {
         return Ok(());
     }
-    let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1);
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1);
     if threads > 1 {
         bail!(
             "the board's network namespace must be made while uni has one thread, and it has \
@@ -103,7 +105,9 @@ pub fn isolated() -> bool {
 }
 
 fn read_sysctl(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// Why an unprivileged user namespace was refused, naming the sysctl that decides it.
@@ -113,8 +117,16 @@ fn userns_refused(e: nix::errno::Errno, sysctl: &dyn Fn(&str) -> Option<String>)
          an unprivileged user namespace, which this kernel refused ({e})"
     );
     let knobs = [
-        ("/proc/sys/kernel/unprivileged_userns_clone", "0", "sudo sysctl -w kernel.unprivileged_userns_clone=1"),
-        ("/proc/sys/user/max_user_namespaces", "0", "sudo sysctl -w user.max_user_namespaces=15000"),
+        (
+            "/proc/sys/kernel/unprivileged_userns_clone",
+            "0",
+            "sudo sysctl -w kernel.unprivileged_userns_clone=1",
+        ),
+        (
+            "/proc/sys/user/max_user_namespaces",
+            "0",
+            "sudo sysctl -w user.max_user_namespaces=15000",
+        ),
         (
             "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
             "1",
@@ -303,7 +315,11 @@ pub struct Forward {
 impl Forward {
     /// Accepts on `listener`; connections wait until `ready` is set, then go to `guest`,
     /// reached from the namespace this process is in now.
-    pub fn start(listener: Listener, guest: SocketAddrV4, ready: Arc<AtomicBool>) -> Result<Forward> {
+    pub fn start(
+        listener: Listener,
+        guest: SocketAddrV4,
+        ready: Arc<AtomicBool>,
+    ) -> Result<Forward> {
         let Listener { host, listener } = listener;
         let socket = listener.try_clone()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -320,7 +336,13 @@ impl Forward {
                     std::thread::spawn(move || proxy(client, guest, &ready, &stop));
                 }
             })?;
-        Ok(Forward { host, guest, stop, socket, thread: Some(thread) })
+        Ok(Forward {
+            host,
+            guest,
+            stop,
+            socket,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -329,7 +351,8 @@ impl Drop for Forward {
         self.stop.store(true, Ordering::Relaxed);
         // wakes the accept loop (a connection to 127.0.0.1 would land in this namespace's own
         // loopback, not the listener's)
-        let _ = nix::sys::socket::shutdown(self.socket.as_raw_fd(), nix::sys::socket::Shutdown::Read);
+        let _ =
+            nix::sys::socket::shutdown(self.socket.as_raw_fd(), nix::sys::socket::Shutdown::Read);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -469,17 +492,34 @@ mod tests {
 
     #[test]
     fn a_refused_user_namespace_names_its_sysctl() {
-        let off = |path: &'static str, v: &'static str| move |p: &str| (p == path).then(|| v.to_string());
+        let off =
+            |path: &'static str, v: &'static str| move |p: &str| (p == path).then(|| v.to_string());
         let e = nix::errno::Errno::EPERM;
         let m = userns_refused(e, &off("/proc/sys/kernel/unprivileged_userns_clone", "0"));
-        assert!(m.contains("kernel.unprivileged_userns_clone is 0") && m.contains("sysctl -w kernel.unprivileged_userns_clone=1"), "{m}");
+        assert!(
+            m.contains("kernel.unprivileged_userns_clone is 0")
+                && m.contains("sysctl -w kernel.unprivileged_userns_clone=1"),
+            "{m}"
+        );
         let m = userns_refused(e, &off("/proc/sys/user/max_user_namespaces", "0"));
         assert!(m.contains("user.max_user_namespaces is 0"), "{m}");
-        let m = userns_refused(e, &off("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1"));
-        assert!(m.contains("kernel.apparmor_restrict_unprivileged_userns=0"), "{m}");
+        let m = userns_refused(
+            e,
+            &off(
+                "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+                "1",
+            ),
+        );
+        assert!(
+            m.contains("kernel.apparmor_restrict_unprivileged_userns=0"),
+            "{m}"
+        );
         let m = userns_refused(nix::errno::Errno::ENOSPC, &|_| None);
         assert!(m.contains("used up"), "{m}");
         let m = userns_refused(e, &|_| None);
-        assert!(m.contains("kernel.unprivileged_userns_clone, user.max_user_namespaces"), "{m}");
+        assert!(
+            m.contains("kernel.unprivileged_userns_clone, user.max_user_namespaces"),
+            "{m}"
+        );
     }
 }

@@ -131,7 +131,9 @@ pub fn serve(
     let tap = match net::Tap::create(net::TAP_NAME) {
         Ok(tap) => Some(tap),
         Err(e) if opts.forwards.is_empty() => {
-            warn(format!("deployed guests will not be reachable from the host: {e:#}"));
+            warn(format!(
+                "deployed guests will not be reachable from the host: {e:#}"
+            ));
             None
         }
         Err(e) => return Err(e.context("`-p` needs the host on the board's network")),
@@ -146,9 +148,22 @@ pub fn serve(
     )?];
     let now = Arc::new(AtomicBool::new(true));
     for (l, f) in listeners.into_iter().zip(&opts.forwards) {
-        let (_, mac, ip) = leases.iter().find(|(n, _, _)| *n == f.name).expect("a lease per name");
-        status("Forward", format!("127.0.0.1:{} -> {}:{} (10.0.0.x {ip}, its MAC {mac})", f.host, f.name, f.guest));
-        forwards.push(net::Forward::start(l, SocketAddrV4::new(*ip, f.guest), now.clone())?);
+        let (_, mac, ip) = leases
+            .iter()
+            .find(|(n, _, _)| *n == f.name)
+            .expect("a lease per name");
+        status(
+            "Forward",
+            format!(
+                "127.0.0.1:{} -> {}:{} (10.0.0.x {ip}, its MAC {mac})",
+                f.host, f.name, f.guest
+            ),
+        );
+        forwards.push(net::Forward::start(
+            l,
+            SocketAddrV4::new(*ip, f.guest),
+            now.clone(),
+        )?);
     }
     if let Some(t) = &tap {
         status(
@@ -254,7 +269,10 @@ fn write_initrd(
     let mut bytes = std::fs::read(base).with_context(|| format!("reading {}", base.display()))?;
     bytes.resize(bytes.len().next_multiple_of(4), 0);
     let mut w = cpio::Writer::new(Vec::new());
-    let statics: Vec<String> = leases.iter().map(|(_, mac, ip)| format!("{mac} {ip}")).collect();
+    let statics: Vec<String> = leases
+        .iter()
+        .map(|(_, mac, ip)| format!("{mac} {ip}"))
+        .collect();
     let env = format!(
         "GUESTS=0\nNET=1\nNIC={}\nNIC_MAC={}\nSSH=1\nSSH_MAC={}\nDHCP_STATIC={}\n",
         nic as u8,

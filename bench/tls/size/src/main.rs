@@ -40,7 +40,9 @@ async fn unikernel(args: uni_runtime::BootArgs) -> uni_runtime::AppResult {
             for s in &provider.cipher_suites {
                 core::hint::black_box(s);
             }
-            let _ = provider.key_provider.load_private_key(uni_crypto::pem::private_key(&v).unwrap());
+            let _ = provider
+                .key_provider
+                .load_private_key(uni_crypto::pem::private_key(&v).unwrap());
             core::hint::black_box(provider.signature_verification_algorithms);
         }
         #[cfg(feature = "tls")]
@@ -48,10 +50,15 @@ async fn unikernel(args: uni_runtime::BootArgs) -> uni_runtime::AppResult {
             use uni_tls::config::FixedTime;
             let time = alloc::sync::Arc::new(FixedTime(0));
             let id = uni_tls::Identity::from_pem(&v, &v).unwrap();
-            let server = uni_tls::ServerOptions::new(id).build(provider.clone(), rng, time.clone()).unwrap();
+            let server = uni_tls::ServerOptions::new(id)
+                .build(provider.clone(), rng, time.clone())
+                .unwrap();
             let roots = uni_tls::config::roots(&v).unwrap();
-            let auth = uni_tls::auth::chain_of_trust(&roots, time.clone(), provider.clone()).unwrap();
-            let client = uni_tls::ClientOptions::new(auth).build(provider, time).unwrap();
+            let auth =
+                uni_tls::auth::chain_of_trust(&roots, time.clone(), provider.clone()).unwrap();
+            let client = uni_tls::ClientOptions::new(auth)
+                .build(provider, time)
+                .unwrap();
             let mut s = uni_tls::Session::server(server).unwrap();
             let mut c = uni_tls::Session::client(client, "localhost").unwrap();
             let a = c.handle(&v).map(|o| o.to_send).unwrap_or_default();

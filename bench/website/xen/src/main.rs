@@ -87,7 +87,10 @@ fn run() -> Result<ExitCode> {
             "--linux" => linux = Some(PathBuf::from(args.next().context("--linux XL")?)),
             "--site" => site = Some(PathBuf::from(args.next().context("--site XL")?)),
             s if s.starts_with('-') => bail!("unknown option {s}"),
-            s => sizes.push(s.parse().with_context(|| format!("{s}: not a size in MiB"))?),
+            s => sizes.push(
+                s.parse()
+                    .with_context(|| format!("{s}: not a size in MiB"))?,
+            ),
         }
     }
     let (Some(ca), Some(linux), Some(site)) = (ca, linux, site) else {
@@ -99,7 +102,8 @@ fn run() -> Result<ExitCode> {
     let ca = std::fs::canonicalize(&ca).with_context(|| format!("{}", ca.display()))?;
 
     let mut guests = vec![guest(&linux, None, Some(LINUX_MARK))?];
-    let site_text = std::fs::read_to_string(&site).with_context(|| format!("reading {}", site.display()))?;
+    let site_text =
+        std::fs::read_to_string(&site).with_context(|| format!("reading {}", site.display()))?;
     let mut names = Vec::new();
     for &m in &sizes {
         let name = format!("static-website-m{m}");
@@ -118,10 +122,14 @@ fn run() -> Result<ExitCode> {
         names.push(name);
     }
 
-    let mut opts = emu::RunOptions::new(Duration::from_secs(timeout), PathBuf::from("website-xen-serial.log"));
+    let mut opts = emu::RunOptions::new(
+        Duration::from_secs(timeout),
+        PathBuf::from("website-xen-serial.log"),
+    );
     opts.dom0_check = Some(dom0_script(&names, limit));
 
-    let board = board::find(&board_name).with_context(|| format!("no board {board_name}; accepted: {}", board::names()))?;
+    let board = board::find(&board_name)
+        .with_context(|| format!("no board {board_name}; accepted: {}", board::names()))?;
     let prepared = emu::prepare(&board, &emu::cache_dir())?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -131,7 +139,10 @@ fn run() -> Result<ExitCode> {
     {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let f = format!("/proc/sys/net/ipv4/neigh/{}/retrans_time_ms", emu::net::TAP_NAME);
+            let f = format!(
+                "/proc/sys/net/ipv4/neigh/{}/retrans_time_ms",
+                emu::net::TAP_NAME
+            );
             while !stop.load(Ordering::Relaxed) {
                 if std::fs::write(&f, "100").is_ok() {
                     break;
@@ -145,7 +156,9 @@ fn run() -> Result<ExitCode> {
     for (k, name) in names.iter().enumerate() {
         let ip = Ipv4Addr::new(10, 0, 0, 2 + k as u8);
         let (stop, fetches, name, ca) = (stop.clone(), fetches.clone(), name.clone(), ca.clone());
-        pollers.push(std::thread::spawn(move || poll(ip, &ca, &name, t0, &stop, &fetches)));
+        pollers.push(std::thread::spawn(move || {
+            poll(ip, &ca, &name, t0, &stop, &fetches)
+        }));
     }
 
     let report = emu::run_guests(&prepared, &guests, &opts);
@@ -171,7 +184,12 @@ fn run() -> Result<ExitCode> {
             .iter()
             .find(|x| x.name == g.name)
             .and_then(|x| std::fs::read_to_string(&x.xl).ok())
-            .and_then(|t| t.lines().find(|l| key(l) == Some("memory")).and_then(|l| l.split_once('=')).map(|(_, v)| v.trim().to_string()))
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| key(l) == Some("memory"))
+                    .and_then(|l| l.split_once('='))
+                    .map(|(_, v)| v.trim().to_string())
+            })
             .unwrap_or_else(|| "-".into());
         println!(
             "result board={board_name} name={} memory={} outcome={} verdict={} ip={} first_output_s={} marker_s={} host_first_200_s={} curl_time_total_s={} curl_failures={} console_lines={}",
@@ -188,10 +206,22 @@ fn run() -> Result<ExitCode> {
             g.console.len(),
         );
         if f.failures > 0 {
-            println!("curl name={} last_error={}", g.name, f.last_error.trim().replace('\n', " | "));
+            println!(
+                "curl name={} last_error={}",
+                g.name,
+                f.last_error.trim().replace('\n', " | ")
+            );
         }
         if g.name != "linux" && g.marker.is_none() {
-            for l in g.console.iter().rev().take(12).collect::<Vec<_>>().into_iter().rev() {
+            for l in g
+                .console
+                .iter()
+                .rev()
+                .take(12)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
                 println!("console name={} | {l}", g.name);
             }
         }
@@ -205,12 +235,23 @@ fn run() -> Result<ExitCode> {
         }
         None => println!("result dom0_script_status=- (did not finish)"),
     }
-    println!("result run_outcome={} host_run_s={:.1}", report.outcome.to_string().replace(' ', "_"), t0.elapsed().as_secs_f64());
+    println!(
+        "result run_outcome={} host_run_s={:.1}",
+        report.outcome.to_string().replace(' ', "_"),
+        t0.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 /// The host's side for one guest at `ip`: wait for port 443 to accept, then curl until a 200.
-fn poll(ip: Ipv4Addr, ca: &Path, name: &str, t0: Instant, stop: &AtomicBool, fetches: &Mutex<HashMap<String, Fetch>>) {
+fn poll(
+    ip: Ipv4Addr,
+    ca: &Path,
+    name: &str,
+    t0: Instant,
+    stop: &AtomicBool,
+    fetches: &Mutex<HashMap<String, Fetch>>,
+) {
     let addr = SocketAddr::from((ip, 443));
     while !stop.load(Ordering::Relaxed) {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err() {
@@ -218,9 +259,22 @@ fn poll(ip: Ipv4Addr, ca: &Path, name: &str, t0: Instant, stop: &AtomicBool, fet
             continue;
         }
         let o = Command::new("curl")
-            .args(["-sS", "--max-time", "60", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "--cacert"])
+            .args([
+                "-sS",
+                "--max-time",
+                "60",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{time_total}",
+                "--cacert",
+            ])
             .arg(ca)
-            .args(["--connect-to", &format!("10.0.0.2:443:{ip}:443"), "https://10.0.0.2/"])
+            .args([
+                "--connect-to",
+                &format!("10.0.0.2:443:{ip}:443"),
+                "https://10.0.0.2/",
+            ])
             .output();
         let at = t0.elapsed().as_secs_f64();
         let mut map = fetches.lock().unwrap();
@@ -228,12 +282,19 @@ fn poll(ip: Ipv4Addr, ca: &Path, name: &str, t0: Instant, stop: &AtomicBool, fet
         match o {
             Ok(o) if o.status.success() && o.stdout.starts_with(b"200 ") => {
                 f.ok_at = Some(at);
-                f.total = String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).map(String::from);
+                f.total = String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .nth(1)
+                    .map(String::from);
                 return;
             }
             Ok(o) => {
                 f.failures += 1;
-                f.last_error = format!("{} {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+                f.last_error = format!(
+                    "{} {}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
             }
             Err(e) => {
                 f.failures += 1;
@@ -290,9 +351,20 @@ fn key(line: &str) -> Option<&str> {
 /// directory (default: the xl file's).
 fn guest(xl: &Path, kernel_dir: Option<&Path>, marker: Option<&str>) -> Result<emu::Guest> {
     let text = std::fs::read_to_string(xl).with_context(|| format!("reading {}", xl.display()))?;
-    let kernel = xl_value(&text, "kernel").with_context(|| format!("{} has no kernel", xl.display()))?;
+    let kernel =
+        xl_value(&text, "kernel").with_context(|| format!("{} has no kernel", xl.display()))?;
     let base = kernel_dir.unwrap_or(xl);
     let image = base.parent().unwrap_or(Path::new(".")).join(kernel);
-    let name = xl_value(&text, "name").unwrap_or_else(|| xl.file_stem().unwrap_or_default().to_string_lossy().into_owned());
-    Ok(emu::Guest { name, image, xl: xl.to_path_buf(), marker: marker.map(String::from) })
+    let name = xl_value(&text, "name").unwrap_or_else(|| {
+        xl.file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    });
+    Ok(emu::Guest {
+        name,
+        image,
+        xl: xl.to_path_buf(),
+        marker: marker.map(String::from),
+    })
 }

@@ -18,7 +18,10 @@ use uni_runtime::kv::Embedded;
 /// A pack in the format `uni configure` writes (see `uni_runtime::kv`), with real SHA-256
 /// digests, so that the store under test is the real `Embedded`.
 pub fn pack(files: &[(&str, Vec<u8>)]) -> Embedded {
-    let values: Vec<(&str, &[u8], [u8; 32])> = files.iter().map(|(k, v)| (*k, v.as_slice(), sha2::Sha256::digest(v).into())).collect();
+    let values: Vec<(&str, &[u8], [u8; 32])> = files
+        .iter()
+        .map(|(k, v)| (*k, v.as_slice(), sha2::Sha256::digest(v).into()))
+        .collect();
     let out = uni_runtime::kv::pack(&values);
     Embedded::new(Box::leak(out.into_boxed_slice())).expect("the test pack is well formed")
 }

@@ -42,7 +42,9 @@ pub struct Clock {
 impl Clock {
     /// A clock whose monotonic time starts at zero now.
     pub fn new() -> Clock {
-        Clock { start: std::time::Instant::now() }
+        Clock {
+            start: std::time::Instant::now(),
+        }
     }
 }
 
@@ -58,8 +60,13 @@ impl device::Clock for Clock {
     }
 
     fn wall(&self) -> device::WallTime {
-        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-        device::WallTime { secs: d.as_secs(), nanos: d.subsec_nanos() }
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        device::WallTime {
+            secs: d.as_secs(),
+            nanos: d.subsec_nanos(),
+        }
     }
 
     async fn sleep(&self, duration: Duration) {
@@ -99,7 +106,11 @@ pub fn spawn<F: Future<Output = ()> + 'static>(future: F) {
 /// given twice takes its last value, so argv overrides the defaults).
 pub fn boot_args(defaults: &str) -> Result<BootArgs, crate::boot::BootArgError> {
     let argv: std::vec::Vec<std::string::String> = std::env::args().skip(1).collect();
-    BootArgs::parse(defaults.split_whitespace().chain(argv.iter().map(|s| s.as_str())))
+    BootArgs::parse(
+        defaults
+            .split_whitespace()
+            .chain(argv.iter().map(|s| s.as_str())),
+    )
 }
 
 /// Prints a diagnostic line from the platform or a library (not the app's console output):
@@ -158,8 +169,16 @@ pub fn heap() -> crate::HeapStats {
     {
         // SAFETY: mallinfo2 only reads the allocator's statistics and returns them by value.
         let m = unsafe { libc::mallinfo2() };
-        crate::HeapStats { used: m.uordblks + m.hblkhd, free: m.fordblks, allocations: 0 }
+        crate::HeapStats {
+            used: m.uordblks + m.hblkhd,
+            free: m.fordblks,
+            allocations: 0,
+        }
     }
     #[cfg(not(target_env = "gnu"))]
-    crate::HeapStats { used: 0, free: 0, allocations: 0 }
+    crate::HeapStats {
+        used: 0,
+        free: 0,
+        allocations: 0,
+    }
 }

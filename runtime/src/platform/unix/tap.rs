@@ -30,19 +30,31 @@ pub struct Tap {
     name: String,
 }
 
-
 impl Tap {
     /// Opens the TAP interface named by the boot argument `--tap` (default `tap<index>`),
     /// creating it if it does not exist (that needs CAP_NET_ADMIN). The host side must be up and
     /// addressed for traffic to flow. The MAC is `mac`, else a locally administered one.
     pub fn open(index: u32, mac: Option<[u8; 6]>, boot_args: &BootArgs) -> io::Result<Tap> {
-        let name = boot_args.get("tap").map(String::from).unwrap_or_else(|| std::format!("tap{index}"));
+        let name = boot_args
+            .get("tap")
+            .map(String::from)
+            .unwrap_or_else(|| std::format!("tap{index}"));
         if name.is_empty() || name.len() > 15 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, std::format!("bad TAP interface name `{name}`")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                std::format!("bad TAP interface name `{name}`"),
+            ));
         }
-        let file = OpenOptions::new().read(true).write(true).open("/dev/net/tun").map_err(|e| {
-            io::Error::new(e.kind(), std::format!("opening /dev/net/tun for TAP `{name}`: {e}"))
-        })?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    std::format!("opening /dev/net/tun for TAP `{name}`: {e}"),
+                )
+            })?;
         // struct ifreq: char ifr_name[16]; then a union whose first member is short ifr_flags.
         let mut ifr = [0u8; 40];
         ifr[..name.len()].copy_from_slice(name.as_bytes());
@@ -53,10 +65,17 @@ impl Tap {
         let rc = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, ifr.as_mut_ptr()) };
         if rc < 0 {
             let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), std::format!("attaching to TAP `{name}` (TUNSETIFF): {e}")));
+            return Err(io::Error::new(
+                e.kind(),
+                std::format!("attaching to TAP `{name}` (TUNSETIFF): {e}"),
+            ));
         }
         let mac = mac.unwrap_or([0x02, 0x75, 0x6e, 0x69, 0x00, index as u8]);
-        Ok(Tap { file: Async::new(file)?, mac, name })
+        Ok(Tap {
+            file: Async::new(file)?,
+            mac,
+            name,
+        })
     }
 
     /// The interface name.

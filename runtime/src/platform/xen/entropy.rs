@@ -64,13 +64,18 @@ impl Random {
 
 /// `--uni-seed=<hex>` from the boot arguments, up to 32 bytes (odd or bad digits end it).
 fn boot_seed(out: &mut [u8; 32]) -> usize {
-    let Some(hex) = super::cmdline().split_whitespace().find_map(|a| a.strip_prefix("--uni-seed=")) else {
+    let Some(hex) = super::cmdline()
+        .split_whitespace()
+        .find_map(|a| a.strip_prefix("--uni-seed="))
+    else {
         return 0;
     };
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut n = 0;
     for pair in hex.as_bytes().chunks_exact(2) {
-        let (Some(h), Some(l)) = (digit(pair[0]), digit(pair[1])) else { break };
+        let (Some(h), Some(l)) = (digit(pair[0]), digit(pair[1])) else {
+            break;
+        };
         if n == out.len() {
             break;
         }
@@ -144,7 +149,10 @@ fn samples_per_byte(scratch: &mut Scratch) -> u32 {
         return k;
     }
     let (k, max_run, distinct) = calibrate(scratch);
-    if super::cmdline().split_whitespace().any(|a| a == "--uni-boot-info") {
+    if super::cmdline()
+        .split_whitespace()
+        .any(|a| a == "--uni-boot-info")
+    {
         super::diag(&alloc::format!(
             "entropy: counter jitter: {distinct} distinct deltas in {CALIBRATION_READINGS} readings, the commonest {max_run} times; {k} readings per byte"
         ));
@@ -202,7 +210,11 @@ impl device::Random for Random {
         if !SEED_USED.swap(true, Ordering::Relaxed) {
             let mut seed = [0u8; 32];
             let n = boot_seed(&mut seed);
-            if n > 0 && super::cmdline().split_whitespace().any(|a| a == "--uni-boot-info") {
+            if n > 0
+                && super::cmdline()
+                    .split_whitespace()
+                    .any(|a| a == "--uni-boot-info")
+            {
                 super::diag(&alloc::format!("entropy: {n} bytes of boot seed mixed in"));
             }
             for (b, s) in buf.iter_mut().zip(&seed[..n]) {
@@ -212,4 +224,3 @@ impl device::Random for Random {
         }
     }
 }
-

@@ -273,7 +273,11 @@ static HEAP: talc::TalcLock<spin::mutex::SpinMutex<()>, talc::source::Manual> =
 /// The heap's use now, from the allocator's counters.
 pub fn heap() -> crate::HeapStats {
     let c = *HEAP.lock().counters();
-    crate::HeapStats { used: c.allocated_bytes, free: c.available_bytes, allocations: c.allocation_count }
+    crate::HeapStats {
+        used: c.allocated_bytes,
+        free: c.available_bytes,
+        allocations: c.allocation_count,
+    }
 }
 
 /// Writes to the `vuart = "sbsa_uart"` UART if the domain has one (early and fatal messages).

@@ -959,7 +959,11 @@ impl phy::TxToken for TxToken<'_> {
             .page
             .write_bytes(slot_offset(i, TX_SLOT_LEN, TX_RING_SIZE), &raw);
         // Requests the backend had not answered before this one.
-        let waiting = self.tx.ring.req_published.wrapping_sub(self.tx.ring.rsp_cons);
+        let waiting = self
+            .tx
+            .ring
+            .req_published
+            .wrapping_sub(self.tx.ring.rsp_cons);
         let now = time::now_ns();
         if waiting == 0 {
             self.tx.last_progress = now;
