@@ -1,10 +1,11 @@
 //! The PV console page (`xen/include/public/io/console.h`): an input ring, an output ring, and
 //! their indices, in one 4 KiB page shared with the console backend (xenconsoled in dom0).
 //!
-//! To write: copy the bytes into `out` at `out_prod`, issue a write barrier, publish the new
-//! `out_prod`, then notify the console event channel.
+//! To write ([`write_out`]): copy the bytes into `out` at `out_prod`, issue a write barrier,
+//! publish the new `out_prod`, then notify the console event channel.
 
-use super::ring::ByteRing;
+use super::mem::SharedMem;
+use super::ring::{self, ByteRing, RingError};
 
 /// Byte offsets within the console page.
 pub mod field {
@@ -28,76 +29,28 @@ pub const IN_RING: ByteRing = ByteRing::new(field::IN.end as u32 - field::IN.sta
 /// The output ring (guest to backend).
 pub const OUT_RING: ByteRing = ByteRing::new(field::OUT.end as u32 - field::OUT.start as u32);
 
-/// A checked view of a console page held in a byte buffer (tests, or a copy of the page).
-#[derive(Debug, Clone)]
-pub struct Page<T: AsRef<[u8]>> {
-    buffer: T,
+/// Bytes the backend has not read yet from the output ring (`out_prod - out_cons`, as read).
+pub fn out_pending<M: SharedMem + ?Sized>(page: &M) -> u32 {
+    page.read_u32(field::OUT_PROD)
+        .wrapping_sub(page.read_u32(field::OUT_CONS))
 }
 
-/// The buffer is shorter than a console page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Truncated;
-
-impl<T: AsRef<[u8]>> Page<T> {
-    /// Wraps `buffer`, checking that it holds the whole layout.
-    pub fn new_checked(buffer: T) -> Result<Page<T>, Truncated> {
-        if buffer.as_ref().len() < field::OUT_PROD + 4 {
-            return Err(Truncated);
-        }
-        Ok(Page { buffer })
+/// Appends as much of `data` to the output ring of the console page `page` as fits and
+/// publishes it: reads the indices, barrier, copies the bytes, barrier, writes `out_prod`.
+/// Returns the number of bytes taken (the caller notifies the backend when it is not 0).
+pub fn write_out<M: SharedMem + ?Sized>(page: &M, data: &[u8]) -> Result<usize, RingError> {
+    if data.is_empty() {
+        return Ok(0);
     }
-
-    fn u32_at(&self, at: usize) -> u32 {
-        let b = self.buffer.as_ref();
-        u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    let cons = page.read_u32(field::OUT_CONS);
+    let prod = page.read_u32(field::OUT_PROD);
+    page.fence(); // read the indices before writing the data
+    let n = ring::write(OUT_RING, page, field::OUT.start, cons, prod, data)?;
+    if n > 0 {
+        page.fence(); // the data before the index that publishes it
+        page.write_u32(field::OUT_PROD, prod.wrapping_add(n as u32));
     }
-
-    /// `out_cons`.
-    pub fn out_cons(&self) -> u32 {
-        self.u32_at(field::OUT_CONS)
-    }
-    /// `out_prod`.
-    pub fn out_prod(&self) -> u32 {
-        self.u32_at(field::OUT_PROD)
-    }
-    /// `in_cons`.
-    pub fn in_cons(&self) -> u32 {
-        self.u32_at(field::IN_CONS)
-    }
-    /// `in_prod`.
-    pub fn in_prod(&self) -> u32 {
-        self.u32_at(field::IN_PROD)
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Page<T> {
-    fn set_u32(&mut self, at: usize, v: u32) {
-        self.buffer.as_mut()[at..at + 4].copy_from_slice(&v.to_le_bytes());
-    }
-
-    /// Sets `out_prod`.
-    pub fn set_out_prod(&mut self, v: u32) {
-        self.set_u32(field::OUT_PROD, v)
-    }
-    /// Sets `out_cons` (the backend's index; for tests).
-    pub fn set_out_cons(&mut self, v: u32) {
-        self.set_u32(field::OUT_CONS, v)
-    }
-
-    /// Appends as much of `data` to the output ring as fits and publishes `out_prod`. Returns the
-    /// number of bytes taken.
-    pub fn write_out(&mut self, data: &[u8]) -> Result<usize, super::ring::RingError> {
-        let (cons, prod) = (self.out_cons(), self.out_prod());
-        let n = super::ring::write(
-            OUT_RING,
-            &mut self.buffer.as_mut()[field::OUT],
-            cons,
-            prod,
-            data,
-        )?;
-        self.set_out_prod(prod.wrapping_add(n as u32));
-        Ok(n)
-    }
+    Ok(n)
 }
 
 /// Length of the longest [`timestamp`] prefix: `[` + up to 11 digits of seconds (`u64`
@@ -147,30 +100,40 @@ pub fn timestamp(ns: u64, out: &mut [u8; TIMESTAMP_MAX]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xen_wire::mem::cells;
     use alloc::borrow::ToOwned;
 
     #[test]
     fn layout_matches_console_h() {
         assert_eq!(IN_RING.size(), 1024);
         assert_eq!(OUT_RING.size(), 2048);
-        assert!(Page::new_checked([0u8; 3087]).is_err());
-        assert!(Page::new_checked([0u8; 3088]).is_ok());
+        assert_eq!(field::OUT_PROD + 4, 3088);
     }
 
     #[test]
     fn writes_wrap_and_stop_when_full() {
-        let mut p = Page::new_checked([0u8; 4096]).unwrap();
-        p.set_out_cons(2040);
-        p.set_out_prod(2040);
-        assert_eq!(p.write_out(b"0123456789abcdef").unwrap(), 16);
-        assert_eq!(p.out_prod(), 2056);
-        let b = p.buffer;
+        let mut b = [0u8; 4096];
+        let p = cells(&mut b);
+        p.write_u32(field::OUT_CONS, 2040);
+        p.write_u32(field::OUT_PROD, 2040);
+        assert_eq!(write_out(p, b"0123456789abcdef").unwrap(), 16);
+        assert_eq!(p.read_u32(field::OUT_PROD), 2056);
+        assert_eq!(out_pending(p), 16);
+        let big = [b'x'; 4096];
+        assert_eq!(write_out(p, &big).unwrap(), 2048 - 16);
+        assert_eq!(write_out(p, b"y").unwrap(), 0);
+        assert_eq!(out_pending(p), 2048);
         assert_eq!(&b[1024 + 2040..1024 + 2048], b"01234567");
         assert_eq!(&b[1024..1024 + 8], b"89abcdef");
-        let mut p = Page::new_checked(b).unwrap();
-        let big = [b'x'; 4096];
-        assert_eq!(p.write_out(&big).unwrap(), 2048 - 16);
-        assert_eq!(p.write_out(b"y").unwrap(), 0);
+    }
+
+    #[test]
+    fn corrupt_indices_write_nothing() {
+        let mut b = [0u8; 4096];
+        let p = cells(&mut b);
+        p.write_u32(field::OUT_PROD, 5000);
+        assert!(write_out(p, b"abc").is_err());
+        assert_eq!(p.read_u32(field::OUT_PROD), 5000);
     }
 
     #[test]

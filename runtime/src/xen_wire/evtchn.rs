@@ -4,6 +4,8 @@
 //! `evtchn_pending_sel` (a 64-bit `xen_ulong_t`, also on a 32-bit guest) has bit `w` set when word
 //! `w` may hold pending ports. Truncating the selector to 32 bits loses ports 2048..4095.
 
+use super::mem::SharedMem;
+
 /// Byte offsets within the `shared_info` page.
 pub mod field {
     /// `vcpu_info[0].evtchn_upcall_pending` (u8).
@@ -50,6 +52,57 @@ pub fn for_each_pending(sel: u64, mut word: impl FnMut(usize) -> u64, mut f: imp
             let b = bits.trailing_zeros();
             bits &= bits - 1;
             f((w as u32) * 64 + b);
+        }
+    }
+}
+
+/// Whether Xen raised an upcall (`evtchn_upcall_pending` is set) since [`clear_upcall`].
+pub fn upcall_pending<M: SharedMem + ?Sized>(info: &M) -> bool {
+    let v = info.read_u8(field::UPCALL_PENDING);
+    info.fence();
+    v != 0
+}
+
+/// Clears `evtchn_upcall_pending`, before the ports are scanned (so a later event raises it
+/// again).
+pub fn clear_upcall<M: SharedMem + ?Sized>(info: &M) {
+    info.fence();
+    info.write_u8(field::UPCALL_PENDING, 0);
+    info.fence();
+}
+
+/// Takes every pending, unmasked port out of `shared_info` (swapping out the 64-bit selector and
+/// clearing the bits it reports in `evtchn_pending`) and calls `f` for each, in ascending order.
+/// Masked pending ports stay pending.
+pub fn take_pending<M: SharedMem + ?Sized>(info: &M, f: impl FnMut(u32)) {
+    let sel = info.swap_u64(field::PENDING_SEL, 0);
+    for_each_pending(
+        sel,
+        |w| {
+            let pending = field::EVTCHN_PENDING + 8 * w;
+            let mask = info.read_u64(field::EVTCHN_MASK + 8 * w);
+            info.fence();
+            let bits = info.read_u64(pending) & !mask;
+            info.fetch_and_u64(pending, !bits);
+            bits
+        },
+        f,
+    );
+}
+
+/// Reads the wall clock's reference point under its seqlock (`wc_version`), retrying while Xen
+/// updates it.
+pub fn wall_clock<M: SharedMem + ?Sized>(info: &M) -> WallClock {
+    loop {
+        let v1 = info.read_u32(field::WC_VERSION);
+        info.fence();
+        let sec = info.read_u32(field::WC_SEC);
+        let nsec = info.read_u32(field::WC_NSEC);
+        let hi = info.read_u32(field::WC_SEC_HI);
+        info.fence();
+        let v2 = info.read_u32(field::WC_VERSION);
+        if v1 & 1 == 0 && v1 == v2 {
+            return WallClock::from_fields(sec, nsec, hi);
         }
     }
 }
@@ -118,6 +171,32 @@ mod tests {
         assert_eq!(seen, [0, 2, 40 * 64 + 63]);
         assert_eq!(port_bit(2623), (40, 1 << 63));
         assert_eq!(MAX_PORTS, 4096);
+    }
+
+    #[test]
+    fn pending_ports_are_taken_from_shared_info() {
+        let mut page = [0u8; 4096];
+        let m = crate::xen_wire::mem::cells(&mut page);
+        m.write_u8(field::UPCALL_PENDING, 1);
+        m.write_u64(field::PENDING_SEL, (1 << 40) | 1);
+        m.write_u64(field::EVTCHN_PENDING, 0b1101);
+        m.write_u64(field::EVTCHN_MASK, 0b1000);
+        m.write_u64(field::EVTCHN_PENDING + 8 * 40, 1 << 63);
+        assert!(upcall_pending(m));
+        clear_upcall(m);
+        assert!(!upcall_pending(m));
+        let mut seen = alloc::vec::Vec::new();
+        take_pending(m, |p| seen.push(p));
+        assert_eq!(seen, [0, 2, 40 * 64 + 63]);
+        assert_eq!(m.read_u64(field::PENDING_SEL), 0);
+        // The masked port stays pending.
+        assert_eq!(m.read_u64(field::EVTCHN_PENDING), 0b1000);
+        assert_eq!(m.read_u64(field::EVTCHN_PENDING + 8 * 40), 0);
+        m.write_u32(field::WC_VERSION, 2);
+        m.write_u32(field::WC_SEC, 10);
+        m.write_u32(field::WC_NSEC, 5);
+        m.write_u32(field::WC_SEC_HI, 1);
+        assert_eq!(wall_clock(m), WallClock::from_fields(10, 5, 1));
     }
 
     #[test]

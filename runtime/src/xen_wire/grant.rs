@@ -3,10 +3,13 @@
 //! A grant entry is `{ u16 flags; u16 domid; u32 frame }`, 512 to a 4 KiB page. To grant a frame,
 //! write `domid` and `frame`, issue a write barrier, then write `flags` (the entry goes live when
 //! `flags` does). To revoke, compare-and-swap `flags` to 0, which fails while the peer has the
-//! frame mapped (`READING`/`WRITING` set): see [`revoke`].
+//! frame mapped (`READING`/`WRITING` set): see [`revoke`]. [`write_entry`], [`end_entry`] and
+//! [`read_entry`] do this on the table itself.
 
 use alloc::vec::Vec;
 use core::fmt;
+
+use super::mem::SharedMem;
 
 /// Byte offsets within one entry.
 pub mod field {
@@ -168,6 +171,37 @@ pub fn revoke(flags: u16) -> Result<u16, InUse> {
     }
 }
 
+/// Makes the entry at byte `at` of the grant table `table` live with `repr`, in the order the
+/// protocol needs: `domid` and `frame`, a write barrier, then `flags`.
+pub fn write_entry<M: SharedMem + ?Sized>(table: &M, at: usize, repr: &EntryRepr) {
+    table.write_u16(at + field::DOMID.start, repr.domid);
+    table.write_u32(at + field::FRAME.start, repr.frame);
+    table.fence(); // domid and frame before the flags that make the entry live
+    table.write_u16(at + field::FLAGS.start, repr.flags());
+}
+
+/// Revokes the entry at byte `at` of `table`: compare-and-swaps its `flags` to 0 unless the peer
+/// holds a mapping ([`revoke`]); retries when Xen changed the flags meanwhile.
+pub fn end_entry<M: SharedMem + ?Sized>(table: &M, at: usize) -> Result<(), InUse> {
+    let flags = at + field::FLAGS.start;
+    let mut cur = table.read_u16(flags);
+    table.fence();
+    loop {
+        let new = revoke(cur)?;
+        match table.compare_exchange_u16(flags, cur, new) {
+            Ok(_) => return Ok(()),
+            Err(now) => cur = now,
+        }
+    }
+}
+
+/// Reads the entry at byte `at` of `table` as it stands (`None` if it is not a live access grant).
+pub fn read_entry<M: SharedMem + ?Sized>(table: &M, at: usize) -> Option<EntryRepr> {
+    let mut raw = [0u8; ENTRY_LEN];
+    table.read_bytes(at, &mut raw);
+    EntryRepr::parse(&Entry::new_checked(&raw[..]).ok()?)
+}
+
 /// Hands out grant references `FIRST_FREE_REF..limit`, reusing freed ones first.
 #[derive(Debug, Clone, Default)]
 pub struct RefAllocator {
@@ -243,6 +277,27 @@ mod tests {
         assert_eq!(revoke(GTF_PERMIT_ACCESS | GTF_READONLY), Ok(0));
         assert_eq!(revoke(GTF_PERMIT_ACCESS | GTF_READING), Err(InUse));
         assert_eq!(revoke(GTF_PERMIT_ACCESS | GTF_WRITING), Err(InUse));
+    }
+
+    #[test]
+    fn entries_in_a_table() {
+        let mut t = [0u8; 4096];
+        let m = crate::xen_wire::mem::cells(&mut t);
+        let (_, at) = GrantRef(9).location();
+        let r = EntryRepr {
+            domid: 3,
+            frame: 0x4_0123,
+            readonly: false,
+        };
+        write_entry(m, at, &r);
+        assert_eq!(read_entry(m, at), Some(r));
+        assert_eq!(read_entry(m, at - ENTRY_LEN), None);
+        m.write_u16(at, GTF_PERMIT_ACCESS | GTF_WRITING);
+        assert_eq!(end_entry(m, at), Err(InUse));
+        m.write_u16(at, GTF_PERMIT_ACCESS);
+        assert_eq!(end_entry(m, at), Ok(()));
+        assert_eq!(read_entry(m, at), None);
+        assert_eq!(&t[72..80], [0, 0, 3, 0, 0x23, 0x01, 0x04, 0x00]);
     }
 
     #[test]

@@ -1,15 +1,20 @@
-//! Xen's shared-memory wire formats, as pure code: no `unsafe`, no hardware, no allocation of
-//! shared pages. Everything here compiles and is unit-tested on every target; the Xen platform
-//! (`platform::xen`) does the volatile accesses and hypercalls around it.
+//! Xen's shared-memory wire formats and ring protocols, as pure code: no `unsafe`, no hardware, no
+//! allocation of shared pages. Everything here compiles and is unit-tested on every target. The
+//! code that reads and writes the shared pages is generic over [`mem::SharedMem`]: the tests run it
+//! on byte buffers, the Xen platform (`platform::xen`) on its mapped pages, around which it does
+//! the hypercalls and the waiting.
 //!
 //! The style follows smoltcp's `wire` module: each format has a checked `Packet<T: AsRef<[u8]>>`
 //! view with its field offsets in a `mod field`, and a `Repr` with `parse`/`emit`.
 //!
+//! * [`mem`]: the [`SharedMem`](mem::SharedMem) trait the ring and table code reads and writes
+//!   shared memory through (a byte buffer in tests, a mapped page on Xen).
 //! * [`ring`]: free-running producer/consumer index arithmetic on power-of-two byte rings.
 //! * [`console`]: the PV console page (`io/console.h`).
 //! * [`xenstore`]: the xenstore page and messages (`io/xs_wire.h`, `docs/misc/xenstore.txt`).
 //! * [`grant`]: grant-table v1 entries and reference allocation (`grant_table.h`).
 //! * [`netif`]: the netfront TX/RX rings, requests and responses (`io/netif.h`, `io/ring.h`).
+//! * [`xenbus`]: the front-end/back-end device states (`io/xenbus.h`).
 //! * [`evtchn`]: 2-level event-channel bitmaps and the `shared_info` layout (`xen.h`, ARM ABI).
 //!
 //! All layouts are those of the ARM ABI, where `xen_ulong_t` and `xen_pfn_t` are 64 bits wide even
@@ -19,6 +24,8 @@
 pub mod console;
 pub mod evtchn;
 pub mod grant;
+pub mod mem;
 pub mod netif;
 pub mod ring;
+pub mod xenbus;
 pub mod xenstore;

@@ -7,6 +7,8 @@
 
 use core::fmt;
 
+use super::mem::SharedMem;
+
 /// The peer's indices are impossible: more bytes queued than the ring holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RingError {
@@ -100,13 +102,13 @@ impl ByteRing {
     }
 }
 
-/// Copies `data` into the ring buffer `buf` (of `ring.size()` bytes) at `prod`, as far as it fits,
-/// and returns how many bytes were copied. The caller publishes `prod + n` after a write barrier.
-///
-/// This works on an ordinary slice; the Xen platform does the same copy with volatile accesses.
-pub fn write(
+/// Copies `data` into the ring whose buffer starts at byte `base` of `mem` (and is `ring.size()`
+/// bytes long) at `prod`, as far as it fits, and returns how many bytes were copied. The caller
+/// publishes `prod + n` after a write barrier.
+pub fn write<M: SharedMem + ?Sized>(
     ring: ByteRing,
-    buf: &mut [u8],
+    mem: &M,
+    base: usize,
     cons: u32,
     prod: u32,
     data: &[u8],
@@ -117,17 +119,18 @@ pub fn write(
         if span.len == 0 {
             break;
         }
-        buf[span.offset..span.offset + span.len].copy_from_slice(&data[done..done + span.len]);
+        mem.write_bytes(base + span.offset, &data[done..done + span.len]);
         done += span.len;
     }
     Ok(done)
 }
 
-/// Copies up to `out.len()` queued bytes from the ring buffer `buf` at `cons` into `out`, and
-/// returns how many. The caller publishes `cons + n` after a barrier.
-pub fn read(
+/// Copies up to `out.len()` queued bytes from the ring whose buffer starts at byte `base` of `mem`
+/// at `cons` into `out`, and returns how many. The caller publishes `cons + n` after a barrier.
+pub fn read<M: SharedMem + ?Sized>(
     ring: ByteRing,
-    buf: &[u8],
+    mem: &M,
+    base: usize,
     cons: u32,
     prod: u32,
     out: &mut [u8],
@@ -138,7 +141,7 @@ pub fn read(
         if span.len == 0 {
             break;
         }
-        out[done..done + span.len].copy_from_slice(&buf[span.offset..span.offset + span.len]);
+        mem.read_bytes(base + span.offset, &mut out[done..done + span.len]);
         done += span.len;
     }
     Ok(done)
@@ -166,11 +169,12 @@ mod tests {
         let prod = cons.wrapping_add(5);
         assert_eq!(R.used(cons, prod), Ok(5));
         assert_eq!(R.free(cons, prod), Ok(3));
-        let mut buf = [0u8; 8];
-        let n = write(R, &mut buf, cons, cons, b"abcdefghij").unwrap();
+        let mut buf = [0u8; 10];
+        let mem = crate::xen_wire::mem::cells(&mut buf);
+        let n = write(R, mem, 2, cons, cons, b"abcdefghij").unwrap();
         assert_eq!(n, 8);
         let mut out = [0u8; 10];
-        let m = read(R, &buf, cons, cons.wrapping_add(8), &mut out).unwrap();
+        let m = read(R, mem, 2, cons, cons.wrapping_add(8), &mut out).unwrap();
         assert_eq!(&out[..m], b"abcdefgh");
     }
 

@@ -2,17 +2,19 @@
 //! xenconsoled in dom0, which is notified through HVM_PARAM_CONSOLE_EVTCHN.
 //!
 //! Writers append to a software queue in one step (so concurrent writes never interleave and
-//! keep call order), then move queued bytes into the ring as space allows. A write completes once
+//! keep call order), then move queued bytes into the ring as space allows, with
+//! [`xen_wire::console::write_out`](crate::xen_wire::console::write_out). A write completes once
 //! its last byte is in the ring and the backend has been notified.
 
 use alloc::collections::VecDeque;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::events::Port;
-use super::{arch, hypercall, time};
-use crate::xen_wire::console::{field, timestamp, OUT_RING, TIMESTAMP_MAX};
+use super::shared::SharedPage;
+use super::{hypercall, time};
+use crate::xen_wire::console::{self, timestamp, TIMESTAMP_MAX};
 
-static PAGE: AtomicU32 = AtomicU32::new(0);
+static PAGE: spin::Once<SharedPage> = spin::Once::new();
 static PORT: AtomicU32 = AtomicU32::new(0);
 
 /// `--uni-timestamps`: prefix each line with the time since boot.
@@ -65,61 +67,34 @@ static QUEUE: spin::Mutex<Queue> = spin::Mutex::new(Queue {
 pub fn init() -> Result<(), hypercall::XenError> {
     let pfn = hypercall::hvm_get_param(hypercall::HVM_PARAM_CONSOLE_PFN)?;
     let port = hypercall::hvm_get_param(hypercall::HVM_PARAM_CONSOLE_EVTCHN)? as u32;
-    if pfn == 0 || pfn >= 1 << 20 || !super::mmu::is_mapped((pfn << 12) as u32) {
+    let Some(base) = super::shared::magic_page(pfn) else {
         return Err(hypercall::XenError(-22));
-    }
+    };
     PORT.store(port, Ordering::Relaxed);
-    PAGE.store((pfn << 12) as u32, Ordering::Release);
+    // SAFETY: the console page is mapped (`magic_page` checked it) for the domain's lifetime,
+    // and only this module (through the handle) and xenconsoled access it.
+    PAGE.call_once(|| unsafe { SharedPage::new(base, 4096) });
     Port(port).unmask();
     Ok(())
 }
 
 /// Whether the console ring is usable.
 pub fn is_up() -> bool {
-    PAGE.load(Ordering::Acquire) != 0
-}
-
-fn idx(offset: usize) -> *mut u32 {
-    (PAGE.load(Ordering::Acquire) as usize + offset) as *mut u32
-}
-
-fn read_idx(offset: usize) -> u32 {
-    // SAFETY: `offset` is one of the page's index fields; the page is mapped for the domain's
-    // lifetime (`init` checked it). The backend writes it concurrently: volatile.
-    unsafe { idx(offset).read_volatile() }
+    PAGE.get().is_some()
 }
 
 /// Copies as much of `data` as fits into the output ring and publishes it. Returns the count.
 fn put(data: &[u8]) -> usize {
-    if !is_up() || data.is_empty() {
+    let Some(page) = PAGE.get() else {
         return 0;
-    }
-    let cons = read_idx(field::OUT_CONS);
-    let mut prod = read_idx(field::OUT_PROD);
-    arch::dmb(); // read the indices before writing the data
-    let base = PAGE.load(Ordering::Acquire) as usize + field::OUT.start;
-    let mut done = 0;
-    while done < data.len() {
-        let Ok(span) = OUT_RING.write_span(cons, prod, data.len() - done) else {
-            break;
-        };
-        if span.len == 0 {
-            break;
+    };
+    match console::write_out(page, data) {
+        Ok(0) | Err(_) => 0,
+        Ok(n) => {
+            Port(PORT.load(Ordering::Relaxed)).notify();
+            n
         }
-        for (i, b) in data[done..done + span.len].iter().enumerate() {
-            // SAFETY: `span` lies inside the 2 KiB output ring (checked by `write_span`).
-            unsafe { ((base + span.offset + i) as *mut u8).write_volatile(*b) };
-        }
-        done += span.len;
-        prod = prod.wrapping_add(span.len as u32);
     }
-    if done > 0 {
-        arch::dmb(); // data before the index that publishes it
-                     // SAFETY: as in `read_idx`; only this guest writes out_prod.
-        unsafe { idx(field::OUT_PROD).write_volatile(prod) };
-        Port(PORT.load(Ordering::Relaxed)).notify();
-    }
-    done
 }
 
 /// Moves queued bytes into the ring. Returns the total flushed so far.
@@ -195,8 +170,11 @@ pub fn drain(timeout_ns: u64) {
     if !is_up() {
         return;
     }
+    let Some(page) = PAGE.get() else {
+        return;
+    };
     let deadline = time::now_ns() + timeout_ns;
-    while read_idx(field::OUT_CONS) != read_idx(field::OUT_PROD) && time::now_ns() < deadline {
+    while console::out_pending(page) != 0 && time::now_ns() < deadline {
         Port(PORT.load(Ordering::Relaxed)).notify();
         hypercall::sched_yield();
     }

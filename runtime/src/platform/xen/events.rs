@@ -3,16 +3,19 @@
 //! Xen marks a port pending in `evtchn_pending`, sets the word's bit in the vCPU's 64-bit
 //! `evtchn_pending_sel`, sets `evtchn_upcall_pending`, and raises PPI 31 on its 0→1 edge.
 //! [`process`] runs in the executor's idle loop: it clears `upcall_pending`, swaps the whole
-//! selector out (as a `u64`), and wakes the tasks waiting on each pending, unmasked port.
+//! selector out (as a `u64`), and wakes the tasks waiting on each pending, unmasked port. The
+//! page protocol is [`xen_wire::evtchn`](crate::xen_wire::evtchn)'s, on a [`SharedPage`].
 
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, Ordering};
 use core::task::{Context, Poll, Waker};
 
-use super::{arch, hypercall};
-use crate::xen_wire::evtchn::{self, field};
+use super::hypercall;
+use super::shared::SharedPage;
+use crate::xen_wire::evtchn;
 
 /// The page Xen's `shared_info` is mapped over (its RAM is given up).
 #[repr(C, align(4096))]
@@ -27,54 +30,33 @@ fn base() -> usize {
     (&raw const SHARED_INFO) as usize
 }
 
-fn atomic_u8(offset: usize) -> &'static AtomicU8 {
-    // SAFETY: `offset` is inside the shared_info page, which lives forever; Xen and this vCPU
-    // access it only through atomics and volatile reads.
-    unsafe { AtomicU8::from_ptr((base() + offset) as *mut u8) }
-}
-
-fn atomic_u32(offset: usize) -> &'static AtomicU32 {
-    debug_assert!(offset % 4 == 0);
-    // SAFETY: as for `atomic_u8`; `offset` is 4-byte aligned.
-    unsafe { AtomicU32::from_ptr((base() + offset) as *mut u32) }
-}
-
-fn atomic_u64(offset: usize) -> &'static AtomicU64 {
-    debug_assert!(offset % 8 == 0);
-    // SAFETY: as for `atomic_u8`; `offset` is 8-byte aligned (the page is 4 KiB aligned).
-    unsafe { AtomicU64::from_ptr((base() + offset) as *mut u64) }
+/// The `shared_info` page.
+fn shared_info() -> SharedPage {
+    let base = NonNull::new((&raw mut SHARED_INFO).cast::<u8>()).expect("a static is not at 0");
+    // SAFETY: SHARED_INFO is a page-aligned static that lives forever and that no Rust code
+    // references: it is only accessed through this handle (and by Xen, once mapped over it).
+    unsafe { SharedPage::new(base, 4096) }
 }
 
 /// Maps `shared_info` over its page.
 pub fn init() -> Result<(), hypercall::XenError> {
     let gpfn = (base() >> 12) as u64;
     // SAFETY: SHARED_INFO is a page-aligned static that nothing else uses as memory; from here on
-    // it is only accessed through the atomic views above.
+    // it is only accessed through `shared_info()`.
     unsafe { hypercall::add_to_physmap(hypercall::XENMAPSPACE_SHARED_INFO, 0, gpfn) }
 }
 
 /// Handles a pending upcall: wakes the waiters of every pending port. Returns whether anything
 /// was pending.
 pub fn process() -> bool {
-    if atomic_u8(field::UPCALL_PENDING).load(Ordering::Acquire) == 0 {
+    let info = shared_info();
+    if !evtchn::upcall_pending(&info) {
         return false;
     }
-    atomic_u8(field::UPCALL_PENDING).store(0, Ordering::SeqCst);
+    evtchn::clear_upcall(&info);
     super::entropy::note_event();
-    arch::dmb();
-    let sel = atomic_u64(field::PENDING_SEL).swap(0, Ordering::AcqRel);
     let mut fired: Vec<u32> = Vec::new();
-    evtchn::for_each_pending(
-        sel,
-        |w| {
-            let pending = atomic_u64(field::EVTCHN_PENDING + 8 * w);
-            let mask = atomic_u64(field::EVTCHN_MASK + 8 * w).load(Ordering::Acquire);
-            let bits = pending.load(Ordering::Acquire) & !mask;
-            pending.fetch_and(!bits, Ordering::AcqRel);
-            bits
-        },
-        |port| fired.push(port),
-    );
+    evtchn::take_pending(&info, |port| fired.push(port));
     if !fired.is_empty() {
         let mut woken = Vec::new();
         {
@@ -97,18 +79,7 @@ pub fn process() -> bool {
 
 /// The wall clock's reference point (the domain's start, to the second).
 pub fn wall_clock() -> evtchn::WallClock {
-    loop {
-        let v1 = atomic_u32(field::WC_VERSION).load(Ordering::Acquire);
-        arch::dmb();
-        let sec = atomic_u32(field::WC_SEC).load(Ordering::Relaxed);
-        let nsec = atomic_u32(field::WC_NSEC).load(Ordering::Relaxed);
-        let hi = atomic_u32(field::WC_SEC_HI).load(Ordering::Relaxed);
-        arch::dmb();
-        let v2 = atomic_u32(field::WC_VERSION).load(Ordering::Acquire);
-        if v1 & 1 == 0 && v1 == v2 {
-            return evtchn::WallClock::from_fields(sec, nsec, hi);
-        }
-    }
+    evtchn::wall_clock(&shared_info())
 }
 
 /// A local event-channel port.

@@ -1,13 +1,14 @@
 //! Grant tables v1: frames mapped into the grant window the device tree names
 //! (`/hypervisor` reg[0]) with `XENMEM_add_to_physmap(XENMAPSPACE_grant_table)`; entries written
-//! with the flag protocol of [`xen_wire::grant`](crate::xen_wire::grant).
+//! with the flag protocol of [`xen_wire::grant`](crate::xen_wire::grant) ([`write_entry`](grant::write_entry),
+//! [`end_entry`](grant::end_entry)).
 
-use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::{arch, hypercall};
-use crate::xen_wire::grant::{
-    self, EntryRepr, GrantRef, InUse, RefAllocator, ENTRIES_PER_FRAME, ENTRY_LEN,
-};
+use super::hypercall;
+use super::shared::SharedPage;
+use crate::xen_wire::grant::{self, EntryRepr, GrantRef, InUse, RefAllocator, ENTRIES_PER_FRAME};
 
 /// Why a grant operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,8 @@ impl From<InUse> for GrantError {
 
 struct State {
     window: u32,
+    /// The mapped frames of the table, `mapped * 4096` bytes from `window`.
+    table: SharedPage,
     window_frames: u32,
     mapped: u32,
     max: u32,
@@ -76,8 +79,15 @@ fn map_frames(st: &mut State, upto: u32) -> Result<(), GrantError> {
         .map_err(GrantError::Map)?;
         st.mapped += 1;
     }
+    // SAFETY: the first `mapped` frames of the window now hold the grant table (mapped above);
+    // they are accessed only through this handle, and by Xen.
+    st.table = unsafe { SharedPage::new(window_ptr(st.window), st.mapped as usize * 4096) };
     st.refs.grow(st.mapped * ENTRIES_PER_FRAME);
     Ok(())
+}
+
+fn window_ptr(window: u32) -> NonNull<u8> {
+    NonNull::new(window as usize as *mut u8).expect("the grant window is not at 0")
 }
 
 fn with_state<T>(f: impl FnOnce(&mut State) -> Result<T, GrantError>) -> Result<T, GrantError> {
@@ -91,6 +101,8 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> Result<T, GrantError>) -> Result<
         let (_, max) = hypercall::gnttab_query_size().map_err(GrantError::Map)?;
         let mut st = State {
             window,
+            // SAFETY: an empty region: no access through it is possible.
+            table: unsafe { SharedPage::new(window_ptr(window), 0) },
             window_frames,
             mapped: 0,
             max: max.min(window_frames),
@@ -102,10 +114,11 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> Result<T, GrantError>) -> Result<
     f(guard.as_mut().expect("initialized above"))
 }
 
-fn entry_addr(st: &State, r: GrantRef) -> usize {
+/// The byte offset of `r`'s entry in the mapped table.
+fn entry_offset(st: &State, r: GrantRef) -> usize {
     let (frame, offset) = r.location();
     debug_assert!(frame < st.mapped);
-    st.window as usize + frame as usize * 4096 + offset
+    frame as usize * 4096 + offset
 }
 
 /// The grant table of this domain.
@@ -135,20 +148,12 @@ impl GrantTable {
                 }
                 None => return Err(GrantError::Exhausted),
             };
-            let e = entry_addr(st, r);
             let repr = EntryRepr {
                 domid,
                 frame,
                 readonly,
             };
-            // SAFETY: `e` is the 8-byte entry of a reference we own, in a mapped grant frame.
-            unsafe {
-                ((e + grant::field::DOMID.start) as *mut u16).write_volatile(repr.domid);
-                ((e + grant::field::FRAME.start) as *mut u32).write_volatile(repr.frame);
-            }
-            arch::dmb(); // domid and frame before the flags that make the entry live
-                         // SAFETY: as above.
-            unsafe { ((e + grant::field::FLAGS.start) as *mut u16).write_volatile(repr.flags()) };
+            grant::write_entry(&st.table, entry_offset(st, r), &repr);
             Ok(r)
         })
     }
@@ -157,17 +162,7 @@ impl GrantTable {
     /// grant stays valid then; try again later). On success the reference is free for reuse.
     pub fn end_access(&self, r: GrantRef) -> Result<(), GrantError> {
         with_state(|st| {
-            let e = entry_addr(st, r);
-            // SAFETY: the flags field of a mapped entry; Xen updates it with atomic operations too.
-            let flags = unsafe { AtomicU16::from_ptr((e + grant::field::FLAGS.start) as *mut u16) };
-            let mut cur = flags.load(Ordering::Acquire);
-            loop {
-                let new = grant::revoke(cur)?;
-                match flags.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => break,
-                    Err(now) => cur = now,
-                }
-            }
+            grant::end_entry(&st.table, entry_offset(st, r))?;
             st.refs.release(r);
             Ok(())
         })
@@ -179,15 +174,7 @@ impl GrantTable {
             if r.location().0 >= st.mapped {
                 return Ok(None);
             }
-            let e = entry_addr(st, r);
-            let mut raw = [0u8; ENTRY_LEN];
-            for (i, b) in raw.iter_mut().enumerate() {
-                // SAFETY: reads the 8 bytes of a mapped entry.
-                *b = unsafe { ((e + i) as *const u8).read_volatile() };
-            }
-            Ok(EntryRepr::parse(
-                &grant::Entry::new_checked(&raw[..]).expect("8 bytes"),
-            ))
+            Ok(grant::read_entry(&st.table, entry_offset(st, r)))
         })
     }
 

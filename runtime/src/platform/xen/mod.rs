@@ -41,10 +41,13 @@ mod events;
 mod executor;
 mod gic;
 mod grant;
+mod granted;
 mod hypercall;
 mod mmu;
 mod netfront;
+mod shared;
 mod time;
+mod xenbus;
 mod xenstore;
 
 use core::fmt::Write as _;

@@ -1,6 +1,7 @@
-//! The xenstore client: the protocol state is [`xen_wire::xenstore::Session`](crate::xen_wire::xenstore::Session);
-//! this module moves bytes between it and the shared page (HVM_PARAM_STORE_PFN), and waits on the
-//! store's event channel (HVM_PARAM_STORE_EVTCHN).
+//! The xenstore client: the protocol state is [`xen_wire::xenstore::Session`](crate::xen_wire::xenstore::Session),
+//! and [`xen_wire::xenstore::pump`](crate::xen_wire::xenstore::pump) moves bytes between it and
+//! the shared page (HVM_PARAM_STORE_PFN); this module holds them and waits on the store's event
+//! channel (HVM_PARAM_STORE_EVTCHN).
 //!
 //! Every task waiting for a reply or a watch event "pumps" the rings itself, so no background
 //! task is needed: requests go out as ring space allows, replies are matched by `req_id`, and watch
@@ -12,11 +13,12 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::events::Port;
-use super::{arch, hypercall};
+use super::hypercall;
+use super::shared::SharedPage;
 use crate::device::{self, XenstoreError};
-use crate::xen_wire::xenstore::{self as wire, page, MsgType, Session, RING};
+use crate::xen_wire::xenstore::{self as wire, MsgType, Session};
 
-static PAGE: AtomicU32 = AtomicU32::new(0);
+static PAGE: spin::Once<SharedPage> = spin::Once::new();
 static PORT: AtomicU32 = AtomicU32::new(0);
 static NEXT_TOKEN: AtomicU32 = AtomicU32::new(1);
 static SESSION: spin::Mutex<Option<Session>> = spin::Mutex::new(None);
@@ -25,11 +27,13 @@ static SESSION: spin::Mutex<Option<Session>> = spin::Mutex::new(None);
 pub fn init() -> Result<(), hypercall::XenError> {
     let pfn = hypercall::hvm_get_param(hypercall::HVM_PARAM_STORE_PFN)?;
     let port = hypercall::hvm_get_param(hypercall::HVM_PARAM_STORE_EVTCHN)? as u32;
-    if pfn == 0 || pfn >= 1 << 20 || !super::mmu::is_mapped((pfn << 12) as u32) {
+    let Some(base) = super::shared::magic_page(pfn) else {
         return Err(hypercall::XenError(-22));
-    }
+    };
     PORT.store(port, Ordering::Relaxed);
-    PAGE.store((pfn << 12) as u32, Ordering::Release);
+    // SAFETY: the xenstore page is mapped (`magic_page` checked it) for the domain's lifetime,
+    // and only this module (through the handle) and xenstored access it.
+    PAGE.call_once(|| unsafe { SharedPage::new(base, 4096) });
     *SESSION.lock() = Some(Session::new());
     Port(port).unmask();
     Ok(())
@@ -39,92 +43,13 @@ fn port() -> Port {
     Port(PORT.load(Ordering::Relaxed))
 }
 
-fn ptr(offset: usize) -> usize {
-    PAGE.load(Ordering::Acquire) as usize + offset
-}
-
-fn read_idx(offset: usize) -> u32 {
-    // SAFETY: `offset` is an index field of the xenstore page, mapped for the domain's lifetime
-    // (`init` checked it); xenstored writes it concurrently, hence volatile.
-    unsafe { (ptr(offset) as *const u32).read_volatile() }
-}
-
-fn write_idx(offset: usize, v: u32) {
-    // SAFETY: as in `read_idx`; the guest owns req_prod and rsp_cons.
-    unsafe { (ptr(offset) as *mut u32).write_volatile(v) }
-}
-
-/// Moves queued requests into the request ring and replies out of the response ring.
+/// Moves queued requests into the request ring and replies out of the response ring
+/// ([`wire::pump`]), notifying xenstored when either moved.
 fn pump(s: &mut Session) -> Result<(), XenstoreError> {
-    let mut notify = false;
-    // Requests.
-    let cons = read_idx(page::REQ_CONS);
-    let mut prod = read_idx(page::REQ_PROD);
-    arch::dmb();
-    let mut sent = 0;
-    {
-        let (a, b) = s.output();
-        for chunk in [a, b] {
-            let mut off = 0;
-            while off < chunk.len() {
-                let span = RING
-                    .write_span(cons, prod, chunk.len() - off)
-                    .map_err(|_| XenstoreError::Protocol("request ring indices out of range"))?;
-                if span.len == 0 {
-                    break;
-                }
-                for i in 0..span.len {
-                    // SAFETY: `span` lies inside the 1 KiB request ring.
-                    unsafe {
-                        ((ptr(page::REQ.start) + span.offset + i) as *mut u8)
-                            .write_volatile(chunk[off + i])
-                    };
-                }
-                off += span.len;
-                prod = prod.wrapping_add(span.len as u32);
-            }
-            sent += off;
-            if off < chunk.len() {
-                break;
-            }
-        }
-    }
-    if sent > 0 {
-        arch::dmb();
-        write_idx(page::REQ_PROD, prod);
-        s.consume_output(sent);
-        notify = true;
-    }
-    // Replies and watch events.
-    let mut cons = read_idx(page::RSP_CONS);
-    let prod = read_idx(page::RSP_PROD);
-    arch::dmb();
-    let mut buf = [0u8; 1024];
-    let mut got = 0;
-    loop {
-        let span = RING
-            .read_span(cons, prod, buf.len() - got)
-            .map_err(|_| XenstoreError::Protocol("reply ring indices out of range"))?;
-        if span.len == 0 {
-            break;
-        }
-        for i in 0..span.len {
-            // SAFETY: `span` lies inside the 1 KiB response ring.
-            buf[got + i] =
-                unsafe { ((ptr(page::RSP.start) + span.offset + i) as *const u8).read_volatile() };
-        }
-        got += span.len;
-        cons = cons.wrapping_add(span.len as u32);
-    }
-    if got > 0 {
-        arch::dmb(); // finish reading before handing the space back
-        write_idx(page::RSP_CONS, cons);
-        notify = true;
-    }
-    if notify {
-        port().notify();
-    }
-    s.receive(&buf[..got])
+    let page = PAGE
+        .get()
+        .ok_or(XenstoreError::Protocol("xenstore is not available"))?;
+    wire::pump(page, s, || port().notify())
 }
 
 fn with_session<T>(

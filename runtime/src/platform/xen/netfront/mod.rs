@@ -31,36 +31,32 @@ use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec;
-use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 use core::fmt;
-use core::future::{poll_fn, Future};
-use core::mem::ManuallyDrop;
-use core::pin::{pin, Pin};
-use core::ptr::NonNull;
+use core::future::Future;
+use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use super::events::{EventWait, Port};
-use super::grant::{GrantError, GrantTable};
+use super::grant::GrantError;
+use super::granted::PAGE_SIZE;
 use super::hypercall::XenError;
+use super::time;
+use super::xenbus::{xs_err, Frontend, XenbusError, HANDSHAKE_TIMEOUT_NS};
 use super::xenstore::Xenstore;
-use super::{arch, time};
 use crate::device::{netif, Xenstore as _, XenstoreError};
-use crate::xen_wire::grant::GrantRef;
-use crate::xen_wire::netif::{
-    field, need_notify, parse_mac, slot_offset, status, FrontRing, IdPool, RxRequest, RxResponse,
-    TxRequest, TxResponse, XenbusState, PAGE_SIZE, RX_RING_SIZE, RX_SLOT_LEN, TX_RING_SIZE,
-    TX_SLOT_LEN,
-};
+use crate::xen_wire::netif::{parse_mac, TxRequest, XenbusState};
 use crate::BootArgs;
+
+mod rings;
+
+use rings::{bump, push_requests, Broken, Rings, RxSide, TxSide, TX_STALL_NS};
 
 /// Ethernet header + 1500-byte payload.
 const MTU: usize = 1514;
-/// How long the backend gets to reach each handshake state.
-const HANDSHAKE_TIMEOUT_NS: u64 = 30_000_000_000;
 
 // ---------------------------------------------------------------------------------------------
 // Errors and statistics
@@ -148,6 +144,32 @@ impl fmt::Display for NetfrontError {
 
 impl core::error::Error for NetfrontError {}
 
+impl From<XenbusError> for NetfrontError {
+    fn from(e: XenbusError) -> Self {
+        match e {
+            // Only `Frontend::find` says so, and `open` reports the vif's index instead.
+            XenbusError::NoDevice => NetfrontError::Xenstore {
+                what: String::from("finding the backend"),
+                error: XenstoreError::NoEntry,
+            },
+            XenbusError::Xenstore { what, error } => NetfrontError::Xenstore { what, error },
+            XenbusError::BadValue { path, value } => NetfrontError::BadValue { path, value },
+            XenbusError::BackendClosed { backend, state } => {
+                NetfrontError::BackendClosed { backend, state }
+            }
+            XenbusError::Timeout {
+                backend,
+                want,
+                state,
+            } => NetfrontError::Timeout {
+                backend,
+                want,
+                state,
+            },
+        }
+    }
+}
+
 impl From<GrantError> for NetfrontError {
     fn from(e: GrantError) -> Self {
         NetfrontError::Grant(e)
@@ -184,317 +206,12 @@ pub struct NetifStats {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pages and rings
-// ---------------------------------------------------------------------------------------------
-
-/// One zeroed, page-aligned page of RAM (identity-mapped, so its address is its frame).
-struct Page(NonNull<u8>);
-
-const PAGE_LAYOUT: core::alloc::Layout =
-    match core::alloc::Layout::from_size_align(PAGE_SIZE, PAGE_SIZE) {
-        Ok(l) => l,
-        Err(_) => panic!("page layout"),
-    };
-
-impl Page {
-    fn new() -> Page {
-        // SAFETY: the layout has a non-zero size.
-        let p = unsafe { alloc::alloc::alloc_zeroed(PAGE_LAYOUT) };
-        match NonNull::new(p) {
-            Some(p) => Page(p),
-            None => alloc::alloc::handle_alloc_error(PAGE_LAYOUT),
-        }
-    }
-
-    fn addr(&self) -> usize {
-        self.0.as_ptr() as usize
-    }
-
-    fn frame(&self) -> u32 {
-        (self.addr() >> 12) as u32
-    }
-
-    fn read_u32(&self, offset: usize) -> u32 {
-        debug_assert!(offset % 4 == 0 && offset + 4 <= PAGE_SIZE);
-        // SAFETY: an aligned word inside this page, which lives as long as `self`; the backend
-        // writes it concurrently, hence volatile.
-        unsafe { ((self.addr() + offset) as *const u32).read_volatile() }
-    }
-
-    fn write_u32(&self, offset: usize, v: u32) {
-        debug_assert!(offset % 4 == 0 && offset + 4 <= PAGE_SIZE);
-        // SAFETY: as in `read_u32`.
-        unsafe { ((self.addr() + offset) as *mut u32).write_volatile(v) }
-    }
-
-    fn read_bytes<const N: usize>(&self, offset: usize) -> [u8; N] {
-        assert!(offset + N <= PAGE_SIZE);
-        let mut out = [0u8; N];
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: inside this page (checked above); shared with the backend: volatile.
-            *b = unsafe { ((self.addr() + offset + i) as *const u8).read_volatile() };
-        }
-        out
-    }
-
-    fn write_bytes(&self, offset: usize, bytes: &[u8]) {
-        assert!(offset + bytes.len() <= PAGE_SIZE);
-        for (i, b) in bytes.iter().enumerate() {
-            // SAFETY: as in `read_bytes`.
-            unsafe { ((self.addr() + offset + i) as *mut u8).write_volatile(*b) };
-        }
-    }
-}
-
-impl Drop for Page {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with the same layout; only dropped once no grant to it is
-        // live (see `Granted`).
-        unsafe { alloc::alloc::dealloc(self.0.as_ptr(), PAGE_LAYOUT) }
-    }
-}
-
-/// A page granted to the backend. Dropping it revokes the grant; if the backend still has the
-/// page mapped, the page is leaked rather than reused.
-struct Granted {
-    page: ManuallyDrop<Page>,
-    gref: GrantRef,
-}
-
-impl Granted {
-    fn new(backend: u16, readonly: bool) -> Result<Granted, GrantError> {
-        let page = Page::new();
-        let gref = GrantTable::new().grant_access(backend, page.frame(), readonly)?;
-        Ok(Granted {
-            page: ManuallyDrop::new(page),
-            gref,
-        })
-    }
-}
-
-impl Drop for Granted {
-    fn drop(&mut self) {
-        if GrantTable::new().end_access(self.gref).is_ok() {
-            // SAFETY: the grant is revoked, so nothing else can access the page; dropped once.
-            unsafe { ManuallyDrop::drop(&mut self.page) };
-        }
-    }
-}
-
-/// Publishes `ring`'s private requests in `page` and notifies the backend if it asked.
-fn push_requests(page: &Page, ring: &mut FrontRing, port: Port, stats: &Cell<NetifStats>) {
-    let (old, new) = ring.publish();
-    if old == new {
-        return;
-    }
-    arch::dmb(); // the requests (and the data they describe) before the index
-    page.write_u32(field::REQ_PROD, new);
-    arch::dmb(); // the index before reading req_event
-    if need_notify(old, new, page.read_u32(field::REQ_EVENT)) {
-        port.notify();
-        bump(stats, |s| s.notifies += 1);
-    }
-}
-
-fn bump(stats: &Cell<NetifStats>, f: impl FnOnce(&mut NetifStats)) {
-    let mut s = stats.get();
-    f(&mut s);
-    stats.set(s);
-}
-
-struct TxSide {
-    ring_page: Granted,
-    ring: FrontRing,
-    ids: IdPool,
-    bufs: Vec<Granted>,
-    /// `transmit` said no: `poll_ready` watches for completions.
-    blocked: bool,
-    /// When the backend last answered a TX request, or the ring last went from idle to busy
-    /// (guest clock, ns): see [`TX_STALL_NS`].
-    last_progress: u64,
-}
-
-/// TX requests unanswered for this long get an unconditional notification with the next
-/// request. The ring protocol only notifies when `req_prod` crosses the backend's `req_event`;
-/// if one notification is ever lost, the backend never moves `req_event` again and every later
-/// request would wait forever (seen once in CI: a guest whose frames never left, so neither
-/// DHCP nor ARP replies reached dom0). A spare notification only makes the backend look at
-/// the ring.
-const TX_STALL_NS: u64 = 200_000_000;
-
-struct RxSide {
-    ring_page: Granted,
-    ring: FrontRing,
-    /// In flight = posted to the backend.
-    ids: IdPool,
-    bufs: Vec<Granted>,
-}
-
-/// Why a ring stopped.
-#[derive(Debug, Clone, Copy)]
-struct Broken;
-
-impl TxSide {
-    /// Collects TX responses, freeing their ids.
-    fn reap(&mut self, stats: &Cell<NetifStats>) -> Result<(), Broken> {
-        loop {
-            let prod = self.ring_page.page.read_u32(field::RSP_PROD);
-            arch::dmb(); // the index before the responses it covers
-            let n = self.ring.unconsumed(prod).map_err(|e| {
-                super::diag(&format!("netfront: TX ring: {e}; interface stopped"));
-                Broken
-            })?;
-            if n == 0 {
-                return Ok(());
-            }
-            self.last_progress = time::now_ns();
-            for _ in 0..n {
-                let at = slot_offset(self.ring.rsp_cons, TX_SLOT_LEN, TX_RING_SIZE);
-                let raw: [u8; 4] = self.ring_page.page.read_bytes(at);
-                self.ring.rsp_cons = self.ring.rsp_cons.wrapping_add(1);
-                let Ok(rsp) = TxResponse::parse(&raw) else {
-                    continue;
-                };
-                if rsp.status == status::NULL {
-                    continue;
-                }
-                if self.ids.release(rsp.id).is_err() {
-                    bump(stats, |s| s.bad_ids += 1);
-                } else if rsp.status != status::OKAY {
-                    bump(stats, |s| s.tx_errors += 1);
-                }
-            }
-        }
-    }
-}
-
-impl RxSide {
-    /// Posts buffer `id` to the backend under its own id.
-    fn post(&mut self, id: u16) {
-        if self.ring.free_requests() == 0 || !self.ids.take(id) {
-            return;
-        }
-        let i = self.ring.next_request();
-        let mut raw = [0u8; RX_SLOT_LEN];
-        let req = RxRequest {
-            id,
-            gref: self.bufs[usize::from(id)].gref.0,
-        };
-        // 8 bytes always fit.
-        let _ = req.emit(&mut raw);
-        self.ring_page
-            .page
-            .write_bytes(slot_offset(i, RX_SLOT_LEN, RX_RING_SIZE), &raw);
-    }
-
-    /// Responses waiting.
-    fn pending(&self) -> Result<u32, Broken> {
-        let prod = self.ring_page.page.read_u32(field::RSP_PROD);
-        arch::dmb();
-        self.ring.unconsumed(prod).map_err(|e| {
-            super::diag(&format!("netfront: RX ring: {e}; interface stopped"));
-            Broken
-        })
-    }
-
-    /// The next good frame: (buffer id, byte range). Bad responses are counted, and their
-    /// buffers re-posted.
-    fn next(
-        &mut self,
-        port: Port,
-        stats: &Cell<NetifStats>,
-    ) -> Result<Option<(u16, core::ops::Range<usize>)>, Broken> {
-        loop {
-            if self.pending()? == 0 {
-                return Ok(None);
-            }
-            let at = slot_offset(self.ring.rsp_cons, RX_SLOT_LEN, RX_RING_SIZE);
-            let raw: [u8; RX_SLOT_LEN] = self.ring_page.page.read_bytes(at);
-            self.ring.rsp_cons = self.ring.rsp_cons.wrapping_add(1);
-            let Ok(rsp) = RxResponse::parse(&raw) else {
-                continue;
-            };
-            if self.ids.release(rsp.id).is_err() {
-                bump(stats, |s| s.bad_ids += 1);
-                continue;
-            }
-            match rsp.frame(PAGE_SIZE) {
-                Ok(range) => return Ok(Some((rsp.id, range))),
-                Err(_) => {
-                    bump(stats, |s| s.rx_errors += 1);
-                    self.post(rsp.id);
-                    push_requests(&self.ring_page.page, &mut self.ring, port, stats);
-                }
-            }
-        }
-    }
-}
-
-/// One connection's rings, buffers and event channel.
-struct Rings {
-    tx: TxSide,
-    rx: RxSide,
-    port: Port,
-    broken: bool,
-}
-
-impl Drop for Rings {
-    fn drop(&mut self) {
-        let _ = self.port.close();
-    }
-}
-
-impl Rings {
-    fn new(backend: u16, stats: &Cell<NetifStats>) -> Result<Rings, NetfrontError> {
-        let tx_ring = Granted::new(backend, false)?;
-        let rx_ring = Granted::new(backend, false)?;
-        for page in [&tx_ring.page, &rx_ring.page] {
-            // `SHARED_RING_INIT`: events at the first index.
-            page.write_u32(field::REQ_EVENT, 1);
-            page.write_u32(field::RSP_EVENT, 1);
-        }
-        let tx_bufs = (0..TX_RING_SIZE)
-            .map(|_| Granted::new(backend, true))
-            .collect::<Result<Vec<_>, _>>()?;
-        let rx_bufs = (0..RX_RING_SIZE)
-            .map(|_| Granted::new(backend, false))
-            .collect::<Result<Vec<_>, _>>()?;
-        let port = Port::alloc_unbound(backend).map_err(NetfrontError::EventChannel)?;
-        let mut rings = Rings {
-            tx: TxSide {
-                ring_page: tx_ring,
-                ring: FrontRing::new(TX_RING_SIZE),
-                ids: IdPool::new(TX_RING_SIZE as u16),
-                bufs: tx_bufs,
-                blocked: false,
-                last_progress: 0,
-            },
-            rx: RxSide {
-                ring_page: rx_ring,
-                ring: FrontRing::new(RX_RING_SIZE),
-                ids: IdPool::new(RX_RING_SIZE as u16),
-                bufs: rx_bufs,
-            },
-            port,
-            broken: false,
-        };
-        for id in 0..RX_RING_SIZE as u16 {
-            rings.rx.post(id);
-        }
-        push_requests(&rings.rx.ring_page.page, &mut rings.rx.ring, port, stats);
-        Ok(rings)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The xenstore handshake
+// The xenstore handshake (the generic steps are `xenbus::Frontend`'s)
 // ---------------------------------------------------------------------------------------------
 
 struct Vif {
     index: u32,
-    frontend: String,
-    backend: String,
-    backend_id: u16,
+    dev: Frontend,
 }
 
 /// Link state shared between the interface and its backend-watching task.
@@ -514,93 +231,22 @@ impl Link {
     }
 }
 
-fn xs_err(what: impl Into<String>) -> impl FnOnce(XenstoreError) -> NetfrontError {
-    let what = what.into();
-    move |error| NetfrontError::Xenstore { what, error }
-}
-
-/// Runs `f` for at most `ns` nanoseconds.
-async fn timeout<F: Future>(ns: u64, f: F) -> Option<F::Output> {
-    let mut f = pin!(f);
-    let mut sleep = pin!(time::sleep_ns(ns));
-    poll_fn(|cx| {
-        if let Poll::Ready(v) = f.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        if sleep.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    })
-    .await
-}
-
-async fn backend_state(vif: &Vif) -> Result<XenbusState, XenstoreError> {
-    Ok(XenbusState::parse(
-        &Xenstore::new()
-            .read(&format!("{}/state", vif.backend))
-            .await?,
-    ))
-}
-
-/// Waits until the backend's state is `want`; fails if it closes or takes too long.
-async fn wait_backend(vif: &Vif, want: XenbusState) -> Result<(), NetfrontError> {
-    let xs = Xenstore::new();
-    let path = format!("{}/state", vif.backend);
-    let watch = xs
-        .watch(&path)
-        .await
-        .map_err(xs_err(format!("watching {path}")))?;
-    let deadline = time::now_ns() + HANDSHAKE_TIMEOUT_NS;
-    let result = loop {
-        let state = match backend_state(vif).await {
-            Ok(s) => s,
-            Err(XenstoreError::NoEntry) => XenbusState::Unknown,
-            Err(e) => break Err(xs_err(format!("reading {path}"))(e)),
-        };
-        if state == want {
-            break Ok(());
-        }
-        if matches!(state, XenbusState::Closing | XenbusState::Closed) {
-            break Err(NetfrontError::BackendClosed {
-                backend: vif.backend.clone(),
-                state,
-            });
-        }
-        let left = deadline.saturating_sub(time::now_ns());
-        match timeout(left, watch.changed()).await {
-            Some(Ok(_)) => {}
-            Some(Err(e)) => break Err(xs_err(format!("watching {path}"))(e)),
-            None => {
-                break Err(NetfrontError::Timeout {
-                    backend: vif.backend.clone(),
-                    want,
-                    state,
-                })
-            }
-        }
-    };
-    let _ = watch.cancel().await;
-    result
-}
-
 /// The handshake: fresh rings, their details in one transaction, then Connected on both sides.
 async fn connect(vif: &Vif, stats: &Cell<NetifStats>) -> Result<Rings, NetfrontError> {
-    let xs = Xenstore::new();
-    wait_backend(vif, XenbusState::InitWait).await?;
-    let rx_copy = format!("{}/feature-rx-copy", vif.backend);
-    match xs.read(&rx_copy).await {
+    let dev = &vif.dev;
+    dev.wait_backend(XenbusState::InitWait).await?;
+    let rx_copy = format!("{}/feature-rx-copy", dev.backend);
+    match Xenstore::new().read(&rx_copy).await {
         Ok(v) if v.trim() == "1" => {}
         Ok(_) | Err(XenstoreError::NoEntry) => {
-            return Err(NetfrontError::NoRxCopy(vif.backend.clone()))
+            return Err(NetfrontError::NoRxCopy(dev.backend.clone()))
         }
-        Err(e) => return Err(xs_err(format!("reading {rx_copy}"))(e)),
+        Err(e) => return Err(xs_err(format!("reading {rx_copy}"))(e).into()),
     }
-    let rings = Rings::new(vif.backend_id, stats)?;
-    let fe = &vif.frontend;
+    let rings = Rings::new(dev.backend_id, stats)?;
     let values = [
-        ("tx-ring-ref", format!("{}", rings.tx.ring_page.gref.0)),
-        ("rx-ring-ref", format!("{}", rings.rx.ring_page.gref.0)),
+        ("tx-ring-ref", format!("{}", rings.tx.ring_page.gref().0)),
+        ("rx-ring-ref", format!("{}", rings.rx.ring_page.gref().0)),
         ("event-channel", format!("{}", rings.port.0)),
         ("request-rx-copy", String::from("1")),
         ("feature-rx-notify", String::from("1")),
@@ -608,35 +254,9 @@ async fn connect(vif: &Vif, stats: &Cell<NetifStats>) -> Result<Rings, NetfrontE
         ("feature-sg", String::from("0")),
         ("feature-gso-tcpv4", String::from("0")),
     ];
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let tx = xs
-            .transaction()
-            .await
-            .map_err(xs_err("starting a transaction"))?;
-        for (key, value) in &values {
-            if let Err(e) = tx.write(&format!("{fe}/{key}"), value).await {
-                let _ = tx.abort().await;
-                return Err(xs_err(format!("writing {fe}/{key}"))(e));
-            }
-        }
-        match tx.commit().await {
-            Ok(true) => break,
-            Ok(false) if attempts < 10 => continue,
-            Ok(false) => {
-                return Err(NetfrontError::Xenstore {
-                    what: format!("writing {fe}'s ring details"),
-                    error: XenstoreError::Xen(String::from("EAGAIN (10 conflicts)")),
-                })
-            }
-            Err(e) => return Err(xs_err(format!("committing {fe}'s ring details"))(e)),
-        }
-    }
-    xs.write(&format!("{fe}/state"), XenbusState::Connected.value())
-        .await
-        .map_err(xs_err(format!("writing {fe}/state")))?;
-    wait_backend(vif, XenbusState::Connected).await?;
+    dev.publish("ring details", &values).await?;
+    dev.set_state(XenbusState::Connected).await?;
+    dev.wait_backend(XenbusState::Connected).await?;
     bump(stats, |s| s.connects += 1);
     Ok(rings)
 }
@@ -644,8 +264,8 @@ async fn connect(vif: &Vif, stats: &Cell<NetifStats>) -> Result<Rings, NetfrontE
 /// Follows the backend's state for the interface's lifetime (see the module docs).
 async fn monitor(vif: Rc<Vif>, link: Rc<Link>) {
     let xs = Xenstore::new();
-    let path = format!("{}/state", vif.backend);
-    let fe_state = format!("{}/state", vif.frontend);
+    let path = vif.dev.backend_state_path();
+    let fe_state = vif.dev.state_path();
     let name = format!("vif{}", vif.index);
     let Ok(watch) = xs.watch(&path).await else {
         super::diag(&format!(
@@ -660,7 +280,7 @@ async fn monitor(vif: Rc<Vif>, link: Rc<Link>) {
         if watch.changed().await.is_err() {
             continue;
         }
-        let state = match backend_state(&vif).await {
+        let state = match vif.dev.backend_state().await {
             Ok(s) => s,
             Err(XenstoreError::NoEntry) => {
                 if link.up.replace(false) {
@@ -668,7 +288,7 @@ async fn monitor(vif: Rc<Vif>, link: Rc<Link>) {
                 }
                 super::diag(&format!(
                     "netfront: {name}: backend {} was removed; link down for good",
-                    vif.backend
+                    vif.dev.backend
                 ));
                 break;
             }
@@ -735,39 +355,23 @@ impl Netif {
         boot_args: &BootArgs,
     ) -> Result<Netif, NetfrontError> {
         let _ = boot_args;
-        let xs = Xenstore::new();
-        let frontend = format!("device/vif/{index}");
-        let backend = match xs.read(&format!("{frontend}/backend")).await {
-            Ok(b) => String::from(b.trim()),
-            Err(XenstoreError::NoEntry) => return Err(NetfrontError::NoSuchVif(index)),
-            Err(e) => return Err(xs_err(format!("reading {frontend}/backend"))(e)),
+        let dev = match Frontend::find(format!("device/vif/{index}")).await {
+            Ok(d) => d,
+            Err(XenbusError::NoDevice) => return Err(NetfrontError::NoSuchVif(index)),
+            Err(e) => return Err(e.into()),
         };
-        let id_path = format!("{frontend}/backend-id");
-        let id = xs
-            .read(&id_path)
-            .await
-            .map_err(xs_err(format!("reading {id_path}")))?;
-        let backend_id = id.trim().parse().map_err(|_| NetfrontError::BadValue {
-            path: id_path,
-            value: id.clone(),
-        })?;
         let mac = match mac {
             Some(m) => m,
             None => {
-                let path = format!("{frontend}/mac");
-                let v = xs
+                let path = format!("{}/mac", dev.frontend);
+                let v = Xenstore::new()
                     .read(&path)
                     .await
                     .map_err(xs_err(format!("reading {path}")))?;
                 parse_mac(&v).ok_or(NetfrontError::BadValue { path, value: v })?
             }
         };
-        let vif = Rc::new(Vif {
-            index,
-            frontend,
-            backend,
-            backend_id,
-        });
+        let vif = Rc::new(Vif { index, dev });
         let link = Rc::new(Link {
             up: Cell::new(true),
             fresh: RefCell::new(None),
@@ -843,9 +447,7 @@ impl netif::Netif for Netif {
                 return Poll::Ready(());
             }
             // RING_FINAL_CHECK_FOR_RESPONSES on RX.
-            let ev = r.rx.ring.final_check_event();
-            r.rx.ring_page.page.write_u32(field::RSP_EVENT, ev);
-            arch::dmb();
+            r.rx.ring.request_event(r.rx.ring_page.mem());
             match r.rx.pending() {
                 Ok(0) => {}
                 Ok(_) => return Poll::Ready(()),
@@ -857,9 +459,7 @@ impl netif::Netif for Netif {
         } else {
             // Full: ask for an event at the next TX completion, then look again.
             r.tx.blocked = true;
-            let ev = r.tx.ring.final_check_event();
-            r.tx.ring_page.page.write_u32(field::RSP_EVENT, ev);
-            arch::dmb();
+            r.tx.ring.request_event(r.tx.ring_page.mem());
             if r.tx.reap(stats).is_err() {
                 r.broken = true;
                 return Poll::Pending;
@@ -895,16 +495,11 @@ pub struct TxToken<'a> {
 
 impl phy::RxToken for RxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let buf = &self.rx.bufs[usize::from(self.id)].page;
-        // SAFETY: the range lies inside the page (`RxResponse::frame` checked it against the
-        // page size). The backend wrote it before publishing the response (read after a
-        // barrier) and cannot write the page again until it is re-posted, in `drop`.
-        let data = unsafe {
-            core::slice::from_raw_parts(
-                (buf.addr() + self.range.start) as *const u8,
-                self.range.len(),
-            )
-        };
+        let buf = self.rx.bufs[usize::from(self.id)].mem();
+        // SAFETY: the backend wrote the frame before publishing the response (read after a
+        // barrier) and cannot write the page again until it is re-posted, in `drop`, after the
+        // slice is gone. (`bytes` checks the range, which `RxResponse::frame` bounded by the page.)
+        let data = unsafe { buf.bytes(self.range.start, self.range.len()) };
         bump(self.stats, |s| {
             s.rx_frames += 1;
             s.rx_bytes += data.len() as u64
@@ -916,12 +511,7 @@ impl phy::RxToken for RxToken<'_> {
 impl Drop for RxToken<'_> {
     fn drop(&mut self) {
         self.rx.post(self.id);
-        push_requests(
-            &self.rx.ring_page.page,
-            &mut self.rx.ring,
-            self.port,
-            self.stats,
-        );
+        push_requests(&self.rx.ring_page, &mut self.rx.ring, self.port, self.stats);
     }
 }
 
@@ -939,25 +529,20 @@ impl phy::TxToken for TxToken<'_> {
             return f(&mut vec![0u8; len]);
         };
         let buf = &self.tx.bufs[usize::from(id)];
-        // SAFETY: `len` fits in the page; the id was free, so the backend is done with the page
-        // (its response was read) and nothing else refers to it.
-        let data = unsafe { core::slice::from_raw_parts_mut(buf.page.addr() as *mut u8, len) };
+        // SAFETY: the id was free, so the backend is done with the page (its response was read)
+        // and nothing else refers to it until the request below hands it over, after the slice
+        // is gone. (`bytes_mut` checks that `len` fits in the page.)
+        let data = unsafe { buf.mem().bytes_mut(0, len) };
         data.fill(0);
         let r = f(data);
         let req = TxRequest {
-            gref: buf.gref.0,
+            gref: buf.gref().0,
             offset: 0,
             flags: 0,
             id,
             size: len as u16,
         };
-        let mut raw = [0u8; TX_SLOT_LEN];
-        let _ = req.emit(&mut raw);
-        let i = self.tx.ring.next_request();
-        self.tx
-            .ring_page
-            .page
-            .write_bytes(slot_offset(i, TX_SLOT_LEN, TX_RING_SIZE), &raw);
+        self.tx.ring.put_tx_request(self.tx.ring_page.mem(), &req);
         // Requests the backend had not answered before this one.
         let waiting = self
             .tx
@@ -968,12 +553,7 @@ impl phy::TxToken for TxToken<'_> {
         if waiting == 0 {
             self.tx.last_progress = now;
         }
-        push_requests(
-            &self.tx.ring_page.page,
-            &mut self.tx.ring,
-            self.port,
-            self.stats,
-        );
+        push_requests(&self.tx.ring_page, &mut self.tx.ring, self.port, self.stats);
         if waiting > 0 && now.saturating_sub(self.tx.last_progress) > TX_STALL_NS {
             self.port.notify();
             bump(self.stats, |s| s.tx_kicks += 1);
