@@ -254,6 +254,24 @@ bad!(
 );
 
 bad!(
+    wrong_type_inside_a_device_points_at_the_value,
+    "HEAD\n[devices.net]\nkind = \"net\"\n[devices.web]\nkind = \"http\"\nnet = \"net\"\nport = \"eighty\"\n",
+    at = "unikernel.toml:10:8",
+    key = "devices.web.port",
+    wrong = "invalid type: string \"eighty\"",
+    accepted = "expected i64"
+);
+
+bad!(
+    unknown_key_in_an_sni_entry_lists_the_entry_keys,
+    "HEAD\n[devices.net]\nkind = \"net\"\n[devices.tls]\nkind = \"tls\"\nnet = \"net\"\nsni = [{ name = \"a.example\", cert = \"c\", key = \"k\", chain = \"x\" }]\n",
+    at = "unikernel.toml:10:53",
+    key = "devices.tls.sni.[0].chain",
+    wrong = "unknown key `chain`",
+    accepted = "expected one of `name`, `cert`, `key`"
+);
+
+bad!(
     reference_to_undeclared_device,
     "HEAD\n[devices.dns]\nkind = \"dns\"\nnet = \"net0\"\n",
     at = "unikernel.toml:7:7",

@@ -205,3 +205,12 @@ mod tests {
         );
     }
 }
+
+/// The board used when unikernel.toml names none.
+pub const DEFAULT: &str = "qemu-virt";
+
+/// The board a xen-arm build is for: `name` (the config's), else [`DEFAULT`].
+pub fn for_xen(name: Option<&str>) -> anyhow::Result<Board> {
+    let name = name.unwrap_or(DEFAULT);
+    find(name).ok_or_else(|| anyhow::anyhow!("unknown board `{name}`; accepted: {}", names()))
+}

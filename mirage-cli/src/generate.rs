@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::config::{Config, DeviceSpec, Diagnostics};
-use crate::devices::{self, Crate, Implementation};
+use crate::config::{Config, Diagnostics};
+use crate::devices::{BootArgs, Crate, Implementation};
 use crate::home;
 use crate::kv::Pack;
 use crate::target::Target;
@@ -81,12 +81,12 @@ struct DepContext {
 pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
     let board = match target {
         Target::Unix => cfg.board.clone().unwrap_or_else(|| "-".into()),
-        Target::XenArm => crate::cmd::xen_board(cfg)?.name,
+        Target::XenArm => crate::board::for_xen(cfg.board.as_deref())?.name,
     };
     let mut impls: Vec<(usize, Implementation)> = vec![];
     let mut errors = vec![];
     for (i, d) in cfg.devices.iter().enumerate() {
-        match devices::implement(d, target) {
+        match d.implement(target) {
             Ok(imp) => impls.push((i, imp)),
             Err(u) => errors.push(cfg.source.error(
                 d.kind_span.clone(),
@@ -115,7 +115,7 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
             .expect("ordered from impls");
         let d = &cfg.devices[i];
         crates.extend(imp.crates.iter().cloned());
-        uses_boot_args |= imp.constructor.contains("boot_args");
+        uses_boot_args |= imp.boot_args != BootArgs::None;
         let expr = if imp.fallible {
             format!("{}?", imp.constructor)
         } else {
@@ -124,7 +124,7 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         devices.push(DeviceContext {
             name: d.name.clone(),
             key: d.key(),
-            kind: d.spec_kind(),
+            kind: d.kind().name,
             expr,
         });
     }
@@ -207,11 +207,11 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
     }
     let mut packs = vec![];
     for d in &cfg.devices {
-        if let DeviceSpec::KvRo { dir: kv_dir } = &d.spec {
-            let pack = Pack::of_dir(kv_dir)
+        if let Some((kv_dir, path)) = d.device.kv_pack(&d.name) {
+            let pack = Pack::of_dir(&kv_dir)
                 .with_context(|| format!("packing `{}` for {}", kv_dir.display(), d.key()))?;
             packs.push(PlannedPack {
-                path: dir.join(devices::kv_pack_path(&d.name)),
+                path: dir.join(path),
                 pack,
             });
         }
@@ -232,12 +232,11 @@ fn dependency_order(cfg: &Config, impls: &[(usize, Implementation)]) -> Result<V
     let index = |name: &str| cfg.devices.iter().position(|d| d.name == name);
     let deps: Vec<Vec<usize>> = impls
         .iter()
-        .map(|(i, imp)| {
-            let d = &cfg.devices[*i];
-            d.spec
-                .references()
+        .map(|(i, _)| {
+            cfg.devices[*i]
+                .device
+                .uses()
                 .into_iter()
-                .chain(imp.deps.iter().map(String::as_str))
                 .filter_map(index)
                 .collect()
         })

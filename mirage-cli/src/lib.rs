@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod devices;
+pub mod diag;
 pub mod emu;
 pub mod generate;
 pub mod home;

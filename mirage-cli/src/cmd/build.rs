@@ -12,7 +12,7 @@ use cargo_metadata::Message;
 use super::show;
 use crate::board::Board;
 use crate::cli::Build;
-use crate::config::{Config, DeviceSpec};
+use crate::config::Config;
 use crate::generate::{self, Plan};
 use crate::status::{self, status};
 use crate::target::Target;
@@ -161,7 +161,7 @@ fn finish_xen(
     dist: &Path,
     started: Instant,
 ) -> Result<Built> {
-    let board = super::xen_board(&cfg)?;
+    let board = crate::board::for_xen(cfg.board.as_deref())?;
     let image = dist.join(format!("{}.xen", cfg.name));
     let size = image::make_image(elf, &image, XEN_LOAD)?;
     let x = &cfg.xen;
@@ -182,10 +182,7 @@ fn finish_xen(
         vifs: cfg
             .devices
             .iter()
-            .filter_map(|d| match &d.spec {
-                DeviceSpec::Net { mac, .. } => Some(*mac),
-                _ => None,
-            })
+            .filter_map(|d| d.device.vif())
             .enumerate()
             .map(|(i, mac)| {
                 let mac = mac.unwrap_or_else(|| xl::stable_mac(&cfg.name, i));
@@ -229,7 +226,7 @@ fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.args(cargo_args(cfg, plan)).stdout(Stdio::piped());
     if plan.target == Target::XenArm {
-        let board = super::xen_board(cfg)?;
+        let board = crate::board::for_xen(cfg.board.as_deref())?;
         if toolchain::route()? == Route::BuildStd {
             // -Zbuild-std on the stable toolchain.
             cmd.env("RUSTC_BOOTSTRAP", "1");

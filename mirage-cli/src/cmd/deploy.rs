@@ -68,8 +68,8 @@ fn optional_config(file: &Path) -> Result<Option<Config>> {
 
 fn board_of(cfg: Option<&Config>) -> Result<Board> {
     match cfg {
-        Some(c) => super::xen_board(c),
-        None => Ok(crate::board::find(super::DEFAULT_BOARD).expect("the default board exists")),
+        Some(c) => crate::board::for_xen(c.board.as_deref()),
+        None => Ok(crate::board::find(crate::board::DEFAULT).expect("the default board exists")),
     }
 }
 
@@ -89,7 +89,7 @@ fn name_of(name: Option<String>, cfg: Option<&Config>) -> Result<String> {
 
 pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
     let (cfg, _) = super::load_on(file, Some(Target::XenArm), args.board.as_deref())?;
-    let board = super::xen_board(&cfg)?;
+    let board = crate::board::for_xen(cfg.board.as_deref())?;
     let Place { remote, dir } = place(&args.remote, Some(&cfg), &board)?;
     let name = cfg.name.clone();
     let host = remote.spec.to_string();

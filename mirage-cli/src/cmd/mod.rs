@@ -82,20 +82,6 @@ pub fn out(text: &str) -> Result<()> {
     }
 }
 
-/// The board a xen-arm build is for: the config's, else the emulated one.
-pub fn xen_board(cfg: &Config) -> Result<crate::board::Board> {
-    let name = cfg.board.as_deref().unwrap_or(DEFAULT_BOARD);
-    crate::board::find(name).ok_or_else(|| {
-        anyhow::anyhow!(
-            "unknown board `{name}`; accepted: {}",
-            crate::board::names()
-        )
-    })
-}
-
-/// The board used when unikernel.toml names none.
-pub const DEFAULT_BOARD: &str = "qemu-virt";
-
 /// `path` relative to the current directory when it is inside it, for messages.
 pub fn show(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();

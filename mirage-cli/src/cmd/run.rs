@@ -68,7 +68,7 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
 /// poweroff 0, crash 1, reboot 2, boot failure 3, timeout 124.
 fn run_xen(args: &Run, file: &Path, image: std::path::PathBuf) -> Result<ExitCode> {
     let (cfg, _) = super::load_on(file, Some(Target::XenArm), args.dom0.board.as_deref())?;
-    let board = super::xen_board(&cfg)?;
+    let board = crate::board::for_xen(cfg.board.as_deref())?;
     let prepared = emu::prepare(&board, &emu::cache_dir())?;
     let mut xl = image.with_extension("xl");
     if !args.args.is_empty() {
@@ -119,8 +119,8 @@ fn run_dom0(args: &Run, file: &Path) -> Result<ExitCode> {
         None if file.is_file() => load(file, Some(Target::XenArm))?
             .0
             .board
-            .unwrap_or_else(|| super::DEFAULT_BOARD.into()),
-        None => super::DEFAULT_BOARD.into(),
+            .unwrap_or_else(|| crate::board::DEFAULT.into()),
+        None => crate::board::DEFAULT.into(),
     };
     let board = crate::board::find(&name).with_context(|| {
         format!(

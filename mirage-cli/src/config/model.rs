@@ -12,7 +12,7 @@ use toml::Spanned;
 pub struct File {
     pub unikernel: Spanned<Unikernel>,
     #[serde(default)]
-    pub devices: IndexMap<Spanned<String>, Spanned<DeviceDecl>>,
+    pub devices: IndexMap<Spanned<String>, Spanned<DeviceHead>>,
     pub xen: Option<Spanned<Xen>>,
     pub deploy: Option<Spanned<Deploy>>,
 }
@@ -30,45 +30,11 @@ pub struct Unikernel {
     pub boot_args: Option<Spanned<String>>,
 }
 
-/// `[devices.<name>]`: one table per device. `kind` says which keys apply; the union of all
-/// kinds' keys is accepted here and [`super::resolve`] rejects those the kind does not take.
+/// `[devices.<name>]`: one table per device. Only `kind` is read here; the kind's own module
+/// (see [`crate::devices`]) reads the rest of the table, with its own keys.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct DeviceDecl {
+pub struct DeviceHead {
     pub kind: Spanned<String>,
-    // net
-    pub stack: Option<Spanned<String>>,
-    pub ipv4: Option<Spanned<String>>,
-    pub gateway: Option<Spanned<String>>,
-    pub mac: Option<Spanned<String>>,
-    // kv_ro
-    pub dir: Option<Spanned<String>>,
-    // block
-    pub file: Option<Spanned<String>>,
-    // tls
-    pub cert: Option<Spanned<String>>,
-    pub key: Option<Spanned<String>>,
-    pub ca: Option<Spanned<String>>,
-    pub client_ca: Option<Spanned<String>>,
-    pub sni: Option<Spanned<Vec<Spanned<SniDecl>>>>,
-    pub alpn: Option<Spanned<Vec<Spanned<String>>>>,
-    pub resumption: Option<Spanned<bool>>,
-    // tls, http, dns: the devices they run over
-    pub net: Option<Spanned<String>>,
-    pub tls: Option<Spanned<String>>,
-    // http
-    pub port: Option<Spanned<i64>>,
-    // dns
-    pub nameserver: Option<Spanned<String>>,
-}
-
-/// One entry of a tls device's `sni = [...]`: the certificate for one server name.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SniDecl {
-    pub name: Spanned<String>,
-    pub cert: Spanned<String>,
-    pub key: Spanned<String>,
 }
 
 /// `[xen]`: settings for the xen-arm target.

@@ -192,6 +192,29 @@ impl Source {
     }
 }
 
+/// A toml or serde error as a diagnostic at its span, under key path `key`.
+pub fn toml_error(src: &Source, e: &toml::de::Error, key: String) -> Diagnostic {
+    let span = e.span().unwrap_or(0..0);
+    let raw = e.message().trim().to_string();
+    // serde's wording: "unknown field `x`, expected one of `a`, `b`": split into what is wrong
+    // and what is accepted.
+    let (message, accepted) = match raw.split_once(", expected ") {
+        Some((what, acc)) => (what.to_string(), Some(format!("expected {acc}"))),
+        None => (raw.clone(), None),
+    };
+    let label = if message.starts_with("unknown field") {
+        "unknown key".to_string()
+    } else if message.starts_with("missing field") {
+        "in this table".to_string()
+    } else if message.starts_with("invalid type") {
+        "wrong type".to_string()
+    } else {
+        "here".to_string()
+    };
+    let message = message.replace("field", "key");
+    src.error(span, key, message, label, accepted)
+}
+
 /// The source as displayed: control characters other than newlines become spaces.
 fn shown(src: &str) -> String {
     let mut out = String::with_capacity(src.len());

@@ -1,0 +1,238 @@
+//! `kind = "net"`: a TCP/IP stack. Host sockets (unix only, its default), or smoltcp inside the
+//! unikernel over the platform's network interface (netfront on Xen, where it is the default; a
+//! TAP device on unix).
+
+use std::net::Ipv4Addr;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{opt_str, BootArgs, Crate, Device, Implementation, Kind, Resolver, Unsupported};
+use crate::target::Target;
+
+pub const KIND: Kind = Kind {
+    name: "net",
+    summary: "a TCP/IP stack",
+    targets: Target::ALL,
+    elsewhere: ("", None),
+    keys: serde_aux::serde_introspection::serde_introspect::<Keys>,
+    resolve,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    stack: Option<Spanned<String>>,
+    ipv4: Option<Spanned<String>>,
+    gateway: Option<Spanned<String>>,
+    mac: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    Socket,
+    Direct,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ipv4 {
+    Dhcp,
+    Static {
+        cidr: String,
+        gateway: Option<String>,
+    },
+}
+
+#[derive(Debug)]
+struct Net {
+    stack: Option<Stack>,
+    ipv4: Option<Ipv4>,
+    mac: Option<[u8; 6]>,
+}
+
+fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
+    let keys = r.keys::<Keys>()?;
+    let stack = keys.stack.as_ref().and_then(|s| match s.get_ref().as_str() {
+        "socket" => Some(Stack::Socket),
+        "direct" => Some(Stack::Direct),
+        other => {
+            r.err(s.span(), "stack", format!("unknown network stack \"{other}\""), "unknown stack", "accepted: \"socket\" (host sockets, unix only), \"direct\" (smoltcp over the platform's network device)");
+            None
+        }
+    });
+    let ipv4 = keys.ipv4.as_ref().and_then(|v| {
+        let s = v.get_ref();
+        if s == "dhcp" {
+            return Some(Ipv4::Dhcp);
+        }
+        match parse_cidr(s) {
+            Ok(()) => Some(Ipv4::Static {
+                cidr: s.clone(),
+                gateway: None,
+            }),
+            Err(why) => {
+                r.err(v.span(), "ipv4", format!("invalid IPv4 setting \"{s}\": {why}"), why, "accepted: \"dhcp\", or an address with a prefix length such as \"10.0.0.2/24\"");
+                None
+            }
+        }
+    });
+    let ipv4 = match (ipv4, &keys.gateway) {
+        (Some(Ipv4::Static { cidr, .. }), Some(g)) => {
+            if g.get_ref().parse::<Ipv4Addr>().is_err() {
+                r.err(
+                    g.span(),
+                    "gateway",
+                    format!("invalid gateway \"{}\"", g.get_ref()),
+                    "not an IPv4 address",
+                    "an IPv4 address without prefix, such as \"10.0.0.1\"",
+                );
+            }
+            Some(Ipv4::Static {
+                cidr,
+                gateway: Some(g.get_ref().clone()),
+            })
+        }
+        (other, Some(g)) => {
+            r.err(
+                g.span(),
+                "gateway",
+                "a gateway needs a static address",
+                "gateway without a static `ipv4`",
+                "set `ipv4 = \"A.B.C.D/N\"` as well, or drop `gateway` (DHCP supplies one)",
+            );
+            other
+        }
+        (other, None) => other,
+    };
+    if let (Some(Ipv4::Dhcp), Some(Stack::Socket)) = (&ipv4, stack) {
+        let span = keys
+            .ipv4
+            .as_ref()
+            .map(Spanned::span)
+            .unwrap_or(r.table.clone());
+        r.err(span, "ipv4", "DHCP needs the direct stack", "the socket stack uses the host's addresses", "with stack = \"socket\": omit `ipv4` or give a static address; or use stack = \"direct\"");
+    }
+    let mac = keys
+        .mac
+        .as_ref()
+        .and_then(|m| match parse_mac(m.get_ref()) {
+            Some(mac) => Some(mac),
+            None => {
+                r.err(
+                    m.span(),
+                    "mac",
+                    format!("invalid MAC address \"{}\"", m.get_ref()),
+                    "not a MAC address",
+                    "six hex bytes separated by colons, such as \"00:16:3e:00:00:02\"",
+                );
+                None
+            }
+        });
+    Some(Box::new(Net { stack, ipv4, mac }))
+}
+
+impl Device for Net {
+    fn kind(&self) -> &'static Kind {
+        &KIND
+    }
+
+    fn implement(&self, _name: &str, target: Target) -> Result<Implementation, Unsupported> {
+        let default = match target {
+            Target::Unix => Stack::Socket,
+            Target::XenArm => Stack::Direct,
+        };
+        Ok(match (self.stack.unwrap_or(default), target) {
+            (Stack::Socket, Target::Unix) => {
+                let (addr, gw) = match &self.ipv4 {
+                    Some(Ipv4::Static { cidr, gateway }) => (cidr.clone(), gateway.clone()),
+                    None => ("0.0.0.0/0".to_string(), None),
+                    Some(Ipv4::Dhcp) => unreachable!("resolve rejects dhcp with the socket stack"),
+                };
+                Implementation {
+                    crates: vec![Crate::Runtime, Crate::Net],
+                    constructor: format!(
+                        "uni_net::socket::SocketStack::configure({addr:?}, {}, &boot_args)",
+                        opt_str(&gw)
+                    ),
+                    fallible: true,
+                    boot_args: BootArgs::keys(&["ipv4", "ipv4-gateway"]),
+                }
+            }
+            (Stack::Socket, Target::XenArm) => {
+                return Err(Unsupported {
+                    reason: "stack = \"socket\" uses the host's sockets, which exist only on unix"
+                        .into(),
+                    accepted: "stack = \"direct\" (smoltcp over Xen netfront)".into(),
+                })
+            }
+            (Stack::Direct, Target::Unix) => self.direct(
+                "uni_runtime::platform::Netif::open(0, {mac}, &boot_args)?",
+                &["ipv4", "ipv4-gateway", "tap"],
+            ),
+            (Stack::Direct, Target::XenArm) => self.direct(
+                "uni_runtime::platform::Netif::open(0, {mac}, &boot_args).await?",
+                &["ipv4", "ipv4-gateway"],
+            ),
+        })
+    }
+
+    fn vif(&self) -> Option<Option<[u8; 6]>> {
+        Some(self.mac)
+    }
+}
+
+impl Net {
+    /// smoltcp inside the unikernel over the platform's network interface, built by `netif`
+    /// (`{mac}` is replaced by the MAC option).
+    fn direct(&self, netif: &str, boot_args: &[&str]) -> Implementation {
+        let (addr, gw) = match &self.ipv4 {
+            Some(Ipv4::Static { cidr, gateway }) => (cidr.clone(), gateway.clone()),
+            None | Some(Ipv4::Dhcp) => ("dhcp".to_string(), None),
+        };
+        let mac = match self.mac {
+            Some(m) => format!("Some({m:?})"),
+            None => "None".into(),
+        };
+        Implementation {
+            crates: vec![Crate::Runtime, Crate::Net],
+            constructor: format!(
+                "uni_net::direct::DirectStack::configure({}, uni_runtime::platform::Clock::new(), {addr:?}, {}, &boot_args, uni_runtime::platform::diag).await",
+                netif.replace("{mac}", &mac),
+                opt_str(&gw)
+            ),
+            fallible: true,
+            boot_args: BootArgs::keys(boot_args),
+        }
+    }
+}
+
+fn parse_cidr(s: &str) -> Result<(), &'static str> {
+    let Some((a, n)) = s.split_once('/') else {
+        return Err(if s.parse::<Ipv4Addr>().is_ok() {
+            "no prefix length"
+        } else {
+            "not an IPv4 address"
+        });
+    };
+    a.parse::<Ipv4Addr>().map_err(|_| "not an IPv4 address")?;
+    match n.parse::<u8>() {
+        Ok(n) if n <= 32 => Ok(()),
+        _ => Err("prefix length must be 0 to 32"),
+    }
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
