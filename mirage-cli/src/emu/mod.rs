@@ -21,15 +21,15 @@ mod xl;
 
 use std::io::{BufRead, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::board::{Board, Qemu};
 use crate::status::{status, warn};
@@ -647,7 +647,10 @@ struct NetPlan {
 fn qemu_command(p: &Prepared, initrd: &Path, tap: Option<&net::Tap>, ssh: Option<u16>) -> Command {
     // QEMU's option syntax: a comma inside a value is written twice
     let opt = |p: &Path| p.display().to_string().replace(',', ",,");
-    let mut c = Command::new(p.program);
+    // if `uni` dies, even by SIGKILL, QEMU goes too (and with it the board's namespace):
+    // util-linux's setpriv sets the parent-death signal, then runs QEMU in its place
+    let mut c = Command::new("setpriv");
+    c.args(["--pdeathsig", "KILL", "--", p.program]);
     c.args(["-machine", &p.qemu.machine, "-cpu", &p.qemu.cpu])
         .args([
             "-smp",
@@ -669,12 +672,11 @@ fn qemu_command(p: &Prepared, initrd: &Path, tap: Option<&net::Tap>, ssh: Option
             "guest-loader,addr={DOM0_INITRD_ADDR},initrd={}",
             opt(initrd)
         ));
-    let tap_fd = tap.map(|t| t.raw_fd());
-    if tap_fd.is_some() {
-        // dom0's virtio NIC is the other end of the host's tap, which QEMU inherits as fd 3
+    if let Some(tap) = tap {
+        // dom0's virtio NIC is the other end of the host's tap
         c.args([
             "-netdev",
-            &format!("tap,id=net0,fd={TAP_FD}"),
+            &format!("tap,id=net0,ifname={},script=no,downscript=no", tap.name),
             "-device",
             &format!("virtio-net-device,netdev=net0,mac={}", net::DOM0_NIC_MAC),
         ]);
@@ -695,32 +697,8 @@ fn qemu_command(p: &Prepared, initrd: &Path, tap: Option<&net::Tap>, ssh: Option
         .stderr(Stdio::piped());
     // QEMU gets its own process group, so a ^C reaches `uni` only, which stops QEMU itself.
     c.process_group(0);
-    // SAFETY: the closure runs in the child between fork and exec and makes only
-    // async-signal-safe calls (prctl, dup2, fcntl) on values copied in before the fork.
-    unsafe {
-        c.pre_exec(move || {
-            // if `uni` dies, even by SIGKILL, QEMU goes too (and with it the tap)
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if let Some(fd) = tap_fd {
-                if fd == TAP_FD {
-                    // dup2 to itself keeps close-on-exec: clear it
-                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(fd, TAP_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
     c
 }
-
-/// The descriptor QEMU finds the tap on.
-const TAP_FD: RawFd = 3;
 
 /// The cached dom0 initramfs, then a cpio (uncompressed) with the guests' files and
 /// `/guest/run.env`. Linux unpacks both, one after the other.
@@ -782,44 +760,37 @@ fn sh_quote(s: &str) -> String {
 }
 
 /// SIGINT, SIGTERM and SIGHUP, caught while the board runs: the run stops QEMU, removes what
-/// it made, and reports [`Outcome::Interrupted`]. The previous handlers come back on drop.
+/// it made, and reports [`Outcome::Interrupted`]. The handlers are removed on drop (a signal
+/// after that is ignored until `uni` exits, which it then does at once).
 struct Signals {
-    old: Vec<(libc::c_int, libc::sighandler_t)>,
-}
-
-static CAUGHT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    CAUGHT.store(sig, Ordering::Relaxed);
+    caught: Arc<AtomicUsize>,
+    ids: Vec<signal_hook::SigId>,
 }
 
 impl Signals {
     fn catch() -> Signals {
-        CAUGHT.store(0, Ordering::Relaxed);
-        let mut old = Vec::new();
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-            let prev = unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-            old.push((sig, prev));
-        }
-        Signals { old }
+        let caught = Arc::new(AtomicUsize::new(0));
+        let ids = [SIGINT, SIGTERM, SIGHUP]
+            .into_iter()
+            .filter_map(|sig| {
+                signal_hook::flag::register_usize(sig, caught.clone(), sig as usize).ok()
+            })
+            .collect();
+        Signals { caught, ids }
     }
 
     fn caught(&self) -> Option<i32> {
-        match CAUGHT.load(Ordering::Relaxed) {
+        match self.caught.load(Ordering::Relaxed) {
             0 => None,
-            s => Some(s),
+            s => Some(s as i32),
         }
     }
 }
 
 impl Drop for Signals {
     fn drop(&mut self) {
-        for &(sig, prev) in &self.old {
-            if prev != libc::SIG_ERR {
-                // SAFETY: puts back the handler that was there before.
-                unsafe { libc::signal(sig, prev) };
-            }
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
         }
     }
 }

@@ -22,7 +22,7 @@
 
 use std::io::Read;
 use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -94,7 +94,7 @@ pub fn isolate() -> Result<()> {
         }
         Err(e) => bail!("making the board's network namespace (unshare): {e}"),
     }
-    set_up("lo").context("bringing up lo in the board's network namespace")?;
+    ip(&["link", "set", "lo", "up"]).context("bringing up lo in the board's network namespace")?;
     ISOLATED.store(true, Ordering::Relaxed);
     Ok(())
 }
@@ -152,41 +152,12 @@ fn userns_refused(e: nix::errno::Errno, sysctl: &dyn Fn(&str) -> Option<String>)
     )
 }
 
-/// A non-persistent TAP device: it goes away when the last descriptor (ours, QEMU's) closes.
+/// The TAP device of the board's LAN, made with iproute2 inside the board's network namespace:
+/// it goes away on drop, and at the latest with the namespace, when `uni` and QEMU are gone.
+/// QEMU attaches to it by name.
 #[derive(Debug)]
 pub struct Tap {
     pub name: String,
-    fd: OwnedFd,
-}
-
-#[repr(C)]
-struct IfReq {
-    name: [u8; 16],
-    data: [u8; 24],
-}
-
-impl IfReq {
-    fn new(name: &str) -> IfReq {
-        let mut r = IfReq {
-            name: [0; 16],
-            data: [0; 24],
-        };
-        r.name[..name.len()].copy_from_slice(name.as_bytes());
-        r
-    }
-    fn set_flags(&mut self, flags: i16) {
-        self.data[..2].copy_from_slice(&flags.to_ne_bytes());
-    }
-    fn flags(&self) -> i16 {
-        i16::from_ne_bytes([self.data[0], self.data[1]])
-    }
-    fn set_ipv4(&mut self, ip: Ipv4Addr) {
-        // struct sockaddr_in: family (host order), port (0), address (network order)
-        self.data[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
-        self.data[2..4].fill(0);
-        self.data[4..8].copy_from_slice(&ip.octets());
-        self.data[8..16].fill(0);
-    }
 }
 
 impl Tap {
@@ -197,85 +168,58 @@ impl Tap {
         if !isolated() {
             bail!("the TAP device {name} is only ever made inside the board's network namespace (emu::net::isolate)");
         }
-        let fd: OwnedFd = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/net/tun")
-            .map_err(|e| refused(e, "opening /dev/net/tun"))?
-            .into();
-        let mut req = IfReq::new(name);
-        req.set_flags((libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as i16);
-        // SAFETY: TUNSETIFF reads and writes a struct ifreq, which `req` is (40 bytes).
-        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF as _, &mut req) } < 0 {
-            return Err(refused(
-                std::io::Error::last_os_error(),
-                &format!("creating the TAP device {name}"),
-            ));
-        }
         let tap = Tap {
             name: name.to_string(),
-            fd,
         };
+        ip(&["tuntap", "add", "dev", name, "mode", "tap", "vnet_hdr"])
+            .map_err(|e| refused(&e, &format!("creating the TAP device {name}")))?;
         // fewer strangers on the board's LAN: no IPv6 router solicitations, MLD, …
         let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1");
-        tap.configure()
+        let cidr = format!("{HOST_IP}/{PREFIX_LEN}");
+        ip(&["addr", "add", &cidr, "dev", name])
+            .and_then(|()| ip(&["link", "set", name, "up"]))
             .with_context(|| format!("configuring the TAP device {name}"))?;
         Ok(tap)
     }
+}
 
-    fn configure(&self) -> std::io::Result<()> {
-        let mut req = IfReq::new(&self.name);
-        req.set_ipv4(HOST_IP);
-        ifreq_ioctl(libc::SIOCSIFADDR, &mut req)?;
-        let mask = u32::MAX << (32 - PREFIX_LEN);
-        req.set_ipv4(Ipv4Addr::from(mask));
-        ifreq_ioctl(libc::SIOCSIFNETMASK, &mut req)?;
-        set_up(&self.name)
-    }
-
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+impl Drop for Tap {
+    fn drop(&mut self) {
+        let _ = ip(&["link", "del", &self.name]);
     }
 }
 
-/// One SIOC[GS]IF* request on `req`, through a datagram socket of this namespace.
-fn ifreq_ioctl(op: libc::c_ulong, req: &mut IfReq) -> std::io::Result<()> {
-    // SAFETY: socket(2); the result is checked and owned below.
-    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if s < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `s` was just opened and is ours.
-    let s = unsafe { OwnedFd::from_raw_fd(s) };
-    // SAFETY: the SIOC[GS]IF* requests read or write one struct ifreq, which `req` is.
-    if unsafe { libc::ioctl(s.as_raw_fd(), op as _, req as *mut IfReq) } < 0 {
-        return Err(std::io::Error::last_os_error());
+/// `ip ARGS…` (iproute2), in this process's network namespace; its complaint in the error.
+fn ip(args: &[&str]) -> Result<()> {
+    let sh = xshell::Shell::new()?;
+    let out = xshell::cmd!(sh, "ip {args...}")
+        .quiet()
+        .ignore_status()
+        .output()
+        .context("running `ip` (install iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "`ip {}`: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
 
-/// Sets the interface `name` up.
-fn set_up(name: &str) -> std::io::Result<()> {
-    let mut req = IfReq::new(name);
-    ifreq_ioctl(libc::SIOCGIFFLAGS, &mut req)?;
-    req.set_flags(req.flags() | libc::IFF_UP as i16);
-    ifreq_ioctl(libc::SIOCSIFFLAGS, &mut req)
-}
-
-fn refused(e: std::io::Error, what: &str) -> anyhow::Error {
-    let hint = match e.raw_os_error() {
-        Some(libc::EACCES) => {
-            "; /dev/net/tun must be readable and writable by everyone, as udev makes it on most \
-             distributions (crw-rw-rw-): `sudo chmod 0666 /dev/net/tun`"
-        }
-        Some(libc::EPERM) => "; the board's network namespace lacks CAP_NET_ADMIN",
-        Some(libc::ENOENT) | Some(libc::ENODEV) => {
-            "; this kernel has no TUN/TAP (modprobe tun, or in a container add /dev/net/tun)"
-        }
-        Some(libc::EBUSY) => "; another process has a device of that name",
-        _ => "",
+fn refused(e: &anyhow::Error, what: &str) -> anyhow::Error {
+    let text = e.to_string();
+    let hint = if text.contains("Permission denied") {
+        "; /dev/net/tun must be readable and writable by everyone, as udev makes it on most \
+         distributions (crw-rw-rw-): `sudo chmod 0666 /dev/net/tun`"
+    } else if text.contains("Operation not permitted") {
+        "; the board's network namespace lacks CAP_NET_ADMIN"
+    } else if text.contains("No such file") || text.contains("No such device") {
+        "; this kernel has no TUN/TAP (modprobe tun, or in a container add /dev/net/tun)"
+    } else {
+        ""
     };
-    anyhow::anyhow!("{what}: {e}{hint}")
+    anyhow!("{what}: {text}{hint}")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -450,15 +394,6 @@ mod tests {
         );
         assert_eq!(static_ipv4("--ipv4-gateway=10.0.0.1"), None);
         assert_eq!(static_ipv4(""), None);
-    }
-
-    #[test]
-    fn ifreq_is_the_kernels_size() {
-        assert_eq!(std::mem::size_of::<IfReq>(), 40);
-        let mut r = IfReq::new("uni1");
-        r.set_ipv4(Ipv4Addr::new(10, 0, 0, 254));
-        assert_eq!(&r.data[4..8], &[10, 0, 0, 254]);
-        assert_eq!(&r.name[..5], b"uni1\0");
     }
 
     #[test]
