@@ -4,8 +4,8 @@
 //! on byte buffers, the Xen platform (`platform::xen`) on its mapped pages, around which it does
 //! the hypercalls and the waiting.
 //!
-//! The style follows smoltcp's `wire` module: each format has a checked `Packet<T: AsRef<[u8]>>`
-//! view with its field offsets in a `mod field`, and a `Repr` with `parse`/`emit`.
+//! The message formats follow smoltcp's `wire` module: field offsets in a `mod field`, checked
+//! views over byte buffers (`Packet<T: AsRef<[u8]>>`), and `Repr`s with `parse`/`emit`.
 //!
 //! * [`mem`]: the [`SharedMem`](mem::SharedMem) trait the ring and table code reads and writes
 //!   shared memory through (a byte buffer in tests, a mapped page on Xen).

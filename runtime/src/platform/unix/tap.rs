@@ -124,7 +124,7 @@ impl Device for Tap {
 
     fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
         let mut buf = vec![0u8; MTU];
-        match (&*self.file.get_ref()).read(&mut buf) {
+        match self.file.get_ref().read(&mut buf) {
             Ok(n) => {
                 buf.truncate(n);
                 Some((RxToken(buf), TxToken(self.file.get_ref())))

@@ -1,5 +1,5 @@
 //! The first instructions: the zImage header, exception vectors, early MMU setup, and the jump
-//! into Rust ([`super::start`]).
+//! into Rust (`uni_xen_start` in [`super`]).
 //!
 //! Xen enters at `_start` in SVC mode with the MMU and caches off, interrupts masked, and the
 //! device tree's physical address in r2. Before any Rust code runs, the assembly below:

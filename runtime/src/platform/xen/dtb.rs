@@ -33,7 +33,7 @@ pub struct Facts {
     pub ram: [(u64, u64); MAX_BANKS],
     /// Number of valid entries in `ram`.
     pub banks: usize,
-    /// The grant-table window (`/hypervisor` reg[0]).
+    /// The grant-table window (`/hypervisor` `reg[0]`).
     pub grant_window: Option<(u64, u64)>,
     /// Xen's version from the `/hypervisor` compatible (`xen,xen-4.17`), as text.
     pub xen_compatible: &'static str,

@@ -16,7 +16,7 @@
 //!   with a clear reason: never weak output.
 //! * **Event-channel timing** (mixed in, not credited): [`note_event`] is called on every
 //!   event-channel upcall (console, xenstore, and netfront, so every packet batch), and folds the
-//!   counter value at that moment into an accumulator that each [`Random::fill`] mixes in.
+//!   counter value at that moment into an accumulator that each [`Random::fill`](crate::device::Random::fill) mixes in.
 //! * **A boot seed** (mixed in, not credited): `--uni-seed=<hex>` in the xl `extra=` string, for
 //!   a dom0 that has a good generator (`extra="--uni-seed=$(head -c32 /dev/urandom | xxd -p -c64)"`).
 //!   It is XORed into the first output only, so a known or absent seed takes nothing away.

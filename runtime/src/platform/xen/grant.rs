@@ -1,7 +1,7 @@
 //! Grant tables v1: frames mapped into the grant window the device tree names
-//! (`/hypervisor` reg[0]) with `XENMEM_add_to_physmap(XENMAPSPACE_grant_table)`; entries written
-//! with the flag protocol of [`xen_wire::grant`](crate::xen_wire::grant) ([`write_entry`](grant::write_entry),
-//! [`end_entry`](grant::end_entry)).
+//! (`/hypervisor` `reg[0]`) with `XENMEM_add_to_physmap(XENMAPSPACE_grant_table)`; entries written
+//! and revoked with the flag protocol of [`xen_wire::grant`](crate::xen_wire::grant)
+//! ([`write_entry`](grant::write_entry), [`end_entry`](grant::end_entry)) on a [`SharedPage`].
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};

@@ -44,7 +44,7 @@ pub fn map(base: u64, size: u64, attrs: u32) {
     for i in first..=last {
         // SAFETY: `i < 4096` since `end <= 4 GiB`; the pointer stays inside the table.
         let entry = unsafe { (&raw mut uni_l1_table).cast::<u32>().add(i) };
-        write_entry(entry, (i as u32) * SECTION | attrs);
+        write_entry(entry, ((i as u32) * SECTION) | attrs);
     }
     arch::tables_updated();
 }

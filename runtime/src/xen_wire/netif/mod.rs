@@ -22,8 +22,8 @@ use core::fmt;
 
 use super::mem::SharedMem;
 
-mod ids;
-mod msg;
+pub mod ids;
+pub mod msg;
 
 pub use super::xenbus::XenbusState;
 pub use ids::{BadId, IdPool};

@@ -332,7 +332,7 @@ mod tests {
                 len: 100
             })
         );
-        assert_eq!(rr(0xffff, 0, 0x7fff).frame(4096).is_err(), true);
+        assert!(rr(0xffff, 0, 0x7fff).frame(4096).is_err());
         assert_eq!(
             rr(0, rxf::MORE_DATA, 100).frame(4096),
             Err(RxError::Fragmented(4))

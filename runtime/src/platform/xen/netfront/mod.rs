@@ -10,10 +10,17 @@
 //!
 //! # Notification
 //! One event channel serves both rings. Requests are published with the `req_event` rule (notify
-//! only if the backend asked). Before the stack sleeps, [`poll_ready`](Netif::poll_ready) sets
-//! the RX `rsp_event` to the next response (and the TX one too when the TX ring is full), checks
-//! the rings once more, and only then waits on the event channel. TX completions are otherwise
-//! collected lazily, so a busy sender takes no TX interrupts.
+//! only if the backend asked). Before the stack sleeps,
+//! [`poll_ready`](netif::Netif::poll_ready) sets the RX `rsp_event` to the next response (and the
+//! TX one too when the TX ring is full), checks the rings once more, and only then waits on the
+//! event channel. TX completions are otherwise collected lazily, so a busy sender takes no TX
+//! interrupts.
+//!
+//! # Files
+//! This module is the interface (the smoltcp device, its tokens, the connect and the backend
+//! watch); [`rings`] holds one connection's rings and buffers, [`error`] the error and the
+//! counters. The xenbus handshake steps are [`xenbus::Frontend`](super::xenbus::Frontend)'s and the
+//! granted pages [`granted`](super::granted)'s, for any split driver.
 //!
 //! # Back-pressure and bad input
 //! A full TX ring makes `transmit` (and `receive`, which must hand out a TX token too) return
@@ -41,169 +48,22 @@ use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use super::events::{EventWait, Port};
-use super::grant::GrantError;
 use super::granted::PAGE_SIZE;
-use super::hypercall::XenError;
 use super::time;
-use super::xenbus::{xs_err, Frontend, XenbusError, HANDSHAKE_TIMEOUT_NS};
+use super::xenbus::{xs_err, Frontend, XenbusError};
 use super::xenstore::Xenstore;
 use crate::device::{netif, Xenstore as _, XenstoreError};
 use crate::xen_wire::netif::{parse_mac, TxRequest, XenbusState};
 use crate::BootArgs;
 
+mod error;
 mod rings;
 
+pub use error::{NetfrontError, NetifStats};
 use rings::{bump, push_requests, Broken, Rings, RxSide, TxSide, TX_STALL_NS};
 
 /// Ethernet header + 1500-byte payload.
 const MTU: usize = 1514;
-
-// ---------------------------------------------------------------------------------------------
-// Errors and statistics
-// ---------------------------------------------------------------------------------------------
-
-/// Why [`Netif::open`] failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum NetfrontError {
-    /// The domain has no `device/vif/<index>` (no `vif =` line for it in the xl config).
-    NoSuchVif(u32),
-    /// A xenstore operation failed.
-    Xenstore {
-        /// What was being done.
-        what: String,
-        /// The store's error.
-        error: XenstoreError,
-    },
-    /// A xenstore node holds something unusable.
-    BadValue {
-        /// The node.
-        path: String,
-        /// Its value.
-        value: String,
-    },
-    /// The backend does not offer `feature-rx-copy`, the only receive mode this driver speaks.
-    NoRxCopy(String),
-    /// The backend closed during the handshake.
-    BackendClosed {
-        /// The backend's xenstore directory.
-        backend: String,
-        /// The state it went to.
-        state: XenbusState,
-    },
-    /// The backend did not reach the next handshake state in time.
-    Timeout {
-        /// The backend's xenstore directory.
-        backend: String,
-        /// The state it was waiting for.
-        want: XenbusState,
-        /// The state it stayed in.
-        state: XenbusState,
-    },
-    /// Granting a ring or buffer page failed.
-    Grant(GrantError),
-    /// Allocating the event channel failed.
-    EventChannel(XenError),
-}
-
-impl fmt::Display for NetfrontError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NetfrontError::NoSuchVif(i) => write!(
-                f,
-                "netfront: no such vif: this domain has no device/vif/{i} (add a `vif = [ 'bridge=xenbr0' ]` line to the xl config)"
-            ),
-            NetfrontError::Xenstore { what, error } => write!(f, "netfront: {what}: {error}"),
-            NetfrontError::BadValue { path, value } => {
-                write!(f, "netfront: unusable value {value:?} in xenstore node {path}")
-            }
-            NetfrontError::NoRxCopy(b) => write!(
-                f,
-                "netfront: backend {b} does not offer feature-rx-copy (required)"
-            ),
-            NetfrontError::BackendClosed { backend, state } => write!(
-                f,
-                "netfront: backend {backend} went to state {state} during the handshake"
-            ),
-            NetfrontError::Timeout {
-                backend,
-                want,
-                state,
-            } => write!(
-                f,
-                "netfront: backend never connected: {backend} stayed in state {state} for {} s while waiting for {want}",
-                HANDSHAKE_TIMEOUT_NS / 1_000_000_000
-            ),
-            NetfrontError::Grant(e) => write!(f, "netfront: {e}"),
-            NetfrontError::EventChannel(e) => {
-                write!(f, "netfront: allocating an event channel: {e}")
-            }
-        }
-    }
-}
-
-impl core::error::Error for NetfrontError {}
-
-impl From<XenbusError> for NetfrontError {
-    fn from(e: XenbusError) -> Self {
-        match e {
-            // Only `Frontend::find` says so, and `open` reports the vif's index instead.
-            XenbusError::NoDevice => NetfrontError::Xenstore {
-                what: String::from("finding the backend"),
-                error: XenstoreError::NoEntry,
-            },
-            XenbusError::Xenstore { what, error } => NetfrontError::Xenstore { what, error },
-            XenbusError::BadValue { path, value } => NetfrontError::BadValue { path, value },
-            XenbusError::BackendClosed { backend, state } => {
-                NetfrontError::BackendClosed { backend, state }
-            }
-            XenbusError::Timeout {
-                backend,
-                want,
-                state,
-            } => NetfrontError::Timeout {
-                backend,
-                want,
-                state,
-            },
-        }
-    }
-}
-
-impl From<GrantError> for NetfrontError {
-    fn from(e: GrantError) -> Self {
-        NetfrontError::Grant(e)
-    }
-}
-
-/// Counters of one interface since it was opened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NetifStats {
-    /// Frames handed to the stack.
-    pub rx_frames: u64,
-    /// Their bytes.
-    pub rx_bytes: u64,
-    /// RX responses with an error status, no data, an impossible length or fragment flags.
-    pub rx_errors: u64,
-    /// Frames sent.
-    pub tx_frames: u64,
-    /// Their bytes.
-    pub tx_bytes: u64,
-    /// TX responses with an error status (`NETIF_RSP_ERROR`/`DROPPED`).
-    pub tx_errors: u64,
-    /// Frames the stack built longer than a page (not sent).
-    pub tx_oversize: u64,
-    /// Responses naming an id that had no request in flight.
-    pub bad_ids: u64,
-    /// Times `transmit` applied back-pressure (TX ring full).
-    pub tx_full: u64,
-    /// Event-channel notifications sent to the backend.
-    pub notifies: u64,
-    /// Extra notifications for TX requests left unanswered too long ([`TX_STALL_NS`]).
-    pub tx_kicks: u64,
-    /// Connections made (1 + reconnects).
-    pub connects: u64,
-}
 
 // ---------------------------------------------------------------------------------------------
 // The xenstore handshake (the generic steps are `xenbus::Frontend`'s)
