@@ -28,8 +28,9 @@ use uni_runtime::BootArgs;
 
 use crate::{Ipv4Setting, NetConfig, NetConfigError};
 
-/// Bytes of receive and of transmit buffer per TCP socket.
-const TCP_BUFFER: usize = 32 * 1024;
+/// Bytes of receive and of transmit buffer per TCP socket: a flow's writer is held back once
+/// this much is written and not yet acknowledged by the peer.
+pub const TCP_BUFFER: usize = 32 * 1024;
 /// Listening sockets kept ready per listener: connections arriving while all are mid-handshake
 /// are refused.
 const BACKLOG: usize = 16;
@@ -68,6 +69,8 @@ struct State<N> {
     sockets: SocketSet<'static>,
     dhcp: Option<SocketHandle>,
     ipv4: Option<Ipv4Config>,
+    /// The nameservers the DHCP server named (empty with a static address).
+    dns_servers: Vec<Ipv4Addr>,
     /// Closed flows whose sockets are removed once TCP is done with them.
     orphans: Vec<SocketHandle>,
     next_port: u16,
@@ -139,6 +142,7 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
             sockets,
             dhcp,
             ipv4: None,
+            dns_servers: vec![],
             orphans: vec![],
             next_port: 49152,
         };
@@ -154,6 +158,12 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
         });
         uni_runtime::task::spawn(drive(sh.clone()));
         DirectStack { sh }
+    }
+
+    /// The nameservers the DHCP server offered with the address (empty with a static address,
+    /// or before DHCP has configured the interface).
+    pub fn dns_servers(&self) -> Vec<Ipv4Addr> {
+        self.sh.st.borrow().dns_servers.clone()
     }
 
     /// Waits until the interface has an IPv4 address.
@@ -214,15 +224,19 @@ impl<N: Netif, C: Clock> Shared<N, C> {
         if let Some(h) = st.dhcp {
             let event = match st.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
                 None => None,
-                Some(dhcpv4::Event::Deconfigured) => Some(None),
-                Some(dhcpv4::Event::Configured(c)) => Some(Some(Ipv4Config {
-                    address: c.address.address(),
-                    prefix_len: c.address.prefix_len(),
-                    gateway: c.router,
-                })),
+                Some(dhcpv4::Event::Deconfigured) => Some((None, vec![])),
+                Some(dhcpv4::Event::Configured(c)) => Some((
+                    Some(Ipv4Config {
+                        address: c.address.address(),
+                        prefix_len: c.address.prefix_len(),
+                        gateway: c.router,
+                    }),
+                    c.dns_servers.iter().copied().collect(),
+                )),
             };
-            if let Some(c) = event {
+            if let Some((c, dns)) = event {
                 st.set_ipv4(c);
+                st.dns_servers = dns;
                 // The new address may let queued packets out now.
                 let State {
                     iface,
@@ -603,10 +617,14 @@ impl<N: Netif + 'static, C: Clock + 'static> net::UdpSocket for UdpSocket<N, C> 
         poll_fn(|cx| {
             let mut st = self.sh.st.borrow_mut();
             let s = st.sockets.get_mut::<udp::Socket>(self.h);
-            match s.recv_slice(buf) {
-                Ok((n, meta)) => Poll::Ready(Ok((n, to_std(meta.endpoint)))),
-                Err(udp::RecvError::Truncated) => Poll::Ready(Ok((buf.len(), self.local))),
-                Err(udp::RecvError::Exhausted) => {
+            // Not recv_slice: it drops a datagram longer than `buf` without copying any of it.
+            match s.recv() {
+                Ok((data, meta)) => {
+                    let n = data.len().min(buf.len());
+                    buf[..n].copy_from_slice(&data[..n]);
+                    Poll::Ready(Ok((n, to_std(meta.endpoint))))
+                }
+                Err(udp::RecvError::Truncated | udp::RecvError::Exhausted) => {
                     s.register_recv_waker(cx.waker());
                     Poll::Pending
                 }

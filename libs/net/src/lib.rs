@@ -4,8 +4,8 @@
 //! implementations and their configuration:
 //!
 //! * [`socket::SocketStack`] (unix only): host sockets through `async-io`. `stack = "socket"`.
-//! * a direct TCP/IP stack (smoltcp over the platform's network device), `stack = "direct"`,
-//!   arrives with the Xen netfront driver (issue #4); `uni configure` rejects it until then.
+//! * [`direct::DirectStack`]: smoltcp over the platform's network device (Xen netfront, or a
+//!   TAP device on unix). `stack = "direct"`.
 #![no_std]
 #![forbid(unsafe_code)]
 
