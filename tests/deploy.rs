@@ -542,7 +542,7 @@ fn deploy_to_the_emulated_dom0() {
         let last = log
             .lines()
             .filter_map(|l| l.strip_prefix("net: "))
-            .last()
+            .next_back()
             .unwrap_or_else(|| panic!("no address in:\n{log}"));
         echo_answers(fwd, last.split('/').next().unwrap());
 

@@ -173,6 +173,15 @@ pub fn names() -> String {
         .join(", ")
 }
 
+/// The board used when unikernel.toml names none.
+pub const DEFAULT: &str = "qemu-virt";
+
+/// The board a xen-arm build is for: `name` (the config's), else [`DEFAULT`].
+pub fn for_xen(name: Option<&str>) -> anyhow::Result<Board> {
+    let name = name.unwrap_or(DEFAULT);
+    find(name).ok_or_else(|| anyhow::anyhow!("unknown board `{name}`; accepted: {}", names()))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -204,13 +213,4 @@ mod tests {
             "qemu-virt"
         );
     }
-}
-
-/// The board used when unikernel.toml names none.
-pub const DEFAULT: &str = "qemu-virt";
-
-/// The board a xen-arm build is for: `name` (the config's), else [`DEFAULT`].
-pub fn for_xen(name: Option<&str>) -> anyhow::Result<Board> {
-    let name = name.unwrap_or(DEFAULT);
-    find(name).ok_or_else(|| anyhow::anyhow!("unknown board `{name}`; accepted: {}", names()))
 }

@@ -99,8 +99,7 @@ fn window(src: &str, span: Range<usize>) -> (String, Range<usize>) {
     let to = line[..to]
         .char_indices()
         .map(|(i, c)| i + c.len_utf8())
-        .filter(|&i| i <= at + 4 * CONTEXT)
-        .last()
+        .rfind(|&i| i <= at + 4 * CONTEXT)
         .unwrap_or(to)
         .max(at);
     let prefix = if from > 0 { "..." } else { "" };
@@ -190,6 +189,16 @@ impl Source {
             accepted,
         }
     }
+}
+
+/// A serde path as a config key path: `devices.web.port` (serde's names for spanned values and
+/// unknown map keys left out).
+pub fn key_path(path: &serde_path_to_error::Path) -> String {
+    path.iter()
+        .map(|s| s.to_string())
+        .filter(|s| !s.starts_with("$__") && s != "?")
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// A toml or serde error as a diagnostic at its span, under key path `key`.

@@ -92,7 +92,7 @@ impl<C: Console> Log for RequestLog<C> {
             .await;
         let n = self.count.get() + 1;
         self.count.set(n);
-        if self.heap && n % HEAP_EVERY == 0 {
+        if self.heap && n.is_multiple_of(HEAP_EVERY) {
             let _ = self
                 .console
                 .log(&format!(

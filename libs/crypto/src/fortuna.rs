@@ -173,7 +173,7 @@ impl Fortuna {
         let mut seed = [0u8; 32 * POOLS];
         let mut used = 0;
         for i in 0..POOLS {
-            if i < 64 && self.reseeds % (1u64 << i) != 0 {
+            if i < 64 && !self.reseeds.is_multiple_of(1u64 << i) {
                 break;
             }
             let pool = core::mem::replace(&mut self.pools[i], Sha256::new());

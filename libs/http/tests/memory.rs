@@ -1,14 +1,11 @@
 //! Memory per connection is bounded and returned: heap use is flat across 10,000 requests,
 //! and streaming a 5 MiB file takes a few chunks of heap, not the file.
 //!
-//! This test binary counts every allocation with a wrapper around the system allocator, so
+//! This test binary counts every allocation (peak_alloc's wrapper around the system allocator), so
 //! it holds only this one test (other tests' threads would disturb the count).
 #![cfg(unix)]
 
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use common::{duplex, file, site, End};
 use futures_lite::future::zip;
@@ -16,30 +13,8 @@ use uni_http::{Limits, StaticFiles};
 use uni_runtime::device::net::Flow;
 use uni_runtime::platform::{block_on, Clock};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator with the same arguments; the
-// counters are only statistics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
-        PEAK.fetch_max(now, Relaxed);
-        // SAFETY: the caller's contract for `alloc` is `System.alloc`'s.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Relaxed);
-        // SAFETY: `ptr` came from `System.alloc` with this layout (through `alloc` above).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static HEAP: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
 
 /// Reads one response of `len` body bytes (the head is found by its blank line), without
 /// keeping the body.
@@ -95,14 +70,14 @@ fn heap_is_flat_across_10000_requests_and_streaming_is_bounded() {
                 }
                 if conn == 99 {
                     // Stream the big file: the peak is a few chunks above the baseline.
-                    let base = LIVE.load(Relaxed);
-                    PEAK.store(base, Relaxed);
+                    let base = HEAP.current_usage();
+                    HEAP.reset_peak_usage();
                     client
                         .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
                         .await
                         .unwrap();
                     read_response(&mut client, &mut buf, big).await;
-                    peak = PEAK.load(Relaxed) - base;
+                    peak = HEAP.peak_usage() - base;
                 }
                 client.shutdown().await.unwrap();
                 drop(buf);
@@ -110,7 +85,7 @@ fn heap_is_flat_across_10000_requests_and_streaming_is_bounded() {
             let (result, ()) = zip(serve, requests).await;
             result.unwrap();
             drop(client);
-            live_after.push(LIVE.load(Relaxed));
+            live_after.push(HEAP.current_usage());
         }
     });
     // Every connection gives back all it took: after each one the heap is where it was after

@@ -165,7 +165,7 @@ impl FingerprintHash {
 /// Parses a fingerprint written as hex, with or without `:` separators.
 pub fn parse_fingerprint(s: &str) -> Option<Vec<u8>> {
     let hex: Vec<u8> = s.bytes().filter(|b| *b != b':').collect();
-    if hex.len() % 2 != 0 || hex.is_empty() {
+    if !hex.len().is_multiple_of(2) || hex.is_empty() {
         return None;
     }
     hex.chunks(2)

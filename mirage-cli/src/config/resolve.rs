@@ -11,7 +11,7 @@ use super::{
     Config, DeployConfig, DeviceConfig, Diagnostic, Diagnostics, HostSpec, Source, XenConfig,
 };
 use crate::devices::{self, quoted, Resolver};
-use crate::diag::toml_error;
+use crate::diag::{key_path, toml_error};
 use crate::{board, target::Target};
 
 pub const SCHEMA: i64 = 1;
@@ -41,7 +41,7 @@ pub fn load(path: &Path) -> Result<Config, anyhow::Error> {
 /// Validates `text` as if read from `path` (relative paths resolve against its directory).
 pub fn load_str(path: &Path, text: String) -> Result<Config, Diagnostics> {
     let src = Source::new(path, text);
-    let file = parse(&src).map_err(|d| Diagnostics(vec![d]))?;
+    let file = parse(&src).map_err(|d| Diagnostics(vec![*d]))?;
     let mut cx = Cx {
         src: &src,
         errors: vec![],
@@ -60,20 +60,14 @@ pub fn load_str(path: &Path, text: String) -> Result<Config, Diagnostics> {
 }
 
 /// Deserializes the file model, turning serde's error into a diagnostic with the key path.
-fn parse(src: &Source) -> Result<model::File, Diagnostic> {
+fn parse(src: &Source) -> Result<model::File, Box<Diagnostic>> {
     let de = match toml::de::Deserializer::parse(&src.text) {
         Ok(de) => de,
-        Err(e) => return Err(toml_error(src, &e, String::new())),
+        Err(e) => return Err(toml_error(src, &e, String::new()).into()),
     };
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e
-            .path()
-            .iter()
-            .map(|s| s.to_string())
-            .filter(|s| !s.starts_with("$__") && s != "?")
-            .collect::<Vec<_>>()
-            .join(".");
-        toml_error(src, e.inner(), device_key(src, e.inner(), key))
+        let key = key_path(e.path());
+        toml_error(src, e.inner(), device_key(src, e.inner(), key)).into()
     })
 }
 

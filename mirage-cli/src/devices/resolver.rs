@@ -10,7 +10,7 @@ use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visito
 use toml::Spanned;
 
 use super::{EmbeddedFile, Kind, KINDS};
-use crate::diag::{Diagnostic, Source};
+use crate::diag::{key_path, toml_error, Diagnostic, Source};
 
 pub struct Resolver<'a> {
     pub src: &'a Source,
@@ -90,7 +90,7 @@ impl<'a> Resolver<'a> {
         let given: indexmap::IndexMap<Spanned<String>, Spanned<IgnoredAny>> = match self.pick() {
             Ok(g) => g,
             Err(d) => {
-                self.errors.push(d);
+                self.errors.push(*d);
                 self.failed = true;
                 return None;
             }
@@ -129,7 +129,7 @@ impl<'a> Resolver<'a> {
         match self.pick() {
             Ok(t) => Some(t),
             Err(d) => {
-                self.errors.push(d);
+                self.errors.push(*d);
                 self.failed = true;
                 None
             }
@@ -138,9 +138,9 @@ impl<'a> Resolver<'a> {
 
     /// Deserializes this device's table, and only it, from the whole file, so that spans are
     /// offsets into the file.
-    fn pick<T: DeserializeOwned>(&self) -> Result<T, Diagnostic> {
+    fn pick<T: DeserializeOwned>(&self) -> Result<T, Box<Diagnostic>> {
         let de = toml::de::Deserializer::parse(&self.src.text)
-            .map_err(|e| crate::diag::toml_error(self.src, &e, String::new()))?;
+            .map_err(|e| toml_error(self.src, &e, String::new()))?;
         let mut track = serde_path_to_error::Track::new();
         let seed = Pick::<T> {
             name: self.name,
@@ -149,16 +149,7 @@ impl<'a> Resolver<'a> {
         match seed.deserialize(serde_path_to_error::Deserializer::new(de, &mut track)) {
             Ok(Some(t)) => Ok(t),
             Ok(None) => unreachable!("the table was found by the first parse"),
-            Err(e) => {
-                let key = track
-                    .path()
-                    .iter()
-                    .map(|s| s.to_string())
-                    .filter(|s| !s.starts_with("$__") && s != "?")
-                    .collect::<Vec<_>>()
-                    .join(".");
-                Err(crate::diag::toml_error(self.src, &e, key))
-            }
+            Err(e) => Err(toml_error(self.src, &e, key_path(&track.path())).into()),
         }
     }
 

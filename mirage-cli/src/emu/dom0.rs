@@ -160,7 +160,7 @@ pub fn assemble(dom0: &Dom0, debs: &Debs, dir: &Path) -> Result<Base> {
             )
         })
         .collect();
-    old.sort_by(|a, b| b.0.cmp(&a.0));
+    old.sort_by_key(|b| std::cmp::Reverse(b.0));
     for (_, p) in old.iter().skip(KEEP - 1) {
         let _ = std::fs::remove_dir_all(p);
     }
