@@ -19,7 +19,7 @@
 #                               (xl create failed), dom0-failed (the toolstack did not come up)
 # Every @@uni:g line of a guest is printed before its @@uni:gend.
 #
-# Facts from the proven rig (xen-rig/NOTES.md): call the real tools in /usr/lib/xen-4.17/bin,
+# Facts learned on the first hand-built board: call the real tools in /usr/lib/xen-4.17/bin,
 # not Debian's wrappers; /var/run is /run on a tmpfs; xen-init-dom0 runs after xenstored;
 # xenconsoled --log=guest is the only place a domU's console shows up; the hotplug scripts
 # are bash; busybox has no `sed -u` and no `brctl show`.

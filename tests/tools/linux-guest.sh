@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the xen-rig's Linux armhf domU as a guest for uni's emulated board (boards/qemu-virt):
-# Debian's armmp-lpae zImage plus a tiny busybox initramfs, as ../shared/xen-rig/rig.sh builds it.
+# Builds a Linux armhf domU as a guest for uni's emulated board (boards/qemu-virt):
+# Debian's armmp-lpae zImage plus a tiny busybox initramfs.
 # It is the reference the unikernels are compared with (bench/xen-boot) and a stand-in server
 # for testing the board's network before a unikernel has one.
 #

@@ -8,8 +8,8 @@
 //! appends a small cpio with the guest's image and xl file to the cached initramfs, starts QEMU,
 //! copies the guest's console to stdout and returns how the guest ended.
 //!
-//! The recipe is `xen-rig/rig.sh`'s (see its NOTES.md for the pitfalls); dom0's side of a run is
-//! `templates/qemu-virt/dom0-init.sh`, and `serial.rs` reads what it prints.
+//! The recipe's pitfalls are noted where they bite (`dom0.rs`, `qemu.rs`); dom0's side of a run
+//! is `templates/qemu-virt/dom0-init.sh`, and `serial.rs` reads what it prints.
 
 mod cpio;
 mod debs;
