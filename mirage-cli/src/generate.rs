@@ -36,6 +36,44 @@ pub struct Plan {
     pub order: Vec<String>,
     /// The kv_ro directories packed under `_build/<target>/kv/`, which `src/main.rs` embeds.
     pub packs: Vec<PlannedPack>,
+    /// `_build/<target>/uni`, the link to the uni checkout, when the app lives inside it.
+    pub uni_link: Option<UniLink>,
+}
+
+/// The symlink `_build/<target>/uni` → the uni checkout, through which the generated crate
+/// reaches the app and uni's crates when the app lives in the checkout (the examples). Cargo
+/// hashes a path package by its path relative to the workspace root when it lies under that
+/// root, else by its absolute path (`SourceId::stable_hash`), and those hashes reach every
+/// symbol: reached through the link, the image does not depend on where the checkout is.
+#[derive(Debug, Clone)]
+pub struct UniLink {
+    /// `_build/<target>/uni`.
+    pub path: PathBuf,
+    /// What it points to: the checkout, relative to `_build/<target>/`.
+    pub target: PathBuf,
+    /// The app's directory as the generated crate names it: `uni/examples/hello`.
+    pub app: PathBuf,
+}
+
+impl UniLink {
+    /// Whether the link is on disk and points where it should.
+    pub fn is_current(&self) -> bool {
+        std::fs::read_link(&self.path).ok().as_deref() == Some(self.target.as_path())
+    }
+
+    /// Makes (or repoints) the link, atomically: a concurrent build never sees it missing.
+    pub fn write(&self) -> Result<()> {
+        if self.is_current() {
+            return Ok(());
+        }
+        let tmp = self
+            .path
+            .with_file_name(format!(".uni.link{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&self.target, &tmp)
+            .and_then(|()| std::fs::rename(&tmp, &self.path))
+            .with_context(|| format!("linking `{}` to the uni checkout", self.path.display()))
+    }
 }
 
 /// A kv_ro directory and the pack file it becomes.
@@ -60,6 +98,8 @@ struct TemplateContext {
     entry: String,
     app_args: Vec<String>,
     deps: Vec<DepContext>,
+    /// Whether the crate reaches the checkout through `uni/` (then excluded from its workspace).
+    uni_link: bool,
     profile: Vec<&'static str>,
 }
 
@@ -129,14 +169,25 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         });
     }
 
+    let uni_link = uni_link(&dir, &cfg.app_dir)?;
+    // Through the link, every path is under the generated workspace's root (see `UniLink`).
+    let dep_path = |to: &Path| -> Result<String> {
+        Ok(match &uni_link {
+            Some(_) => Path::new("uni")
+                .join(in_home(to)?.context("uni's crates are in the checkout")?)
+                .to_string_lossy()
+                .into_owned(),
+            None => rel(&dir, to),
+        })
+    };
     let mut deps = vec![DepContext {
         package: app_package.clone(),
-        path: rel(&dir, &cfg.app_dir),
+        path: dep_path(&cfg.app_dir)?,
     }];
     for c in &crates {
         deps.push(DepContext {
             package: c.package().into(),
-            path: rel(&dir, &home::package_dir(c.package())?),
+            path: dep_path(&home::package_dir(c.package())?)?,
         });
     }
     deps.sort_by(|a, b| a.package.cmp(&b.package));
@@ -170,6 +221,7 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         entry: cfg.entry.clone(),
         app_args: cfg.devices.iter().map(|d| d.name.clone()).collect(),
         deps,
+        uni_link: uni_link.is_some(),
         profile,
     };
     let cx = tera::Context::from_serialize(&cx)?;
@@ -223,7 +275,36 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         dir,
         order: order.iter().map(|&i| cfg.devices[i].name.clone()).collect(),
         packs,
+        uni_link,
     })
+}
+
+/// `to` relative to the uni checkout, if it lies inside it.
+fn in_home(to: &Path) -> Result<Option<PathBuf>> {
+    let home = home::home()?;
+    let to = home::normalize(to);
+    if let Ok(r) = to.strip_prefix(&home) {
+        return Ok(Some(r.to_path_buf()));
+    }
+    // the same directories under other names (a symlinked /tmp, say)
+    let (Ok(home), Ok(to)) = (std::fs::canonicalize(&home), std::fs::canonicalize(&to)) else {
+        return Ok(None);
+    };
+    Ok(to.strip_prefix(&home).ok().map(Path::to_path_buf))
+}
+
+/// The link to the checkout for the generated crate at `dir`, when the app at `app_dir` lies in
+/// the checkout. An app elsewhere names uni's crates by their real paths itself, so the generated
+/// crate must too (one package, one path), and gets no link.
+fn uni_link(dir: &Path, app_dir: &Path) -> Result<Option<UniLink>> {
+    let Some(app) = in_home(app_dir)? else {
+        return Ok(None);
+    };
+    Ok(Some(UniLink {
+        path: dir.join("uni"),
+        target: PathBuf::from(rel(dir, &home::home()?)),
+        app: Path::new("uni").join(app),
+    }))
 }
 
 /// Devices in dependency order: each after the devices it depends on, otherwise in declaration
@@ -323,8 +404,10 @@ pub fn stale_packs(plan: &Plan) -> Vec<&PlannedPack> {
 /// Every path of `plan` that is missing or differs on disk: generated files, then packs.
 pub fn stale_paths(plan: &Plan) -> Vec<&Path> {
     let files = stale_files(plan).into_iter().map(|f| f.path.as_path());
+    let link = plan.uni_link.iter().filter(|l| !l.is_current());
     files
         .chain(stale_packs(plan).into_iter().map(|p| p.path.as_path()))
+        .chain(link.map(|l| l.path.as_path()))
         .collect()
 }
 
@@ -345,6 +428,9 @@ pub fn write(plan: &Plan) -> Result<()> {
     for p in stale_packs(plan) {
         mkdir(&p.path)?;
         p.pack.write(&p.path)?;
+    }
+    if let Some(link) = &plan.uni_link {
+        link.write()?;
     }
     Ok(())
 }

@@ -3,11 +3,13 @@
 
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use cargo_metadata::Message;
+
+mod buildinfo;
 
 use super::show;
 use crate::board::Board;
@@ -63,7 +65,7 @@ fn cargo_args(cfg: &Config, plan: &Plan) -> Vec<String> {
 
 /// The rustc flags for a xen-arm build: the linker script, the board's CPU, and path
 /// remapping so that the image does not depend on where the sources live.
-fn xen_rustflags(cfg: &Config, board: &Board) -> Result<Vec<String>> {
+fn xen_rustflags(cfg: &Config, plan: &Plan, board: &Board) -> Result<Vec<String>> {
     // Every flag here is the same for every app on a board, so that builds of different apps
     // into one target directory share their dependencies (a RUSTFLAGS change rebuilds them
     // all). The linker script is found relative to the linker's working directory, which is
@@ -94,8 +96,21 @@ fn xen_rustflags(cfg: &Config, board: &Board) -> Result<Vec<String>> {
     for (from, to) in remap {
         f.push(format!("--remap-path-prefix={}={to}", from.display()));
     }
-    if let Some(parent) = crate::home::normalize(&cfg.app_dir).parent() {
-        f.push(format!("--remap-path-prefix={}/=", parent.display()));
+    match &plan.uni_link {
+        // rustc sees the checkout's files through the link, relative to the generated crate:
+        // `uni/runtime/src/…` becomes `/uni/runtime/src/…`, `uni/examples/crash/src/lib.rs`
+        // `crash/src/lib.rs`
+        Some(link) => {
+            f.push("--remap-path-prefix=uni=/uni".into());
+            if let Some(parent) = link.app.parent() {
+                f.push(format!("--remap-path-prefix={}/=", parent.display()));
+            }
+        }
+        None => {
+            if let Some(parent) = crate::home::normalize(&cfg.app_dir).parent() {
+                f.push(format!("--remap-path-prefix={}/=", parent.display()));
+            }
+        }
     }
     Ok(f)
 }
@@ -124,6 +139,7 @@ pub fn build(cfg: Config, target: Target) -> Result<Built> {
         "Compiling",
         format!("{} (target {target}, release)", cfg.name),
     );
+    seed_lockfile(&plan)?;
     let exe = cargo_build(&cfg, &plan)?;
     let dist = cfg.dir.join("dist");
     std::fs::create_dir_all(&dist)?;
@@ -137,6 +153,7 @@ pub fn build(cfg: Config, target: Target) -> Result<Built> {
     let tmp = dist.join(format!(".{}.tmp{}", cfg.name, std::process::id()));
     std::fs::copy(&exe, &tmp).with_context(|| format!("copying `{}`", exe.display()))?;
     std::fs::rename(&tmp, &artifact)?;
+    let record = buildinfo::write(&cfg, &plan, &artifact)?;
     status(
         "Finished",
         format!(
@@ -147,6 +164,7 @@ pub fn build(cfg: Config, target: Target) -> Result<Built> {
     );
     let size = std::fs::metadata(&artifact)?.len();
     status("Built", format!("{} ({})", show(&artifact), human(size)));
+    status("Wrote", show(&record));
     Ok(Built { artifact })
 }
 
@@ -199,6 +217,7 @@ fn finish_xen(
     let tmp = dist.join(format!(".{}.xl.tmp{}", cfg.name, std::process::id()));
     std::fs::write(&tmp, xl_text)?;
     std::fs::rename(&tmp, &xl_path)?;
+    let record = buildinfo::write(&cfg, plan, &image)?;
     status(
         "Finished",
         format!(
@@ -217,13 +236,42 @@ fn finish_xen(
         ),
     );
     status("Wrote", show(&xl_path));
+    status("Wrote", show(&record));
     Ok(Built { artifact: image })
+}
+
+/// Seeds the generated crate's `Cargo.lock` from the uni workspace's, so that it builds with the
+/// versions the checkout locks and needs no registry (cargo keeps the locked versions, drops the
+/// unused ones and adds the generated package). For an app in the checkout the seed follows the
+/// workspace's lockfile: it is planted again whenever that changes (`.uni-lock-seed` holds the
+/// sha256 it was planted from). An app elsewhere may lock dependencies of its own: its lockfile is
+/// seeded once, when missing, and then left to cargo.
+fn seed_lockfile(plan: &Plan) -> Result<()> {
+    let lock = plan.dir.join("Cargo.lock");
+    if plan.uni_link.is_none() && lock.exists() {
+        return Ok(());
+    }
+    let Ok(seed) = std::fs::read(crate::home::home()?.join("Cargo.lock")) else {
+        return Ok(()); // a checkout without a lockfile: cargo resolves
+    };
+    let mark = plan.dir.join(".uni-lock-seed");
+    let digest = buildinfo::sha256(&seed);
+    if lock.exists() && std::fs::read_to_string(&mark).ok().as_deref() == Some(digest.as_str()) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&plan.dir)?;
+    for (path, bytes) in [(&lock, seed.as_slice()), (&mark, digest.as_bytes())] {
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing `{}`", tmp.display()))?;
+        std::fs::rename(&tmp, path)?;
+    }
+    Ok(())
 }
 
 /// Runs cargo; returns the path of the binary it built, from its JSON messages.
 fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
     let verbose = status::verbose();
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut cmd = toolchain::command(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.args(cargo_args(cfg, plan)).stdout(Stdio::piped());
     if plan.target == Target::XenArm {
         let board = crate::board::for_xen(cfg.board.as_deref())?;
@@ -233,7 +281,7 @@ fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
         }
         cmd.env(
             "CARGO_ENCODED_RUSTFLAGS",
-            xen_rustflags(cfg, &board)?.join("\x1f"),
+            xen_rustflags(cfg, plan, &board)?.join("\x1f"),
         );
         cmd.env_remove("RUSTFLAGS");
     }
