@@ -14,8 +14,9 @@ use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use super::arch;
 use crate::xen_wire::mem::SharedMem;
 
-/// A region of `len` bytes shared with a peer: a cheap, copyable handle (a pointer and a length).
-#[derive(Debug, Clone, Copy)]
+/// A region of `len` bytes shared with a peer: a pointer and a length. Not `Clone`: whoever made
+/// it (the owner of the memory) lends it out by reference, so no handle outlives the memory.
+#[derive(Debug)]
 pub struct SharedPage {
     base: NonNull<u8>,
     len: usize,
@@ -32,7 +33,7 @@ impl SharedPage {
     /// A handle on the `len` bytes at `base`.
     ///
     /// # Safety
-    /// For as long as the handle or any copy of it is used:
+    /// For as long as the handle lives:
     /// * `base..base + len` is mapped, readable and writable memory;
     /// * it is accessed only through `SharedPage` handles (volatile and atomic accesses), by the
     ///   peer, and by Xen: no Rust reference to it exists, except as [`bytes`](Self::bytes) and
@@ -40,7 +41,7 @@ impl SharedPage {
     /// * `base` is 8-byte aligned (pages are 4 KiB aligned), so that aligned offsets give aligned
     ///   addresses.
     pub unsafe fn new(base: NonNull<u8>, len: usize) -> SharedPage {
-        debug_assert!(base.as_ptr() as usize % 8 == 0);
+        debug_assert!((base.as_ptr() as usize).is_multiple_of(8));
         SharedPage { base, len }
     }
 
@@ -59,7 +60,7 @@ impl SharedPage {
     /// to `size` (for the scalars, `size` is their width).
     fn at(&self, off: usize, size: usize, align: usize) -> *mut u8 {
         assert!(
-            off <= self.len && size <= self.len - off && off % align == 0,
+            off <= self.len && size <= self.len - off && off.is_multiple_of(align),
             "shared page access out of range: {size} bytes at {off} of {}",
             self.len
         );
