@@ -1,0 +1,214 @@
+//! Reproducible from any directory: the same sources, in two checkouts at different places,
+//! build a byte-identical `hello.xen`, identical build records and xl files that differ only in
+//! the kernel path. Each checkout builds into a target directory of its own, from scratch
+//! (`core` included), with the network cut off where the machine allows it (`unshare -rn`):
+//! a fresh example directory builds offline once the registry cache is filled (`.ci/setup`).
+//! It takes two xen-arm builds of hello, about 30–40 s each.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use uni_tests::{root, text, uni};
+
+/// The files of the checkout as they are in the working tree: tracked and new, not ignored
+/// (`git ls-files`), so that `_build/`, `dist/` and `target/` stay behind.
+fn copy_checkout(to: &Path) {
+    let out = Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git ls-files: {}", text(&out).1);
+    for rel in out.stdout.split(|&b| b == 0).filter(|r| !r.is_empty()) {
+        let rel = Path::new(std::str::from_utf8(rel).expect("UTF-8 paths"));
+        let from = root().join(rel);
+        if !from.is_file() {
+            continue; // deleted in the working tree, or a submodule
+        }
+        let dest = to.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&from, &dest).unwrap_or_else(|e| panic!("copying {}: {e}", rel.display()));
+    }
+}
+
+/// Whether this machine lets us make a network namespace of our own.
+pub fn can_unshare_net() -> bool {
+    Command::new("unshare")
+        .args(["-rn", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+struct Build {
+    image: Vec<u8>,
+    xl: String,
+    buildinfo: String,
+    dist: PathBuf,
+}
+
+/// `uni build --target xen-arm` of hello in the checkout at `home`, into `target_dir`.
+fn build_hello(home: &Path, target_dir: &Path, offline: bool) -> Build {
+    let app = home.join("examples/hello");
+    let mut cmd = uni(&app, &["build", "--target", "xen-arm"]);
+    cmd.env("UNI_HOME", home)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    let o = if offline {
+        // the same command, in a network namespace with only `lo`: no registry
+        let mut un = Command::new("unshare");
+        un.arg("-rn").arg(cmd.get_program()).args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => un.env(k, v),
+                None => un.env_remove(k),
+            };
+        }
+        un.current_dir(&app).output().expect("unshare runs")
+    } else {
+        cmd.output().expect("uni runs")
+    };
+    let (out, err) = text(&o);
+    assert!(
+        o.status.success(),
+        "uni build in {} failed{}:\n{out}\n{err}",
+        home.display(),
+        if offline {
+            " with the network cut off (has .ci/setup run `cargo fetch`?)"
+        } else {
+            ""
+        }
+    );
+    let dist = app.join("dist");
+    Build {
+        image: std::fs::read(dist.join("hello.xen")).unwrap(),
+        xl: std::fs::read_to_string(dist.join("hello.xl")).unwrap(),
+        buildinfo: std::fs::read_to_string(dist.join("hello.buildinfo")).unwrap(),
+        dist,
+    }
+}
+
+#[test]
+fn hello_xen_is_the_same_from_two_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    // different names and depths
+    let homes = [
+        tmp.path().join("a/uni"),
+        tmp.path().join("b/elsewhere/deeper/checkout"),
+    ];
+    let offline = can_unshare_net();
+    if !offline {
+        eprintln!(
+            "note: no network namespace here (unshare -rn failed): building with the network"
+        );
+    }
+    let builds: Vec<Build> = homes
+        .iter()
+        .enumerate()
+        .map(|(i, home)| {
+            copy_checkout(home);
+            let started = std::time::Instant::now();
+            let b = build_hello(home, &tmp.path().join(format!("target{i}")), offline);
+            eprintln!(
+                "built {} in {:.1}s",
+                b.dist.join("hello.xen").display(),
+                started.elapsed().as_secs_f64()
+            );
+            b
+        })
+        .collect();
+    let [a, b] = &builds[..] else { unreachable!() };
+
+    let differing = a.image.iter().zip(&b.image).filter(|(x, y)| x != y).count();
+    assert!(
+        a.image == b.image,
+        "hello.xen differs between {} and {}: {} vs {} bytes, {differing} bytes differ",
+        homes[0].display(),
+        homes[1].display(),
+        a.image.len(),
+        b.image.len()
+    );
+
+    // the xl files name their own image, and nothing else differs
+    let kernel = |x: &Build| {
+        x.xl.replace(
+            &format!("\"{}\"", x.dist.join("hello.xen").display()),
+            "\"KERNEL\"",
+        )
+    };
+    assert!(kernel(a).contains("kernel = \"KERNEL\""), "{}", a.xl);
+    assert_eq!(
+        kernel(a),
+        kernel(b),
+        "the xl files differ beyond the kernel path"
+    );
+
+    // the build records are whole and identical
+    assert_eq!(a.buildinfo, b.buildinfo, "the build records differ");
+    let info = fields(&a.buildinfo);
+    for key in [
+        "format",
+        "name",
+        "target",
+        "triple",
+        "board",
+        "uni",
+        "rust-toolchain",
+        "core",
+        "image",
+        "image-sha256",
+        "config-sha256",
+        "lockfile-sha256",
+        "version", // [rustc]
+        "commit-hash",
+    ] {
+        assert!(
+            info.iter().any(|(k, _)| k == key),
+            "no `{key}` in\n{}",
+            a.buildinfo
+        );
+    }
+    let field = |k: &str| {
+        info.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(field("triple"), Some("armv7a-none-eabihf"));
+    let digest = sha256_hex(&a.image);
+    assert_eq!(field("image-sha256"), Some(digest.as_str()));
+    assert!(field("version").is_some_and(|v| v.starts_with("rustc ")));
+    eprintln!("hello.xen sha256 {digest} from both directories");
+}
+
+/// The `key = value` lines of a build record, values unquoted.
+fn fields(record: &str) -> Vec<(String, String)> {
+    record
+        .lines()
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .expect("sha256sum runs");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
