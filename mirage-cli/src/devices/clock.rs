@@ -1,8 +1,5 @@
 //! `kind = "clock"`: monotonic and wall clocks and sleeping.
 
-use serde::de::IgnoredAny;
-use serde::Deserialize;
-
 use super::{Device, Implementation, Kind, Resolver};
 use crate::target::Target;
 
@@ -11,37 +8,14 @@ pub const KIND: Kind = Kind {
     summary: "monotonic and wall clocks, sleeping",
     targets: Target::ALL,
     elsewhere: ("", None),
-    keys: serde_aux::serde_introspection::serde_introspect::<Keys>,
+    keys: super::no_keys,
     resolve,
 };
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Keys {
-    #[serde(rename = "kind")]
-    _kind: IgnoredAny,
-}
-
-#[derive(Debug)]
-struct Clock;
-
 fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
-    r.keys::<Keys>()?;
-    Some(Box::new(Clock))
+    super::keyless(r, &KIND, implement)
 }
 
-impl Device for Clock {
-    fn kind(&self) -> &'static Kind {
-        &KIND
-    }
-
-    fn implement(
-        &self,
-        _name: &str,
-        _target: Target,
-    ) -> Result<Implementation, super::Unsupported> {
-        Ok(Implementation::runtime(
-            "uni_runtime::platform::Clock::new()",
-        ))
-    }
+fn implement(_target: Target) -> Implementation {
+    Implementation::runtime("uni_runtime::platform::Clock::new()")
 }

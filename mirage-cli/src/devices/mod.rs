@@ -48,6 +48,14 @@ pub struct Kind {
     pub resolve: fn(&mut Resolver<'_>) -> Option<Box<dyn Device>>,
 }
 
+impl fmt::Debug for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kind")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every kind schema 1 knows, in documentation order.
 pub const KINDS: &[Kind] = &[
     console::KIND,
@@ -83,6 +91,46 @@ pub fn available_on(target: Target) -> String {
         .map(|k| k.name)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The keys of a kind that takes none but `kind`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoKeys {
+    #[serde(rename = "kind")]
+    _kind: serde::de::IgnoredAny,
+}
+
+/// [`Kind::keys`] for a kind that takes none but `kind`.
+fn no_keys() -> &'static [&'static str] {
+    serde_aux::serde_introspection::serde_introspect::<NoKeys>()
+}
+
+/// A device of a kind without keys of its own: how it is provided depends on the target only.
+#[derive(Debug)]
+struct Keyless {
+    kind: &'static Kind,
+    implement: fn(Target) -> Implementation,
+}
+
+impl Device for Keyless {
+    fn kind(&self) -> &'static Kind {
+        self.kind
+    }
+
+    fn implement(&self, _name: &str, target: Target) -> Result<Implementation, Unsupported> {
+        Ok((self.implement)(target))
+    }
+}
+
+/// Validates a table of a kind without keys (see [`no_keys`]).
+fn keyless(
+    r: &mut Resolver<'_>,
+    kind: &'static Kind,
+    implement: fn(Target) -> Implementation,
+) -> Option<Box<dyn Device>> {
+    r.keys::<NoKeys>()?;
+    Some(Box::new(Keyless { kind, implement }))
 }
 
 /// A validated device, as its kind resolved it.

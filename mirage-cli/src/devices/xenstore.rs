@@ -1,8 +1,5 @@
 //! `kind = "xenstore"`: the Xen store, xen-arm only.
 
-use serde::de::IgnoredAny;
-use serde::Deserialize;
-
 use super::{Device, Implementation, Kind, Resolver};
 use crate::target::Target;
 
@@ -14,37 +11,14 @@ pub const KIND: Kind = Kind {
         "the Xen store exists only on Xen",
         Some("target xen-arm for this device"),
     ),
-    keys: serde_aux::serde_introspection::serde_introspect::<Keys>,
+    keys: super::no_keys,
     resolve,
 };
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Keys {
-    #[serde(rename = "kind")]
-    _kind: IgnoredAny,
-}
-
-#[derive(Debug)]
-struct Xenstore;
-
 fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
-    r.keys::<Keys>()?;
-    Some(Box::new(Xenstore))
+    super::keyless(r, &KIND, implement)
 }
 
-impl Device for Xenstore {
-    fn kind(&self) -> &'static Kind {
-        &KIND
-    }
-
-    fn implement(
-        &self,
-        _name: &str,
-        _target: Target,
-    ) -> Result<Implementation, super::Unsupported> {
-        Ok(Implementation::runtime(
-            "uni_runtime::platform::Xenstore::new()",
-        ))
-    }
+fn implement(_target: Target) -> Implementation {
+    Implementation::runtime("uni_runtime::platform::Xenstore::new()")
 }
