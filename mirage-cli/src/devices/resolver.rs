@@ -143,7 +143,7 @@ impl<'a> Resolver<'a> {
             .map_err(|e| toml_error(self.src, &e, String::new()))?;
         let mut track = serde_path_to_error::Track::new();
         let seed = Pick::<T> {
-            name: self.name,
+            path: &["devices", self.name],
             out: PhantomData,
         };
         match seed.deserialize(serde_path_to_error::Deserializer::new(de, &mut track)) {
@@ -251,9 +251,10 @@ pub(crate) fn quoted(v: &[&str]) -> String {
         .join(", ")
 }
 
-/// Deserializes `devices.<name>` of a whole file as `T`, skipping everything else.
-struct Pick<'n, T> {
-    name: &'n str,
+/// Deserializes the value at `path` (table keys, outermost first) of a whole file as `T`,
+/// skipping everything else; `None` when the file has no such value.
+struct Pick<'p, T> {
+    path: &'p [&'p str],
     out: PhantomData<T>,
 }
 
@@ -275,47 +276,17 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for Pick<'_, T> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
         let mut found = None;
         while let Some(k) = map.next_key::<String>()? {
-            if k == "devices" {
-                found = map.next_value_seed(DeviceTable::<T> {
-                    name: self.name,
-                    out: PhantomData,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// The `[devices]` table, of which only `name` is deserialized.
-struct DeviceTable<'n, T> {
-    name: &'n str,
-    out: PhantomData<T>,
-}
-
-impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for DeviceTable<'_, T> {
-    type Value = Option<T>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de, T: DeserializeOwned> Visitor<'de> for DeviceTable<'_, T> {
-    type Value = Option<T>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a table of devices")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
-        let mut found = None;
-        while let Some(k) = map.next_key::<String>()? {
-            if k == self.name {
-                found = Some(map.next_value::<T>()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
+            match self.path {
+                [first] if k == *first => found = Some(map.next_value::<T>()?),
+                [first, rest @ ..] if k == *first => {
+                    found = map.next_value_seed(Pick::<T> {
+                        path: rest,
+                        out: PhantomData,
+                    })?
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
         Ok(found)
