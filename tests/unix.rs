@@ -364,3 +364,83 @@ fn lookup_resolves_through_the_dns_device() {
         text(&o)
     );
 }
+
+/// The pattern tests/block-app writes for `seed`.
+fn block_pattern(seed: u64, offset: u64) -> u8 {
+    (offset.wrapping_mul(31).wrapping_add(seed.wrapping_mul(7)) % 251) as u8
+}
+
+#[test]
+fn block_device_writes_reach_the_file_and_bad_images_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = uni_tests::root().join("tests/block-app");
+    std::fs::write(
+        tmp.path().join("unikernel.toml"),
+        format!(
+            "[unikernel]\nschema = 1\nname = \"block-app\"\napp = {:?}\n\n[devices.console]\nkind = \"console\"\n\n\
+             [devices.disk]\nkind = \"block\"\nfile = \"disk.img\"\n\n[devices.args]\nkind = \"args\"\n",
+            app.display().to_string()
+        ),
+    )
+    .unwrap();
+    let img = tmp.path().join("disk.img");
+    std::fs::write(&img, vec![0u8; 128 * 512]).unwrap();
+
+    let o = run_uni(tmp.path(), &["run", "--", "--seed=5", "--sectors=16"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("disk: 128 sectors of 512 bytes"), "{out}");
+    assert!(out.contains("wrote and flushed 16 sectors"), "{out}");
+    assert!(
+        out.contains("read back 16 sectors: all as written"),
+        "{out}"
+    );
+    assert!(
+        out.contains("past the end: sectors 128..129 are past the end of the device (128 sectors)"),
+        "{out}"
+    );
+    let bytes = std::fs::read(&img).unwrap();
+    assert_eq!(bytes.len(), 128 * 512, "the image keeps its size");
+    assert!(
+        (0..16 * 512).all(|i| bytes[i] == block_pattern(5, i as u64)),
+        "the pattern is in the host file"
+    );
+    assert!(
+        bytes[16 * 512..].iter().all(|&b| b == 0),
+        "nothing past the written sectors"
+    );
+
+    // a second boot reads what the first wrote; a wrong expectation is the app's error
+    let o = run_uni(
+        tmp.path(),
+        &["run", "--", "--seed=5", "--sectors=16", "--mode=check"],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = run_uni(
+        tmp.path(),
+        &["run", "--", "--seed=6", "--sectors=16", "--mode=check"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("byte 0 reads"), "{}", text(&o).1);
+
+    // --disk-file names another image; one that is not whole sectors is refused at boot
+    let bad = tmp.path().join("bad.img");
+    std::fs::write(&bad, vec![0u8; 1000]).unwrap();
+    let arg = format!("--disk-file={}", bad.display());
+    let o = run_uni(tmp.path(), &["run", "--", &arg]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is 1000 bytes") && err.contains("512-byte sectors"),
+        "{err}"
+    );
+
+    // Xen has no blkfront yet: configure says so, at the device
+    let o = run_uni(tmp.path(), &["configure", "--target", "xen-arm"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`devices.disk.kind`") && err.contains("not implemented on Xen yet"),
+        "{err}"
+    );
+}

@@ -1,5 +1,6 @@
-//! `kind = "block"`: a block device backed by a disk image file. Declared in schema 1 and
-//! validated; no target provides it yet.
+//! `kind = "block"`: a block device backed by a disk image file. On unix the file itself
+//! (`uni_runtime::platform::Block`: 512-byte sectors, `flush` is `fdatasync`); `--<name>-file=PATH`
+//! at boot names another image. Xen's blkfront is not written yet.
 
 use std::path::PathBuf;
 
@@ -7,16 +8,16 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Device, Implementation, Kind, Resolver, Unsupported};
+use super::{BootArgs, Crate, Device, Implementation, Kind, Resolver, Unsupported};
 use crate::target::Target;
 
 pub const KIND: Kind = Kind {
     name: "block",
     summary: "a block device",
-    targets: &[],
+    targets: &[Target::Unix],
     elsewhere: (
-        "the block device is not implemented yet (declared in schema 1, no target has it yet)",
-        None,
+        "the block device is not implemented on Xen yet (blkfront)",
+        Some("target unix for this device"),
     ),
     keys: serde_aux::serde_introspection::serde_introspect::<Keys>,
     resolve,
@@ -33,7 +34,6 @@ struct Keys {
 #[derive(Debug)]
 struct Block {
     /// Absolute.
-    #[allow(dead_code)] // read by the targets that will provide it
     file: PathBuf,
 }
 
@@ -48,7 +48,16 @@ impl Device for Block {
         &KIND
     }
 
-    fn implement(&self, _name: &str, target: Target) -> Result<Implementation, Unsupported> {
-        unreachable!("KIND.targets is empty, so {target} was never asked")
+    fn implement(&self, name: &str, _target: Target) -> Result<Implementation, Unsupported> {
+        let arg = format!("{name}-file");
+        Ok(Implementation {
+            crates: vec![Crate::Runtime],
+            constructor: format!(
+                "uni_runtime::platform::Block::open(&boot_args.get_or({arg:?}, std::string::String::from({:?}))?, false)",
+                self.file.display().to_string()
+            ),
+            fallible: true,
+            boot_args: BootArgs::Keys(vec![arg]),
+        })
     }
 }

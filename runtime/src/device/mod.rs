@@ -21,6 +21,7 @@
 //! Methods are `async fn`s. The executors are single-threaded, so futures need not be `Send`.
 #![allow(async_fn_in_trait)]
 
+mod block;
 mod clock;
 mod console;
 mod dns;
@@ -30,6 +31,7 @@ pub mod netif;
 mod random;
 mod xenstore;
 
+pub use block::{Block, BlockError, BlockInfo};
 pub use clock::{Clock, Instant, WallTime};
 pub use console::{Console, ConsoleError};
 pub use dns::{DnsError, Resolver};

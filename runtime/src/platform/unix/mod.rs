@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::device;
 use crate::{AppResult, BootArgs};
 
+mod block;
 mod tap;
+pub use block::Block;
 pub use tap::Tap as Netif;
 
 /// stdout as a console.
