@@ -17,6 +17,7 @@ fn help_carries_examples_for_every_command() {
         &["stop", "--help"],
         &["logs", "--help"],
         &["lan", "--help"],
+        &["fetch", "--help"],
         &["completions", "--help"],
     ] {
         let o = run_uni(&dir, args);

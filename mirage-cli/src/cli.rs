@@ -57,6 +57,7 @@ pub enum Command {
     Stop(Stop),
     Logs(Logs),
     Lan(Lan),
+    Fetch(Fetch),
     Completions(Completions),
 }
 
@@ -308,6 +309,23 @@ fn parse_forward(s: &str) -> Result<Publish, String> {
             "`{s}` is not HOST:GUEST or HOST:NAME:GUEST, like 8080:80 or 8080:website:80"
         )),
     }
+}
+
+/// Download and assemble emulated boards into the cache without booting them: Debian's Xen,
+/// dom0 kernel and toolstack packages, then the dom0 initramfs. After it, `uni run --target
+/// xen-arm` on those boards needs no network.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni fetch                          # the board unikernel.toml names (else qemu-virt)
+  uni fetch --board cubieboard2      # a real board: the emulated board that stands for it
+  uni fetch --board qemu-virt --board cubieboard2
+
+The cache is ~/.cache/uni, or $UNI_CACHE_DIR. A board already assembled is only checked.")]
+pub struct Fetch {
+    /// A board to fetch (repeat for several); default: unikernel.toml's, else qemu-virt.
+    #[arg(long = "board", value_name = "NAME")]
+    pub boards: Vec<String>,
 }
 
 /// Run a command inside a running board's LAN: the network namespace of a `uni run --target

@@ -3,6 +3,7 @@
 pub mod build;
 mod configure;
 mod deploy;
+mod fetch;
 mod lan;
 mod run;
 
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stop(s) => deploy::stop(s, &g.file),
         Command::Logs(l) => deploy::logs(l, &g.file),
         Command::Lan(l) => lan::run(l),
+        Command::Fetch(f) => fetch::run(f, &g.file),
         Command::Completions(c) => {
             let mut script = Vec::new();
             clap_complete::generate(c.shell, &mut Cli::command(), "uni", &mut script);
