@@ -290,20 +290,19 @@ impl Nobody {
                 Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
                 Err(_) => continue,
             };
+            // `debs` and the assembled `dom0-<key>` directories; not the files --dom0 leaves
+            // (dom0-serial.log), which another test may be writing or removing
             let keep: Vec<_> = entries
                 .iter()
                 .filter(|p| {
-                    p.file_name()
-                        .unwrap()
-                        .to_str()
-                        .is_some_and(|n| n == "debs" || n.starts_with("dom0-"))
+                    let n = p.file_name().unwrap().to_string_lossy();
+                    p.is_dir() && (n == "debs" || n.starts_with("dom0-"))
                 })
                 .collect();
             if !keep.iter().any(|p| {
                 p.file_name()
                     .unwrap()
-                    .to_str()
-                    .unwrap()
+                    .to_string_lossy()
                     .starts_with("dom0-")
             }) {
                 continue;
