@@ -13,6 +13,8 @@
 //! * [`console`]: the PV console page (`io/console.h`).
 //! * [`xenstore`]: the xenstore page and messages (`io/xs_wire.h`, `docs/misc/xenstore.txt`).
 //! * [`grant`]: grant-table v1 entries and reference allocation (`grant_table.h`).
+//! * [`blkif`]: the blkfront ring, its requests, responses and the backend's geometry
+//!   (`io/blkif.h`).
 //! * [`netif`]: the netfront TX/RX rings, requests and responses (`io/netif.h`, `io/ring.h`).
 //! * [`xenbus`]: the front-end/back-end device states (`io/xenbus.h`).
 //! * [`evtchn`]: 2-level event-channel bitmaps and the `shared_info` layout (`xen.h`, ARM ABI).
@@ -21,6 +23,7 @@
 //! for a 32-bit guest.
 #![forbid(unsafe_code)]
 
+pub mod blkif;
 pub mod console;
 pub mod evtchn;
 pub mod grant;
