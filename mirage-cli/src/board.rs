@@ -133,6 +133,15 @@ pub struct Dom0 {
     /// Loaded only when a run has networking: the NIC QEMU gives dom0 for the host's tap.
     #[serde(default)]
     pub net_modules: Vec<String>,
+    /// Loaded only when a run has disks: the virtio disks QEMU gives dom0 for the guests'
+    /// images.
+    #[serde(default)]
+    pub disk_modules: Vec<String>,
+    /// Packages of `packages` of which dom0 gets only these files (paths in the package), such
+    /// as util-linux's `usr/bin/flock` for the hotplug scripts' locking: the rest of the package
+    /// would shadow busybox's tools with binaries whose libraries dom0 does not have.
+    #[serde(default)]
+    pub pick: std::collections::BTreeMap<String, Vec<String>>,
     pub memory: u32,
 }
 

@@ -21,6 +21,8 @@ pub struct XlConfig {
     pub extra: String,
     /// One `vif` spec per network device, like `bridge=xenbr0,mac=00:16:3e:00:00:02`.
     pub vifs: Vec<String>,
+    /// One `disk` spec per block device, like `format=raw, vdev=xvda, access=rw, target=/x.img`.
+    pub disks: Vec<String>,
 }
 
 /// One vif spec: the bridge, and the MAC when fixed.
@@ -29,6 +31,30 @@ pub fn vif(bridge: &str, mac: Option<[u8; 6]>) -> String {
         Some(m) => format!("bridge={bridge},mac={}", mac_text(m)),
         None => format!("bridge={bridge}"),
     }
+}
+
+/// The disk spec of block device `index` (0-based, in declaration order: `xvda`, `xvdb`, …),
+/// backed by `target` where xl runs. `target` comes last: xl takes the rest of the spec as the
+/// path, commas included.
+pub fn disk(index: usize, target: &str, read_only: bool) -> String {
+    let access = if read_only { "ro" } else { "rw" };
+    format!(
+        "format=raw, vdev={}, access={access}, target={target}",
+        vdev(index)
+    )
+}
+
+/// The Linux-style name of disk `index`: `xvda` … `xvdz`, `xvdaa`, … (as blkfront names it).
+pub fn vdev(index: usize) -> String {
+    let mut letters = Vec::new();
+    let mut i = index + 1;
+    while i > 0 {
+        i -= 1;
+        letters.push(b'a' + (i % 26) as u8);
+        i /= 26;
+    }
+    letters.reverse();
+    format!("xvd{}", String::from_utf8_lossy(&letters))
 }
 
 /// The MAC of net device `index` (0-based, in declaration order) of the unikernel `name`, when
@@ -54,6 +80,11 @@ pub fn render(x: &XlConfig) -> Result<String> {
     for (what, v) in [("kernel path", &x.kernel), ("boot arguments", &x.extra)] {
         if v.contains('"') || v.contains('\\') || v.contains('\n') {
             bail!("the {what} `{v}` cannot be written into an xl file (it contains a quote, backslash or newline)");
+        }
+    }
+    for d in &x.disks {
+        if d.contains('\'') || d.contains('\\') || d.contains('\n') {
+            bail!("the disk spec `{d}` cannot be written into an xl file (it contains a single quote, backslash or newline)");
         }
     }
     let mut tera = tera::Tera::default();
@@ -142,7 +173,27 @@ mod tests {
             on_crash: "preserve".into(),
             extra: String::new(),
             vifs: vec![],
+            disks: vec![],
         }
+    }
+
+    #[test]
+    fn disks_are_named_as_blkfront_names_them() {
+        assert_eq!(vdev(0), "xvda");
+        assert_eq!(vdev(25), "xvdz");
+        assert_eq!(vdev(26), "xvdaa");
+        let mut x = base();
+        x.disks = vec![
+            disk(0, "/var/lib/uni/echo/data.img", false),
+            disk(1, "/x/ro.img", true),
+        ];
+        let text = render(&x).unwrap();
+        assert!(
+            text.contains("\ndisk = [ 'format=raw, vdev=xvda, access=rw, target=/var/lib/uni/echo/data.img', 'format=raw, vdev=xvdb, access=ro, target=/x/ro.img' ]\n"),
+            "{text}"
+        );
+        x.disks = vec![disk(0, "/a'b", false)];
+        assert!(render(&x).is_err(), "a quote cannot be written");
     }
 
     #[test]

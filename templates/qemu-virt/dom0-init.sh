@@ -53,6 +53,11 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm
+# what udev would add: the block hotplug script's lock stats /dev/stdin (and loops until it can)
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
@@ -61,6 +66,8 @@ mkdir -p /run/xen /run/xenstored /var/log/xen/console /var/lib/xen /var/lock
 s "dom0 up: $(uname -r) $(uname -m)"
 
 # Written by the host per run:
+#   DISKS              how many disk images QEMU attached: virtio disks with serial uni-disk<i>
+#                      (i from 0), made /guest/disk<i> for the guests' xl files to name
 #   GUESTS             how many guests; guest i (1..GUESTS) is G<i>_NAME (the domain name, from
 #                      its xl file), G<i>_CFG (the xl file) and G<i>_MARK (a console line to time)
 #   NET                1: the run has networking (a guest has a vif)
@@ -91,9 +98,15 @@ nic() {
 	return 1
 }
 
-for m in $(cat /lib/modules/order); do
-	insmod /lib/modules/$m || fail "insmod $m"
-done
+# load LIST: the modules of /lib/modules/LIST, in order, skipping those already loaded (an
+# optional list may share one with another: virtio_mmio); fails with the first that does not load
+load() {
+	for m in $(cat /lib/modules/$1); do
+		n=$(echo "${m%.ko}" | tr - _)
+		grep -q "^$n " /proc/modules || insmod /lib/modules/$m || return 1
+	done
+}
+load order || fail "loading the modules of /lib/modules/order"
 mount -t xenfs xenfs /proc/xen || fail "mount xenfs"
 
 xenstored --pid-file /run/xen/xenstored.pid || fail "xenstored"
@@ -113,13 +126,35 @@ ip link set xenbr0 up
 s "toolstack up; bridge xenbr0 10.0.0.1/24"
 
 # ---------------------------------------------------------------------------------------------
+# Disks: each of the host's images is a virtio disk; /guest/disk<i> is the block device the
+# guests' xl files name, served to them by blkback
+# ---------------------------------------------------------------------------------------------
+if [ "${DISKS:-0}" -gt 0 ]; then
+	load order-disk || fail "loading the disk modules of /lib/modules/order-disk"
+	i=0
+	while [ $i -lt "$DISKS" ]; do
+		dev=
+		j=0
+		while [ -z "$dev" ] && [ $j -lt 50 ]; do
+			for b in /sys/block/vd*; do
+				[ "$(cat "$b/serial" 2>/dev/null)" != "uni-disk$i" ] || dev=${b##*/}
+			done
+			[ -n "$dev" ] || sleep 0.1
+			j=$((j + 1))
+		done
+		[ -n "$dev" ] || fail "no virtio disk with serial uni-disk$i appeared"
+		mknod /guest/disk$i b $(tr : ' ' </sys/block/$dev/dev) || fail "mknod /guest/disk$i"
+		s "disk $i: /dev/$dev ($(cat /sys/block/$dev/size) sectors) as /guest/disk$i"
+		i=$((i + 1))
+	done
+fi
+
+# ---------------------------------------------------------------------------------------------
 # Networking: the host's tap (QEMU's virtio-net) joins the bridge; udhcpd serves the guests
 # ---------------------------------------------------------------------------------------------
 if [ "$NET" = 1 ]; then
 	if [ "$NIC" = 1 ]; then
-		for m in $(cat /lib/modules/order-net); do
-			insmod /lib/modules/$m || s "insmod $m failed"
-		done
+		load order-net || s "loading the network modules failed"
 		ETH=$(nic "$NIC_MAC")
 		if [ -n "$ETH" ]; then
 			ip link set "$ETH" master xenbr0
@@ -150,9 +185,7 @@ fi
 # Serving: dropbear on the SSH NIC; guests come and go through `xl` over SSH
 # ---------------------------------------------------------------------------------------------
 if [ "$SSH" = 1 ]; then
-	for m in $(cat /lib/modules/order-net); do
-		insmod /lib/modules/$m || s "insmod $m failed"
-	done
+	load order-net || s "loading the network modules failed"
 	SSHIF=$(nic "$SSH_MAC") || fail "no NIC with MAC $SSH_MAC for the SSH server"
 	ip addr add 10.0.2.15/24 dev "$SSHIF"
 	ip link set "$SSHIF" up
@@ -273,6 +306,8 @@ run_guest() {
 	if [ -z "$CODE" ]; then
 		# the domain was never built, or xl died: its log says why
 		grep -v ': debug: ' /tmp/xl.log | while IFS= read -r l; do echo "@@uni:x $l"; done
+		# a failed hotplug script (vif-bridge, block) says why here
+		cat /var/log/xen/xen-hotplug.log 2>/dev/null | while IFS= read -r l; do echo "@@uni:x hotplug: $l"; done
 		echo "$EOF_LINE" >>"$L"
 		drain
 		REASON=create-failed

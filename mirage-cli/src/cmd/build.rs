@@ -210,6 +210,13 @@ fn finish_xen(
                 )
             })
             .collect(),
+        disks: cfg
+            .devices
+            .iter()
+            .filter_map(|d| d.device.disk())
+            .enumerate()
+            .map(|(i, d)| xl::disk(i, &d.file.display().to_string(), d.read_only))
+            .collect(),
     })?;
     let xl_path = dist.join(format!("{}.xl", cfg.name));
     // Replace rather than overwrite in place: a concurrent reader (another build's test, a

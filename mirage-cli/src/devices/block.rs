@@ -1,6 +1,9 @@
-//! `kind = "block"`: a block device backed by a disk image file. On unix the file itself
-//! (`uni_runtime::platform::Block`: 512-byte sectors, `flush` is `fdatasync`); `--<name>-file=PATH`
-//! at boot names another image. Xen's blkfront is not written yet.
+//! `kind = "block"`: a block device backed by a disk image file (MirageOS's mirage-block-unix and
+//! mirage-block-xen).
+//! * unix: the file itself (`uni_runtime::platform::Block`: 512-byte sectors, `flush` is
+//!   `fdatasync`); `--<name>-file=PATH` at boot names another image.
+//! * xen-arm: blkfront. The xl file gets a `disk =` entry for the image (`xvda` for the first
+//!   block device, `xvdb` for the second, …), and the guest opens that disk by its index.
 
 use std::path::PathBuf;
 
@@ -8,17 +11,14 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{BootArgs, Crate, Device, Implementation, Kind, Resolver, Unsupported};
+use super::{BootArgs, Crate, Device, Disk, Implementation, Kind, Resolver, Unsupported};
 use crate::target::Target;
 
 pub const KIND: Kind = Kind {
     name: "block",
     summary: "a block device",
-    targets: &[Target::Unix],
-    elsewhere: (
-        "the block device is not implemented on Xen yet (blkfront)",
-        Some("target unix for this device"),
-    ),
+    targets: Target::ALL,
+    elsewhere: ("", None),
     keys: serde_aux::serde_introspection::serde_introspect::<Keys>,
     resolve,
 };
@@ -35,12 +35,17 @@ struct Keys {
 struct Block {
     /// Absolute.
     file: PathBuf,
+    /// Among the config's block devices: its Xen disk (0 is `xvda`).
+    index: usize,
 }
 
 fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
     let keys = r.keys::<Keys>()?;
     let file = r.existing("file", &keys.file, false);
-    Some(Box::new(Block { file }))
+    Some(Box::new(Block {
+        file,
+        index: r.ordinal(),
+    }))
 }
 
 impl Device for Block {
@@ -48,16 +53,33 @@ impl Device for Block {
         &KIND
     }
 
-    fn implement(&self, name: &str, _target: Target) -> Result<Implementation, Unsupported> {
-        let arg = format!("{name}-file");
-        Ok(Implementation {
-            crates: vec![Crate::Runtime],
-            constructor: format!(
-                "uni_runtime::platform::Block::open(&boot_args.get_or({arg:?}, std::string::String::from({:?}))?, false)",
-                self.file.display().to_string()
-            ),
-            fallible: true,
-            boot_args: BootArgs::Keys(vec![arg]),
+    fn implement(&self, name: &str, target: Target) -> Result<Implementation, Unsupported> {
+        Ok(match target {
+            Target::Unix => {
+                let arg = format!("{name}-file");
+                Implementation {
+                    crates: vec![Crate::Runtime],
+                    constructor: format!(
+                        "uni_runtime::platform::Block::open(&boot_args.get_or({arg:?}, std::string::String::from({:?}))?, false)",
+                        self.file.display().to_string()
+                    ),
+                    fallible: true,
+                    boot_args: BootArgs::Keys(vec![arg]),
+                }
+            }
+            Target::XenArm => Implementation {
+                crates: vec![Crate::Runtime],
+                constructor: format!("uni_runtime::platform::Block::open({}).await", self.index),
+                fallible: true,
+                boot_args: BootArgs::None,
+            },
+        })
+    }
+
+    fn disk(&self) -> Option<Disk> {
+        Some(Disk {
+            file: self.file.clone(),
+            read_only: false,
         })
     }
 }

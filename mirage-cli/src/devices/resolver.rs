@@ -58,6 +58,15 @@ impl<'a> Resolver<'a> {
         dev.filter(|_| !self.failed)
     }
 
+    /// How many devices of this one's kind are declared before it: its index among them.
+    pub fn ordinal(&self) -> usize {
+        self.declared
+            .iter()
+            .take_while(|(n, _)| n != self.name)
+            .filter(|(_, k)| k == self.kind.name)
+            .count()
+    }
+
     /// `devices.<name>.<k>`, or the table's own key for an empty `k`.
     fn path(&self, k: &str) -> String {
         if k.is_empty() {

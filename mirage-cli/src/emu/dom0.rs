@@ -19,7 +19,7 @@ use crate::status::status;
 pub const INIT: &str = include_str!("../../../templates/qemu-virt/dom0-init.sh");
 
 /// Bumped when the assembly below changes what it produces.
-const RECIPE: &str = "dom0 recipe 5";
+const RECIPE: &str = "dom0 recipe 6";
 
 /// What a toolstack-only dom0 does not need (rig.sh's list): docs, python (pygrub, xenfsimage),
 /// locales, SysV init scripts.
@@ -50,6 +50,7 @@ const MUST_LINK: &[&str] = &[
     "bin/bash",
     "usr/sbin/dropbear",
     "usr/bin/dropbearconvert",
+    "usr/bin/flock",
 ];
 
 /// Where dom0's ld.so looks (the init script's LD_LIBRARY_PATH); TRIPLET is
@@ -94,12 +95,14 @@ pub fn key(dom0: &Dom0, debs: &Debs) -> u64 {
         .collect();
     names.sort();
     let input = format!(
-        "{RECIPE}\n{}\n{}\n{}\n{}\n{}\n{INIT}",
+        "{RECIPE}\n{}\n{}\n{}\n{}\n{}\n{}\n{:?}\n{INIT}",
         dom0.arch,
         names.join(" "),
         dom0.modules.join(" "),
         dom0.net_modules.join(" "),
-        for_arch(PRUNE, dom0).join(" ")
+        dom0.disk_modules.join(" "),
+        for_arch(PRUNE, dom0).join(" "),
+        dom0.pick,
     );
     fnv(input.as_bytes())
 }
@@ -181,18 +184,29 @@ fn build(dom0: &Dom0, debs: &Debs, work: &Path) -> Result<()> {
         .to_string();
     for deb in &debs.files {
         let pkg = package_of(deb).unwrap_or_default();
+        let pick = dom0.pick.get(pkg);
         let into = if pkg == kernel_pkg || pkg == dom0.hypervisor {
-            &boot
+            boot.clone()
+        } else if pick.is_some() {
+            work.join(format!("pick-{pkg}"))
         } else {
-            &root
+            root.clone()
         };
         let st = Command::new("dpkg-deb")
             .arg("-x")
             .arg(deb)
-            .arg(into)
+            .arg(&into)
             .status()?;
         if !st.success() {
             bail!("dpkg-deb -x {} failed ({st})", deb.display());
+        }
+        for file in pick.into_iter().flatten() {
+            let to = root.join(file);
+            if let Some(dir) = to.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::rename(into.join(file), &to)
+                .with_context(|| format!("{pkg} has no {file} (board.toml's [dom0] pick)"))?;
         }
     }
 
@@ -248,14 +262,21 @@ fn build(dom0: &Dom0, debs: &Debs, work: &Path) -> Result<()> {
     for m in &dom0.net_modules {
         module_order(&moddir, m, &mut net_order)?;
     }
-    // order: always loaded; order-net: then loaded when the run has networking
+    let mut disk_order = order.clone();
+    for m in &dom0.disk_modules {
+        module_order(&moddir, m, &mut disk_order)?;
+    }
+    // order: always loaded; order-net: then loaded when the run has networking; order-disk: when
+    // it has disks (a module in both lists is loaded once)
     for (list, file) in [
         (&order[..], "order"),
         (&net_order[order.len()..], "order-net"),
+        (&disk_order[order.len()..], "order-disk"),
     ] {
         let mut names = String::new();
         for f in list {
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            // (a module of both optional lists is copied twice, the same file)
             std::fs::copy(f, root.join("lib/modules").join(&name))?;
             names += &name;
             names.push('\n');
@@ -436,6 +457,11 @@ mod tests {
         );
         let other = Dom0 {
             net_modules: vec!["virtio_net".into()],
+            ..dom0.clone()
+        };
+        assert_ne!(a, key(&other, &debs(&["a_1_arm64.deb", "b_1_arm64.deb"])));
+        let other = Dom0 {
+            disk_modules: vec!["virtio_blk".into()],
             ..dom0.clone()
         };
         assert_ne!(a, key(&other, &debs(&["a_1_arm64.deb", "b_1_arm64.deb"])));

@@ -84,12 +84,14 @@ impl Running {
 }
 
 /// QEMU for the board. `ssh`: a host port on 127.0.0.1 forwarded to port 22 of dom0's NIC
-/// [`ssh::DOM0_SSH_MAC`] on QEMU's user network (no privileges needed).
+/// [`ssh::DOM0_SSH_MAC`] on QEMU's user network (no privileges needed). `disks`: disk images,
+/// each a virtio disk of dom0 with serial `uni-disk<i>` (dom0's /init finds them by it).
 pub(super) fn qemu_command(
     p: &Prepared,
     initrd: &Path,
     tap: Option<&net::Tap>,
     ssh: Option<u16>,
+    disks: &[PathBuf],
 ) -> Command {
     // QEMU's option syntax: a comma inside a value is written twice
     let opt = |p: &Path| p.display().to_string().replace(',', ",,");
@@ -136,6 +138,16 @@ pub(super) fn qemu_command(
             &format!("user,id=ssh,hostfwd=tcp:127.0.0.1:{port}-:22"),
             "-device",
             &format!("virtio-net-device,netdev=ssh,mac={}", ssh::DOM0_SSH_MAC),
+        ]);
+    }
+    for (i, d) in disks.iter().enumerate() {
+        // cache=writeback (QEMU's default) with flushes passed on: what the guest flushes,
+        // through blkback and dom0's virtio disk, is fdatasync'd into the file
+        c.args([
+            "-drive",
+            &format!("if=none,id=disk{i},format=raw,file={}", opt(d)),
+            "-device",
+            &format!("virtio-blk-device,drive=disk{i},serial=uni-disk{i}"),
         ]);
     }
     c.stdin(Stdio::null())

@@ -25,6 +25,8 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
     }
     let mut plan = Vec::new();
     let mut vifs = 0;
+    // the run's disk images, each a virtio disk of dom0 (`xl::disk_node`)
+    let mut disks: Vec<PathBuf> = Vec::new();
     // dom0's static leases: each distinct MAC of the run the next address, so a guest that
     // comes again (the same MAC) gets its address again
     let mut leases: Vec<(String, Ipv4Addr)> = Vec::new();
@@ -32,7 +34,7 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
         let xl_text = std::fs::read_to_string(&guest.xl)
             .with_context(|| format!("reading {}", guest.xl.display()))?;
         let xl_dir = guest.xl.parent().unwrap_or(Path::new("."));
-        let cfg = xl::rewrite(&xl_text, &guest.image, xl_dir, vifs)
+        let cfg = xl::rewrite(&xl_text, &guest.image, xl_dir, vifs, &mut disks)
             .with_context(|| format!("in {}", guest.xl.display()))?;
         for mac in &cfg.macs {
             if !leases.iter().any(|(m, _)| m == mac) {
@@ -138,7 +140,18 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
         leases,
         check: opts.dom0_check.clone(),
     };
-    write_initrd(&prepared.base.initrd, &plan, &net, &initrd)?;
+    write_initrd(&prepared.base.initrd, &plan, &net, disks.len(), &initrd)?;
+    for (i, d) in disks.iter().enumerate() {
+        status(
+            "Disk",
+            format!(
+                "{} as dom0's virtio disk {} ({}), writes land in the file",
+                d.display(),
+                xl::disk_node(i),
+                crate::cmd::build::human(std::fs::metadata(d)?.len())
+            ),
+        );
+    }
 
     if let Some(dir) = opts.log.parent() {
         std::fs::create_dir_all(dir)?;
@@ -148,7 +161,7 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
             .with_context(|| format!("creating {}", opts.log.display()))?,
     );
 
-    let qemu = qemu_command(prepared, &initrd, tap.as_ref(), None);
+    let qemu = qemu_command(prepared, &initrd, tap.as_ref(), None, &disks);
     let names: Vec<&str> = guests.iter().map(|g| g.name.as_str()).collect();
     let (signals, t0, running) = boot(
         prepared,
@@ -341,13 +354,19 @@ pub(super) struct NetPlan {
 
 /// The cached dom0 initramfs, then a cpio (uncompressed) with the guests' files and
 /// `/guest/run.env`. Linux unpacks both, one after the other.
-pub(super) fn write_initrd(base: &Path, plan: &[Planned], net: &NetPlan, to: &Path) -> Result<()> {
+pub(super) fn write_initrd(
+    base: &Path,
+    plan: &[Planned],
+    net: &NetPlan,
+    disks: usize,
+    to: &Path,
+) -> Result<()> {
     let mut bytes = std::fs::read(base).with_context(|| format!("reading {}", base.display()))?;
     // the next archive starts on a 4-byte boundary; Linux skips the zeros in between
     bytes.resize(bytes.len().next_multiple_of(4), 0);
     let mut w = cpio::Writer::new(Vec::new());
     let mut env = format!(
-        "GUESTS={}\nNET={}\nNIC={}\nNIC_MAC={}\n",
+        "GUESTS={}\nDISKS={disks}\nNET={}\nNIC={}\nNIC_MAC={}\n",
         plan.len(),
         net.on as u8,
         net.nic as u8,
@@ -408,6 +427,7 @@ mod tests {
             &dir.join("hello.xen"),
             &dir,
             0,
+            &mut vec![],
         )
         .unwrap();
         let guest = Guest {
@@ -427,7 +447,7 @@ mod tests {
             leases: vec![("00:16:3e:75:6e:02".into(), net::lease_ip(0))],
             check: Some("ping -c 3 $GUEST_IP".into()),
         };
-        write_initrd(&dir.join("base"), &plan, &net, &dir.join("out")).unwrap();
+        write_initrd(&dir.join("base"), &plan, &net, 0, &dir.join("out")).unwrap();
         let out = std::fs::read(dir.join("out")).unwrap();
         assert_eq!(&out[..8], b"12345\0\0\0");
         assert_eq!(&out[8..14], b"070701");
@@ -437,7 +457,7 @@ mod tests {
         assert!(s.contains("vif = [ 'bridge=xenbr0,mac=00:16:3e:75:6e:02' ]\n"));
         assert!(
             s.contains(
-                "GUESTS=1\nNET=1\nNIC=0\nNIC_MAC='52:54:00:75:6e:01'\nG1_NAME='hello'\nG1_CFG='/guest/1-hello.xl'\n\
+                "GUESTS=1\nDISKS=0\nNET=1\nNIC=0\nNIC_MAC='52:54:00:75:6e:01'\nG1_NAME='hello'\nG1_CFG='/guest/1-hello.xl'\n\
                  G1_MARK='it'\\''s up'\nDHCP_STATIC='00:16:3e:75:6e:02 10.0.0.2'\n\
                  GUEST_IP=10.0.0.2\nDOM0_CHECK='ping -c 3 $GUEST_IP'\n"
             ),

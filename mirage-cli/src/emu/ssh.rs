@@ -186,7 +186,7 @@ pub fn serve(
         std::fs::File::create(&opts.log)
             .with_context(|| format!("creating {}", opts.log.display()))?,
     );
-    let qemu = qemu_command(prepared, &initrd, tap.as_ref(), Some(opts.port));
+    let qemu = qemu_command(prepared, &initrd, tap.as_ref(), Some(opts.port), &[]);
     let what = format!("dom0 of {} alone, with an SSH server", prepared.board);
     let (signals, t0, running) = boot(prepared, qemu, &what, &opts.log)?;
     let Running {

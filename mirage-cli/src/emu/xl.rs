@@ -1,7 +1,9 @@
 //! The guest's xl file, as the board runs it: files it names are carried into dom0's `/guest/`
 //! and the paths rewritten, and every `on_*` action becomes "preserve" so that a guest that stops
 //! stays stopped (a reboot is reported, not repeated) and a crashed one can still be inspected.
-//! Every vif gets a MAC (the board's DHCP server keys its static leases on it).
+//! Every vif gets a MAC (the board's DHCP server keys its static leases on it). Every disk's
+//! image becomes a virtio disk of dom0 (`-drive` … `serial=uni-disk<i>`), which dom0's /init
+//! makes `/guest/disk<i>`, and the disk spec's `target=` names that instead.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,12 @@ use super::net;
 
 /// Where the guest's files are inside dom0.
 pub const GUEST_DIR: &str = "/guest";
+
+/// The block device dom0's /init makes for the run's disk `i` (QEMU's virtio disk with serial
+/// `uni-disk<i>`).
+pub fn disk_node(i: usize) -> String {
+    format!("{GUEST_DIR}/disk{i}")
+}
 
 /// Keys whose value is a file on the host that dom0 needs a copy of.
 const FILE_KEYS: &[&str] = &["kernel", "ramdisk", "device_tree"];
@@ -40,24 +48,33 @@ pub struct RunConfig {
 /// Rewrites the xl file `text`. `kernel` replaces its kernel line; other files it names are
 /// looked up relative to `dir`, the xl file's directory. A vif without a MAC gets
 /// [`net::default_mac`]`(first_vif + i)`, `first_vif` being the number of vifs of the run's
-/// guests before this one.
-pub fn rewrite(text: &str, kernel: &Path, dir: &Path, first_vif: usize) -> Result<RunConfig> {
+/// guests before this one. Each disk's image (its spec's `target=`, relative to `dir`) is looked
+/// up in `disks`, the run's disk images so far, and added when new: guests of one run that name
+/// the same image share the disk.
+pub fn rewrite(
+    text: &str,
+    kernel: &Path,
+    dir: &Path,
+    first_vif: usize,
+    disks: &mut Vec<PathBuf>,
+) -> Result<RunConfig> {
     let mut name = None;
     let mut out = String::new();
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     let mut macs = Vec::new();
     let mut extra = String::new();
     let mut depth = 0i32; // inside a multi-line [ … ] value
-    let mut vif: Option<String> = None; // a vif value being collected
+                          // a vif or disk value being collected over several lines
+    let mut list: Option<(&str, String)> = None;
     for line in text.lines() {
         if depth > 0 {
             depth += brackets(line);
-            if let Some(v) = &mut vif {
+            if let Some((key, v)) = &mut list {
                 v.push(' ');
                 v.push_str(strip_comment(line));
                 if depth <= 0 {
-                    out += &vif_line(v, first_vif, &mut macs)?;
-                    vif = None;
+                    out += &list_line(key, v, dir, first_vif, &mut macs, disks)?;
+                    list = None;
                 }
             } else {
                 out += line;
@@ -71,11 +88,12 @@ pub fn rewrite(text: &str, kernel: &Path, dir: &Path, first_vif: usize) -> Resul
             continue;
         };
         depth += brackets(value);
-        if key == "vif" {
+        if key == "vif" || key == "disk" {
+            let key = if key == "vif" { "vif" } else { "disk" };
             if depth > 0 {
-                vif = Some(value.to_string());
+                list = Some((key, value.to_string()));
             } else {
-                out += &vif_line(value, first_vif, &mut macs)?;
+                out += &list_line(key, value, dir, first_vif, &mut macs, disks)?;
             }
             continue;
         }
@@ -135,8 +153,8 @@ pub fn rewrite(text: &str, kernel: &Path, dir: &Path, first_vif: usize) -> Resul
     for k in ON_KEYS {
         out += &format!("{k} = \"preserve\"\n");
     }
-    if vif.is_some() {
-        bail!("the xl file's vif list has no closing `]`");
+    if let Some((key, _)) = list {
+        bail!("the xl file's {key} list has no closing `]`");
     }
     Ok(RunConfig {
         name,
@@ -147,29 +165,53 @@ pub fn rewrite(text: &str, kernel: &Path, dir: &Path, first_vif: usize) -> Resul
     })
 }
 
-/// `vif = [ 'spec', … ]` with a MAC in every spec; the MACs are appended to `macs`.
-fn vif_line(value: &str, first_vif: usize, macs: &mut Vec<String>) -> Result<String> {
+/// A `vif` or `disk` list, rewritten.
+fn list_line(
+    key: &str,
+    value: &str,
+    dir: &Path,
+    first_vif: usize,
+    macs: &mut Vec<String>,
+    disks: &mut Vec<PathBuf>,
+) -> Result<String> {
+    let specs = specs(key, value)?;
+    let out = if key == "vif" {
+        vif_specs(&specs, first_vif, macs)
+    } else {
+        disk_specs(&specs, dir, disks)?
+    };
+    let list: Vec<String> = out.iter().map(|s| format!("'{s}'")).collect();
+    Ok(format!("{key} = [ {} ]\n", list.join(", ")))
+}
+
+/// The quoted specs of a list value `[ 'spec', "spec", … ]`.
+fn specs<'a>(key: &str, value: &'a str) -> Result<Vec<&'a str>> {
     let value = value.trim().trim_end_matches(';').trim();
     let inner = value
         .strip_prefix('[')
         .and_then(|v| v.strip_suffix(']'))
-        .context("the xl file's vif is not a list `[ '…', … ]`")?;
+        .with_context(|| format!("the xl file's {key} is not a list `[ '…', … ]`"))?;
     let mut specs = Vec::new();
     let mut rest = inner.trim();
     while !rest.is_empty() {
         let q = rest.chars().next().unwrap();
         if q != '\'' && q != '"' {
-            bail!("the xl file's vif list holds {rest:?}, not quoted specs");
+            bail!("the xl file's {key} list holds {rest:?}, not quoted specs");
         }
         let close = rest[1..]
             .find(q)
-            .context("an unterminated string in the xl file's vif list")?;
+            .with_context(|| format!("an unterminated string in the xl file's {key} list"))?;
         specs.push(&rest[1..1 + close]);
         rest = rest[close + 2..]
             .trim_start()
             .trim_start_matches(',')
             .trim_start();
     }
+    Ok(specs)
+}
+
+/// Every vif spec with a MAC; the MACs are appended to `macs`.
+fn vif_specs(specs: &[&str], first_vif: usize, macs: &mut Vec<String>) -> Vec<String> {
     let mut out = Vec::new();
     for spec in specs {
         let given = spec
@@ -186,8 +228,53 @@ fn vif_line(value: &str, first_vif: usize, macs: &mut Vec<String>) -> Result<Str
         });
         macs.push(mac);
     }
-    let list: Vec<String> = out.iter().map(|s| format!("'{s}'")).collect();
-    Ok(format!("vif = [ {} ]\n", list.join(", ")))
+    out
+}
+
+/// Every disk spec with its `target=` (the rest of the spec, as xl reads it) replaced by the
+/// image's node in dom0; the images are looked up in, or added to, `disks`.
+fn disk_specs(specs: &[&str], dir: &Path, disks: &mut Vec<PathBuf>) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let at = spec
+            .find("target=")
+            .filter(|&i| i == 0 || spec[..i].trim_end().ends_with(','))
+            .with_context(|| {
+                format!(
+                    "the xl file's disk spec {spec:?} has no `target=`: the emulated board \
+                     attaches the image that `target=` names (uni writes \
+                     `format=raw, vdev=xvda, access=rw, target=PATH`)"
+                )
+            })?;
+        let target = spec[at + "target=".len()..].trim();
+        let host = dir.join(target);
+        let meta = std::fs::metadata(&host).with_context(|| {
+            format!(
+                "the disk image {} (the xl file's disk target) cannot be read; make one with \
+                 `truncate -s 64M {}`",
+                host.display(),
+                host.display()
+            )
+        })?;
+        if !meta.is_file() || meta.len() == 0 || meta.len() % 512 != 0 {
+            bail!(
+                "the disk image {} is {} bytes: a disk image is a non-empty file of whole \
+                 512-byte sectors",
+                host.display(),
+                meta.len()
+            );
+        }
+        let host = host.canonicalize()?;
+        let i = match disks.iter().position(|d| *d == host) {
+            Some(i) => i,
+            None => {
+                disks.push(host);
+                disks.len() - 1
+            }
+        };
+        out.push(format!("{}target={}", &spec[..at], disk_node(i)));
+    }
+    Ok(out)
 }
 
 /// `key = value` (outside comments) → (key, value).
@@ -256,7 +343,7 @@ on_crash = "destroy"  # comment
     fn rewrites_kernel_and_on_actions() {
         let dir = std::env::temp_dir();
         let kernel = std::env::current_exe().unwrap(); // any existing file
-        let rc = rewrite(XL, &kernel, &dir, 0).unwrap();
+        let rc = rewrite(XL, &kernel, &dir, 0, &mut vec![]).unwrap();
         assert_eq!(rc.name, "hello");
         let base = kernel.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(rc.files, vec![(kernel.clone(), base.clone())]);
@@ -290,6 +377,7 @@ on_crash = "destroy"  # comment
             &dir.join("zImage"),
             &dir,
             0,
+            &mut vec![],
         )
         .unwrap();
         assert_eq!(rc.name, "t");
@@ -303,18 +391,46 @@ on_crash = "destroy"  # comment
     fn rejects_bad_or_missing_names_and_files() {
         let k = std::env::current_exe().unwrap();
         let d = std::env::temp_dir();
-        assert!(rewrite("memory = 4\n", &k, &d, 0).is_err());
-        assert!(rewrite("name = \"a b\"\n", &k, &d, 0).is_err());
-        assert!(rewrite("name = \"a\"\nramdisk = \"/nonexistent/x\"\n", &k, &d, 0).is_err());
-        assert!(rewrite("name = \"a\"\nvif = [ 'bridge=xenbr0'\n", &k, &d, 0).is_err());
-        assert!(rewrite("name = \"a\"\nvif = 'bridge=xenbr0'\n", &k, &d, 0).is_err());
+        assert!(rewrite("memory = 4\n", &k, &d, 0, &mut vec![]).is_err());
+        assert!(rewrite("name = \"a b\"\n", &k, &d, 0, &mut vec![]).is_err());
+        assert!(rewrite(
+            "name = \"a\"\nramdisk = \"/nonexistent/x\"\n",
+            &k,
+            &d,
+            0,
+            &mut vec![]
+        )
+        .is_err());
+        assert!(rewrite(
+            "name = \"a\"\nvif = [ 'bridge=xenbr0'\n",
+            &k,
+            &d,
+            0,
+            &mut vec![]
+        )
+        .is_err());
+        assert!(rewrite(
+            "name = \"a\"\nvif = 'bridge=xenbr0'\n",
+            &k,
+            &d,
+            0,
+            &mut vec![]
+        )
+        .is_err());
     }
 
     #[test]
     fn every_vif_gets_a_mac_numbered_across_the_run() {
         let k = std::env::current_exe().unwrap();
         let d = std::env::temp_dir();
-        let rc = rewrite("name='a'\nvif = [ '' , \"bridge=xenbr0\" ]\n", &k, &d, 2).unwrap();
+        let rc = rewrite(
+            "name='a'\nvif = [ '' , \"bridge=xenbr0\" ]\n",
+            &k,
+            &d,
+            2,
+            &mut vec![],
+        )
+        .unwrap();
         assert!(
             rc.text.contains(
                 "vif = [ 'mac=00:16:3e:75:6e:04', 'bridge=xenbr0,mac=00:16:3e:75:6e:05' ]\n"
@@ -327,9 +443,54 @@ on_crash = "destroy"  # comment
             &k,
             &d,
             0,
+            &mut vec![],
         )
         .unwrap();
         assert_eq!(rc.macs, ["00:16:3e:75:6e:02", "00:16:3e:01:02:03"]);
+    }
+
+    #[test]
+    fn disks_become_dom0_nodes_shared_across_the_run() {
+        let dir = std::env::temp_dir().join(format!("uni-xl-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.img"), vec![0u8; 1024]).unwrap();
+        std::fs::write(dir.join("b,c.img"), vec![0u8; 512]).unwrap();
+        std::fs::write(dir.join("odd.img"), vec![0u8; 100]).unwrap();
+        let k = std::env::current_exe().unwrap();
+        let mut disks = vec![];
+        let rc = rewrite(
+            "name='a'\ndisk = [ 'format=raw, vdev=xvda, access=rw, target=a.img',\n  'vdev=xvdb,target=b,c.img' ]\n",
+            &k,
+            &dir,
+            0,
+            &mut disks,
+        )
+        .unwrap();
+        assert!(
+            rc.text.contains("disk = [ 'format=raw, vdev=xvda, access=rw, target=/guest/disk0', 'vdev=xvdb,target=/guest/disk1' ]\n"),
+            "{}",
+            rc.text
+        );
+        let a = dir.join("a.img").canonicalize().unwrap();
+        assert_eq!(
+            disks,
+            [a.clone(), dir.join("b,c.img").canonicalize().unwrap()]
+        );
+        // a second guest of the run with the same image gets the same disk
+        let abs = format!("name='b'\ndisk = [ 'vdev=xvda, target={}' ]\n", a.display());
+        let rc = rewrite(&abs, &k, &dir, 0, &mut disks).unwrap();
+        assert!(rc.text.contains("target=/guest/disk0' ]"), "{}", rc.text);
+        assert_eq!(disks.len(), 2);
+        for bad in [
+            "name='a'\ndisk = [ 'vdev=xvda' ]\n",
+            "name='a'\ndisk = [ 'vdev=xvda, target=missing.img' ]\n",
+            "name='a'\ndisk = [ 'vdev=xvda, target=odd.img' ]\n",
+            "name='a'\ndisk = [ 'vdev=xvda, target=a.img'\n",
+        ] {
+            let e = rewrite(bad, &k, &dir, 0, &mut vec![]).unwrap_err();
+            assert!(format!("{e:#}").contains("disk"), "{bad}: {e:#}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

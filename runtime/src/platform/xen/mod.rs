@@ -33,6 +33,7 @@
 //! All `unsafe` code of the runtime lives under this module.
 
 mod arch;
+mod blkfront;
 mod boot;
 mod console;
 mod dtb;
@@ -59,6 +60,7 @@ use crate::device;
 use crate::{AppResult, BootArgs};
 
 pub use crate::xen_wire::grant::GrantRef;
+pub use blkfront::{BlkfrontError, Block, BlockStats};
 pub use entropy::Random;
 pub use events::{EventWait, Port};
 pub use executor::spawn;
