@@ -136,9 +136,12 @@ const INDEX: &str = "index.html";
 
 fn kv_status(e: &KvError) -> Response<Bytes> {
     match e {
-        KvError::NotFound(_) | KvError::ValueExpected(_) | KvError::DictionaryExpected(_) => {
-            Response::status(404)
-        }
+        KvError::NotFound(_)
+        | KvError::ValueExpected(_)
+        | KvError::DictionaryExpected(_)
+        | KvError::InvalidKey { .. } => Response::status(404),
+        // a store that cannot read what it holds (a damaged or failing disk)
+        _ => Response::status(500),
     }
 }
 

@@ -35,6 +35,6 @@ pub use block::{Block, BlockError, BlockInfo};
 pub use clock::{Clock, Instant, WallTime};
 pub use console::{Console, ConsoleError};
 pub use dns::{DnsError, Resolver};
-pub use kv::{EntryKind, KvError, KvRo};
+pub use kv::{Change, Changed, Commit, CommitHash, EntryKind, KvError, KvRo, KvRw};
 pub use random::Random;
 pub use xenstore::{Xenstore, XenstoreError};
