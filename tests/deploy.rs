@@ -236,6 +236,142 @@ fn echo_answers(fwd: u16, ip: &str) {
     );
 }
 
+/// tests/block-app's pattern: the byte at `offset` for `seed`.
+fn block_pattern(seed: u64, offset: u64) -> u8 {
+    (offset.wrapping_mul(31).wrapping_add(seed.wrapping_mul(7)) % 251) as u8
+}
+
+/// The first bytes of the deployed block-app's disk image in dom0.
+fn dom0_disk_head(home: &SshHome, port: u16) -> Vec<u8> {
+    dom0(
+        home,
+        port,
+        "od -An -tu1 -N16 -v /var/lib/uni/block-app/disk.img",
+    )
+    .split_whitespace()
+    .map(|b| b.parse().unwrap())
+    .collect()
+}
+
+/// block-app with a disk: the first deploy uploads the image and the guest writes it; a
+/// redeploy keeps what the guest wrote (whatever the host's file holds now); `--replace-disk`
+/// overwrites it; bad `--replace-disk`s are refused before anything is copied.
+fn disk_deploys(home: &SshHome, host: &str, port: u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = uni_tests::root().join("tests/block-app");
+    let config = |extra: &str| {
+        std::fs::write(
+            dir.path().join("unikernel.toml"),
+            format!(
+                "[unikernel]\nschema = 1\nname = \"block-app\"\napp = {:?}\n\n[devices.console]\nkind = \"console\"\n\n\
+                 [devices.disk]\nkind = \"block\"\nfile = \"disk.img\"\n\n[devices.args]\nkind = \"args\"\n\n\
+                 [xen]\nextra = \"{extra}\"\n",
+                app.display().to_string()
+            ),
+        )
+        .unwrap()
+    };
+    let img = dir.path().join("disk.img");
+    std::fs::write(&img, vec![0xeeu8; 1 << 20]).unwrap();
+    let want = |seed: u64| (0..16).map(|i| block_pattern(seed, i)).collect::<Vec<u8>>();
+    let read_backs = |n: usize| {
+        let (out, _) = ok(
+            home.run(dir.path(), &["logs", "--host", host]),
+            "logs block-app",
+        );
+        assert_eq!(
+            out.matches("read back 64 sectors: all as written").count(),
+            n,
+            "{out}"
+        );
+    };
+
+    // the first deploy uploads the image; the guest writes seed 3's pattern
+    config("--seed=3 --sectors=64");
+    let (_, err) = ok(
+        home.run(dir.path(), &["deploy", "--host", host]),
+        "deploy block-app",
+    );
+    assert!(
+        err.contains("Uploading disk's disk disk.img (1.0 MiB) to ")
+            && err.contains("/var/lib/uni/block-app/disk.img"),
+        "{err}"
+    );
+    read_backs(1);
+    assert_eq!(dom0_disk_head(home, port), want(3));
+
+    // a redeploy keeps dom0's image, though the host's now holds something else
+    std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
+    config("--mode=check --seed=3 --sectors=64");
+    let (_, err) = ok(
+        home.run(dir.path(), &["deploy", "--host", host]),
+        "redeploy block-app",
+    );
+    assert!(
+        err.contains("Keeping disk's disk /var/lib/uni/block-app/disk.img")
+            && !err.contains("Uploading disk's disk"),
+        "{err}"
+    );
+    read_backs(2);
+    assert_eq!(dom0_disk_head(home, port), want(3));
+
+    // bad --replace-disk: refused before anything is copied
+    let odd = dir.path().join("odd.img");
+    std::fs::write(&odd, vec![0u8; 1000]).unwrap();
+    for (arg, says) in [
+        (
+            "missing.img".to_string(),
+            "there is no file missing.img".to_string(),
+        ),
+        (
+            "nodisk=x.img".to_string(),
+            "`nodisk` is not a block device of block-app".to_string(),
+        ),
+        (odd.display().to_string(), "is 1000 bytes".to_string()),
+    ] {
+        let err = fails(
+            home.run(
+                dir.path(),
+                &[
+                    "deploy",
+                    "--no-build",
+                    "--host",
+                    host,
+                    "--replace-disk",
+                    &arg,
+                ],
+            ),
+            "deploy with a bad --replace-disk",
+        );
+        assert!(err.contains(&says), "{arg}: {err}");
+    }
+    assert_eq!(dom0_disk_head(home, port), want(3));
+
+    // --replace-disk overwrites it: the guest reads seed 4's pattern from the new image
+    let fresh = dir.path().join("fresh.img");
+    std::fs::write(
+        &fresh,
+        (0..1u64 << 20)
+            .map(|i| block_pattern(4, i))
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    config("--mode=check --seed=4 --sectors=64");
+    let (_, err) = ok(
+        home.run(
+            dir.path(),
+            &["deploy", "--host", host, "--replace-disk", "fresh.img"],
+        ),
+        "deploy --replace-disk",
+    );
+    assert!(
+        err.contains("Uploading disk's disk fresh.img (1.0 MiB)"),
+        "{err}"
+    );
+    read_backs(3);
+    assert_eq!(dom0_disk_head(home, port), want(4));
+}
+
 #[test]
 fn deploy_to_the_emulated_dom0() {
     for board in full_boards() {
@@ -597,6 +733,10 @@ fn deploy_to_the_emulated_dom0() {
                 && l.contains("running")),
             "{out}"
         );
+
+        step("a disk");
+        // --- a block device's disk: uploaded once, kept across redeploys, replaced on request ---
+        disk_deploys(&home, &host, port);
 
         step("stop");
         // --- stop ---

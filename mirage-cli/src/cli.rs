@@ -193,10 +193,14 @@ Examples:
   uni deploy --host root@cubie             # build, copy to /var/lib/uni/<name>/, xl create
   uni deploy --host root@localhost:2222    # the emulated board of `uni run --dom0`
   uni deploy --console                     # then attach to its console (leave with Ctrl-])
+  uni deploy --replace-disk fresh.img      # and overwrite its disk image in dom0
   uni ps; uni logs; uni stop               # against the same host
 
 A running unikernel of the same name is replaced once the upload is complete and its sha256
-checked; if the new one does not start, the previous one is put back and restarted.")]
+checked; if the new one does not start, the previous one is put back and restarted.
+A block device's disk image is uploaded on the first deploy, to /var/lib/uni/<name>/ next to
+the image, and kept there from then on: a redeploy never overwrites what the guest wrote.
+--replace-disk is the explicit way to do that.")]
 pub struct Deploy {
     #[command(flatten)]
     pub remote: RemoteArgs,
@@ -210,6 +214,11 @@ pub struct Deploy {
     /// Ctrl-]) until the guest ends.
     #[arg(long)]
     pub console: bool,
+    /// Overwrite the disk image the unikernel keeps in dom0 with FILE (a block device's disk
+    /// is uploaded once, on the first deploy, and kept from then on). DEVICE= names the block
+    /// device when there are several. Repeatable.
+    #[arg(long, value_name = "[DEVICE=]FILE")]
+    pub replace_disk: Vec<String>,
 }
 
 /// List the unikernels deployed on a dom0, and their domains.

@@ -1,12 +1,12 @@
 //! The xl config written next to the image, `dist/<name>.xl`.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 const XL: &str = include_str!("../../templates/xen-arm/xl.tera");
 
 /// Everything the xl file says.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct XlConfig {
     pub uni_version: &'static str,
     pub config: String,
@@ -134,6 +134,47 @@ pub fn append_extra(text: &str, args: &str) -> Result<String> {
     Ok(out)
 }
 
+/// `text` (an xl file uni wrote) with the `target=` of its disk specs, in order, set to
+/// `targets` (where the images lie in the dom0 that runs it). It must have as many disk specs.
+pub fn set_disk_targets(text: &str, targets: &[String]) -> Result<String> {
+    let mut out = String::new();
+    let mut seen = 0;
+    for line in text.lines() {
+        let Some(list) = line
+            .strip_prefix("disk = [ '")
+            .and_then(|l| l.strip_suffix("' ]"))
+        else {
+            out += line;
+            out.push('\n');
+            continue;
+        };
+        let mut specs = Vec::new();
+        for spec in list.split("', '") {
+            let (head, _) = spec
+                .split_once("target=")
+                .with_context(|| format!("the disk spec `{spec}` has no target="))?;
+            let target = targets
+                .get(seen)
+                .with_context(|| format!("the xl file has more disks than {}", targets.len()))?;
+            seen += 1;
+            specs.push(format!("{head}target={target}"));
+        }
+        let x = XlConfig {
+            disks: specs,
+            ..XlConfig::default()
+        };
+        render(&x)?; // checks the specs can be written
+        out += &format!("disk = [ '{}' ]\n", x.disks.join("', '"));
+    }
+    if seen != targets.len() {
+        bail!(
+            "the xl file has {seen} disk specs, but the unikernel has {} block devices",
+            targets.len()
+        );
+    }
+    Ok(out)
+}
+
 /// `text` (an xl file uni wrote) with its `kernel=` line naming `path`, where the image lies in
 /// the dom0 that runs it.
 pub fn set_kernel(text: &str, path: &str) -> Result<String> {
@@ -175,6 +216,35 @@ mod tests {
             vifs: vec![],
             disks: vec![],
         }
+    }
+
+    #[test]
+    fn deploy_moves_the_disk_targets() {
+        let mut x = base();
+        x.disks = vec![
+            disk(0, "/home/u/a.img", false),
+            disk(1, "/home/u/b.img", true),
+        ];
+        let text = render(&x).unwrap();
+        let moved = set_disk_targets(
+            &text,
+            &[
+                "/var/lib/uni/echo/a.img".into(),
+                "/var/lib/uni/echo/b.img".into(),
+            ],
+        )
+        .unwrap();
+        assert!(
+            moved.contains("\ndisk = [ 'format=raw, vdev=xvda, access=rw, target=/var/lib/uni/echo/a.img', 'format=raw, vdev=xvdb, access=ro, target=/var/lib/uni/echo/b.img' ]\n"),
+            "{moved}"
+        );
+        assert_eq!(moved.lines().count(), text.lines().count());
+        assert!(set_disk_targets(&text, &["/x".into()]).is_err());
+        assert!(set_disk_targets(&render(&base()).unwrap(), &["/x".into()]).is_err());
+        assert_eq!(
+            set_disk_targets(&render(&base()).unwrap(), &[]).unwrap(),
+            render(&base()).unwrap()
+        );
     }
 
     #[test]

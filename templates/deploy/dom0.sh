@@ -4,8 +4,9 @@
 #
 # Results for the host are lines `uni: <key> <value>`; a failure is one line `uni-error: <kind>
 # <text>` and exit status 1. Kinds: no-xl, xl, space, checksum, start, none.
-# Files: <dir>/<name>/<name>.xen and .xl (the deployed image), .new/ (an upload), .old/ (the
-# previous image, until the next deploy), .failed/ (an image that did not start).
+# Files: <dir>/<name>/<name>.xen and .xl (the deployed image), its disk images beside them
+# (uploaded once, then the guest's), .new/ (an upload), .old/ (the previous image and any disk
+# it replaced, until the next deploy), .failed/ (an image that did not start).
 
 fail() {
 	echo "uni-error: $*"
@@ -16,7 +17,8 @@ need_xl() {
 	command -v xl >/dev/null 2>&1 || fail no-xl "no \`xl\` on the PATH ($PATH)"
 }
 
-# probe DIR NAME: what the host checks before uploading
+# probe DIR NAME [DISK...]: what the host checks before uploading; for each disk image name,
+# its size in dom0 or - when there is none
 probe() {
 	need_xl
 	info=$(xl info 2>&1) || fail xl "\`xl info\` failed: $(echo "$info" | tail -n 1)"
@@ -25,6 +27,15 @@ probe() {
 	echo "uni: free_memory $(echo "$info" | sed -n 's/^free_memory *: *//p')"
 	mkdir -p "$1/$2/.new" || fail space "cannot create $1/$2/.new"
 	echo "uni: avail_kb $(df -Pk "$1/$2/.new" 2>/dev/null | awk 'NR == 2 { print $4 }')"
+	d=$1/$2
+	shift 2
+	for b in "$@"; do
+		if [ -f "$d/$b" ]; then
+			echo "uni: disk $b $(stat -c %s "$d/$b")"
+		else
+			echo "uni: disk $b -"
+		fi
+	done
 }
 
 # state NAME: the domain's xl state letters (r b p s c d), empty when there is no such domain
@@ -54,15 +65,25 @@ start() {
 	return 0
 }
 
-# activate DIR NAME SHA256 SETTLE WAIT_IP: puts the uploaded image in place of the deployed one
-# and starts it; if it fails to start, puts the previous one back and restarts it (when it was
-# running).
+# activate DIR NAME SHA256 SETTLE WAIT_IP [DISK=SHA256...]: puts the uploaded image (and the
+# uploaded disk images) in place of the deployed ones and starts it; if it fails to start, puts
+# the previous ones back and restarts it (when it was running).
 activate() {
 	d=$1/$2
 	n=$2
 	need_xl
 	got=$(sha256sum "$d/.new/$n.xen" | cut -d ' ' -f 1)
 	[ "$got" = "$3" ] || fail checksum "the uploaded $d/.new/$n.xen has sha256 $got, not $3"
+	settle=$4
+	wait_ip=$5
+	shift 5
+	disks=
+	for a in "$@"; do
+		b=${a%%=*}
+		got=$(sha256sum "$d/.new/$b" | cut -d ' ' -f 1)
+		[ "$got" = "${a#*=}" ] || fail checksum "the uploaded disk image $d/.new/$b has sha256 $got, not ${a#*=}"
+		disks="$disks $b"
+	done
 	log=/var/log/xen/console/guest-$n.log
 	offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
 	was=
@@ -72,20 +93,29 @@ activate() {
 		echo "uni: stopped $was"
 	fi
 	rm -rf "$d/.old" "$d/.failed"
+	mkdir "$d/.old"
 	if [ -f "$d/$n.xen" ]; then
-		mkdir "$d/.old" && mv "$d/$n.xen" "$d/$n.xl" "$d/.old/"
+		mv "$d/$n.xen" "$d/$n.xl" "$d/.old/"
 	fi
+	for b in $disks; do
+		[ ! -f "$d/$b" ] || mv "$d/$b" "$d/.old/"
+		mv "$d/.new/$b" "$d/"
+	done
 	mv "$d/.new/$n.xen" "$d/.new/$n.xl" "$d/"
-	if start "$d" "$n" "$4"; then
+	if start "$d" "$n" "$settle"; then
 		echo "uni: domid $DOMID"
 	else
 		why=$WHY
 		xl destroy "$n" >/dev/null 2>&1
 		mkdir "$d/.failed" && mv "$d/$n.xen" "$d/$n.xl" "$d/.failed/"
-		if [ -d "$d/.old" ]; then
+		for b in $disks; do
+			mv "$d/$b" "$d/.failed/"
+			[ ! -f "$d/.old/$b" ] || mv "$d/.old/$b" "$d/"
+		done
+		if [ -f "$d/.old/$n.xen" ]; then
 			mv "$d/.old/$n.xen" "$d/.old/$n.xl" "$d/" && rmdir "$d/.old"
 			if [ -n "$was" ]; then
-				if start "$d" "$n" "$4"; then
+				if start "$d" "$n" "$settle"; then
 					echo "uni: restored $DOMID"
 				else
 					echo "uni: restore-failed $WHY"
@@ -96,7 +126,7 @@ activate() {
 	fi
 	# the address the guest prints (`net: 10.0.0.2/24 via …`), from this boot's console log
 	i=0
-	while [ "$5" -gt 0 ] && [ $i -lt $(($5 * 5)) ] && [ -n "$(state "$n")" ]; do
+	while [ "$wait_ip" -gt 0 ] && [ $i -lt $((wait_ip * 5)) ] && [ -n "$(state "$n")" ]; do
 		ip=$(tail -c +$((offset + 1)) "$log" 2>/dev/null | sed -n 's/^.*net: \([0-9.]*\)\/[0-9]*.*$/\1/p' | head -n 1)
 		if [ -n "$ip" ]; then
 			echo "uni: ip $ip"

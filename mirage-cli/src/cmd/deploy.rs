@@ -99,9 +99,21 @@ pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
         "Checking",
         format!("{host}: xl, Xen's guest types, space in {dir}"),
     );
+    let disks = disk_plan(&cfg, &args.replace_disk)?;
+    let mut probe_call = format!("probe {} {}", quote(&dir), quote(&name));
+    for d in &disks {
+        probe_call += &format!(" {}", quote(&d.base));
+    }
     let probe = remote
-        .call("", &format!("probe {} {}", quote(&dir), quote(&name)))
+        .call("", &probe_call)
         .map_err(|e| explain(e, &host))?;
+    let in_dom0: Vec<String> = probe
+        .all("disk")
+        .filter_map(|l| {
+            let (base, size) = l.split_once(' ')?;
+            (size != "-").then(|| base.to_string())
+        })
+        .collect();
     check_arch(&board, probe.get("caps").unwrap_or_default(), &host)?;
 
     let image = if args.no_build {
@@ -123,12 +135,36 @@ pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
     let home = format!("{dir}/{name}");
     let xl_text = crate::xl::set_kernel(&xl_text, &format!("{home}/{name}.xen"))
         .with_context(|| format!("in {}", xl_file.display()))?;
+    let targets: Vec<String> = disks.iter().map(|d| format!("{home}/{}", d.base)).collect();
+    let xl_text = crate::xl::set_disk_targets(&xl_text, &targets)
+        .with_context(|| format!("in {}", xl_file.display()))?;
+    // the disks to upload: new in dom0, or replaced on request; the others stay as they are
+    let mut uploads = Vec::new();
+    for d in &disks {
+        let kept = in_dom0.contains(&d.base);
+        match (&d.replace, kept) {
+            (Some(file), _) => uploads.push((d, file.clone())),
+            (None, false) => uploads.push((d, d.file.clone())),
+            (None, true) => status(
+                "Keeping",
+                format!(
+                    "{}'s disk {home}/{} in {host} as the guest left it (--replace-disk to \
+                     overwrite it)",
+                    d.device, d.base
+                ),
+            ),
+        }
+    }
+    let mut disk_bytes = 0u64;
+    for (_, file) in &uploads {
+        disk_bytes += check_image(file)?;
+    }
 
     let avail = probe
         .get("avail_kb")
         .and_then(|k| k.parse::<u64>().ok())
         .unwrap_or(u64::MAX);
-    let need = (bytes.len() + xl_text.len()) as u64 * 2 / 1024 + 64;
+    let need = ((bytes.len() + xl_text.len()) as u64 + disk_bytes) * 2 / 1024 + 64;
     if avail < need {
         bail!("no space on {host}: {dir} has {avail} KiB free, and {name} needs about {need} KiB (the new image beside the old); nothing was uploaded, and what runs there is untouched");
     }
@@ -143,6 +179,22 @@ pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
     );
     remote.upload(&bytes, &format!("{home}/.new/{name}.xen"))?;
     let sha = sha256(&image)?;
+    let mut disk_args = String::new();
+    for (d, file) in &uploads {
+        status(
+            "Uploading",
+            format!(
+                "{}'s disk {} ({}) to {host}:{home}/{}",
+                d.device,
+                show(file),
+                build::human(std::fs::metadata(file)?.len()),
+                d.base
+            ),
+        );
+        let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        remote.upload(&data, &format!("{home}/.new/{}", d.base))?;
+        disk_args += &format!(" {}", quote(&format!("{}={}", d.base, sha256(file)?)));
+    }
 
     status(
         "Starting",
@@ -163,7 +215,7 @@ pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
     let reply = match remote.call(
         &prelude,
         &format!(
-            "activate {} {} {sha} {SETTLE_SECS} {wait_ip}",
+            "activate {} {} {sha} {SETTLE_SECS} {wait_ip}{disk_args}",
             quote(&dir),
             quote(&name)
         ),
@@ -220,6 +272,112 @@ pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
         remote.interactive(&console_command(&name, log, offset))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One block device's disk on the dom0.
+#[derive(Debug)]
+struct DiskPlan {
+    device: String,
+    /// The image on the host (unikernel.toml's `file`).
+    file: std::path::PathBuf,
+    /// Its name in dom0, in the unikernel's directory there.
+    base: String,
+    /// `--replace-disk`: the image to overwrite dom0's with.
+    replace: Option<std::path::PathBuf>,
+}
+
+/// The unikernel's disks, in xl order, with `--replace-disk [DEVICE=]FILE` applied.
+fn disk_plan(cfg: &Config, replace: &[String]) -> Result<Vec<DiskPlan>> {
+    let mut disks: Vec<DiskPlan> = Vec::new();
+    for d in &cfg.devices {
+        let Some(disk) = d.device.disk() else {
+            continue;
+        };
+        let base = disk
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if base.is_empty()
+            || base.starts_with('.')
+            || !base
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || base == format!("{}.xen", cfg.name)
+            || base == format!("{}.xl", cfg.name)
+        {
+            bail!(
+                "devices.{}: the disk image's file name `{base}` cannot be kept in dom0 (letters, \
+                 digits, `-`, `_` and `.`, not starting with `.`, and not the image's own name)",
+                d.name
+            );
+        }
+        if let Some(other) = disks.iter().find(|o| o.base == base) {
+            bail!(
+                "devices.{} and devices.{} both use a disk image named `{base}`; dom0 keeps \
+                 them side by side, so their file names must differ",
+                other.device,
+                d.name
+            );
+        }
+        disks.push(DiskPlan {
+            device: d.name.clone(),
+            file: disk.file,
+            base,
+            replace: None,
+        });
+    }
+    for r in replace {
+        let (device, file) = match r.split_once('=') {
+            Some((dev, file)) if !dev.contains('/') => (Some(dev), file),
+            _ => (None, r.as_str()),
+        };
+        let names = disks
+            .iter()
+            .map(|d| format!("`{}`", d.device))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let target = match device {
+            Some(dev) => disks.iter_mut().find(|d| d.device == dev).with_context(|| {
+                format!(
+                    "--replace-disk {r}: `{dev}` is not a block device of {} (its block devices: {})",
+                    cfg.name,
+                    names
+                )
+            })?,
+            None if disks.len() == 1 => &mut disks[0],
+            None if disks.is_empty() => {
+                bail!("--replace-disk {r}: {} has no block device", cfg.name)
+            }
+            None => bail!(
+                "--replace-disk {r}: {} has several block devices; say which with DEVICE=FILE \
+                 (one of {})",
+                cfg.name,
+                names
+            ),
+        };
+        let file = std::path::PathBuf::from(file);
+        if !file.is_file() {
+            bail!("--replace-disk {r}: there is no file {}", file.display());
+        }
+        target.replace = Some(file);
+    }
+    Ok(disks)
+}
+
+/// The size of the disk image `file`, which must be a non-empty whole number of sectors.
+fn check_image(file: &Path) -> Result<u64> {
+    let len = std::fs::metadata(file)
+        .with_context(|| format!("reading the disk image {}", file.display()))?
+        .len();
+    if len == 0 || len % 512 != 0 {
+        bail!(
+            "the disk image {} is {len} bytes: a disk image is a non-empty whole number of \
+             512-byte sectors; nothing was uploaded",
+            file.display()
+        );
+    }
+    Ok(len)
 }
 
 /// The shell line `uni deploy --console` runs in dom0 with a terminal. `xl console` alone
