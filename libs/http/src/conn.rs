@@ -178,6 +178,7 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
                 minor_version: parsed.version.unwrap_or(0),
                 headers: parsed.headers,
                 peer: self.peer,
+                body: &[],
             };
             self.line.clear();
             self.line.push_str(request.method);
@@ -192,7 +193,14 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             let expect_continue = request.has_token("expect", "100-continue");
             let (response, body_len) = match framing(&request, self.limits.max_body) {
                 Framing::Refuse(status) => (Err(status), 0),
-                Framing::Length(n) => (Ok(handler.handle(&request).await), n),
+                // a handler that takes bodies is called once the body is in (below)
+                Framing::Length(n) if H::TAKES_BODY && n > 0 => (Ok(None), n),
+                Framing::Length(n) => (Ok(Some(handler.handle(&request).await)), n),
+            };
+            // the head again, for a handler called after the body (the buffer is reused)
+            let head = match response {
+                Ok(None) => self.buf[..head_len].to_vec(),
+                _ => Vec::new(),
             };
             drop(headers);
             let response = match response {
@@ -203,12 +211,33 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
                 }
             };
             self.consume(head_len);
-            if body_len > 0 {
-                if expect_continue && exchange.minor >= 1 {
-                    self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                }
-                self.discard(body_len).await?;
+            if body_len > 0 && expect_continue && exchange.minor >= 1 {
+                self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             }
+            let response = match response {
+                Some(r) => {
+                    if body_len > 0 {
+                        self.discard(body_len).await?;
+                    }
+                    r
+                }
+                None => {
+                    let body = self.read_body(body_len).await?;
+                    let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+                    let mut parsed = httparse::Request::new(&mut headers);
+                    // the same bytes parsed above
+                    let _ = parsed.parse(&head);
+                    let request = Request {
+                        method: parsed.method.unwrap_or(""),
+                        target: parsed.path.unwrap_or(""),
+                        minor_version: parsed.version.unwrap_or(0),
+                        headers: parsed.headers,
+                        peer: self.peer,
+                        body: &body,
+                    };
+                    handler.handle(&request).await
+                }
+            };
             let keep_alive = keep_alive && !closes(&response);
             self.respond(response, keep_alive, log, exchange).await?;
             if !keep_alive {
@@ -305,6 +334,34 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
     fn consume(&mut self, n: usize) {
         self.buf.copy_within(n..self.filled, 0);
         self.filled -= n;
+    }
+
+    /// Reads a request body of `len` bytes (at most `max_body`, checked by the framing), leaving
+    /// what follows it in the buffer.
+    async fn read_body(&mut self, len: u64) -> Result<Vec<u8>, Error> {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let mut body = Vec::with_capacity(len);
+        loop {
+            let take = (len - body.len()).min(self.filled);
+            body.extend_from_slice(&self.buf[..take]);
+            self.consume(take);
+            if body.len() == len {
+                return Ok(body);
+            }
+            self.flush().await?;
+            let deadline = after(self.clock, self.limits.idle_timeout);
+            match within(
+                self.clock,
+                deadline,
+                Phase::Body,
+                self.flow.read(&mut self.buf),
+            )
+            .await?
+            {
+                0 => return Err(Error::Net(NetError::Closed)),
+                n => self.filled = n,
+            }
+        }
     }
 
     /// Reads and drops a request body of `len` bytes, leaving what follows it in the buffer.

@@ -39,6 +39,10 @@ use crate::{etag, mime, path, Error, Request};
 pub trait Handler {
     /// The body type of this handler's responses.
     type Body: Body;
+    /// Whether the handler gets request bodies ([`Request::body`]): the server then reads a
+    /// body whole (up to [`Limits::max_body`](crate::Limits::max_body)) before calling
+    /// [`handle`](Handler::handle). Otherwise (the default) it reads and drops bodies after.
+    const TAKES_BODY: bool = false;
     /// The response to `request`.
     async fn handle(&self, request: &Request<'_>) -> Response<Self::Body>;
 }

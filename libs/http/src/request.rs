@@ -2,8 +2,9 @@
 
 use core::net::SocketAddr;
 
-/// A request's head. The body, if any, is read and discarded by the server before the
-/// handler runs (this server serves; it does not take uploads).
+/// A request: its head, and its body for a handler that takes bodies
+/// ([`Handler::TAKES_BODY`](crate::Handler::TAKES_BODY)). For other handlers the server reads
+/// and drops the body, and [`body`](Request::body) is empty.
 #[derive(Debug)]
 pub struct Request<'a> {
     pub(crate) method: &'a str,
@@ -11,9 +12,16 @@ pub struct Request<'a> {
     pub(crate) minor_version: u8,
     pub(crate) headers: &'a [httparse::Header<'a>],
     pub(crate) peer: SocketAddr,
+    pub(crate) body: &'a [u8],
 }
 
 impl<'a> Request<'a> {
+    /// The body (`Content-Length` bytes, at most [`Limits::max_body`](crate::Limits::max_body)),
+    /// read whole before the handler was called; empty when the handler does not take bodies.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
     /// The method, as sent (`GET`, `HEAD`, …; methods are case-sensitive).
     pub fn method(&self) -> &'a str {
         self.method
@@ -175,6 +183,7 @@ mod tests {
             minor_version: p.version.unwrap(),
             headers: p.headers,
             peer: "127.0.0.1:1".parse().unwrap(),
+            body: &[],
         };
         f(&req)
     }

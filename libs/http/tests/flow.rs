@@ -463,3 +463,53 @@ fn a_body_shorter_than_declared_ends_only_its_connection() {
     );
     assert!(lines[0].contains("\" 200 5 "), "{}", lines[0]);
 }
+
+/// A handler that takes bodies: answers with the method, the path and the body it got.
+struct Echo;
+
+impl Handler for Echo {
+    type Body = uni_http::Bytes;
+    const TAKES_BODY: bool = true;
+    async fn handle(&self, req: &uni_http::Request<'_>) -> uni_http::Response<uni_http::Bytes> {
+        let mut text = format!("{} {} ", req.method(), req.path()).into_bytes();
+        text.extend_from_slice(req.body());
+        uni_http::Response::new(200, uni_http::Bytes::new(text))
+    }
+}
+
+#[test]
+fn a_handler_that_takes_bodies_gets_each_body_whole_in_order() {
+    // pipelined: two bodies in one write, a GET without one, and a body that needs 100-continue
+    let big = "x".repeat(20_000); // longer than the head buffer: read over several reads
+    let input = format!(
+        "PUT /a HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello\
+         POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{big}\
+         GET /c HTTP/1.1\r\nHost: t\r\n\r\n\
+         PUT /d HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+        big.len()
+    );
+    let (got, _, result) = exchange_with(&Echo, Limits::default(), input.as_bytes(), true);
+    result.expect("the connection ends cleanly");
+    let text = String::from_utf8(got).unwrap();
+    let bodies: Vec<&str> = text
+        .split("HTTP/1.1 ")
+        .filter(|r| r.starts_with("200"))
+        .map(|r| r.split("\r\n\r\n").nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        ["PUT /a hello", &format!("POST /b {big}"), "GET /c ", "PUT /d hi"]
+    );
+    assert!(text.contains("HTTP/1.1 100 Continue\r\n\r\n"), "{text}");
+
+    // a body over max_body is refused with 413 before the handler runs
+    let (got, _, _) = exchange_with(
+        &Echo,
+        Limits::default().max_body(10),
+        b"PUT /e HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world",
+        true,
+    );
+    let text = String::from_utf8(got).unwrap();
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    assert!(!text.contains("PUT /e"), "{text}");
+}
