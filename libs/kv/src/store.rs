@@ -494,7 +494,7 @@ impl<B: Block, C: Clock> Store<B, C> {
             let first = last.is_none();
             let name0 = match last {
                 None => format!("the checkpoint that starts region {}", sup.region),
-                Some((s, _)) => format!("the first sector of commit {}", s + 1),
+                Some((s, _)) => format!("the first sector of commit {} (its header)", s + 1),
             };
             load_read(block, pos, &mut chunk[..ss]).await?;
             let (seq, tag) = format::trailer(&chunk[..ss], pos)
