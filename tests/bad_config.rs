@@ -155,7 +155,7 @@ bad!(
 bad!(unknown_device_kind,
     "HEAD\n[devices.gpu0]\nkind = \"gpu\"\n",
     at = "unikernel.toml:6:8", key = "devices.gpu0.kind", wrong = "unknown device kind \"gpu\"",
-    accepted = "\"console\", \"clock\", \"random\", \"args\", \"net\", \"kv_ro\", \"block\", \"tls\", \"http\", \"dns\"");
+    accepted = "\"console\", \"clock\", \"random\", \"args\", \"net\", \"kv_ro\", \"kv_rw\", \"block\", \"tls\", \"http\", \"dns\"");
 
 bad!(
     ip_without_prefix,
@@ -401,3 +401,21 @@ fn several_errors_are_reported_together() {
     }
     assert!(err.contains("due to 3 previous errors"), "{err}");
 }
+
+bad!(
+    kv_rw_without_a_file,
+    "HEAD\n[devices.notes]\nkind = \"kv_rw\"\n",
+    at = "unikernel.toml:6:8",
+    key = "devices.notes.file",
+    wrong = "missing key `file`",
+    accepted = "`file`: the path of the store's disk image, relative to this file (make it with `uni kv format --size 16M FILE`)"
+);
+
+bad!(
+    kv_rw_format_not_a_boolean,
+    "HEAD\n[devices.notes]\nkind = \"kv_rw\"\nfile = \"n.img\"\nformat = \"yes\"\n",
+    at = "unikernel.toml:8:10",
+    key = "devices.notes.format",
+    wrong = "invalid type: string \"yes\"",
+    accepted = "expected a boolean"
+);

@@ -10,8 +10,10 @@ extern crate alloc;
 mod error;
 mod format;
 pub mod mem;
+mod open;
 mod store;
 
 pub use error::MountError;
+pub use open::open;
 pub use format::{MAGIC, MAX_KEY, SUPERBLOCKS, TRAILER, VERSION};
 pub use store::{Stats, Store, HISTORY_BYTES, HISTORY_KEPT};

@@ -44,7 +44,7 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
     let file = r.existing("file", &keys.file, false);
     Some(Box::new(Block {
         file,
-        index: r.ordinal(),
+        index: r.disk_ordinal(),
     }))
 }
 

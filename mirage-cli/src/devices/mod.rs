@@ -17,6 +17,7 @@ mod console;
 mod dns;
 mod http;
 mod kv_ro;
+mod kv_rw;
 mod net;
 mod random;
 mod resolver;
@@ -64,6 +65,7 @@ pub const KINDS: &[Kind] = &[
     args::KIND,
     net::KIND,
     kv_ro::KIND,
+    kv_rw::KIND,
     block::KIND,
     tls::KIND,
     http::KIND,
@@ -165,6 +167,10 @@ pub trait Device: fmt::Debug + Send + Sync {
     }
 }
 
+/// The kinds whose devices have a disk ([`Device::disk`]), numbered together in declaration
+/// order.
+pub const DISK_KINDS: &[&str] = &["block", "kv_rw"];
+
 /// A disk image a device is backed by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disk {
@@ -215,6 +221,7 @@ pub enum Crate {
     Crypto,
     Tls,
     Http,
+    Kv,
 }
 
 impl Crate {
@@ -225,6 +232,7 @@ impl Crate {
             Crate::Crypto => "uni-crypto",
             Crate::Tls => "uni-tls",
             Crate::Http => "uni-http",
+            Crate::Kv => "uni-kv",
         }
     }
 }

@@ -58,12 +58,13 @@ impl<'a> Resolver<'a> {
         dev.filter(|_| !self.failed)
     }
 
-    /// How many devices of this one's kind are declared before it: its index among them.
-    pub fn ordinal(&self) -> usize {
+    /// How many devices with a disk (`block`, `kv_rw`) are declared before this one: its Xen
+    /// disk's index (0 is `xvda`), as [`super::Device::disk`] numbers them.
+    pub fn disk_ordinal(&self) -> usize {
         self.declared
             .iter()
             .take_while(|(n, _)| n != self.name)
-            .filter(|(_, k)| k == self.kind.name)
+            .filter(|(_, k)| super::DISK_KINDS.contains(&k.as_str()))
             .count()
     }
 
