@@ -18,6 +18,7 @@ fn help_carries_examples_for_every_command() {
         &["logs", "--help"],
         &["lan", "--help"],
         &["fetch", "--help"],
+        &["kv", "--help"],
         &["completions", "--help"],
     ] {
         let o = run_uni(&dir, args);

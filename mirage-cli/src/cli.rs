@@ -12,6 +12,7 @@ Examples:
   uni configure --target unix      # write _build/unix/ (Cargo.toml, src/main.rs)
   uni build --target unix          # build it; the program lands in dist/
   uni run --target unix            # run it; exit code = the app's
+  uni kv --disk data.img ls        # the kv_rw store in a disk image
   uni completions bash > /etc/bash_completion.d/uni";
 
 /// Assemble unikernels from one config file, `unikernel.toml`.
@@ -58,6 +59,7 @@ pub enum Command {
     Logs(Logs),
     Lan(Lan),
     Fetch(Fetch),
+    Kv(crate::cmd::kv::Kv),
     Completions(Completions),
 }
 

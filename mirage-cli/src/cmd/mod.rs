@@ -4,6 +4,7 @@ pub mod build;
 mod configure;
 mod deploy;
 mod fetch;
+pub mod kv;
 mod lan;
 mod run;
 
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Logs(l) => deploy::logs(l, &g.file),
         Command::Lan(l) => lan::run(l),
         Command::Fetch(f) => fetch::run(f, &g.file),
+        Command::Kv(k) => kv::run(k),
         Command::Completions(c) => {
             let mut script = Vec::new();
             clap_complete::generate(c.shell, &mut Cli::command(), "uni", &mut script);
