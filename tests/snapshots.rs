@@ -14,6 +14,7 @@ const EXAMPLES: &[&str] = &[
     "lookup",
     "tls-echo",
     "static-website",
+    "notes",
 ];
 const TARGETS: &[&str] = &["unix", "xen-arm"];
 
