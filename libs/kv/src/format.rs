@@ -231,7 +231,10 @@ impl Super {
         if s.epoch == 0 || s.gen == 0 {
             return bad("epoch or generation 0");
         }
-        if b[sb::GEN + 8..sb::CRC].iter().any(|&x| x != 0) || b[46..48] != [0, 0] {
+        if b[sb::GEN + 8..sb::CRC].iter().any(|&x| x != 0)
+            || b[sb::SLOT + 1..sb::HEAD] != [0, 0]
+            || b[sb::FORMATTED_NANOS + 4..sb::GEN] != [0, 0, 0, 0]
+        {
             return bad("reserved bytes are not zero");
         }
         if s.formatted.nanos >= 1_000_000_000 {
