@@ -841,7 +841,7 @@ mod tests {
     }
 
     #[test]
-    fn sectors_check_their_crc_seq_epoch_and_place() {
+    fn sectors_check_their_crc_seq_tag_and_place() {
         let mut f = Framer::new(512, 40, 5, 2);
         let data: Vec<u8> = (0..1200u32).map(|i| i as u8).collect();
         f.push(&data);

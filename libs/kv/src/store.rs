@@ -378,10 +378,9 @@ impl<B: Block, C: Clock> Store<B, C> {
             Err(LoadError::Damaged(sector, what)) => {
                 // An unacknowledged change: the newer copy names sectors the older one does not
                 // vouch for, and those are what is damaged.
-                let older = valid
-                    .get(1)
-                    .copied()
-                    .filter(|(_, o)| o.gen + 1 == newest.gen && !Self::vouches(o, sector));
+                let older = valid.get(1).copied().filter(|(_, o)| {
+                    o.gen.checked_add(1) == Some(newest.gen) && !Self::vouches(o, sector)
+                });
                 let Some((oslot, older)) = older else {
                     return Err(MountError::Damaged { sector, what });
                 };
@@ -494,14 +493,17 @@ impl<B: Block, C: Clock> Store<B, C> {
             let first = last.is_none();
             let name0 = match last {
                 None => format!("the checkpoint that starts region {}", sup.region),
-                Some((s, _)) => format!("the first sector of commit {} (its header)", s + 1),
+                Some((s, _)) => format!(
+                    "the first sector of commit {} (its header)",
+                    s.wrapping_add(1)
+                ),
             };
             load_read(block, pos, &mut chunk[..ss]).await?;
             let (seq, tag) = format::trailer(&chunk[..ss], pos)
                 .map_err(|f| LoadError::Damaged(pos, format!("{name0}: {}", f.describe(0, 0))))?;
             let bad = |at: u64, what: String| LoadError::Damaged(at, what);
             if let Some((s, _)) = last {
-                if seq != s + 1 {
+                if Some(seq) != s.checked_add(1) {
                     return Err(bad(
                         pos,
                         format!(
@@ -573,7 +575,9 @@ impl<B: Block, C: Clock> Store<B, C> {
                     let m = decode_commit_body(body)
                         .map_err(|e| bad(pos, format!("{name}: its history: {e}")))?;
                     if let Some(prev) = history.back() {
-                        if m.header.seq != prev.commit.seq + 1 || m.parent != prev.commit.hash.0 {
+                        if Some(m.header.seq) != prev.commit.seq.checked_add(1)
+                            || m.parent != prev.commit.hash.0
+                        {
                             return Err(bad(
                                 pos,
                                 format!(
@@ -617,7 +621,7 @@ impl<B: Block, C: Clock> Store<B, C> {
                 }
                 let m = decode_commit_body(body).map_err(|e| bad(pos, format!("{name}: {e}")))?;
                 let (pseq, phash) = last.unwrap_or_default();
-                if m.header.seq != pseq + 1 || m.parent != phash {
+                if Some(m.header.seq) != pseq.checked_add(1) || m.parent != phash {
                     return Err(bad(
                         pos,
                         format!("{name}: its parent is not commit {pseq}, the one before it"),
@@ -867,9 +871,14 @@ impl<B: Block, C: Clock> Store<B, C> {
         if changes.is_empty() {
             return Ok(());
         }
+        let (Some(seq), Some(_)) = (self.sup.seq.checked_add(1), self.sup.gen.checked_add(2))
+        else {
+            return Err(KvError::Io(
+                "the store has used up its commit numbers".into(),
+            ));
+        };
         self.poisoned = Some(CANCELLED.into());
         let time = self.clock.wall();
-        let seq = self.sup.seq + 1;
         let mut undo = Vec::new();
         let mut metas = Vec::with_capacity(changes.len());
         let mut values: Vec<&[u8]> = Vec::new();
@@ -902,7 +911,19 @@ impl<B: Block, C: Clock> Store<B, C> {
             }
         }
         let (body, hash) = encode_commit_body(seq, self.sup.tip, time, &metas);
-        let header = RecordHeader::decode(&body).map_err(|e| KvError::Io(e.into()))?;
+        let header = match RecordHeader::decode(&body) {
+            Ok(h) if h.meta_len as usize == body.len() + 32 => h,
+            _ => {
+                self.undo(undo);
+                self.poisoned = None;
+                return Err(KvError::Io(format!(
+                    "a batch of {} changes is too large: its change list takes {} bytes, more \
+                     than a commit can hold (4 GiB)",
+                    changes.len(),
+                    body.len()
+                )));
+            }
+        };
         let summary = Summary::new(
             body,
             &format::CommitMeta {
@@ -987,7 +1008,7 @@ impl<B: Block, C: Clock> Store<B, C> {
             )
         })?;
         let new = Super {
-            gen: self.sup.gen + 1,
+            gen: self.sup.gen.wrapping_add(1),
             seq,
             head: self.sup.head + nsec,
             tip: hash,
@@ -1092,7 +1113,7 @@ impl<B: Block, C: Clock> Store<B, C> {
             meta = encode_checkpoint(seq, tip, &[], &entries);
             nsec = sectors_for(meta.len() as u64 + values_len, p);
         }
-        if nsec > self.sup.region_sectors {
+        if nsec > self.sup.region_sectors || u32::try_from(meta.len()).is_err() {
             return Err(self.no_space(nsec, undo).into());
         }
         let kept: VecDeque<Summary> = hist.into_iter().cloned().collect();
@@ -1134,9 +1155,9 @@ impl<B: Block, C: Clock> Store<B, C> {
                 .map_err(|e| io(&writing(at), e))?;
         }
         let new = Super {
-            gen: self.sup.gen + 1,
+            gen: self.sup.gen.wrapping_add(1),
             seq,
-            epoch: self.sup.epoch + 1,
+            epoch: self.sup.epoch.saturating_add(1),
             region,
             head: nsec,
             tip,
@@ -1183,6 +1204,11 @@ impl<B: Block, C: Clock> Store<B, C> {
     /// overwritten and removed ones. Commits do this by themselves when the log is full.
     pub async fn compact(&mut self) -> Result<(), KvError> {
         self.writable()?;
+        if self.sup.gen.checked_add(2).is_none() {
+            return Err(KvError::Io(
+                "the store has used up its generation numbers".into(),
+            ));
+        }
         self.poisoned = Some(CANCELLED.into());
         match self.compact_into(None, &[], &Vec::new()).await {
             Ok(()) => {
@@ -1296,5 +1322,64 @@ impl<B: Block, C: Clock> KvRw for Store<B, C> {
             .rev()
             .map(|s| s.commit.clone())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::MemBlock;
+    use alloc::string::ToString;
+    use core::time::Duration;
+    use uni_runtime::device::Instant;
+
+    struct Fixed;
+    impl Clock for Fixed {
+        fn now(&self) -> Instant {
+            Instant(0)
+        }
+        fn wall(&self) -> WallTime {
+            WallTime::default()
+        }
+        async fn sleep(&self, _: Duration) {}
+    }
+
+    /// A CRC-valid image whose counters are at their limits: it mounts, reads, and refuses
+    /// changes with an error, without overflowing.
+    #[test]
+    fn counters_at_their_limits_are_errors_not_overflows() {
+        let disk = MemBlock::new(64, 512);
+        let seq = u64::MAX;
+        let meta = encode_checkpoint(seq, [7; 32], &[], &[]);
+        let tag = tag_of(meta[meta.len() - 32..].try_into().unwrap());
+        let mut f = Framer::new(512, SUPERBLOCKS, seq, tag);
+        f.push(&meta);
+        f.finish();
+        let (at, buf) = f.take_sealed();
+        disk.poke(at as usize * 512, &buf);
+        let sup = Super {
+            sector_size: 512,
+            sectors: 64,
+            region_sectors: 31,
+            gen: u64::MAX,
+            seq,
+            epoch: u32::MAX,
+            region: 0,
+            head: 1,
+            tip: [7; 32],
+            formatted: WallTime::default(),
+        };
+        disk.poke(0, &sup.encode(0));
+        disk.poke(512, &sup.encode(1));
+        futures_lite::future::block_on(async {
+            let mut s = Store::mount(disk.clone(), Fixed).await.unwrap();
+            assert_eq!(s.stats().seq, u64::MAX);
+            assert!(s.list("").await.unwrap().is_empty());
+            let e = s.set("k", b"v").await.unwrap_err();
+            assert!(e.to_string().contains("used up"), "{e}");
+            assert!(s.compact().await.is_err());
+            // and the store is not poisoned by a refusal: reads go on
+            assert_eq!(s.exists("k").await.unwrap(), None);
+        });
     }
 }
