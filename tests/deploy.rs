@@ -372,6 +372,178 @@ fn disk_deploys(home: &SshHome, host: &str, port: u16) {
     assert_eq!(dom0_disk_head(home, port), want(4));
 }
 
+/// curl against the deployed notes through the board's forward: stdout and whether it exited 0.
+fn notes_curl(args: &[String]) -> (String, bool) {
+    let ca = example("static-website").join("pki/ca.pem");
+    let o = Command::new("curl")
+        .args(["--silent", "--max-time", "120", "--cacert"])
+        .arg(ca)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        o.status.success(),
+    )
+}
+
+/// Every note the deployed notes holds (waiting up to 90 s for it to answer): key → body.
+fn board_notes(base: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let t0 = Instant::now();
+    let list = loop {
+        match notes_curl(&["--fail".into(), format!("{base}/notes/")]) {
+            (list, true) => break list,
+            _ if t0.elapsed() < Duration::from_secs(90) => {
+                std::thread::sleep(Duration::from_millis(500))
+            }
+            _ => panic!("notes does not answer at {base}"),
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = list.lines().map(str::to_string).collect();
+    let mut args = vec!["--output-dir".to_string(), dir.path().display().to_string()];
+    for k in &keys {
+        args.extend(["-o".into(), k.clone(), format!("{base}/notes/{k}")]);
+    }
+    args.extend(["-w".into(), "%{http_code}\n".into()]);
+    if !keys.is_empty() {
+        let (codes, ok) = notes_curl(&args);
+        assert!(ok && codes.lines().all(|c| c == "200"), "{codes}");
+    }
+    keys.into_iter()
+        .map(|k| {
+            let v = std::fs::read(dir.path().join(&k)).unwrap();
+            (k, v)
+        })
+        .collect()
+}
+
+/// examples/notes on the board's dom0: deployed with a fresh store, written to while its domain
+/// is destroyed (`xl destroy`, a power cut) at random points 5 times and created again, every
+/// acknowledged note still there each time; then a redeploy keeps the store.
+fn notes_on_the_board(home: &SshHome, host: &str, port: u16, fwd: u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = example("static-website").join("pki");
+    std::fs::write(
+        dir.path().join("unikernel.toml"),
+        format!(
+            "[unikernel]\nschema = 1\nname = \"notes\"\napp = {:?}\n\n[devices.console]\nkind = \"console\"\n\n\
+             [devices.net]\nkind = \"net\"\n\n[devices.notes]\nkind = \"kv_rw\"\nfile = \"notes.img\"\n\n\
+             [devices.tls]\nkind = \"tls\"\nnet = \"net\"\ncert = {:?}\nkey = {:?}\nalpn = [\"http/1.1\"]\n\n\
+             [devices.https]\nkind = \"http\"\nnet = \"net\"\ntls = \"tls\"\n",
+            example("notes").display().to_string(),
+            pki.join("server.pem").display().to_string(),
+            pki.join("server.key").display().to_string(),
+        ),
+    )
+    .unwrap();
+    ok(
+        home.run(dir.path(), &["kv", "format", "--size", "4M", "notes.img"]),
+        "uni kv format",
+    );
+    let (_, err) = ok(
+        home.run(dir.path(), &["deploy", "--host", host]),
+        "deploy notes",
+    );
+    assert!(err.contains("Uploading notes's disk notes.img"), "{err}");
+    let base = format!("https://localhost:{fwd}");
+    assert!(board_notes(&base).is_empty());
+
+    let bodies = tempfile::tempdir().unwrap();
+    let mut model = std::collections::BTreeMap::new();
+    let mut rng: u64 = 0x0b0a_7d00_5eed_0001;
+    let mut acked = 0;
+    for round in 0..5u64 {
+        let mut args = Vec::new();
+        let mut sent = Vec::new();
+        for j in 0..20u64 {
+            let key = format!("k{}", (round * 3 + j) % 8);
+            let value = format!("round {round} put {j} of {key}\n").repeat(1 + j as usize * 20);
+            let file = bodies.path().join(format!("{round}-{j}"));
+            std::fs::write(&file, &value).unwrap();
+            args.extend([
+                "-o".to_string(),
+                "/dev/null".into(),
+                "-w".into(),
+                "%{http_code}\n".into(),
+                "-T".into(),
+                file.display().to_string(),
+                format!("{base}/notes/{key}"),
+            ]);
+            sent.push((key, value.into_bytes()));
+        }
+        let ca = example("static-website").join("pki/ca.pem");
+        let client = Command::new("curl")
+            .args(["--silent", "--max-time", "120", "--cacert"])
+            .arg(&ca)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(1000 + rng % 4000));
+        dom0(home, port, "xl destroy notes");
+        let out = client.wait_with_output().unwrap();
+        let codes = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut in_flight = None;
+        for (i, (key, value)) in sent.into_iter().enumerate() {
+            match codes.lines().nth(i) {
+                Some("201" | "204") => {
+                    model.insert(key, value);
+                    acked += 1;
+                }
+                _ => {
+                    in_flight = Some((key, value));
+                    break;
+                }
+            }
+        }
+        dom0(
+            home,
+            port,
+            "xl create /var/lib/uni/notes/notes.xl >/dev/null",
+        );
+        let got = board_notes(&base);
+        for (k, v) in &got {
+            let flying = in_flight
+                .as_ref()
+                .is_some_and(|(fk, fv)| fk == k && fv == v);
+            assert!(
+                model.get(k) == Some(v) || flying,
+                "round {round}: {k} holds {} bytes never acknowledged for it",
+                v.len()
+            );
+        }
+        for k in model.keys() {
+            assert!(
+                got.contains_key(k),
+                "round {round}: acknowledged {k} is gone"
+            );
+        }
+        if let Some((k, v)) = in_flight {
+            if got.get(&k) == Some(&v) {
+                model.insert(k, v);
+            }
+        }
+    }
+    assert!(acked > 0, "no PUT was acknowledged in 5 rounds");
+    eprintln!("notes on the board: 5 power cuts, {acked} acknowledged PUTs");
+
+    // a redeploy keeps the store
+    let (_, err) = ok(
+        home.run(dir.path(), &["deploy", "--host", host]),
+        "redeploy notes",
+    );
+    assert!(err.contains("Keeping notes's disk"), "{err}");
+    assert_eq!(board_notes(&base), model);
+    ok(
+        home.run(dir.path(), &["stop", "--host", host]),
+        "stop notes",
+    );
+}
+
 #[test]
 fn deploy_to_the_emulated_dom0() {
     for board in full_boards() {
@@ -409,6 +581,8 @@ fn deploy_to_the_emulated_dom0() {
         let fwd = free_port();
         let key = home.ssh("id_ed25519.pub");
         let publish = format!("{fwd}:echo:7000");
+        let notes_fwd = free_port();
+        let publish_notes = format!("{notes_fwd}:notes:443");
         let mut cmd = home.uni(
             &here,
             "config",
@@ -419,6 +593,8 @@ fn deploy_to_the_emulated_dom0() {
                 &port.to_string(),
                 "-p",
                 &publish,
+                "-p",
+                &publish_notes,
                 "--trust-host-key",
                 "--timeout",
                 "600",
@@ -737,6 +913,10 @@ fn deploy_to_the_emulated_dom0() {
         step("a disk");
         // --- a block device's disk: uploaded once, kept across redeploys, replaced on request ---
         disk_deploys(&home, &host, port);
+
+        step("notes: power cuts and a redeploy");
+        // --- examples/notes deployed with its store; xl destroy at random points; redeployed ---
+        notes_on_the_board(&home, &host, port, notes_fwd);
 
         step("stop");
         // --- stop ---

@@ -498,7 +498,12 @@ fn a_handler_that_takes_bodies_gets_each_body_whole_in_order() {
         .collect();
     assert_eq!(
         bodies,
-        ["PUT /a hello", &format!("POST /b {big}"), "GET /c ", "PUT /d hi"]
+        [
+            "PUT /a hello",
+            &format!("POST /b {big}"),
+            "GET /c ",
+            "PUT /d hi"
+        ]
     );
     assert!(text.contains("HTTP/1.1 100 Continue\r\n\r\n"), "{text}");
 
