@@ -46,3 +46,33 @@ fn format_true_formats_only_a_device_without_a_store() {
     }
     assert_eq!(disk.image(), before, "a damaged store is not touched");
 }
+
+#[test]
+fn a_truncated_image_is_refused_saying_how_big_the_store_was() {
+    let (disk, mut store) = format(256);
+    block_on(store.set("a", &[7u8; 3000])).unwrap();
+    drop(store);
+    let image = disk.image();
+    for sectors in [255usize, 200, 128, 3] {
+        let cut = MemBlock::from_image(image[..sectors * 512].to_vec(), 512);
+        let before = cut.image();
+        match block_on(uni_kv::open(cut.clone(), TestClock::default(), true)) {
+            Err(e @ (MountError::Unsupported(_) | MountError::Damaged { .. })) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("256") || msg.contains("sector"),
+                    "{sectors} sectors: {msg}"
+                );
+            }
+            other => panic!(
+                "a store cut to {sectors} of 256 sectors: {:?}",
+                other.map(|_| ()).err()
+            ),
+        }
+        assert_eq!(cut.image(), before, "a truncated store is not formatted");
+    }
+    // the whole image still mounts, with what was committed
+    let whole = MemBlock::from_image(image, 512);
+    let store = block_on(uni_kv::open(whole, TestClock::default(), false)).unwrap();
+    assert_eq!(block_on(store.get("a")).unwrap(), vec![7u8; 3000]);
+}
