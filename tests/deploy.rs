@@ -423,20 +423,7 @@ fn board_notes(base: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
 /// acknowledged note still there each time; then a redeploy keeps the store.
 fn notes_on_the_board(home: &SshHome, host: &str, port: u16, fwd: u16) {
     let dir = tempfile::tempdir().unwrap();
-    let pki = example("static-website").join("pki");
-    std::fs::write(
-        dir.path().join("unikernel.toml"),
-        format!(
-            "[unikernel]\nschema = 1\nname = \"notes\"\napp = {:?}\n\n[devices.console]\nkind = \"console\"\n\n\
-             [devices.net]\nkind = \"net\"\n\n[devices.notes]\nkind = \"kv_rw\"\nfile = \"notes.img\"\n\n\
-             [devices.tls]\nkind = \"tls\"\nnet = \"net\"\ncert = {:?}\nkey = {:?}\nalpn = [\"http/1.1\"]\n\n\
-             [devices.https]\nkind = \"http\"\nnet = \"net\"\ntls = \"tls\"\n",
-            example("notes").display().to_string(),
-            pki.join("server.pem").display().to_string(),
-            pki.join("server.key").display().to_string(),
-        ),
-    )
-    .unwrap();
+    uni_tests::notes_config(dir.path());
     ok(
         home.run(dir.path(), &["kv", "format", "--size", "4M", "notes.img"]),
         "uni kv format",

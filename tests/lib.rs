@@ -639,3 +639,22 @@ pub fn uni_on(board: &str, dir: &Path, args: &[&str]) -> Command {
     );
     c
 }
+
+/// Writes `dir/unikernel.toml`: examples/notes' app and devices, its store on `dir/notes.img`
+/// (static-website's test certificate by absolute path, so that `dir` can be anywhere).
+pub fn notes_config(dir: &Path) {
+    let pki = example("static-website").join("pki");
+    std::fs::write(
+        dir.join("unikernel.toml"),
+        format!(
+            "[unikernel]\nschema = 1\nname = \"notes\"\napp = {:?}\n\n[devices.console]\nkind = \"console\"\n\n\
+             [devices.net]\nkind = \"net\"\n\n[devices.notes]\nkind = \"kv_rw\"\nfile = \"notes.img\"\n\n\
+             [devices.tls]\nkind = \"tls\"\nnet = \"net\"\ncert = {:?}\nkey = {:?}\nalpn = [\"http/1.1\"]\n\n\
+             [devices.https]\nkind = \"http\"\nnet = \"net\"\ntls = \"tls\"\n",
+            example("notes").display().to_string(),
+            pki.join("server.pem").display().to_string(),
+            pki.join("server.key").display().to_string(),
+        ),
+    )
+    .unwrap();
+}

@@ -12,24 +12,6 @@ use std::time::{Duration, Instant};
 
 use uni_tests::{example, free_port, text, uni, Background};
 
-/// A config for examples/notes' app in `dir`, its store on `dir/notes.img`.
-fn setup(dir: &Path) {
-    let pki = example("static-website").join("pki");
-    std::fs::write(
-        dir.join("unikernel.toml"),
-        format!(
-            "[unikernel]\nschema = 1\nname = \"notes\"\napp = {:?}\n\n[devices.console]\nkind = \"console\"\n\n\
-             [devices.net]\nkind = \"net\"\n\n[devices.notes]\nkind = \"kv_rw\"\nfile = \"notes.img\"\n\n\
-             [devices.tls]\nkind = \"tls\"\nnet = \"net\"\ncert = {:?}\nkey = {:?}\nalpn = [\"http/1.1\"]\n\n\
-             [devices.https]\nkind = \"http\"\nnet = \"net\"\ntls = \"tls\"\n",
-            example("notes").display().to_string(),
-            pki.join("server.pem").display().to_string(),
-            pki.join("server.key").display().to_string(),
-        ),
-    )
-    .unwrap();
-}
-
 fn ca() -> String {
     example("static-website")
         .join("pki/ca.pem")
@@ -109,7 +91,7 @@ fn all_notes(base: &str, scratch: &Path) -> BTreeMap<String, Vec<u8>> {
 fn notes_serves_its_api_and_keeps_what_it_acknowledged() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    setup(dir);
+    uni_tests::notes_config(dir);
 
     // no image: refused at boot, saying which file
     let o = uni(dir, &["run", "--target", "unix", "--", "--https-port=1"])

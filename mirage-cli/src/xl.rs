@@ -38,23 +38,8 @@ pub fn vif(bridge: &str, mac: Option<[u8; 6]>) -> String {
 /// path, commas included.
 pub fn disk(index: usize, target: &str, read_only: bool) -> String {
     let access = if read_only { "ro" } else { "rw" };
-    format!(
-        "format=raw, vdev={}, access={access}, target={target}",
-        vdev(index)
-    )
-}
-
-/// The Linux-style name of disk `index`: `xvda` … `xvdz`, `xvdaa`, … (as blkfront names it).
-pub fn vdev(index: usize) -> String {
-    let mut letters = Vec::new();
-    let mut i = index + 1;
-    while i > 0 {
-        i -= 1;
-        letters.push(b'a' + (i % 26) as u8);
-        i /= 26;
-    }
-    letters.reverse();
-    format!("xvd{}", String::from_utf8_lossy(&letters))
+    let vdev = uni_runtime::xen_wire::blkif::vdev(index as u32);
+    format!("format=raw, vdev={vdev}, access={access}, target={target}")
 }
 
 /// The MAC of net device `index` (0-based, in declaration order) of the unikernel `name`, when
@@ -249,9 +234,6 @@ mod tests {
 
     #[test]
     fn disks_are_named_as_blkfront_names_them() {
-        assert_eq!(vdev(0), "xvda");
-        assert_eq!(vdev(25), "xvdz");
-        assert_eq!(vdev(26), "xvdaa");
         let mut x = base();
         x.disks = vec![
             disk(0, "/var/lib/uni/echo/data.img", false),

@@ -428,6 +428,25 @@ pub fn flush_op(flush_cache: bool, barrier: bool) -> Option<u8> {
     }
 }
 
+/// The xenstore device number of disk `index` (`xvda` + index): major 202, 16 minors per disk
+/// (51712 is `xvda`, 51728 `xvdb`).
+pub fn devid(index: u32) -> u32 {
+    (202 << 8) | (index << 4)
+}
+
+/// The Linux-style name of disk `index`, as xl's `vdev=` takes it: `xvda` … `xvdz`, `xvdaa`, ….
+pub fn vdev(index: u32) -> alloc::string::String {
+    let mut letters = alloc::vec::Vec::new();
+    let mut i = index + 1;
+    while i > 0 {
+        i -= 1;
+        letters.push(b'a' + (i % 26) as u8);
+        i /= 26;
+    }
+    letters.reverse();
+    alloc::format!("xvd{}", alloc::string::String::from_utf8_lossy(&letters))
+}
+
 /// Splits a transfer of `len` bytes (a multiple of 512) starting at 512-byte sector `sector` into
 /// requests of at most [`MAX_SEGMENTS`] whole pages: yields `(sector, byte offset, byte length)`.
 pub fn chunks(sector: u64, len: usize) -> impl Iterator<Item = (u64, usize, usize)> {
@@ -443,6 +462,15 @@ mod tests {
     use super::*;
     use crate::xen_wire::mem::cells;
     use crate::xen_wire::netif::field;
+
+    #[test]
+    fn disks_are_numbered_as_xl_names_them() {
+        assert_eq!((devid(0), devid(1)), (51712, 51728));
+        assert_eq!(vdev(0), "xvda");
+        assert_eq!(vdev(25), "xvdz");
+        assert_eq!(vdev(26), "xvdaa");
+        assert_eq!(vdev(27), "xvdab");
+    }
 
     #[test]
     fn sizes_and_offsets_match_the_arm_abi() {

@@ -72,7 +72,7 @@ impl fmt::Display for BlkfrontError {
             BlkfrontError::NoSuchDisk { index, name } => write!(
                 f,
                 "blkfront: no such disk: this domain has no {name} (device/vbd/{}; add a `disk = [ 'format=raw, vdev={name}, access=rw, target=…' ]` entry to the xl config)",
-                super::devid(*index)
+                crate::xen_wire::blkif::devid(*index)
             ),
             BlkfrontError::Xenstore { what, error } => write!(f, "blkfront: {what}: {error}"),
             BlkfrontError::BadValue { path, value } => {

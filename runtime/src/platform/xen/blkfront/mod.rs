@@ -50,8 +50,8 @@ use super::xenbus::{xs_err, Frontend, XenbusError};
 use super::xenstore::Xenstore;
 use crate::device::{self, BlockError, BlockInfo, Xenstore as _, XenstoreError};
 use crate::xen_wire::blkif::{
-    self, chunks, flush_op, op, status, BlkRing, Geometry, Request, Segment, PAGE_SIZE, RING_SIZE,
-    SECTOR,
+    self, chunks, devid, flush_op, op, status, vdev, BlkRing, Geometry, Request, Segment,
+    PAGE_SIZE, RING_SIZE, SECTOR,
 };
 use crate::xen_wire::netif::{init_shared, FrontRing, IdPool, XenbusState};
 
@@ -60,24 +60,6 @@ mod pool;
 
 pub use error::{BlkfrontError, BlockStats};
 use pool::{Pages, MAX_PAGES};
-
-/// The xenstore device number of disk `index` (`xvda` + index): major 202, 16 minors per disk.
-pub fn devid(index: u32) -> u32 {
-    (202 << 8) | (index << 4)
-}
-
-/// The Linux-style name of disk `index`: `xvda`, `xvdb`, …, `xvdz`, `xvdaa`, ….
-pub fn vdev(index: u32) -> String {
-    let mut letters = Vec::new();
-    let mut i = index + 1;
-    while i > 0 {
-        i -= 1;
-        letters.push(b'a' + (i % 26) as u8);
-        i /= 26;
-    }
-    letters.reverse();
-    format!("xvd{}", String::from_utf8_lossy(&letters))
-}
 
 /// A request's outcome, as the completion task stored it.
 #[derive(Debug, Clone, Copy)]
