@@ -35,6 +35,8 @@ struct Keys {
 struct Block {
     /// Absolute.
     file: PathBuf,
+    /// As written in the config.
+    written: String,
     /// Among the config's block devices: its Xen disk (0 is `xvda`).
     index: usize,
 }
@@ -44,6 +46,7 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
     let file = r.existing("file", &keys.file, false);
     Some(Box::new(Block {
         file,
+        written: keys.file.as_ref().map(|f| f.get_ref().clone()).unwrap_or_default(),
         index: r.disk_ordinal(),
     }))
 }
@@ -60,8 +63,8 @@ impl Device for Block {
                 Implementation {
                     crates: vec![Crate::Runtime],
                     constructor: format!(
-                        "uni_runtime::platform::Block::open(&boot_args.get_or({arg:?}, std::string::String::from({:?}))?, false)",
-                        self.file.display().to_string()
+                        "uni_runtime::platform::Block::open(&boot_args.get_or({arg:?}, std::string::String::from({}))?, false)",
+                        super::runtime_path(&self.written)
                     ),
                     fallible: true,
                     boot_args: BootArgs::Keys(vec![arg]),

@@ -34,6 +34,8 @@ struct Keys {
 struct KvRw {
     /// Absolute; it may not exist yet (`uni kv format` makes it).
     file: PathBuf,
+    /// As written in the config.
+    written: String,
     /// Format an image that holds no store (never a damaged one).
     format: bool,
     /// Among the config's devices with a disk: its Xen disk (0 is `xvda`).
@@ -55,6 +57,7 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
     };
     Some(Box::new(KvRw {
         file: r.dir.join(file.get_ref()),
+        written: file.get_ref().clone(),
         format: keys.format.as_ref().is_some_and(|f| *f.get_ref()),
         index: r.disk_ordinal(),
     }))
@@ -71,8 +74,8 @@ impl Device for KvRw {
                 let arg = format!("{name}-file");
                 (
                     format!(
-                        "uni_runtime::platform::Block::open(&boot_args.get_or({arg:?}, std::string::String::from({:?}))?, false)?",
-                        self.file.display().to_string()
+                        "uni_runtime::platform::Block::open(&boot_args.get_or({arg:?}, std::string::String::from({}))?, false)?",
+                        super::runtime_path(&self.written)
                     ),
                     BootArgs::Keys(vec![arg]),
                 )

@@ -310,6 +310,21 @@ impl EmbeddedFile {
     }
 }
 
+/// A path the program opens at run time, as a Rust expression of type `&'static str`: as
+/// written in the config when absolute, else relative to the config's directory, resolved when
+/// the generated crate (at `<config dir>/_build/<target>/`) is compiled, so that the generated
+/// source does not depend on where the checkout lies.
+pub fn runtime_path(written: &str) -> String {
+    if std::path::Path::new(written).is_absolute() {
+        format!("{written:?}")
+    } else {
+        format!(
+            "concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?})",
+            format!("/../../{written}")
+        )
+    }
+}
+
 /// `Some("..")` or `None`, as Rust source.
 fn opt_str(v: &Option<impl fmt::Display>) -> String {
     match v {
