@@ -46,7 +46,11 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
     let file = r.existing("file", &keys.file, false);
     Some(Box::new(Block {
         file,
-        written: keys.file.as_ref().map(|f| f.get_ref().clone()).unwrap_or_default(),
+        written: keys
+            .file
+            .as_ref()
+            .map(|f| f.get_ref().clone())
+            .unwrap_or_default(),
         index: r.disk_ordinal(),
     }))
 }
