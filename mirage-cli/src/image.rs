@@ -98,6 +98,26 @@ pub fn make_image(elf: &Path, out: &Path, load: u32) -> Result<u64> {
     Ok(image.len() as u64)
 }
 
+/// The size of the disk image at `path`, which must be a file of a non-empty whole number of
+/// 512-byte sectors (what blkback and the unix block device accept).
+pub fn check_disk_image(path: &Path) -> Result<u64> {
+    let p = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| {
+        anyhow::anyhow!(
+            "the disk image {p} cannot be read: {e}; make one with `truncate -s 64M {p}` (or \
+             `uni kv format {p}` for a kv_rw store)"
+        )
+    })?;
+    if !meta.is_file() || meta.len() == 0 || meta.len() % 512 != 0 {
+        bail!(
+            "the disk image {p} is {} bytes: a disk image is a non-empty file of whole 512-byte \
+             sectors",
+            meta.len()
+        );
+    }
+    Ok(meta.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

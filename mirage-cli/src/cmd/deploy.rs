@@ -157,7 +157,7 @@ pub fn deploy(args: Deploy, file: &Path) -> Result<ExitCode> {
     }
     let mut disk_bytes = 0u64;
     for (_, file) in &uploads {
-        disk_bytes += check_image(file)?;
+        disk_bytes += crate::image::check_disk_image(file).context("nothing was uploaded")?;
     }
 
     let avail = probe
@@ -363,21 +363,6 @@ fn disk_plan(cfg: &Config, replace: &[String]) -> Result<Vec<DiskPlan>> {
         target.replace = Some(file);
     }
     Ok(disks)
-}
-
-/// The size of the disk image `file`, which must be a non-empty whole number of sectors.
-fn check_image(file: &Path) -> Result<u64> {
-    let len = std::fs::metadata(file)
-        .with_context(|| format!("reading the disk image {}", file.display()))?
-        .len();
-    if len == 0 || len % 512 != 0 {
-        bail!(
-            "the disk image {} is {len} bytes: a disk image is a non-empty whole number of \
-             512-byte sectors; nothing was uploaded",
-            file.display()
-        );
-    }
-    Ok(len)
 }
 
 /// The shell line `uni deploy --console` runs in dom0 with a terminal. `xl console` alone

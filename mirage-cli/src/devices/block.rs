@@ -61,25 +61,12 @@ impl Device for Block {
     }
 
     fn implement(&self, name: &str, target: Target) -> Result<Implementation, Unsupported> {
-        Ok(match target {
-            Target::Unix => {
-                let arg = format!("{name}-file");
-                Implementation {
-                    crates: vec![Crate::Runtime],
-                    constructor: format!(
-                        "uni_runtime::platform::Block::open(&boot_args.get_or({arg:?}, std::string::String::from({}))?, false)",
-                        super::runtime_path(&self.written)
-                    ),
-                    fallible: true,
-                    boot_args: BootArgs::Keys(vec![arg]),
-                }
-            }
-            Target::XenArm => Implementation {
-                crates: vec![Crate::Runtime],
-                constructor: format!("uni_runtime::platform::Block::open({}).await", self.index),
-                fallible: true,
-                boot_args: BootArgs::None,
-            },
+        let (constructor, boot_args) = open(name, &self.written, self.index, target);
+        Ok(Implementation {
+            crates: vec![Crate::Runtime],
+            constructor,
+            fallible: true,
+            boot_args,
         })
     }
 
@@ -88,5 +75,27 @@ impl Device for Block {
             file: self.file.clone(),
             read_only: false,
         })
+    }
+}
+
+/// The expression that opens a disk (a `Result` of `uni_runtime::platform::Block`) for device
+/// `name`, and the boot arguments it reads: on unix the image as written in the config
+/// (`--<name>-file=PATH` overrides), on xen-arm Xen disk `index`. Shared with `kv_rw`.
+pub(super) fn open(name: &str, written: &str, index: usize, target: Target) -> (String, BootArgs) {
+    match target {
+        Target::Unix => {
+            let arg = format!("{name}-file");
+            (
+                format!(
+                    "uni_runtime::platform::Block::open(&boot_args.get_or({arg:?}, std::string::String::from({}))?, false)",
+                    super::runtime_path(written)
+                ),
+                BootArgs::Keys(vec![arg]),
+            )
+        }
+        Target::XenArm => (
+            format!("uni_runtime::platform::Block::open({index}).await"),
+            BootArgs::None,
+        ),
     }
 }

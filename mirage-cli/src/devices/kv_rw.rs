@@ -9,7 +9,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{BootArgs, Crate, Device, Disk, Implementation, Kind, Resolver, Unsupported};
+use super::{Crate, Device, Disk, Implementation, Kind, Resolver, Unsupported};
 use crate::target::Target;
 
 pub const KIND: Kind = Kind {
@@ -69,26 +69,11 @@ impl Device for KvRw {
     }
 
     fn implement(&self, name: &str, target: Target) -> Result<Implementation, Unsupported> {
-        let (block, boot_args) = match target {
-            Target::Unix => {
-                let arg = format!("{name}-file");
-                (
-                    format!(
-                        "uni_runtime::platform::Block::open(&boot_args.get_or({arg:?}, std::string::String::from({}))?, false)?",
-                        super::runtime_path(&self.written)
-                    ),
-                    BootArgs::Keys(vec![arg]),
-                )
-            }
-            Target::XenArm => (
-                format!("uni_runtime::platform::Block::open({}).await?", self.index),
-                BootArgs::None,
-            ),
-        };
+        let (block, boot_args) = super::block::open(name, &self.written, self.index, target);
         Ok(Implementation {
             crates: vec![Crate::Runtime, Crate::Kv],
             constructor: format!(
-                "uni_kv::open({block}, uni_runtime::platform::Clock::new(), {}).await",
+                "uni_kv::open({block}?, uni_runtime::platform::Clock::new(), {}).await",
                 self.format
             ),
             fallible: true,

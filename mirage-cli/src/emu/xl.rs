@@ -248,22 +248,7 @@ fn disk_specs(specs: &[&str], dir: &Path, disks: &mut Vec<PathBuf>) -> Result<Ve
             })?;
         let target = spec[at + "target=".len()..].trim();
         let host = dir.join(target);
-        let meta = std::fs::metadata(&host).with_context(|| {
-            format!(
-                "the disk image {} (the xl file's disk target) cannot be read; make one with \
-                 `truncate -s 64M {}`",
-                host.display(),
-                host.display()
-            )
-        })?;
-        if !meta.is_file() || meta.len() == 0 || meta.len() % 512 != 0 {
-            bail!(
-                "the disk image {} is {} bytes: a disk image is a non-empty file of whole \
-                 512-byte sectors",
-                host.display(),
-                meta.len()
-            );
-        }
+        crate::image::check_disk_image(&host).context("the xl file's disk target")?;
         let host = host.canonicalize()?;
         let i = match disks.iter().position(|d| *d == host) {
             Some(i) => i,
