@@ -179,19 +179,21 @@ impl Embedded {
                 sha256,
             });
         }
-        // A key cannot be both a value and a dictionary ("a" and "a/b").
-        for w in values.windows(2) {
-            let (a, b) = (w[0].key, w[1].key);
-            if b.len() > a.len() && b.starts_with(a) && b.as_bytes()[a.len()] == b'/' {
+        let store = Embedded {
+            values: Arc::new(values),
+        };
+        // A key cannot be both a value and a dictionary ("a" and "a/b"). Such keys need not be
+        // neighbours in the index ("a", "a.txt", "a/b": '.' sorts before '/'), so look for
+        // each value's children.
+        for v in store.values.iter() {
+            if !store.children(v.key).is_empty() {
                 return Err(PackError {
                     at: 12,
                     what: "a key is both a value and a dictionary",
                 });
             }
         }
-        Ok(Embedded {
-            values: Arc::new(values),
-        })
+        Ok(store)
     }
 
     /// The number of values.
@@ -373,6 +375,16 @@ mod tests {
             ("docs/a b.txt", b"space"),
         ]))
         .unwrap()
+    }
+
+    #[test]
+    fn a_key_that_is_also_a_dictionary_is_refused_even_when_not_adjacent() {
+        // "a", "a.txt", "a/b": '.' sorts before '/', so "a" and "a/b" are not neighbours.
+        let e = Embedded::new(pack(&[("a", b"1"), ("a.txt", b"2"), ("a/b", b"3")])).unwrap_err();
+        assert_eq!(e.what, "a key is both a value and a dictionary");
+        let e = Embedded::new(pack(&[("a", b"1"), ("a/b", b"3")])).unwrap_err();
+        assert_eq!(e.what, "a key is both a value and a dictionary");
+        assert!(Embedded::new(pack(&[("a.txt", b"2"), ("a/b", b"3")])).is_ok());
     }
 
     #[test]
