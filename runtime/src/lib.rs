@@ -7,6 +7,8 @@
 //! * [`platform`] is the implementation for the target being compiled: `unix` (a Linux process)
 //!   or `xen` (an armv7 Xen guest). Exactly one is compiled in, chosen by one `cfg`.
 //! * [`boot`] parses the boot arguments (argv on unix, the xl `extra=` string on Xen).
+//! * [`dtb`] reads what the Xen platform needs from the domain's device tree (pure code, built
+//!   and tested on every target).
 //! * [`entry!`] turns the generated `unikernel` function into the program's entry point.
 #![no_std]
 #![warn(missing_docs)]
@@ -17,6 +19,7 @@ extern crate std;
 
 pub mod boot;
 pub mod device;
+pub mod dtb;
 pub mod kv;
 // The only place `unsafe` is allowed (the workspace denies it): the platforms' hardware,
 // hypercall and shared-memory code, each block with its SAFETY argument.
