@@ -16,16 +16,19 @@
 //!
 //! [`FrontRing`]'s page methods ([`push_requests`](FrontRing::push_requests),
 //! [`pending`](FrontRing::pending), `put_*_request`, `take_*_response`) are the frontend's side of
-//! the protocol on the shared page; [`msg`] has the slot formats and [`ids`] the request ids.
+//! the protocol on the shared page; [`msg`] has the slot formats, [`ids`] the request ids, and
+//! [`front`] what the frontend does with each response.
 
 use core::fmt;
 
 use super::mem::SharedMem;
 
+pub mod front;
 pub mod ids;
 pub mod msg;
 
 pub use super::xenbus::XenbusState;
+pub use front::{next_rx, post_rx, reap_tx, RxEvent, TxReaped};
 pub use ids::{BadId, IdPool};
 pub use msg::{rxf, status, txf, RxError, RxRequest, RxResponse, Truncated, TxRequest, TxResponse};
 

@@ -9,7 +9,8 @@ use super::{NetfrontError, NetifStats};
 use crate::platform::xen::events::Port;
 use crate::platform::xen::granted::{Granted, PAGE_SIZE};
 use crate::xen_wire::netif::{
-    init_shared, status, FrontRing, IdPool, RxRequest, RX_RING_SIZE, TX_RING_SIZE,
+    init_shared, next_rx, post_rx, reap_tx, FrontRing, IdPool, RxEvent, TxReaped, RX_RING_SIZE,
+    TX_RING_SIZE,
 };
 
 /// Publishes `ring`'s private requests in `page` and notifies the backend if it asked.
@@ -64,43 +65,40 @@ pub(super) struct RxSide {
 pub(super) struct Broken;
 
 impl TxSide {
-    /// Collects TX responses, freeing their ids.
+    /// Collects TX responses, freeing their ids (`xen_wire::netif::reap_tx`).
     pub fn reap(&mut self, stats: &Cell<NetifStats>) -> Result<(), Broken> {
-        loop {
-            let n = self.ring.pending(self.ring_page.mem()).map_err(|e| {
-                crate::platform::xen::diag(&format!("netfront: TX ring: {e}; interface stopped"));
-                Broken
-            })?;
-            if n == 0 {
-                return Ok(());
-            }
+        let mut counts = TxReaped::default();
+        let result = reap_tx(
+            &mut self.ring,
+            &mut self.ids,
+            self.ring_page.mem(),
+            &mut counts,
+        );
+        if counts.responses > 0 {
             self.last_progress = crate::platform::xen::time::now_ns();
-            for _ in 0..n {
-                let rsp = self.ring.take_tx_response(self.ring_page.mem());
-                if rsp.status == status::NULL {
-                    continue;
-                }
-                if self.ids.release(rsp.id).is_err() {
-                    bump(stats, |s| s.bad_ids += 1);
-                } else if rsp.status != status::OKAY {
-                    bump(stats, |s| s.tx_errors += 1);
-                }
-            }
         }
+        bump(stats, |s| {
+            s.bad_ids += u64::from(counts.bad_ids);
+            s.tx_errors += u64::from(counts.errors);
+        });
+        result.map_err(|e| {
+            crate::platform::xen::diag(&format!("netfront: TX ring: {e}; interface stopped"));
+            Broken
+        })
     }
 }
 
 impl RxSide {
-    /// Posts buffer `id` to the backend under its own id.
+    /// Posts buffer `id` to the backend under its own id (`xen_wire::netif::post_rx`).
     pub fn post(&mut self, id: u16) {
-        if self.ring.free_requests() == 0 || !self.ids.take(id) {
-            return;
-        }
-        let req = RxRequest {
+        let bufs = &self.bufs;
+        post_rx(
+            &mut self.ring,
+            &mut self.ids,
+            self.ring_page.mem(),
             id,
-            gref: self.bufs[usize::from(id)].gref().0,
-        };
-        self.ring.put_rx_request(self.ring_page.mem(), &req);
+            |id| bufs[usize::from(id)].gref().0,
+        );
     }
 
     /// Responses waiting.
@@ -119,19 +117,23 @@ impl RxSide {
         stats: &Cell<NetifStats>,
     ) -> Result<Option<(u16, core::ops::Range<usize>)>, Broken> {
         loop {
-            if self.pending()? == 0 {
-                return Ok(None);
-            }
-            let rsp = self.ring.take_rx_response(self.ring_page.mem());
-            if self.ids.release(rsp.id).is_err() {
-                bump(stats, |s| s.bad_ids += 1);
-                continue;
-            }
-            match rsp.frame(PAGE_SIZE) {
-                Ok(range) => return Ok(Some((rsp.id, range))),
-                Err(_) => {
+            let event = next_rx(
+                &mut self.ring,
+                &mut self.ids,
+                self.ring_page.mem(),
+                PAGE_SIZE,
+            )
+            .map_err(|e| {
+                crate::platform::xen::diag(&format!("netfront: RX ring: {e}; interface stopped"));
+                Broken
+            })?;
+            match event {
+                None => return Ok(None),
+                Some(RxEvent::Frame { id, range }) => return Ok(Some((id, range))),
+                Some(RxEvent::BadId(_)) => bump(stats, |s| s.bad_ids += 1),
+                Some(RxEvent::Bad { id, .. }) => {
                     bump(stats, |s| s.rx_errors += 1);
-                    self.post(rsp.id);
+                    self.post(id);
                     push_requests(&self.ring_page, &mut self.ring, port, stats);
                 }
             }
