@@ -48,14 +48,9 @@ impl<S: Stack, C: Clock> StubResolver<S, C> {
         nameserver: Option<&str>,
         boot_args: &BootArgs,
     ) -> Result<Self, NetConfigError> {
-        let bad = |v: &str| NetConfigError {
-            arg: "nameserver",
-            value: v.to_string(),
-            expected: "an IPv4 address, optionally with a port, like 9.9.9.9 or 10.0.0.1:5353",
-        };
         let nameserver = match boot_args.get("nameserver").or(nameserver) {
             None => None,
-            Some(v) => Some(parse_server(v).ok_or_else(|| bad(v))?),
+            Some(v) => Some(parse_nameserver(v)?),
         };
         Ok(StubResolver {
             stack,
@@ -99,33 +94,70 @@ impl<S: Stack, C: Clock> StubResolver<S, C> {
             if from != server {
                 continue; // not our server: ignore
             }
-            let Ok(reply) = Packet::parse(&buf[..n]) else {
-                continue; // garbage: keep waiting for the real answer
-            };
-            if reply.id() != id {
-                continue;
+            if let Some(result) = answer(&buf[..n], id, name) {
+                return result.map(Some);
             }
-            return match reply.rcode() {
-                RCODE::NoError => {
-                    let addrs: Vec<Ipv4Addr> = reply
-                        .answers
-                        .iter()
-                        .filter_map(|rr| match &rr.rdata {
-                            RData::A(a) => Some(Ipv4Addr::from(a.address)),
-                            _ => None,
-                        })
-                        .collect();
-                    if addrs.is_empty() {
-                        Err(DnsError::NotFound(name.to_string()))
-                    } else {
-                        Ok(Some(addrs))
-                    }
-                }
-                RCODE::NameError => Err(DnsError::NotFound(name.to_string())),
-                other => Err(DnsError::Server(format!("{other:?}"))),
-            };
+            // garbage, or another query's reply: keep waiting for the real answer
         }
     }
+}
+
+/// What the datagram `reply` means for the A query `id` about `name`: `None` if it is not a
+/// reply to it (unparseable, or another id), so the resolver keeps waiting; else the addresses,
+/// or why there are none. Fuzzed (fuzz/ `dns`).
+pub fn answer(reply: &[u8], id: u16, name: &str) -> Option<Result<Vec<Ipv4Addr>, DnsError>> {
+    let reply = Packet::parse(reply).ok()?;
+    if reply.id() != id {
+        return None;
+    }
+    Some(match reply.rcode() {
+        RCODE::NoError => {
+            let addrs: Vec<Ipv4Addr> = reply
+                .answers
+                .iter()
+                .filter_map(|rr| match &rr.rdata {
+                    RData::A(a) => Some(Ipv4Addr::from(a.address)),
+                    _ => None,
+                })
+                .collect();
+            if addrs.is_empty() {
+                Err(DnsError::NotFound(name.to_string()))
+            } else {
+                Ok(addrs)
+            }
+        }
+        RCODE::NameError => Err(DnsError::NotFound(name.to_string())),
+        other => Err(DnsError::Server(rcode_name(other).to_string())),
+    })
+}
+
+/// The RFC name of an error code, as people know it (`SERVFAIL`, `REFUSED`, ...).
+fn rcode_name(rcode: RCODE) -> &'static str {
+    match rcode {
+        RCODE::NoError => "NOERROR",
+        RCODE::FormatError => "FORMERR",
+        RCODE::ServerFailure => "SERVFAIL",
+        RCODE::NameError => "NXDOMAIN",
+        RCODE::NotImplemented => "NOTIMP",
+        RCODE::Refused => "REFUSED",
+        RCODE::YXDOMAIN => "YXDOMAIN",
+        RCODE::YXRRSET => "YXRRSET",
+        RCODE::NXRRSET => "NXRRSET",
+        RCODE::NOTAUTH => "NOTAUTH",
+        RCODE::NOTZONE => "NOTZONE",
+        RCODE::BADVERS => "BADVERS",
+        RCODE::Reserved => "an unknown error code",
+    }
+}
+
+/// The nameserver setting (`nameserver` in unikernel.toml, or `--nameserver=`): `A.B.C.D` or
+/// `A.B.C.D:PORT`, port 53 by default.
+pub fn parse_nameserver(value: &str) -> Result<SocketAddr, NetConfigError> {
+    parse_server(value).ok_or_else(|| NetConfigError {
+        arg: "nameserver",
+        value: value.to_string(),
+        expected: "an IPv4 address, optionally with a port, like 9.9.9.9 or 10.0.0.1:5353",
+    })
 }
 
 impl<S: Stack, C: Clock> Resolver for StubResolver<S, C> {
@@ -157,5 +189,64 @@ impl<S: Stack, C: Clock> Resolver for StubResolver<S, C> {
             }
         }
         Err(DnsError::TimedOut)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simple_dns::rdata::A;
+    use simple_dns::ResourceRecord;
+
+    fn reply(id: u16, rcode: RCODE, addrs: &[[u8; 4]]) -> Vec<u8> {
+        let mut p = Packet::new_reply(id);
+        *p.rcode_mut() = rcode;
+        for a in addrs {
+            p.answers.push(ResourceRecord::new(
+                Name::new_unchecked("example.org"),
+                CLASS::IN,
+                60,
+                RData::A(A {
+                    address: u32::from_be_bytes(*a),
+                }),
+            ));
+        }
+        p.build_bytes_vec().unwrap()
+    }
+
+    #[test]
+    fn answers_errors_and_strangers() {
+        assert_eq!(
+            answer(
+                &reply(7, RCODE::NoError, &[[10, 0, 0, 1], [10, 0, 0, 2]]),
+                7,
+                "x"
+            ),
+            Some(Ok(alloc::vec![
+                Ipv4Addr::new(10, 0, 0, 1),
+                Ipv4Addr::new(10, 0, 0, 2)
+            ]))
+        );
+        assert_eq!(
+            answer(&reply(8, RCODE::NoError, &[[1, 2, 3, 4]]), 7, "x"),
+            None
+        );
+        assert_eq!(answer(b"\x00\x07garbage", 7, "x"), None);
+        assert_eq!(
+            answer(&reply(7, RCODE::NoError, &[]), 7, "x"),
+            Some(Err(DnsError::NotFound("x".into())))
+        );
+        let refused = answer(&reply(7, RCODE::Refused, &[]), 7, "x")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.to_string(), "dns: the nameserver answered REFUSED");
+        assert_eq!(
+            parse_nameserver("10.0.0.1:5353").unwrap(),
+            "10.0.0.1:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_nameserver("dns.example").unwrap_err().to_string(),
+            "boot argument --nameserver=dns.example: expected an IPv4 address, optionally with a port, like 9.9.9.9 or 10.0.0.1:5353"
+        );
     }
 }
