@@ -160,6 +160,7 @@ async fn client<S: Stack>(
             let fp = auth::parse_fingerprint(pin)
                 .ok_or_else(|| format!("--pin={pin}: expected a hex SHA-256 fingerprint"))?;
             auth::server_fingerprint(FingerprintHash::Sha256, alloc::vec![fp], tls.provider())
+                .map_err(|e| format!("--pin={pin}: {e}"))?
         }
         None => tls.chain_of_trust()?,
     };

@@ -7,9 +7,19 @@
 //!   fingerprints and name the host (no CA involved); [`trust_on_first_use`] pins whatever
 //!   the first connection to each host presents.
 //!
-//! A rejection is a [`TlsError::Certificate`](crate::TlsError::Certificate) with a distinct
-//! [`CertError`](crate::CertError): expired, not yet valid, wrong host, unknown issuer, bad
-//! signature or pin mismatch.
+//! A rejection is a [`TlsError::Certificate`](crate::TlsError::Certificate) holding a
+//! [`Rejection`]: a distinct [`CertError`] (expired, not yet valid, wrong host, unknown
+//! issuer, bad signature, not a CA, a CA as the leaf, path too long, name constraints,
+//! unsupported critical extension, wrong purpose, weak key, unsupported signature algorithm,
+//! pin mismatch) and the certificate it concerns: its subject and its place in the chain
+//! (leaf, intermediate N, root). The chain is re-walked here (see `x509.rs`) because webpki
+//! says what failed but not where.
+//!
+//! rustls (without `std`) cannot carry such details in its errors, so an authenticator hands
+//! its [`Rejection`] to the [`Session`](crate::Session) that called it through a slot that
+//! client sessions hold, behind a process-wide lock, while they process handshake records:
+//! uncontended on the guests' single-threaded executors, and race-free where threads run
+//! several clients at once.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -19,15 +29,41 @@ use core::fmt;
 
 use pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{
     verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
 };
 use rustls::time_provider::TimeProvider;
-use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
+use rustls::{DigitallySignedStruct, Error, SignatureScheme};
 use sha2::Digest;
 
-use crate::error::TlsError;
+use crate::error::{CertError, Rejection, TlsError};
+use crate::x509;
+
+/// Held by a client session while rustls processes its handshake records (and so while our
+/// authenticators run): the slot below then belongs to that session.
+static GATE: spin::Mutex<()> = spin::Mutex::new(());
+/// The last rejection an authenticator explained, for the session holding [`GATE`].
+static SLOT: spin::Mutex<Option<Rejection>> = spin::Mutex::new(None);
+
+/// Locks the gate for one `process` call of a client session, with the slot emptied.
+pub(crate) fn gate() -> spin::MutexGuard<'static, ()> {
+    let g = GATE.lock();
+    SLOT.lock().take();
+    g
+}
+
+/// The rejection recorded during the gated call, if any.
+pub(crate) fn take_rejection() -> Option<Rejection> {
+    SLOT.lock().take()
+}
+
+/// Records `r` for the calling session and returns the rustls error that sends the right
+/// alert.
+fn reject(r: Rejection) -> Error {
+    let e = Error::InvalidCertificate(r.cause.to_rustls());
+    *SLOT.lock() = Some(r);
+    e
+}
 
 /// Trust a chain that leads to one of `roots`, is valid at `time`'s current time, and names
 /// the host we connect to.
@@ -36,11 +72,7 @@ pub fn chain_of_trust(
     time: Arc<dyn TimeProvider>,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
-    Ok(Arc::new(ChainOfTrust {
-        inner: webpki_verifier(roots, provider)?,
-        time,
-        check_host: true,
-    }))
+    ChainOfTrust::new(roots, time, provider, true)
 }
 
 /// Like [`chain_of_trust`] but accepts a certificate for any host name. Anyone with a
@@ -51,37 +83,47 @@ pub fn danger_chain_of_trust_without_hostname(
     time: Arc<dyn TimeProvider>,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
-    Ok(Arc::new(ChainOfTrust {
-        inner: webpki_verifier(roots, provider)?,
-        time,
-        check_host: false,
-    }))
-}
-
-fn webpki_verifier(
-    roots: &[CertificateDer<'static>],
-    provider: Arc<CryptoProvider>,
-) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
-    if roots.is_empty() {
-        return Err(TlsError::Config(
-            "chain_of_trust needs at least one trust anchor".into(),
-        ));
-    }
-    let mut store = rustls::RootCertStore::empty();
-    for r in roots {
-        store
-            .add(r.clone())
-            .map_err(|e| TlsError::Config(alloc::format!("trust anchor: {e}")))?;
-    }
-    WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
-        .build()
-        .map_err(|e| TlsError::Config(alloc::format!("{e}")))
+    ChainOfTrust::new(roots, time, provider, false)
 }
 
 struct ChainOfTrust {
-    inner: Arc<WebPkiServerVerifier>,
+    roots: Vec<CertificateDer<'static>>,
+    anchors: Vec<pki_types::TrustAnchor<'static>>,
+    algs: WebPkiSupportedAlgorithms,
     time: Arc<dyn TimeProvider>,
     check_host: bool,
+}
+
+impl ChainOfTrust {
+    fn new(
+        roots: &[CertificateDer<'static>],
+        time: Arc<dyn TimeProvider>,
+        provider: Arc<CryptoProvider>,
+        check_host: bool,
+    ) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
+        if roots.is_empty() {
+            return Err(TlsError::Config(
+                "chain_of_trust needs at least one trust anchor".into(),
+            ));
+        }
+        let mut anchors = Vec::new();
+        for r in roots {
+            anchors.push(
+                webpki::anchor_from_trusted_cert(r)
+                    .map_err(|_| {
+                        TlsError::Config("trust anchor: not a parsable X.509 certificate".into())
+                    })?
+                    .to_owned(),
+            );
+        }
+        Ok(Arc::new(ChainOfTrust {
+            roots: roots.to_vec(),
+            anchors,
+            algs: provider.signature_verification_algorithms,
+            time,
+            check_host,
+        }))
+    }
 }
 
 impl fmt::Debug for ChainOfTrust {
@@ -92,32 +134,50 @@ impl fmt::Debug for ChainOfTrust {
     }
 }
 
-fn is_name_error(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
-        )
-    )
-}
-
 impl ServerCertVerifier for ChainOfTrust {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-        ocsp: &[u8],
+        _ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         let now = self.time.current_time().unwrap_or(now);
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(e) if !self.check_host && is_name_error(&e) => Ok(ServerCertVerified::assertion()),
-            r => r,
+        let Some(chain) = x509::walk(end_entity.as_ref(), intermediates, &self.roots) else {
+            return Err(reject(
+                CertError::Other("the leaf certificate is malformed".into()).into(),
+            ));
+        };
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
+            reject(chain.leaf_rejection(CertError::Other("malformed certificate".into())))
+        })?;
+        let verified = cert.verify_for_usage(
+            self.algs.all,
+            &self.anchors,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        );
+        if let Err(e) = verified {
+            return Err(reject(chain.explain(
+                &e,
+                now.as_secs(),
+                self.algs.all,
+                x509::SERVER_AUTH,
+            )));
         }
+        if self.check_host && cert.verify_is_valid_for_subject_name(server_name).is_err() {
+            return Err(reject(chain.leaf_rejection(CertError::WrongHost)));
+        }
+        // webpki accepts RSA keys of any size in certificates, but refuses handshake
+        // signatures from keys under 2048 bits: say so now, not "bad signature" later.
+        if let Some(weak) = chain.weak_key() {
+            return Err(reject(weak));
+        }
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -126,7 +186,7 @@ impl ServerCertVerifier for ChainOfTrust {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.algs)
     }
 
     fn verify_tls13_signature(
@@ -135,11 +195,11 @@ impl ServerCertVerifier for ChainOfTrust {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.algs)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.algs.supported_schemes()
     }
 }
 
@@ -153,6 +213,22 @@ pub enum FingerprintHash {
 }
 
 impl FingerprintHash {
+    /// The length of a fingerprint, in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            FingerprintHash::Sha256 => 32,
+            FingerprintHash::Sha384 => 48,
+        }
+    }
+
+    /// "SHA-256" or "SHA-384".
+    pub fn name(self) -> &'static str {
+        match self {
+            FingerprintHash::Sha256 => "SHA-256",
+            FingerprintHash::Sha384 => "SHA-384",
+        }
+    }
+
     /// The fingerprint of `cert`.
     pub fn of(self, cert: &[u8]) -> Vec<u8> {
         match self {
@@ -177,17 +253,35 @@ pub fn parse_fingerprint(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Trust a server whose certificate hashes (with `hash`) to one of `pins`, and names the host.
-/// No CA and no validity period are involved: the pin is the trust.
+/// No CA and no validity period are involved: the pin is the trust. A pin whose length is not
+/// the hash's (32 bytes for SHA-256, 48 for SHA-384) could never match, and is refused.
 pub fn server_fingerprint(
     hash: FingerprintHash,
     pins: Vec<Vec<u8>>,
     provider: Arc<CryptoProvider>,
-) -> Arc<dyn ServerCertVerifier> {
-    Arc::new(Fingerprint {
+) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
+    if pins.is_empty() {
+        return Err(TlsError::Config(
+            "server_fingerprint needs at least one pin".into(),
+        ));
+    }
+    for (i, p) in pins.iter().enumerate() {
+        if p.len() != hash.size() {
+            return Err(TlsError::Config(alloc::format!(
+                "pin {}: {} bytes, but a {} fingerprint is {} bytes ({} hex digits, `:` separators allowed)",
+                i + 1,
+                p.len(),
+                hash.name(),
+                hash.size(),
+                hash.size() * 2
+            )));
+        }
+    }
+    Ok(Arc::new(Fingerprint {
         hash,
         pins: Pins::Fixed(pins),
         algs: provider.signature_verification_algorithms,
-    })
+    }))
 }
 
 /// Pins learnt by [`trust_on_first_use`]: host name → fingerprint.
@@ -250,10 +344,20 @@ impl ServerCertVerifier for Fingerprint {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        let cert = webpki::EndEntityCert::try_from(end_entity)
-            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        cert.verify_is_valid_for_subject_name(server_name)
-            .map_err(|_| Error::InvalidCertificate(CertificateError::NotValidForName))?;
+        let Some(chain) = x509::walk(end_entity.as_ref(), &[], &[]) else {
+            return Err(reject(
+                CertError::Other("the leaf certificate is malformed".into()).into(),
+            ));
+        };
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
+            reject(chain.leaf_rejection(CertError::Other("malformed certificate".into())))
+        })?;
+        if cert.verify_is_valid_for_subject_name(server_name).is_err() {
+            return Err(reject(chain.leaf_rejection(CertError::WrongHost)));
+        }
+        if let Some(weak) = chain.weak_key() {
+            return Err(reject(weak));
+        }
         let fp = self.hash.of(end_entity.as_ref());
         let ok = match &self.pins {
             Pins::Fixed(pins) => pins.contains(&fp),
@@ -265,9 +369,7 @@ impl ServerCertVerifier for Fingerprint {
         if ok {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
+            Err(reject(chain.leaf_rejection(CertError::PinMismatch)))
         }
     }
 

@@ -232,13 +232,29 @@ fn pump<C: Unbuffered>(conn: &mut C, io: Io<'_>) -> Result<(), rustls::Error> {
     }
 }
 
-/// After an error rustls has queued a fatal alert: collect it. `incoming` must be the buffer
-/// of the failed call (rustls remembers positions in it), and only one more call is allowed:
-/// a second would process the bad input again.
-fn drain_alert<C: Unbuffered>(conn: &mut C, incoming: &mut [u8], to_send: &mut Vec<u8>) {
-    let UnbufferedStatus { state, .. } = conn.process(incoming);
-    if let Ok(ConnectionState::EncodeTlsData(mut e)) = state {
-        let _ = append(to_send, |b| e.encode(b), encode_needed);
+/// After an error rustls has queued a fatal alert: collect it, with whatever was queued before
+/// it. In TLS 1.3 a server that fails after ServerHello (no common signature scheme, no ALPN
+/// overlap) has ServerHello, ChangeCipherSpec and the alert (encrypted with the handshake
+/// keys) queued as separate chunks, and each call of `process` hands out one: keep calling
+/// while rustls has something queued (`wants_write`). A call with nothing queued would
+/// process the remaining input again (and, on garbage, raise a second alert), so none is
+/// made. `incoming` must be the buffer of the failed call (rustls remembers positions in it).
+fn drain_alert<C>(conn: &mut C, incoming: &mut [u8], to_send: &mut Vec<u8>)
+where
+    C: Unbuffered + core::ops::Deref,
+    C::Target: core::ops::Deref<Target = rustls::CommonState>,
+{
+    while conn.wants_write() {
+        let UnbufferedStatus { state, .. } = conn.process(incoming);
+        match state {
+            Ok(ConnectionState::EncodeTlsData(mut e)) => {
+                if append(to_send, |b| e.encode(b), encode_needed).is_err() {
+                    return;
+                }
+            }
+            Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
+            _ => return,
+        }
     }
 }
 
@@ -276,6 +292,9 @@ impl Session {
     fn run(&mut self, input: &[u8]) -> Result<Output, Failure> {
         self.incoming.extend_from_slice(input);
         let mut out = Output::default();
+        // While a client handshakes, our authenticators may explain a rejection: hold the
+        // gate so that the explanation they leave is ours (see `auth`).
+        let gate = (self.is_client() && self.status == Status::Handshaking).then(crate::auth::gate);
         let io = Io {
             incoming: &mut self.incoming,
             pending: &mut self.pending,
@@ -288,6 +307,8 @@ impl Session {
             Conn::Client(c) => pump(c, io),
             Conn::Server(c) => pump(c, io),
         };
+        let explained = gate.as_ref().and_then(|_| crate::auth::take_rejection());
+        drop(gate);
         match r {
             Ok(()) => {
                 out.status = Some(self.status);
@@ -299,10 +320,11 @@ impl Session {
                     Conn::Client(c) => drain_alert(c, &mut self.incoming, &mut to_send),
                     Conn::Server(c) => drain_alert(c, &mut self.incoming, &mut to_send),
                 }
-                Err(Failure {
-                    error: TlsError::from_rustls(e),
-                    to_send,
-                })
+                let error = match (e, explained) {
+                    (rustls::Error::InvalidCertificate(_), Some(r)) => TlsError::Certificate(r),
+                    (e, _) => TlsError::from_rustls(e),
+                };
+                Err(Failure { error, to_send })
             }
         }
     }

@@ -24,11 +24,12 @@ mod core_session;
 mod device;
 mod error;
 mod flow;
+mod x509;
 
 pub use config::{ClientOptions, Identity, ServerOptions};
 pub use core_session::{Output, Session, SessionInfo, Status};
 pub use device::{Files, SniFiles, Tls, TlsListener};
-pub use error::{CertError, Failure, TlsError};
+pub use error::{CertError, ChainCert, ChainPosition, Failure, Rejection, TlsError};
 pub use flow::TlsFlow;
 pub use rustls;
 pub use uni_crypto;

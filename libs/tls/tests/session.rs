@@ -9,6 +9,14 @@ use uni_tls::auth::{self, FingerprintHash};
 use uni_tls::config::FixedTime;
 use uni_tls::{CertError, ClientOptions, Identity, ServerOptions, Session, Status, TlsError};
 
+/// The cause of a certificate rejection (which certificate it names is tests/x509.rs's business).
+fn cause(e: TlsError) -> CertError {
+    match e {
+        TlsError::Certificate(r) => r.cause,
+        other => panic!("not a certificate error: {other}"),
+    }
+}
+
 const CA: &[u8] = include_bytes!("data/ca.pem");
 const CERT: &[u8] = include_bytes!("data/server.pem");
 const KEY: &[u8] = include_bytes!("data/server.key");
@@ -141,16 +149,16 @@ fn chain_of_trust_errors_are_distinct() {
     )
     .is_ok());
     assert_eq!(
-        client_error(trust(NOW), "example.com"),
-        TlsError::Certificate(CertError::WrongHost)
+        cause(client_error(trust(NOW), "example.com")),
+        CertError::WrongHost
     );
     assert_eq!(
-        client_error(trust(5_000_000_000), "localhost"),
-        TlsError::Certificate(CertError::Expired)
+        cause(client_error(trust(5_000_000_000), "localhost")),
+        CertError::Expired
     );
     assert_eq!(
-        client_error(trust(1_000_000_000), "localhost"),
-        TlsError::Certificate(CertError::NotYetValid)
+        cause(client_error(trust(1_000_000_000), "localhost")),
+        CertError::NotYetValid
     );
     // Trusting only the server's own certificate as a root is not the CA: unknown issuer.
     let other = auth::chain_of_trust(
@@ -160,8 +168,8 @@ fn chain_of_trust_errors_are_distinct() {
     )
     .unwrap();
     assert_eq!(
-        client_error(other, "localhost"),
-        TlsError::Certificate(CertError::UnknownIssuer)
+        cause(client_error(other, "localhost")),
+        CertError::UnknownIssuer
     );
     // Only the danger API skips the host name.
     let lax = auth::danger_chain_of_trust_without_hostname(
@@ -178,17 +186,19 @@ fn chain_of_trust_errors_are_distinct() {
 fn fingerprints_pin_and_tofu() {
     let der = uni_crypto::pem::certificates(CERT).unwrap().remove(0);
     let fp = FingerprintHash::Sha256.of(der.as_ref());
-    let good = auth::server_fingerprint(FingerprintHash::Sha256, vec![fp.clone()], provider());
+    let good =
+        auth::server_fingerprint(FingerprintHash::Sha256, vec![fp.clone()], provider()).unwrap();
     let mut c = Session::client(client_with(good.clone(), None), "localhost").unwrap();
     handshake(&mut c, &mut Session::server(server()).unwrap()).unwrap();
     assert_eq!(
-        client_error(good, "example.com"),
-        TlsError::Certificate(CertError::WrongHost)
+        cause(client_error(good, "example.com")),
+        CertError::WrongHost
     );
-    let bad = auth::server_fingerprint(FingerprintHash::Sha256, vec![vec![0; 32]], provider());
+    let bad =
+        auth::server_fingerprint(FingerprintHash::Sha256, vec![vec![0; 32]], provider()).unwrap();
     assert_eq!(
-        client_error(bad, "localhost"),
-        TlsError::Certificate(CertError::PinMismatch)
+        cause(client_error(bad, "localhost")),
+        CertError::PinMismatch
     );
     let store = auth::TofuStore::new();
     let tofu = auth::trust_on_first_use(FingerprintHash::Sha256, store.clone(), provider());
@@ -213,4 +223,102 @@ fn garbage_gets_an_alert_and_a_clear_error() {
     assert!(matches!(f.error, TlsError::Protocol(_)), "{:?}", f.error);
     assert!(!f.to_send.is_empty(), "an alert record goes back");
     assert_eq!(f.to_send[0], 0x15, "alert content type");
+}
+
+#[test]
+fn pins_of_the_wrong_length_are_refused() {
+    let e = auth::server_fingerprint(FingerprintHash::Sha256, vec![vec![0; 20]], provider())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "TLS configuration: pin 1: 20 bytes, but a SHA-256 fingerprint is 32 bytes \
+         (64 hex digits, `:` separators allowed)"
+    );
+    let e = auth::server_fingerprint(
+        FingerprintHash::Sha384,
+        vec![vec![0; 48], vec![0; 32]],
+        provider(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "TLS configuration: pin 2: 32 bytes, but a SHA-384 fingerprint is 48 bytes \
+         (96 hex digits, `:` separators allowed)"
+    );
+    assert!(auth::server_fingerprint(FingerprintHash::Sha256, vec![], provider()).is_err());
+}
+
+/// Runs a handshake that the server refuses; returns the error the client sees once it has
+/// read what the server sent before closing (ServerHello and the alert, in TLS 1.3).
+fn refused_by_server(
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+) -> TlsError {
+    let mut c = Session::client(client, "localhost").unwrap();
+    let mut s = Session::server(server).unwrap();
+    let mut to_server = c.handle(&[]).unwrap().to_send;
+    for _ in 0..10 {
+        match s.handle(&to_server) {
+            Ok(out) => match c.handle(&out.to_send) {
+                Ok(back) => to_server = back.to_send,
+                Err(f) => return f.error,
+            },
+            Err(f) => {
+                assert!(
+                    !f.to_send.is_empty(),
+                    "the server sent nothing before closing"
+                );
+                return c.handle(&f.to_send).unwrap_err().error;
+            }
+        }
+    }
+    panic!("the handshake was not refused");
+}
+
+#[test]
+fn refusals_after_server_hello_carry_an_alert() {
+    let mut opts = ServerOptions::new(Identity::from_pem(CERT, KEY).unwrap());
+    opts.alpn = vec![b"http/1.1".to_vec()];
+    let srv = opts
+        .build(provider(), rng(), Arc::new(FixedTime(NOW)))
+        .unwrap();
+    for v in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let mut o = ClientOptions::new(trust(NOW));
+        o.versions = Some(vec![v]);
+        o.alpn = vec![b"h2".to_vec()];
+        let cfg = o.build(provider(), Arc::new(FixedTime(NOW))).unwrap();
+        let e = refused_by_server(srv.clone(), cfg);
+        assert_eq!(
+            e,
+            TlsError::PeerAlert(rustls::AlertDescription::NoApplicationProtocol),
+            "{v:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "TLS: the peer sent alert no_application_protocol"
+        );
+    }
+}
+
+#[test]
+fn a_client_that_rejects_the_certificate_says_why() {
+    // TLS 1.3: the alert goes out encrypted with the handshake keys; the server decrypts it.
+    for v in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let mut c = Session::client(client_with(trust(NOW), Some(vec![v])), "example.com").unwrap();
+        let mut s = Session::server(server()).unwrap();
+        let mut to_server = c.handle(&[]).unwrap().to_send;
+        let alert = loop {
+            let out = s.handle(&to_server).unwrap();
+            match c.handle(&out.to_send) {
+                Ok(back) => to_server = back.to_send,
+                Err(f) => break f.to_send,
+            }
+        };
+        let e = s.handle(&alert).unwrap_err().error;
+        assert_eq!(
+            e,
+            TlsError::PeerAlert(rustls::AlertDescription::BadCertificate),
+            "{v:?}"
+        );
+    }
 }
