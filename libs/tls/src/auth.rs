@@ -149,8 +149,9 @@ impl ServerCertVerifier for ChainOfTrust {
                 CertError::Other("the leaf certificate is malformed".into()).into(),
             ));
         };
-        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
-            reject(chain.leaf_rejection(CertError::Other("malformed certificate".into())))
+        // webpki refuses some certificates while parsing (an unknown critical extension).
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|e| {
+            reject(chain.explain(&e, now.as_secs(), self.algs.all, x509::SERVER_AUTH))
         })?;
         let verified = cert.verify_for_usage(
             self.algs.all,
@@ -349,9 +350,8 @@ impl ServerCertVerifier for Fingerprint {
                 CertError::Other("the leaf certificate is malformed".into()).into(),
             ));
         };
-        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
-            reject(chain.leaf_rejection(CertError::Other("malformed certificate".into())))
-        })?;
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|e| reject(chain.explain(&e, 0, self.algs.all, x509::SERVER_AUTH)))?;
         if cert.verify_is_valid_for_subject_name(server_name).is_err() {
             return Err(reject(chain.leaf_rejection(CertError::WrongHost)));
         }
