@@ -4,6 +4,44 @@
 //! One background task drives the interface: it polls smoltcp whenever the device has frames,
 //! a timer smoltcp asked for expires, or a flow queued data; then it sleeps. Flows and listeners
 //! only touch their sockets and wake that task, so no flow can block the stack.
+//!
+//! # Cleaning up after peers that vanish
+//!
+//! Every socket is reclaimed, its slot and its buffers freed, after timeouts a Linux user
+//! knows ([`TcpTimeouts`], each one a boot argument):
+//!
+//! * **Idle or half-open** (established, the peer gone without FIN or RST): an idle flow sends a
+//!   keep-alive probe every `--tcp-keepalive` seconds (75, Linux's `tcp_keepalive_intvl`), which
+//!   a live peer answers; a flow whose peer has sent nothing at all for `--tcp-timeout` seconds
+//!   (675, nine unanswered probes: Linux's `tcp_keepalive_probes` × `tcp_keepalive_intvl`) is
+//!   reset. The same limit ends a flow whose data or FIN goes unacknowledged. The app's next
+//!   read or write then fails with [`NetError::Reset`].
+//! * **Closed by the app** (orphans, as Linux calls them): once the app has closed or dropped a
+//!   flow, its socket gets `--tcp-fin-timeout` seconds (60, Linux's `tcp_fin_timeout`) in
+//!   FIN-WAIT-2, and at most that long of silence from the peer in any state. smoltcp has no
+//!   FIN-WAIT-2 timer of its own, so the driver aborts such sockets itself. TIME-WAIT sockets are
+//!   freed at once (smoltcp keeps no TIME-WAIT state worth its 64 KiB of buffers).
+//! * **Handshakes** (SYN-RECEIVED on a listener, SYN-SENT on connect): given up after
+//!   `--tcp-syn-timeout` seconds (63, what Linux's `tcp_synack_retries` = 5 amounts to); the
+//!   listener's socket then listens again.
+//!
+//! # SYN floods
+//!
+//! A listener keeps [`BACKLOG`] sockets listening; each SYN takes one into SYN-RECEIVED until
+//! the handshake completes or `--tcp-syn-timeout` passes. A SYN that finds all of a listened
+//! port's sockets taken is dropped before smoltcp sees it (so the client retries later, as with
+//! Linux's full SYN queue, rather than being refused), and the driver takes at most
+//! [`INGRESS_BUDGET`] frames per round before it sends and lets the app's tasks run, so a flood
+//! of frames cannot starve established flows.
+//!
+//! # Memory
+//!
+//! A TCP socket costs its two [`TCP_BUFFER`]s (64 KiB) plus a slot in smoltcp's socket table.
+//! The table (a `Vec` inside `SocketSet`) grows, doubling, to the most sockets ever open at
+//! once and never shrinks, since a socket's handle is its index: so after a burst the heap
+//! stays higher by the table's growth (a few hundred bytes per slot), not by any socket's
+//! buffers. [`DirectStack::new`] reserves [`SOCKET_SLOTS`] slots up front so that ordinary
+//! loads never grow it; [`DirectStack::sockets`] reports what is open.
 
 use alloc::rc::Rc;
 use alloc::vec;
@@ -16,7 +54,7 @@ use core::task::{Poll, Waker};
 use core::time::Duration;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::socket::{dhcpv4, tcp, udp};
+use smoltcp::socket::{dhcpv4, tcp, udp, AnySocket};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{
     EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Cidr,
@@ -31,15 +69,106 @@ use crate::{Ipv4Setting, NetConfig, NetConfigError};
 /// Bytes of receive and of transmit buffer per TCP socket: a flow's writer is held back once
 /// this much is written and not yet acknowledged by the peer.
 pub const TCP_BUFFER: usize = 32 * 1024;
-/// Listening sockets kept ready per listener: connections arriving while all are mid-handshake
-/// are refused.
-const BACKLOG: usize = 16;
-/// A flow idle this long with data unacknowledged is reset.
-const TCP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Listening sockets kept ready per listener: SYNs arriving while all are mid-handshake are
+/// dropped.
+pub const BACKLOG: usize = 16;
+/// Frames taken from the device per round of the driver before it transmits and yields.
+pub const INGRESS_BUDGET: usize = 64;
+/// Slots of smoltcp's socket table reserved at start (see "Memory" above).
+pub const SOCKET_SLOTS: usize = 64;
 const UDP_PACKETS: usize = 32;
 const UDP_BUFFER: usize = 16 * 1024;
 /// The longest the driver sleeps when smoltcp has no timer pending.
 const IDLE: Duration = Duration::from_secs(10);
+
+/// The direct stack's TCP timeouts; see the module documentation for what each one ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpTimeouts {
+    /// `--tcp-keepalive`: an idle flow probes its peer this often (default 75 s).
+    pub keepalive: Duration,
+    /// `--tcp-timeout`: a flow whose peer has sent nothing for this long is reset (default
+    /// 675 s). Longer than `keepalive`, so that a live idle peer always answers in time.
+    pub timeout: Duration,
+    /// `--tcp-fin-timeout`: a flow the app has closed is aborted after this long in FIN-WAIT-2,
+    /// or this long without a packet from its peer (default 60 s).
+    pub fin_timeout: Duration,
+    /// `--tcp-syn-timeout`: a handshake not finished in this long is given up (default 63 s).
+    pub syn_timeout: Duration,
+}
+
+impl Default for TcpTimeouts {
+    fn default() -> TcpTimeouts {
+        TcpTimeouts {
+            keepalive: Duration::from_secs(75),
+            timeout: Duration::from_secs(675),
+            fin_timeout: Duration::from_secs(60),
+            syn_timeout: Duration::from_secs(63),
+        }
+    }
+}
+
+impl TcpTimeouts {
+    /// Boot arguments these timeouts read, in whole seconds.
+    pub const BOOT_ARGS: &'static [&'static str] = &[
+        "tcp-keepalive",
+        "tcp-timeout",
+        "tcp-fin-timeout",
+        "tcp-syn-timeout",
+    ];
+
+    /// The defaults, with `--tcp-keepalive=S`, `--tcp-timeout=S`, `--tcp-fin-timeout=S` and
+    /// `--tcp-syn-timeout=S` from the boot arguments applied.
+    pub fn from_boot_args(args: &BootArgs) -> Result<TcpTimeouts, NetConfigError> {
+        let mut t = TcpTimeouts::default();
+        for (arg, field) in [
+            ("tcp-keepalive", &mut t.keepalive),
+            ("tcp-timeout", &mut t.timeout),
+            ("tcp-fin-timeout", &mut t.fin_timeout),
+            ("tcp-syn-timeout", &mut t.syn_timeout),
+        ] {
+            if let Some(v) = args.get(arg) {
+                let secs: u32 =
+                    v.parse()
+                        .ok()
+                        .filter(|&s| s > 0)
+                        .ok_or_else(|| NetConfigError {
+                            arg,
+                            value: v.into(),
+                            expected: "a whole number of seconds, 1 or more",
+                        })?;
+                *field = Duration::from_secs(secs.into());
+            }
+        }
+        if t.keepalive >= t.timeout {
+            return Err(NetConfigError {
+                arg: "tcp-keepalive",
+                value: alloc::format!("{}", t.keepalive.as_secs()),
+                expected:
+                    "fewer seconds than --tcp-timeout, so that a live peer answers a probe in time",
+            });
+        }
+        Ok(t)
+    }
+}
+
+fn smol_duration(d: Duration) -> smoltcp::time::Duration {
+    smoltcp::time::Duration::from_micros(d.as_micros().min(u64::MAX.into()) as u64)
+}
+
+/// Sockets open in the stack, by what they are doing; from [`DirectStack::sockets`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketCounts {
+    /// TCP sockets listening, or mid-handshake on a listener's backlog.
+    pub listening: usize,
+    /// TCP sockets of flows the app holds.
+    pub flows: usize,
+    /// TCP sockets the app has closed that TCP has not finished with yet.
+    pub closing: usize,
+    /// UDP and DHCP sockets.
+    pub other: usize,
+    /// Slots in smoltcp's socket table, used or free.
+    pub slots: usize,
+}
 
 /// A TCP/IP stack over `N`, with time from `C`.
 pub struct DirectStack<N: Netif + 'static, C: Clock + 'static> {
@@ -57,6 +186,9 @@ impl<N: Netif + 'static, C: Clock + 'static> Clone for DirectStack<N, C> {
 struct Shared<N: Netif, C: Clock> {
     st: RefCell<State<N>>,
     clock: C,
+    timeouts: TcpTimeouts,
+    /// Flows dropped while the state was borrowed, handed to the driver at its next round.
+    dropped: RefCell<Vec<SocketHandle>>,
     kicked: Cell<bool>,
     driver: RefCell<Option<Waker>>,
     /// Tasks waiting for an address.
@@ -72,8 +204,22 @@ struct State<N> {
     /// The nameservers the DHCP server named (empty with a static address).
     dns_servers: Vec<Ipv4Addr>,
     /// Closed flows whose sockets are removed once TCP is done with them.
-    orphans: Vec<SocketHandle>,
+    orphans: Vec<Orphan>,
+    /// Per listened port, how many of its sockets can still take a SYN this round.
+    free_listeners: RefCell<Vec<(u16, usize)>>,
+    /// Sockets in the table now, and the most there ever were (the table's length).
+    open: usize,
+    slots: usize,
     next_port: u16,
+}
+
+/// A flow the app closed or dropped.
+struct Orphan {
+    h: SocketHandle,
+    /// When it was orphaned.
+    since: SmolInstant,
+    /// When the driver first saw it in FIN-WAIT-2.
+    fin_wait_2: Option<SmolInstant>,
 }
 
 fn smol_now<C: Clock>(c: &C) -> SmolInstant {
@@ -93,7 +239,8 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
         log: fn(&str),
     ) -> Result<DirectStack<N, C>, NetConfigError> {
         let config = NetConfig::parse(ipv4, gateway)?.with_boot_args(boot_args)?;
-        let stack = DirectStack::new(dev, clock, config.ipv4);
+        let timeouts = TcpTimeouts::from_boot_args(boot_args)?;
+        let stack = DirectStack::with_timeouts(dev, clock, config.ipv4, timeouts);
         if config.ipv4 == Ipv4Setting::Dhcp {
             log("net: asking DHCP for an address");
         }
@@ -117,8 +264,18 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
         Ok(stack)
     }
 
-    /// Starts the stack and its driver task; returns at once.
-    pub fn new(mut dev: N, clock: C, ipv4: Ipv4Setting) -> DirectStack<N, C> {
+    /// Starts the stack and its driver task, with the default [`TcpTimeouts`]; returns at once.
+    pub fn new(dev: N, clock: C, ipv4: Ipv4Setting) -> DirectStack<N, C> {
+        DirectStack::with_timeouts(dev, clock, ipv4, TcpTimeouts::default())
+    }
+
+    /// Starts the stack and its driver task with these TCP timeouts; returns at once.
+    pub fn with_timeouts(
+        mut dev: N,
+        clock: C,
+        ipv4: Ipv4Setting,
+        timeouts: TcpTimeouts,
+    ) -> DirectStack<N, C> {
         let mac = dev.mac();
         let now = smol_now(&clock);
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
@@ -127,7 +284,7 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
             u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0])
                 ^ (now.total_micros() as u64).rotate_left(17);
         let iface = Interface::new(config, &mut dev, now);
-        let mut sockets = SocketSet::new(vec![]);
+        let mut sockets = SocketSet::new(Vec::with_capacity(SOCKET_SLOTS));
         let mut st_ipv4 = None;
         let dhcp = match ipv4 {
             Ipv4Setting::Dhcp => Some(sockets.add(dhcpv4::Socket::new())),
@@ -144,6 +301,9 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
             ipv4: None,
             dns_servers: vec![],
             orphans: vec![],
+            free_listeners: RefCell::new(vec![]),
+            open: usize::from(dhcp.is_some()),
+            slots: usize::from(dhcp.is_some()),
             next_port: 49152,
         };
         if let Some(c) = st_ipv4 {
@@ -152,6 +312,8 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
         let sh = Rc::new(Shared {
             st: RefCell::new(st),
             clock,
+            timeouts,
+            dropped: RefCell::new(vec![]),
             kicked: Cell::new(false),
             driver: RefCell::new(None),
             configured: RefCell::new(vec![]),
@@ -164,6 +326,35 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
     /// or before DHCP has configured the interface).
     pub fn dns_servers(&self) -> Vec<Ipv4Addr> {
         self.sh.st.borrow().dns_servers.clone()
+    }
+
+    /// The sockets open now, by what they are doing.
+    pub fn sockets(&self) -> SocketCounts {
+        let st = self.sh.st.borrow();
+        let mut c = SocketCounts {
+            slots: st.slots,
+            ..SocketCounts::default()
+        };
+        for (h, s) in st.sockets.iter() {
+            match tcp::Socket::downcast(s) {
+                Some(t)
+                    if t.state() == tcp::State::Listen
+                        || (t.state() == tcp::State::SynReceived
+                            && t.listen_endpoint().port != 0) =>
+                {
+                    c.listening += 1
+                }
+                Some(_) if st.orphans.iter().any(|o| o.h == h) => c.closing += 1,
+                Some(_) => c.flows += 1,
+                None => c.other += 1,
+            }
+        }
+        c
+    }
+
+    /// The timeouts the stack runs with.
+    pub fn timeouts(&self) -> TcpTimeouts {
+        self.sh.timeouts
     }
 
     /// Waits until the interface has an IPv4 address.
@@ -194,6 +385,19 @@ impl<N> State<N> {
         self.ipv4 = c;
     }
 
+    /// Adds a socket to the table, counting it.
+    fn add<S: AnySocket<'static>>(&mut self, s: S) -> SocketHandle {
+        self.open += 1;
+        self.slots = self.slots.max(self.open);
+        self.sockets.add(s)
+    }
+
+    /// Removes a socket from the table, freeing its buffers.
+    fn remove(&mut self, h: SocketHandle) {
+        self.open -= 1;
+        self.sockets.remove(h);
+    }
+
     fn ephemeral_port(&mut self) -> u16 {
         let p = self.next_port;
         self.next_port = if p == u16::MAX { 49152 } else { p + 1 };
@@ -214,13 +418,7 @@ impl<N: Netif, C: Clock> Shared<N, C> {
     fn poll(&self) -> Duration {
         let now = smol_now(&self.clock);
         let mut st = self.st.borrow_mut();
-        let State {
-            iface,
-            dev,
-            sockets,
-            ..
-        } = &mut *st;
-        iface.poll(now, dev, sockets);
+        let mut more = st.pump(now);
         if let Some(h) = st.dhcp {
             let event = match st.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
                 None => None,
@@ -238,13 +436,7 @@ impl<N: Netif, C: Clock> Shared<N, C> {
                 st.set_ipv4(c);
                 st.dns_servers = dns;
                 // The new address may let queued packets out now.
-                let State {
-                    iface,
-                    dev,
-                    sockets,
-                    ..
-                } = &mut *st;
-                iface.poll(now, dev, sockets);
+                more |= st.pump(now);
             }
         }
         if st.ipv4.is_some() {
@@ -252,26 +444,195 @@ impl<N: Netif, C: Clock> Shared<N, C> {
                 w.wake();
             }
         }
-        // Reap flows the app closed once TCP has finished with them.
+        let t = &self.timeouts;
+        for h in self.dropped.borrow_mut().drain(..) {
+            st.orphan(h, now, t);
+        }
+        // Reap flows the app closed once TCP has finished with them, or the fin timeout
+        // has passed; note when the next such deadline falls.
+        let mut next = None::<SmolInstant>;
+        let fin = smol_duration(t.fin_timeout);
+        let life = smol_duration(t.timeout);
         let State {
-            sockets, orphans, ..
+            sockets,
+            orphans,
+            open,
+            ..
         } = &mut *st;
-        orphans.retain(|&h| {
-            let done = matches!(
-                sockets.get::<tcp::Socket>(h).state(),
-                tcp::State::Closed | tcp::State::TimeWait
-            );
-            if done {
-                sockets.remove(h);
+        orphans.retain_mut(|o| {
+            let s = sockets.get_mut::<tcp::Socket>(o.h);
+            let deadline = match s.state() {
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    sockets.remove(o.h);
+                    *open -= 1;
+                    return false;
+                }
+                tcp::State::FinWait2 => {
+                    (*o.fin_wait_2.get_or_insert(now) + fin).min(o.since + life)
+                }
+                _ => o.since + life,
+            };
+            if now >= deadline {
+                // Sends a RST; the socket is then Closed, and freed in the next round.
+                s.abort();
+                more = true;
+            } else {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
-            !done
+            true
         });
+        if more {
+            return Duration::ZERO;
+        }
         let State { iface, sockets, .. } = &mut *st;
-        iface
+        let mut delay = iface
             .poll_delay(now, sockets)
             .map(|d| Duration::from_micros(d.total_micros()))
             .unwrap_or(IDLE)
-            .min(IDLE)
+            .min(IDLE);
+        if let Some(n) = next {
+            delay = delay.min(Duration::from_micros((n - now).total_micros()));
+        }
+        delay
+    }
+}
+
+impl<N: Netif> State<N> {
+    /// Runs smoltcp once: up to [`INGRESS_BUDGET`] frames in, through the SYN gate, then
+    /// everything queued out. True when frames may be left to read.
+    fn pump(&mut self, now: SmolInstant) -> bool {
+        let State {
+            iface,
+            dev,
+            sockets,
+            free_listeners,
+            ..
+        } = self;
+        // How many SYNs each listened port can take this round.
+        {
+            let mut free = free_listeners.borrow_mut();
+            free.clear();
+            for (_, s) in sockets.iter() {
+                let Some(t) = tcp::Socket::downcast(s) else {
+                    continue;
+                };
+                let port = t.listen_endpoint().port;
+                if port == 0 || !matches!(t.state(), tcp::State::Listen | tcp::State::SynReceived) {
+                    continue;
+                }
+                let listening = usize::from(t.state() == tcp::State::Listen);
+                match free.iter_mut().find(|(p, _)| *p == port) {
+                    Some((_, n)) => *n += listening,
+                    None => free.push((port, listening)),
+                }
+            }
+        }
+        iface.poll_maintenance(now);
+        let mut gate = Gate {
+            dev,
+            free: free_listeners,
+        };
+        let mut more = false;
+        for taken in 0.. {
+            if taken == INGRESS_BUDGET {
+                more = true;
+                break;
+            }
+            if iface.poll_ingress_single(now, &mut gate, sockets)
+                == smoltcp::iface::PollIngressSingleResult::None
+            {
+                break;
+            }
+        }
+        while iface.poll_egress(now, &mut gate, sockets) != smoltcp::iface::PollResult::None {}
+        more
+    }
+}
+
+impl<N> State<N> {
+    /// Takes a flow the app has let go of: it is closed (FIN after its queued data), its
+    /// silence limit becomes the fin timeout, and the driver frees it once TCP is done.
+    fn orphan(&mut self, h: SocketHandle, now: SmolInstant, t: &TcpTimeouts) {
+        let s = self.sockets.get_mut::<tcp::Socket>(h);
+        s.close();
+        s.set_keep_alive(None);
+        s.set_timeout(Some(smol_duration(t.fin_timeout.min(t.timeout))));
+        self.orphans.push(Orphan {
+            h,
+            since: now,
+            fin_wait_2: None,
+        });
+    }
+}
+
+/// The device as smoltcp sees it: a SYN to a listened port none of whose sockets is free
+/// arrives as an empty frame, which smoltcp ignores (rather than answering with a RST).
+struct Gate<'d, N> {
+    dev: &'d mut N,
+    free: &'d RefCell<Vec<(u16, usize)>>,
+}
+
+struct GateRx<'a, R> {
+    inner: R,
+    free: &'a RefCell<Vec<(u16, usize)>>,
+}
+
+/// The destination port of a TCP SYN (without ACK) in an Ethernet frame.
+fn syn_port(frame: &[u8]) -> Option<u16> {
+    use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Tcp || ip.frag_offset() != 0 {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    (tcp.syn() && !tcp.ack() && !tcp.rst()).then(|| tcp.dst_port())
+}
+
+impl<R: smoltcp::phy::RxToken> smoltcp::phy::RxToken for GateRx<'_, R> {
+    fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
+        let free = self.free;
+        self.inner.consume(|frame| {
+            if let Some(port) = syn_port(frame) {
+                let mut free = free.borrow_mut();
+                if let Some((_, n)) = free.iter_mut().find(|(p, _)| *p == port) {
+                    if *n == 0 {
+                        return f(&[]);
+                    }
+                    *n -= 1;
+                }
+            }
+            f(frame)
+        })
+    }
+}
+
+impl<N: Netif> smoltcp::phy::Device for Gate<'_, N> {
+    type RxToken<'a>
+        = GateRx<'a, N::RxToken<'a>>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = N::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, now: SmolInstant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let free = self.free;
+        self.dev
+            .receive(now)
+            .map(|(inner, tx)| (GateRx { inner, free }, tx))
+    }
+
+    fn transmit(&mut self, now: SmolInstant) -> Option<Self::TxToken<'_>> {
+        self.dev.transmit(now)
+    }
+
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        self.dev.capabilities()
     }
 }
 
@@ -313,16 +674,22 @@ async fn yield_now() {
     .await
 }
 
-fn tcp_socket() -> tcp::Socket<'static> {
+/// A TCP socket for a handshake: it gives up after the SYN timeout.
+fn tcp_socket(t: &TcpTimeouts) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
         tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
     );
-    s.set_timeout(Some(smoltcp::time::Duration::from_secs(
-        TCP_TIMEOUT.as_secs(),
-    )));
+    s.set_timeout(Some(smol_duration(t.syn_timeout)));
     s.set_nagle_enabled(false);
     s
+}
+
+/// Gives an established socket the timeouts of a flow: keep-alive probes, and a reset after the
+/// timeout of silence.
+fn as_flow(s: &mut tcp::Socket<'static>, t: &TcpTimeouts) {
+    s.set_timeout(Some(smol_duration(t.timeout)));
+    s.set_keep_alive(Some(smol_duration(t.keepalive)));
 }
 
 fn to_std(ep: IpEndpoint) -> SocketAddr {
@@ -341,9 +708,9 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
         let port = if port == 0 { st.ephemeral_port() } else { port };
         let mut backlog = Vec::with_capacity(BACKLOG);
         for _ in 0..BACKLOG {
-            let mut s = tcp_socket();
+            let mut s = tcp_socket(&self.sh.timeouts);
             s.listen(port).map_err(|_| NetError::AddrInUse)?;
-            backlog.push(st.sockets.add(s));
+            backlog.push(st.add(s));
         }
         drop(st);
         self.sh.kick();
@@ -362,11 +729,11 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
         let h = {
             let mut st = self.sh.st.borrow_mut();
             let local = st.ephemeral_port();
-            let mut s = tcp_socket();
+            let mut s = tcp_socket(&self.sh.timeouts);
             let State { iface, .. } = &mut *st;
             s.connect(iface.context(), (*v4.ip(), v4.port()), local)
                 .map_err(|e| NetError::Other(alloc::format!("connect: {e}")))?;
-            st.sockets.add(s)
+            st.add(s)
         };
         self.sh.kick();
         let sh = self.sh.clone();
@@ -379,10 +746,13 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
                     Poll::Pending
                 }
                 tcp::State::Closed => {
-                    st.sockets.remove(h);
+                    st.remove(h);
                     Poll::Ready(Err(NetError::Refused))
                 }
-                _ => Poll::Ready(Ok(())),
+                _ => {
+                    as_flow(s, &sh.timeouts);
+                    Poll::Ready(Ok(()))
+                }
             }
         })
         .await?;
@@ -404,7 +774,7 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
         };
         let mut s = udp::Socket::new(buf(), buf());
         s.bind(port).map_err(|_| NetError::AddrInUse)?;
-        let h = st.sockets.add(s);
+        let h = st.add(s);
         let ip = st.ipv4.map_or(Ipv4Addr::UNSPECIFIED, |c| c.address);
         Ok(UdpSocket {
             sh: self.sh.clone(),
@@ -438,25 +808,30 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Listener for TcpListener<N, C>
                     tcp::State::Listen | tcp::State::SynReceived => {
                         s.register_recv_waker(cx.waker())
                     }
-                    _ => {
-                        let peer = s.remote_endpoint().map(to_std);
-                        let h = backlog[i];
-                        let mut fresh = tcp_socket();
+                    // A handshake that timed out, or a connection reset before we took it:
+                    // the socket listens again, with the buffers it has.
+                    tcp::State::Closed => {
                         // The port is already listened on by this listener; this cannot fail.
+                        let _ = s.listen(IpListenEndpoint {
+                            addr: None,
+                            port: self.port,
+                        });
+                        s.register_recv_waker(cx.waker());
+                    }
+                    _ => {
+                        let Some(peer) = s.remote_endpoint().map(to_std) else {
+                            continue;
+                        };
+                        as_flow(s, &self.sh.timeouts);
+                        let h = backlog[i];
+                        let mut fresh = tcp_socket(&self.sh.timeouts);
+                        // As above.
                         let _ = fresh.listen(IpListenEndpoint {
                             addr: None,
                             port: self.port,
                         });
-                        backlog[i] = st.sockets.add(fresh);
-                        match peer {
-                            Some(peer) => return Poll::Ready((h, peer)),
-                            // Reset before we saw it: drop it and keep waiting.
-                            None => {
-                                st.sockets.remove(h);
-                                cx.waker().wake_by_ref();
-                                return Poll::Pending;
-                            }
-                        }
+                        backlog[i] = st.add(fresh);
+                        return Poll::Ready((h, peer));
                     }
                 }
             }
@@ -489,7 +864,7 @@ impl<N: Netif + 'static, C: Clock + 'static> Drop for TcpListener<N, C> {
     fn drop(&mut self) {
         let mut st = self.sh.st.borrow_mut();
         for h in self.backlog.borrow_mut().drain(..) {
-            st.sockets.remove(h);
+            st.remove(h);
         }
     }
 }
@@ -576,9 +951,13 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Flow for TcpFlow<N, C> {
 
 impl<N: Netif + 'static, C: Clock + 'static> Drop for TcpFlow<N, C> {
     fn drop(&mut self) {
-        if let Ok(mut st) = self.sh.st.try_borrow_mut() {
-            st.sockets.get_mut::<tcp::Socket>(self.h).close();
-            st.orphans.push(self.h);
+        match self.sh.st.try_borrow_mut() {
+            Ok(mut st) => {
+                let now = smol_now(&self.sh.clock);
+                st.orphan(self.h, now, &self.sh.timeouts);
+            }
+            // Dropped inside a borrow of the stack: the driver takes it at its next round.
+            Err(_) => self.sh.dropped.borrow_mut().push(self.h),
         }
         self.sh.kick();
     }
@@ -641,7 +1020,7 @@ impl<N: Netif + 'static, C: Clock + 'static> net::UdpSocket for UdpSocket<N, C> 
 impl<N: Netif + 'static, C: Clock + 'static> Drop for UdpSocket<N, C> {
     fn drop(&mut self) {
         if let Ok(mut st) = self.sh.st.try_borrow_mut() {
-            st.sockets.remove(self.h);
+            st.remove(self.h);
         }
     }
 }

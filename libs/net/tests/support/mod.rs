@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::future::{poll_fn, Future};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::pin::pin;
@@ -39,10 +39,50 @@ struct Queue {
     carried: usize,
     /// Times `transmit` refused for want of room.
     refused: usize,
+    /// TCP ports (either end) whose frames this link silently drops: peers that vanished.
+    dead: Rc<RefCell<HashSet<u16>>>,
+    /// Frames dropped for a dead port, and of those, how many were SYN-ACKs and RSTs.
+    dropped: Dropped,
+}
+
+/// What a link dropped for dead ports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dropped {
+    pub frames: usize,
+    pub syn_acks: usize,
+    pub rsts: usize,
+}
+
+/// The TCP ports and flags of an Ethernet frame, if it carries TCP over IPv4.
+pub fn tcp_ports(frame: &[u8]) -> Option<(u16, u16, bool, bool, bool)> {
+    use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Tcp {
+        return None;
+    }
+    let t = TcpPacket::new_checked(ip.payload()).ok()?;
+    Some((t.src_port(), t.dst_port(), t.syn(), t.ack(), t.rst()))
 }
 
 impl Queue {
     fn push(&mut self, frame: Vec<u8>) {
+        if let Some((src, dst, syn, ack, rst)) = tcp_ports(&frame) {
+            let dead = self.dead.borrow();
+            if dead.contains(&src) || dead.contains(&dst) {
+                self.dropped.frames += 1;
+                self.dropped.syn_acks += usize::from(syn && ack);
+                self.dropped.rsts += usize::from(rst);
+                return;
+            }
+        }
+        self.push_anyway(frame)
+    }
+
+    fn push_anyway(&mut self, frame: Vec<u8>) {
         if std::env::var_os("UNI_NET_TRACE").is_some() {
             eprintln!(
                 "{:?} {}",
@@ -100,6 +140,28 @@ impl LinkStats {
     pub fn b_to_a(&self) -> QueueStats {
         stats(&self.b_to_a.borrow())
     }
+    /// Makes the peer's TCP port `port` vanish: from now on the link drops every frame to or
+    /// from it, in both directions, as if the peer's host had gone (no FIN, no RST).
+    pub fn kill_port(&self, port: u16) {
+        self.a_to_b.borrow().dead.borrow_mut().insert(port);
+    }
+
+    /// Carries every port's frames again (the set keeps its capacity, so this allocates
+    /// nothing).
+    pub fn revive_all(&self) {
+        self.a_to_b.borrow().dead.borrow_mut().clear();
+    }
+
+    /// What the link dropped for dead ports, from the stack (a) to the peer (b).
+    pub fn dropped_a_to_b(&self) -> Dropped {
+        self.a_to_b.borrow().dropped
+    }
+
+    /// Puts a frame on the link towards a, as if b had sent it.
+    pub fn inject_to_a(&self, frame: Vec<u8>) {
+        self.b_to_a.borrow_mut().push_anyway(frame);
+    }
+
     /// Frames in flight in both directions now.
     pub fn in_flight(&self) -> usize {
         self.a_to_b.borrow().frames.len() + self.b_to_a.borrow().frames.len()
@@ -118,8 +180,11 @@ fn stats(q: &Queue) -> QueueStats {
 /// `transmit`. (A reply sent through the token `receive` hands out is always taken, so two
 /// full directions cannot deadlock; it is bounded by the frames received.)
 pub fn link(capacity: usize, mac_a: [u8; 6], mac_b: [u8; 6]) -> (MemNetif, MemNetif, LinkStats) {
+    let dead = Rc::new(RefCell::new(HashSet::new()));
     let q = || {
         Rc::new(RefCell::new(Queue {
+            dead: dead.clone(),
+            dropped: Dropped::default(),
             frames: VecDeque::new(),
             capacity,
             reader: None,
@@ -406,6 +471,16 @@ impl Peer {
             .get_mut::<tcp::Socket>(h)
             .close();
         self.kick();
+    }
+
+    /// Forgets a socket without a word to the other end (pair with `LinkStats::kill_port`).
+    pub fn forget(&self, h: SocketHandle) {
+        self.0.st.borrow_mut().sockets.remove(h);
+    }
+
+    /// The socket's TCP state.
+    pub fn state(&self, h: SocketHandle) -> tcp::State {
+        self.0.st.borrow().sockets.get::<tcp::Socket>(h).state()
     }
 
     /// Bytes waiting in the socket's receive buffer.
