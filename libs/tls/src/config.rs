@@ -18,9 +18,11 @@ use rustls::server::{
     ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache,
     WebPkiClientVerifier,
 };
-use rustls::sign::CertifiedKey;
+use rustls::sign::{CertifiedKey, Signer, SigningKey};
 use rustls::time_provider::TimeProvider;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{
+    ClientConfig, NamedGroup, RootCertStore, ServerConfig, SignatureAlgorithm, SignatureScheme,
+};
 use uni_crypto::Rng;
 use uni_runtime::device;
 
@@ -137,8 +139,13 @@ impl TimeProvider for FixedTime {
     }
 }
 
-/// Chooses the certificate by the client's SNI name: exact names first, then `*.domain`
-/// wildcards, then the default.
+/// Chooses the certificate by the client's SNI name (exact names first, then `*.domain`
+/// wildcards, then the default) and by what the client can use: its signature schemes and,
+/// for an ECDSA certificate in TLS 1.2, its supported groups (RFC 8422 §5.1: a TLS 1.2
+/// client offering only X25519 cannot take a P-256 certificate). Several certificates may
+/// serve one name (an `sni` entry per key type): the first that suits the client in both
+/// versions wins; failing that, one whose curve the client did not offer serves TLS 1.3
+/// only. If none fits, the handshake is refused with a `handshake_failure` alert.
 #[derive(Debug)]
 pub struct SniResolver {
     default: Option<Arc<CertifiedKey>>,
@@ -146,25 +153,113 @@ pub struct SniResolver {
 }
 
 impl SniResolver {
-    fn find(&self, name: &str) -> Option<Arc<CertifiedKey>> {
-        let name = name.to_ascii_lowercase();
-        if let Some((_, k)) = self.by_name.iter().find(|(n, _)| *n == name) {
-            return Some(k.clone());
+    /// The certificates for `name`, best match first: exact names, then wildcards.
+    fn candidates(&self, name: Option<&str>) -> Vec<Arc<CertifiedKey>> {
+        let mut out = Vec::new();
+        if let Some(name) = name {
+            let name = name.to_ascii_lowercase();
+            out.extend(
+                self.by_name
+                    .iter()
+                    .filter(|(n, _)| *n == name)
+                    .map(|(_, k)| k.clone()),
+            );
+            if let Some((_, parent)) = name.split_once('.') {
+                out.extend(
+                    self.by_name
+                        .iter()
+                        .filter(|(n, _)| n.strip_prefix("*.") == Some(parent))
+                        .map(|(_, k)| k.clone()),
+                );
+            }
         }
-        let parent = name.split_once('.').map(|(_, p)| p)?;
-        self.by_name
-            .iter()
-            .find(|(n, _)| n.strip_prefix("*.") == Some(parent))
-            .map(|(_, k)| k.clone())
+        out.extend(self.default.clone());
+        out
+    }
+}
+
+/// The named group an ECDSA key's curve is, or `None` for other keys (Ed25519 certificates
+/// are bound by the signature schemes alone).
+fn ecdsa_curve(key: &dyn SigningKey) -> Option<NamedGroup> {
+    if key.algorithm() != SignatureAlgorithm::ECDSA {
+        return None;
+    }
+    [
+        (
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            NamedGroup::secp256r1,
+        ),
+        (
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+            NamedGroup::secp384r1,
+        ),
+        (
+            SignatureScheme::ECDSA_NISTP521_SHA512,
+            NamedGroup::secp521r1,
+        ),
+    ]
+    .into_iter()
+    .find(|(scheme, _)| key.choose_scheme(&[*scheme]).is_some())
+    .map(|(_, group)| group)
+}
+
+/// Whether `key` signs with one of the client's signature schemes.
+fn signs_for(key: &CertifiedKey, hello: &ClientHello<'_>) -> bool {
+    key.key.choose_scheme(hello.signature_schemes()).is_some()
+}
+
+/// Whether `key`'s curve is among the client's groups (RFC 8422 §5.1, for TLS 1.2 ECDSA; a
+/// client without the extension takes any curve).
+fn curve_offered(key: &CertifiedKey, hello: &ClientHello<'_>) -> bool {
+    match (ecdsa_curve(key.key.as_ref()), hello.named_groups()) {
+        (Some(curve), Some(groups)) => groups.contains(&curve),
+        _ => true,
+    }
+}
+
+/// A key rustls cannot choose a TLS 1.2 suite for, or sign with at all.
+///
+/// The resolver does not learn the version: a TLS 1.2 suite is chosen by the key's
+/// algorithm, after the certificate, and TLS 1.3 suites take any. So a key that reports
+/// `Anonymous` (no TLS 1.2 suite signs with it) but still signs (`inner`) is usable in TLS
+/// 1.3 only, and one that signs with nothing (`inner: None`) in neither: rustls then refuses
+/// with `handshake_failure` (TLS 1.2: no suite in common; TLS 1.3: no signature scheme for
+/// CertificateVerify), where returning no certificate would send `access_denied` and a
+/// certificate the client cannot use would only make it abort.
+#[derive(Debug)]
+struct Tls13Only {
+    inner: Option<Arc<dyn SigningKey>>,
+}
+
+impl SigningKey for Tls13Only {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
+        self.inner.as_ref()?.choose_scheme(offered)
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        SignatureAlgorithm::Anonymous
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        hello
-            .server_name()
-            .and_then(|n| self.find(n))
-            .or_else(|| self.default.clone())
+        let candidates = self.candidates(hello.server_name());
+        // One that suits the client in either version.
+        if let Some(k) = candidates
+            .iter()
+            .find(|k| signs_for(k, &hello) && curve_offered(k, &hello))
+        {
+            return Some(k.clone());
+        }
+        // One whose curve the client did not offer: fine in TLS 1.3, refused in TLS 1.2.
+        let (best, inner) = match candidates.iter().find(|k| signs_for(k, &hello)) {
+            Some(k) => (k, Some(k.key.clone())),
+            None => (candidates.first()?, None),
+        };
+        Some(Arc::new(CertifiedKey::new(
+            best.cert.clone(),
+            Arc::new(Tls13Only { inner }),
+        )))
     }
 }
 

@@ -322,3 +322,88 @@ fn a_client_that_rejects_the_certificate_says_why() {
         );
     }
 }
+
+/// An Ed25519 certificate for localhost, made by openssl for this test run.
+fn ed25519_identity() -> Identity {
+    let dir = std::env::temp_dir().join(format!("uni-tls-ed25519-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ed25519",
+            "-nodes",
+            "-subj",
+            "/CN=ed25519 localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost", "-days", "30"])
+        .args(["-keyout", "ed.key", "-out", "ed.pem"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Identity::from_pem(
+        &std::fs::read(dir.join("ed.pem")).unwrap(),
+        &std::fs::read(dir.join("ed.key")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// A client offering only X25519, pinning the certificates it may get.
+fn x25519_client(
+    v: &'static rustls::SupportedProtocolVersion,
+    pins: Vec<Vec<u8>>,
+) -> Arc<rustls::ClientConfig> {
+    let mut p = (*provider()).clone();
+    p.kx_groups
+        .retain(|g| g.name() == rustls::NamedGroup::X25519);
+    let auth = auth::server_fingerprint(FingerprintHash::Sha256, pins, provider()).unwrap();
+    let mut o = ClientOptions::new(auth);
+    o.versions = Some(vec![v]);
+    o.build(Arc::new(p), Arc::new(FixedTime(NOW))).unwrap()
+}
+
+#[test]
+fn tls12_certificate_selection_follows_the_client_groups() {
+    let p256 = Identity::from_pem(CERT, KEY).unwrap();
+    let ed = ed25519_identity();
+    let fp = |id: &Identity| FingerprintHash::Sha256.of(id.chain[0].as_ref());
+    let pins = vec![fp(&p256), fp(&ed)];
+    // Both for localhost, P-256 first.
+    let mut both = ServerOptions::new(p256.clone());
+    both.sni = vec![
+        ("localhost".into(), p256.clone()),
+        ("localhost".into(), ed.clone()),
+    ];
+    let both = both
+        .build(provider(), rng(), Arc::new(FixedTime(NOW)))
+        .unwrap();
+    let got = |v, srv: &Arc<rustls::ServerConfig>| {
+        let mut c = Session::client(x25519_client(v, pins.clone()), "localhost").unwrap();
+        let mut s = Session::server(srv.clone()).unwrap();
+        handshake(&mut c, &mut s).map(|()| c.info().peer_certificates[0].clone())
+    };
+    // Only X25519: the P-256 certificate does not fit TLS 1.2, the Ed25519 one fits both.
+    for v in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        assert_eq!(
+            got(v, &both).unwrap().as_ref(),
+            ed.chain[0].as_ref(),
+            "{v:?}"
+        );
+    }
+    // Only P-256 configured: TLS 1.2 with X25519 alone is refused with handshake_failure;
+    // TLS 1.3 is served (the signature scheme, not the groups, binds the curve).
+    let only = server();
+    assert_eq!(
+        refused_by_server(
+            only.clone(),
+            x25519_client(&rustls::version::TLS12, pins.clone())
+        ),
+        TlsError::PeerAlert(rustls::AlertDescription::HandshakeFailure)
+    );
+    assert_eq!(
+        got(&rustls::version::TLS13, &only).unwrap().as_ref(),
+        p256.chain[0].as_ref()
+    );
+}
