@@ -1,5 +1,7 @@
 //! A TCP echo server: every byte a client sends comes back, until the client closes its side.
-//! The port is the boot argument `--port` (default 7).
+//! The port is the boot argument `--port` (default 7). With `--log-heap`, each accepted
+//! connection is logged with the heap's use at that moment, in bytes (for tests of what the
+//! stack keeps after a load).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -17,12 +19,22 @@ pub async fn start(
     args: BootArgs,
 ) -> AppResult {
     let port: u16 = args.get_or("port", 7)?;
+    let log_heap = args.get("log-heap").is_some();
     let listener = net.listen(port).await?;
     console
         .log(&format!("echo: listening on {}", listener.local_addr()))
         .await?;
     loop {
         let (flow, peer) = listener.accept().await?;
+        if log_heap {
+            let h = uni_runtime::platform::heap();
+            console
+                .log(&format!(
+                    "echo: {peer}: accepted; heap used {} bytes in {} allocations",
+                    h.used, h.allocations
+                ))
+                .await?;
+        }
         let console = console.clone();
         uni_runtime::task::spawn(async move {
             let result = echo(flow).await;

@@ -108,6 +108,12 @@ fn flush(q: &mut Queue) -> u64 {
         q.bytes.drain(..n);
         q.flushed += n as u64;
     }
+    if q.bytes.is_empty() && q.bytes.capacity() > 0 {
+        // Give the memory back: a burst of output (a line per request under load) would
+        // otherwise keep the queue at its largest size for good, a step in the heap after
+        // every busier load than the last (issue #15).
+        q.bytes = VecDeque::new();
+    }
     q.flushed
 }
 
