@@ -428,6 +428,118 @@ fn client_certificates_are_required_when_configured() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Refused handshakes: the alert on the wire, as `openssl s_client -msg` decodes it
+// ---------------------------------------------------------------------------------------------
+
+/// `openssl s_client -msg` with `args` against `port`, stdin closed; its whole output once it
+/// exits (it does, on a refused handshake).
+fn s_client_msg(port: u16, args: &[&str]) -> String {
+    let o = Command::new("timeout")
+        // -ign_eof: a TLS 1.3 client is done after its Finished, and would otherwise close
+        // at once on the empty stdin, before the server's verdict on its certificate.
+        .args(["20", "openssl", "s_client", "-msg", "-ign_eof", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-CAfile", &pki().path("ca.pem")])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    format!("{out}{err}")
+}
+
+/// The alert record, as `-msg` prints a received one: `<<< TLS 1.3, Alert [length 0002],
+/// fatal handshake_failure` and its bytes, `02 28` (fatal, 40). OpenSSL 3.0 names some
+/// alerts `???` (no_application_protocol), so the bytes decide. In TLS 1.3 the alert after
+/// ServerHello is encrypted with the handshake keys; s_client prints it decrypted.
+fn assert_alert(out: &str, version: &str, name: &str) {
+    let code: u8 = match name {
+        "handshake_failure" => 40,
+        "bad_certificate" => 42,
+        "certificate_expired" => 45,
+        "access_denied" => 49,
+        "unknown_ca" => 48,
+        "decrypt_error" => 51,
+        "certificate_required" => 116,
+        "no_application_protocol" => 120,
+        _ => panic!("add {name}'s number"),
+    };
+    let head = format!("<<< {version}, Alert [length 0002], fatal");
+    let bytes = format!("02 {code:02x}");
+    let mut lines = out.lines();
+    while let Some(l) = lines.next() {
+        if l.starts_with(&head) && lines.next().map(str::trim) == Some(bytes.as_str()) {
+            return;
+        }
+    }
+    panic!("no fatal {name} alert ({head} / {bytes}) in:\n{out}");
+}
+
+#[test]
+fn refused_handshakes_send_their_alert() {
+    let (_srv, port) = server(plain());
+    for (v, shown) in [("-tls1_3", "TLS 1.3"), ("-tls1_2", "TLS 1.2")] {
+        // No ALPN overlap (tls-echo speaks http/1.1): after ServerHello in TLS 1.3.
+        let o = s_client_msg(port, &[v, "-alpn", "h2"]);
+        assert_alert(&o, shown, "no_application_protocol");
+        // No signature scheme for the ECDSA P-256 certificate: after ServerHello in TLS 1.3.
+        let o = s_client_msg(port, &[v, "-sigalgs", "rsa_pss_rsae_sha256:RSA+SHA256"]);
+        assert_alert(&o, shown, "handshake_failure");
+    }
+    // No common key-exchange group.
+    let o = s_client_msg(port, &["-tls1_3", "-groups", "ffdhe2048"]);
+    assert_alert(&o, "TLS 1.3", "handshake_failure");
+    // No common cipher suite (uni offers only AEAD suites with forward secrecy).
+    let o = s_client_msg(port, &["-tls1_2", "-cipher", "AES128-SHA"]);
+    assert_alert(&o, "TLS 1.2", "handshake_failure");
+    // Garbage instead of a ClientHello is answered with an alert too.
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = vec![];
+    let _ = c.read_to_end(&mut got);
+    assert_eq!(got.first(), Some(&0x15), "an alert record: {got:?}");
+}
+
+#[test]
+fn tls12_client_offering_only_x25519_gets_handshake_failure_not_a_p256_certificate() {
+    // tls-echo's only certificate is ECDSA P-256: a TLS 1.2 client whose groups lack P-256
+    // cannot use it (RFC 8422 5.1), so the server refuses instead of sending it.
+    let (_srv, port) = server(plain());
+    let o = s_client_msg(port, &["-tls1_2", "-groups", "X25519"]);
+    assert_alert(&o, "TLS 1.2", "handshake_failure");
+    assert!(
+        !o.contains("Certificate [length"),
+        "a certificate was sent:\n{o}"
+    );
+    // TLS 1.3 binds the curve by the signature scheme: served.
+    let o = s_client(port, &["-tls1_3", "-groups", "X25519"]);
+    assert!(o.contains("New, TLSv1.3"), "{o}");
+}
+
+#[test]
+fn refused_client_certificates_send_their_alert() {
+    let (_srv, port) = server(client_auth());
+    for (v, shown) in [("-tls1_3", "TLS 1.3"), ("-tls1_2", "TLS 1.2")] {
+        // A certificate from another CA.
+        let o = s_client_msg(
+            port,
+            &[
+                v,
+                "-cert",
+                &pki().path("otherca.pem"),
+                "-key",
+                &pki().path("otherca.key"),
+            ],
+        );
+        assert_alert(&o, shown, "unknown_ca");
+        // No certificate at all: rustls says certificate_required in both versions.
+        let o = s_client_msg(port, &[v]);
+        assert_alert(&o, shown, "certificate_required");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Client role: tls-echo's client mode against OpenSSL and GnuTLS servers
 // ---------------------------------------------------------------------------------------------
 
@@ -576,24 +688,40 @@ fn client_against_gnutls_serv() {
     assert!(out.contains("resumed=true"), "{out}");
 }
 
-/// tls-echo's client refuses `cert`'s server with `error`.
-fn rejected(cert: &str, extra: &[&str], error: &str) {
-    let (_srv, port) = s_server(cert, &[]);
+/// tls-echo's client refuses `cert`'s server with `error`, and tells the server why with a
+/// fatal `alert` (TLS 1.3: encrypted with the handshake keys; s_server -msg decrypts it).
+fn rejected(cert: &str, extra: &[&str], error: &str, alert: &str) {
+    let (srv, port) = s_server(cert, &["-msg"]);
     let mut args = vec!["--host=localhost"];
     args.extend(extra);
     let (ok, out) = connect(port, &args);
     assert!(!ok, "connected to a server with {cert}: {out}");
     assert!(out.contains(error), "{cert}: expected `{error}` in:\n{out}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !srv.text().contains("<<< TLS 1.3, Alert") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_alert(&srv.text(), "TLS 1.3", alert);
 }
 
 #[test]
 fn bad_cert_expired() {
-    rejected("expired", &[], "certificate expired");
+    rejected(
+        "expired",
+        &[],
+        "certificate expired: leaf \"CN=expired\"",
+        "certificate_expired",
+    );
 }
 
 #[test]
 fn bad_cert_not_yet_valid() {
-    rejected("notyet", &[], "certificate not yet valid");
+    rejected(
+        "notyet",
+        &[],
+        "certificate not yet valid: leaf \"CN=notyet\"",
+        "certificate_expired",
+    );
 }
 
 #[test]
@@ -601,18 +729,29 @@ fn bad_cert_wrong_hostname() {
     rejected(
         "wronghost",
         &[],
-        "certificate is not valid for this host name",
+        "certificate is not valid for this host name: leaf \"CN=elsewhere.test\"",
+        "bad_certificate",
     );
 }
 
 #[test]
 fn bad_cert_unknown_ca() {
-    rejected("otherca", &[], "certificate issuer is unknown");
+    rejected(
+        "otherca",
+        &[],
+        "certificate issuer is unknown (not signed by a trusted CA): leaf \"CN=localhost\"",
+        "unknown_ca",
+    );
 }
 
 #[test]
 fn bad_cert_self_signed() {
-    rejected("selfsigned", &[], "certificate issuer is unknown");
+    rejected(
+        "selfsigned",
+        &[],
+        "certificate issuer is unknown (not signed by a trusted CA): leaf \"CN=localhost\"",
+        "unknown_ca",
+    );
 }
 
 #[test]
@@ -622,7 +761,8 @@ fn bad_cert_pin_mismatch() {
     rejected(
         "server",
         &[&format!("--pin={other}")],
-        "certificate fingerprint does not match the pinned fingerprints",
+        "certificate fingerprint does not match the pinned fingerprints: leaf \"CN=localhost\"",
+        "access_denied",
     );
     // The right pin is accepted.
     let (_srv, port) = s_server("server", &[]);
@@ -651,4 +791,59 @@ fn fingerprint(cert: &str) -> String {
         .unwrap();
     let s = String::from_utf8(o.stdout).unwrap();
     s.trim().rsplit('=').next().unwrap().to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration: pins
+// ---------------------------------------------------------------------------------------------
+
+/// `uni configure` on a tls device with `pins`; (exit code, stderr).
+fn configure_pins(pins: &str) -> (Option<i32>, String) {
+    let dir = pki().dir.join(format!(
+        "pins-{:x}",
+        pins.len() * 7919 + pins.bytes().map(usize::from).sum::<usize>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("unikernel.toml"),
+        format!(
+            "[unikernel]\nschema = 1\nname = \"pins\"\napp = {app:?}\n\n\
+             [devices.console]\nkind = \"console\"\n[devices.net]\nkind = \"net\"\n\
+             [devices.tls]\nkind = \"tls\"\nnet = \"net\"\npins = {pins}\n\
+             [devices.args]\nkind = \"args\"\n",
+            app = example("tls-echo").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let o = uni(&dir, &["configure", "--target", "unix", "--dry-run"])
+        .output()
+        .unwrap();
+    (o.status.code(), text(&o).1)
+}
+
+#[test]
+fn pins_of_the_wrong_length_are_refused_at_configure() {
+    let good = "AB:".repeat(31) + "AB";
+    // 20 bytes (a SHA-1 fingerprint): refused at the pin, with the expected form.
+    let short = "AB:".repeat(19) + "AB";
+    let (code, err) = configure_pins(&format!("[\"{good}\", \"{short}\"]"));
+    assert_eq!(code, Some(1), "{err}");
+    // Line 13, at the second pin.
+    assert!(err.contains("--> unikernel.toml:13:108"), "{err}");
+    assert!(err.contains("`devices.tls.pins`"), "{err}");
+    assert!(err.contains(&format!("invalid pin \"{short}\"")), "{err}");
+    assert!(
+        err.contains("40 hex digits (20 bytes), not 64 (32 bytes)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the SHA-256 fingerprint of the server's certificate: 64 hex digits"),
+        "{err}"
+    );
+    let (code, err) = configure_pins("[\"not a fingerprint\"]");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not hexadecimal"), "{err}");
+    // A good pin alone is a complete client configuration.
+    let (code, err) = configure_pins(&format!("[\"{good}\"]"));
+    assert_eq!(code, Some(0), "{err}");
 }

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::DerefMut;
 
-use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 use pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::{ClientSessionMemoryCache, Resumption};
@@ -263,32 +263,89 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// Session tickets sealed with AES-256-GCM under a key drawn from the RNG at start-up.
+/// How long one session-ticket key seals new tickets: 6 hours. A key then decrypts for one
+/// more period, so a ticket resumes for at least one period (the lifetime announced to
+/// clients) and at most two, and is refused after that.
+pub const TICKET_KEY_PERIOD: u32 = 6 * 3600;
+
+/// Session tickets sealed with AES-256-GCM under keys that rotate with the clock.
+///
+/// Time is cut into periods of `period` seconds, numbered from the Unix epoch. Each period
+/// gets a fresh key from the RNG (drawn when first needed); a ticket carries its period's
+/// number (authenticated as associated data), and is opened with the current key or the
+/// previous period's, never an older one. A clock that jumps more than one period forward
+/// drops both keys; one that goes back keeps the current key.
 pub struct Ticketer {
-    key: aes_gcm::Aes256Gcm,
     rng: &'static Rng,
-    lifetime: u32,
+    time: Arc<dyn TimeProvider>,
+    period: u32,
+    keys: spin::Mutex<Option<TicketKeys>>,
+}
+
+struct TicketKeys {
+    epoch: u64,
+    current: aes_gcm::Aes256Gcm,
+    previous: Option<aes_gcm::Aes256Gcm>,
 }
 
 impl fmt::Debug for Ticketer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ticketer")
-            .field("lifetime", &self.lifetime)
+            .field("period", &self.period)
             .finish_non_exhaustive()
     }
 }
 
+/// Period number (8 bytes) + nonce (12 bytes) before the sealed ticket and its tag.
+const TICKET_HEADER: usize = 8 + 12;
+
 impl Ticketer {
-    /// A ticketer whose tickets live `lifetime` seconds.
-    pub fn new(rng: &'static Rng, lifetime: u32) -> Result<Ticketer, TlsError> {
-        let mut k = [0u8; 32];
-        rng.try_fill(&mut k)
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+    /// A ticketer whose keys rotate every `period` seconds of `time`.
+    pub fn new(
+        rng: &'static Rng,
+        time: Arc<dyn TimeProvider>,
+        period: u32,
+    ) -> Result<Ticketer, TlsError> {
+        if period == 0 {
+            return Err(TlsError::Config(
+                "the session-ticket key period must be at least 1 second".into(),
+            ));
+        }
         Ok(Ticketer {
-            key: aes_gcm::Aes256Gcm::new(&k.into()),
             rng,
-            lifetime,
+            time,
+            period,
+            keys: spin::Mutex::new(None),
         })
+    }
+
+    fn fresh_key(&self) -> Option<aes_gcm::Aes256Gcm> {
+        let mut k = [0u8; 32];
+        self.rng.try_fill(&mut k).ok()?;
+        Some(aes_gcm::Aes256Gcm::new(&k.into()))
+    }
+
+    /// The keys for now, rotated as the clock says; `f` runs with them.
+    fn with_keys<T>(&self, f: impl FnOnce(&TicketKeys) -> Option<T>) -> Option<T> {
+        let epoch = self.time.current_time()?.as_secs() / u64::from(self.period);
+        let mut keys = self.keys.lock();
+        let rotate = match &*keys {
+            None => true,
+            Some(k) => epoch > k.epoch,
+        };
+        if rotate {
+            let current = self.fresh_key()?;
+            let previous = match keys.take() {
+                Some(k) if k.epoch + 1 == epoch => Some(k.current),
+                _ => None,
+            };
+            *keys = Some(TicketKeys {
+                epoch,
+                current,
+                previous,
+            });
+        }
+        f(keys.as_ref()?)
     }
 }
 
@@ -298,24 +355,49 @@ impl ProducesTickets for Ticketer {
     }
 
     fn lifetime(&self) -> u32 {
-        self.lifetime
+        self.period
     }
 
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
         let mut nonce = [0u8; 12];
         self.rng.try_fill(&mut nonce).ok()?;
-        let ct = self.key.encrypt(&nonce.into(), plain).ok()?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ct);
-        Some(out)
+        self.with_keys(|k| {
+            let id = k.epoch.to_be_bytes();
+            let ct = k
+                .current
+                .encrypt(
+                    &nonce.into(),
+                    Payload {
+                        msg: plain,
+                        aad: &id,
+                    },
+                )
+                .ok()?;
+            let mut out = Vec::with_capacity(TICKET_HEADER + ct.len());
+            out.extend_from_slice(&id);
+            out.extend_from_slice(&nonce);
+            out.extend_from_slice(&ct);
+            Some(out)
+        })
     }
 
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        if cipher.len() < 12 + 16 {
+        if cipher.len() < TICKET_HEADER + 16 {
             return None;
         }
-        let (nonce, ct) = cipher.split_at(12);
-        self.key.decrypt(nonce.into(), ct).ok()
+        let (id, rest) = cipher.split_at(8);
+        let (nonce, ct) = rest.split_at(12);
+        let epoch = u64::from_be_bytes(id.try_into().ok()?);
+        self.with_keys(|k| {
+            let key = if epoch == k.epoch {
+                &k.current
+            } else if epoch + 1 == k.epoch {
+                k.previous.as_ref()?
+            } else {
+                return None;
+            };
+            key.decrypt(nonce.into(), Payload { msg: ct, aad: id }).ok()
+        })
     }
 }
 
@@ -332,6 +414,8 @@ pub struct ServerOptions {
     pub client_ca: Option<Vec<CertificateDer<'static>>>,
     /// Session resumption: tickets (TLS 1.2 and 1.3) and a session-ID cache (TLS 1.2).
     pub resumption: bool,
+    /// Seconds each session-ticket key seals new tickets (see [`Ticketer`]).
+    pub ticket_key_period: u32,
 }
 
 impl ServerOptions {
@@ -343,6 +427,7 @@ impl ServerOptions {
             alpn: Vec::new(),
             client_ca: None,
             resumption: true,
+            ticket_key_period: TICKET_KEY_PERIOD,
         }
     }
 
@@ -370,7 +455,7 @@ impl ServerOptions {
                 "a TLS server needs at least one certificate".into(),
             ));
         }
-        let builder = ServerConfig::builder_with_details(provider.clone(), time)
+        let builder = ServerConfig::builder_with_details(provider.clone(), time.clone())
             .with_protocol_versions(rustls::ALL_VERSIONS)
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = match &self.client_ca {
@@ -387,7 +472,7 @@ impl ServerOptions {
         cfg.alpn_protocols = self.alpn.clone();
         if self.resumption {
             cfg.session_storage = ServerSessionMemoryCache::new::<SpinMutex>(256);
-            cfg.ticketer = Arc::new(Ticketer::new(rng, 6 * 3600)?);
+            cfg.ticketer = Arc::new(Ticketer::new(rng, time, self.ticket_key_period)?);
         } else {
             cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
             cfg.send_tls13_tickets = 0;

@@ -63,6 +63,7 @@ pub struct Tls<S> {
     roots: Vec<CertificateDer<'static>>,
     alpn: Vec<Vec<u8>>,
     resumption: bool,
+    pins: Vec<Vec<u8>>,
 }
 
 impl<S> core::fmt::Debug for Tls<S> {
@@ -110,6 +111,7 @@ impl<S: Stack> Tls<S> {
                 alpn: alpn.clone(),
                 client_ca,
                 resumption: files.resumption,
+                ticket_key_period: config::TICKET_KEY_PERIOD,
             };
             Some(opts.build(provider.clone(), rng, time.clone())?)
         } else {
@@ -126,7 +128,41 @@ impl<S: Stack> Tls<S> {
             roots,
             alpn,
             resumption: files.resumption,
+            pins: Vec::new(),
         })
+    }
+
+    /// Adds pinned server certificates: SHA-256 fingerprints as hex, `:` separators
+    /// allowed (the `pins` key). A pin that is not 32 bytes of hex is refused, naming it.
+    pub fn with_pins(mut self, pins: &[&str]) -> Result<Tls<S>, TlsError> {
+        let hash = auth::FingerprintHash::Sha256;
+        for (i, p) in pins.iter().enumerate() {
+            let fp = auth::parse_fingerprint(p)
+                .filter(|fp| fp.len() == hash.size())
+                .ok_or_else(|| {
+                    TlsError::Config(alloc::format!(
+                        "pin {} (\"{p}\"): expected a SHA-256 fingerprint, 64 hex digits, `:` separators allowed",
+                        i + 1
+                    ))
+                })?;
+            self.pins.push(fp);
+        }
+        Ok(self)
+    }
+
+    /// The pins of the `pins` key.
+    pub fn pins(&self) -> &[Vec<u8>] {
+        &self.pins
+    }
+
+    /// [`auth::server_fingerprint`] with the device's `pins`: trust a server whose certificate
+    /// has one of these SHA-256 fingerprints (and names the host).
+    pub fn pinned(&self) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
+        auth::server_fingerprint(
+            auth::FingerprintHash::Sha256,
+            self.pins.clone(),
+            self.provider.clone(),
+        )
     }
 
     /// The stack underneath.

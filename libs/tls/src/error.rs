@@ -1,4 +1,4 @@
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -241,7 +241,7 @@ impl fmt::Display for TlsError {
         match self {
             TlsError::Certificate(c) => write!(f, "TLS: {c}"),
             TlsError::PeerAlert(a) => write!(f, "TLS: the peer sent alert {}", alert_name(*a)),
-            TlsError::Protocol(e) => write!(f, "TLS: {e}"),
+            TlsError::Protocol(e) => write!(f, "TLS: {}", describe(e)),
             TlsError::Net(e) => write!(f, "TLS: {e}"),
             TlsError::ClosedDuringHandshake => {
                 f.write_str("TLS: the peer closed the connection during the handshake")
@@ -252,6 +252,59 @@ impl fmt::Display for TlsError {
 }
 
 impl core::error::Error for TlsError {}
+
+/// A rustls protocol error in words. rustls's own `Display` prints several of its enums with
+/// `{:?}` (`peer is incompatible: NoSignatureSchemesInCommon`): those variant names are
+/// spelt out as words here instead.
+fn describe(e: &rustls::Error) -> String {
+    use rustls::Error as E;
+    match e {
+        E::PeerIncompatible(p) => {
+            alloc::format!(
+                "the peer is incompatible: {}",
+                words(&alloc::format!("{p:?}"))
+            )
+        }
+        E::PeerMisbehaved(p) => alloc::format!(
+            "the peer broke the protocol: {}",
+            words(&alloc::format!("{p:?}"))
+        ),
+        E::InvalidMessage(m) => alloc::format!(
+            "the peer sent a malformed message: {}",
+            words(&alloc::format!("{m:?}"))
+        ),
+        E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
+            String::from("the peer sent a message that does not belong at this point")
+        }
+        E::NoApplicationProtocol => String::from("no ALPN protocol in common with the peer"),
+        E::DecryptError => String::from("a record from the peer failed to decrypt"),
+        E::InvalidCertificate(c) => CertError::from_rustls(c).to_string(),
+        E::AlertReceived(a) => alloc::format!("the peer sent alert {}", alert_name(*a)),
+        E::General(s) => s.clone(),
+        other => alloc::format!("{other}"),
+    }
+}
+
+/// `NoSignatureSchemesInCommon` → "no signature schemes in common"; anything after the
+/// variant's name (its fields) is dropped.
+fn words(debug: &str) -> String {
+    let name = debug
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// An alert's name as RFC 8446 writes it (`handshake_failure`), or its number.
 pub(crate) fn alert_name(a: AlertDescription) -> String {

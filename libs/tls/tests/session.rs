@@ -221,6 +221,10 @@ fn garbage_gets_an_alert_and_a_clear_error() {
     let mut s = Session::server(server()).unwrap();
     let f = s.handle(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap_err();
     assert!(matches!(f.error, TlsError::Protocol(_)), "{:?}", f.error);
+    assert_eq!(
+        f.error.to_string(),
+        "TLS: the peer sent a malformed message: invalid content type"
+    );
     assert!(!f.to_send.is_empty(), "an alert record goes back");
     assert_eq!(f.to_send[0], 0x15, "alert content type");
 }
@@ -406,4 +410,65 @@ fn tls12_certificate_selection_follows_the_client_groups() {
         got(&rustls::version::TLS13, &only).unwrap().as_ref(),
         p256.chain[0].as_ref()
     );
+}
+
+/// A clock the test moves.
+#[derive(Debug)]
+struct TestClock(std::sync::atomic::AtomicU64);
+
+impl rustls::time_provider::TimeProvider for TestClock {
+    fn current_time(&self) -> Option<pki_types::UnixTime> {
+        Some(pki_types::UnixTime::since_unix_epoch(
+            std::time::Duration::from_secs(self.0.load(std::sync::atomic::Ordering::SeqCst)),
+        ))
+    }
+}
+
+impl TestClock {
+    fn set(&self, t: u64) {
+        self.0.store(t, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn ticket_keys_rotate_with_the_clock() {
+    let period = u64::from(uni_tls::config::TICKET_KEY_PERIOD);
+    // Early in a period.
+    let t0 = (NOW / period) * period + 10;
+    for v in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        // Whether a connection made `later` seconds after the ticket was issued resumes.
+        let resumes_after = |later: u64| {
+            let clock = Arc::new(TestClock(t0.into()));
+            let srv = ServerOptions::new(Identity::from_pem(CERT, KEY).unwrap())
+                .build(provider(), rng(), clock.clone())
+                .unwrap();
+            // The client's own clock stays put: it keeps offering the ticket, and the
+            // server's keys decide.
+            let cfg = client_with(trust(NOW), Some(vec![v]));
+            let connect = || {
+                let mut c = Session::client(cfg.clone(), "localhost").unwrap();
+                let mut s = Session::server(srv.clone()).unwrap();
+                handshake(&mut c, &mut s).unwrap();
+                // TLS 1.3 tickets arrive after the handshake: deliver them.
+                let rec = s.send(b"x").unwrap();
+                let _ = c.handle(&rec).unwrap();
+                c.info().resumed
+            };
+            assert!(
+                !connect(),
+                "{v:?}: the first connection is a full handshake"
+            );
+            clock.set(t0 + later);
+            connect()
+        };
+        assert!(resumes_after(period / 2), "{v:?}: within the period");
+        assert!(
+            resumes_after(period),
+            "{v:?}: one rotation later, the previous key still opens the ticket"
+        );
+        assert!(
+            !resumes_after(2 * period),
+            "{v:?}: two rotations later, the ticket is refused (full handshake)"
+        );
+    }
 }

@@ -31,6 +31,7 @@ struct Keys {
     sni: Option<Spanned<Vec<Spanned<Sni>>>>,
     alpn: Option<Spanned<Vec<Spanned<String>>>>,
     resumption: Option<Spanned<bool>>,
+    pins: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// One entry of `sni = [...]`: the certificate for one server name.
@@ -56,6 +57,8 @@ struct Tls {
     sni: Vec<(String, EmbeddedFile, EmbeddedFile)>,
     alpn: Vec<String>,
     resumption: bool,
+    /// SHA-256 fingerprints (hex, no separators) of servers to trust without a CA.
+    pins: Vec<String>,
 }
 
 fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
@@ -126,8 +129,39 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
         }
         alpn.push(s.clone());
     }
-    if cert.is_none() && sni.is_empty() && ca.is_none() {
-        r.err(r.table.clone(), "", "a tls device needs a certificate to serve or a `ca` to connect", "neither `cert`/`key`, `sni` nor `ca`", "`cert` and `key` (to serve), `sni` entries (certificates by name), and/or `ca` (trust anchors for connecting)");
+    let mut pins = vec![];
+    for p in keys
+        .pins
+        .as_ref()
+        .map(|p| p.get_ref().as_slice())
+        .unwrap_or_default()
+    {
+        let s = p.get_ref();
+        let hex: String = s.chars().filter(|c| *c != ':').collect();
+        let wrong = if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            Some("not hexadecimal".to_string())
+        } else if hex.len() != 64 {
+            Some(format!(
+                "{} hex digits ({} bytes), not 64 (32 bytes)",
+                hex.len(),
+                hex.len() / 2
+            ))
+        } else {
+            None
+        };
+        match wrong {
+            Some(label) => r.err(
+                p.span(),
+                "pins",
+                format!("invalid pin \"{s}\""),
+                label,
+                "the SHA-256 fingerprint of the server's certificate: 64 hex digits, `:` separators allowed, as `openssl x509 -noout -fingerprint -sha256` prints it",
+            ),
+            None => pins.push(hex.to_ascii_lowercase()),
+        }
+    }
+    if cert.is_none() && sni.is_empty() && ca.is_none() && keys.pins.is_none() {
+        r.err(r.table.clone(), "", "a tls device needs a certificate to serve, or a `ca` or `pins` to connect", "neither `cert`/`key`, `sni`, `ca` nor `pins`", "`cert` and `key` (to serve), `sni` entries (certificates by name), and/or `ca` (trust anchors for connecting) or `pins` (server certificate fingerprints)");
     }
     let resumption = keys
         .resumption
@@ -143,6 +177,7 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
         sni,
         alpn,
         resumption,
+        pins,
     }))
 }
 
@@ -185,12 +220,20 @@ impl Device for Tls {
             include_opt(&self.ca),
             self.resumption
         );
+        let mut constructor = format!(
+            "uni_tls::Tls::new({}.clone(), uni_runtime::platform::Random::new(), uni_runtime::platform::Clock::new(), &{files})",
+            self.net
+        );
+        if !self.pins.is_empty() {
+            let pins: Vec<String> = self.pins.iter().map(|p| format!("{p:?}")).collect();
+            constructor = format!(
+                "{constructor}.and_then(|t| t.with_pins(&[{}]))",
+                pins.join(", ")
+            );
+        }
         Ok(Implementation {
             crates: vec![Crate::Runtime, Crate::Tls],
-            constructor: format!(
-                "uni_tls::Tls::new({}.clone(), uni_runtime::platform::Random::new(), uni_runtime::platform::Clock::new(), &{files})",
-                self.net
-            ),
+            constructor,
             fallible: true,
             boot_args: BootArgs::None,
         })
