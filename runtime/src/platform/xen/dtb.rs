@@ -20,7 +20,7 @@ pub unsafe fn parse(addr: usize) -> Result<Facts, DtError> {
     // its first 8 bytes (magic, totalsize) are readable; `read_unaligned` needs no alignment.
     let head: [u8; 8] = unsafe { core::ptr::read_unaligned(ptr.cast::<[u8; 8]>()) };
     if u32::from_be_bytes([head[0], head[1], head[2], head[3]]) != FDT_MAGIC {
-        return Err(DtError::Header);
+        return Err(DtError::Header("wrong magic"));
     }
     let size = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
     // SAFETY: the blob is `totalsize` bytes long, mapped, and never written afterwards (the
