@@ -79,6 +79,19 @@ pub async fn serve_flow<F: Flow, C: Clock, H: Handler, L: Log>(
     handler: &H,
     log: &L,
 ) -> Result<(), Error> {
+    serve(flow, clock, limits, handler, log, &|| ()).await
+}
+
+/// [`serve_flow`], calling `headed` once the first request head is complete (the server's
+/// connection table then stops counting the connection as one it may evict).
+pub(crate) async fn serve<F: Flow, C: Clock, H: Handler, L: Log>(
+    flow: F,
+    clock: &C,
+    limits: &Limits,
+    handler: &H,
+    log: &L,
+    headed: &dyn Fn(),
+) -> Result<(), Error> {
     let peer = flow.peer_addr();
     let mut conn = Conn {
         flow,
@@ -90,7 +103,7 @@ pub async fn serve_flow<F: Flow, C: Clock, H: Handler, L: Log>(
         line: String::new(),
         peer,
     };
-    let result = conn.run(handler, log).await;
+    let result = conn.run(handler, log, headed).await;
     match result {
         Ok(linger) => conn.close(linger).await,
         Err(e) => {
@@ -137,11 +150,21 @@ struct Conn<'a, F, C> {
 impl<F: Flow, C: Clock> Conn<'_, F, C> {
     /// Answers requests until the connection should close. Returns whether to linger (the
     /// client may still be sending) before closing.
-    async fn run<H: Handler, L: Log>(&mut self, handler: &H, log: &L) -> Result<bool, Error> {
+    async fn run<H: Handler, L: Log>(
+        &mut self,
+        handler: &H,
+        log: &L,
+        headed: &dyn Fn(),
+    ) -> Result<bool, Error> {
         let mut first = true;
         loop {
             let head_len = match self.next_head(first).await? {
-                Next::Head(n) => n,
+                Next::Head(n) => {
+                    if first {
+                        headed();
+                    }
+                    n
+                }
                 Next::Closed => return Ok(false),
                 Next::Refuse(status) => {
                     self.line.clear();

@@ -28,10 +28,27 @@ pub struct Limits {
     /// How much of a response body is read from the handler (a file from the store) and
     /// written at a time. Default 16 KiB.
     pub chunk: usize,
-    /// The most connections served at once. When that many are open, the server stops
-    /// accepting (new clients wait in the stack's backlog) until one ends, so that memory
-    /// stays bounded however many clients come. Default 256.
+    /// The most connections served at once, so that memory stays bounded however many
+    /// clients come. When that many are open, the server makes room for the next client by
+    /// closing the oldest connection that has not sent a complete request head (nor finished
+    /// its TLS handshake) within [`head_grace`](Limits::head_grace) of being accepted, waiting
+    /// for one to reach that age if need be. Connections that have sent a head (being
+    /// answered, or idle between keep-alive requests) end only by their own timeouts; while
+    /// all are such, the next client waits in the stack's backlog until one ends. Default 256.
     pub max_connections: usize,
+    /// The most connections open at once from one peer address (its IP, whatever the port).
+    /// A connection over the cap is closed as soon as it is accepted, with no response.
+    /// Behind a proxy every client has the proxy's address (so does every client of
+    /// `uni run -p`, which forwards from the board's LAN): raise it there. Default 64, a
+    /// quarter of the default table.
+    pub max_per_peer: usize,
+    /// How long a connection may go without a complete request head (over TLS: without
+    /// finishing its handshake and then sending a head) after it is accepted before, while
+    /// the server is full, it may be closed to make room for a new one (see [`max_connections`](Limits::max_connections)): the slowloris defence
+    /// under load, beside [`head_timeout`](Limits::head_timeout). Under a flood of such
+    /// connections the server admits at most `max_connections` per `head_grace`. Default
+    /// 100 ms.
+    pub head_grace: Duration,
 }
 
 impl Limits {
@@ -45,6 +62,8 @@ impl Limits {
         write_timeout: Duration::from_secs(30),
         chunk: 16 * 1024,
         max_connections: 256,
+        max_per_peer: 64,
+        head_grace: Duration::from_millis(100),
     };
 
     /// Sets [`max_head`](Limits::max_head).
@@ -92,6 +111,18 @@ impl Limits {
     /// Sets [`max_connections`](Limits::max_connections) (at least 1).
     pub fn max_connections(mut self, n: usize) -> Limits {
         self.max_connections = n.max(1);
+        self
+    }
+
+    /// Sets [`max_per_peer`](Limits::max_per_peer) (at least 1).
+    pub fn max_per_peer(mut self, n: usize) -> Limits {
+        self.max_per_peer = n.max(1);
+        self
+    }
+
+    /// Sets [`head_grace`](Limits::head_grace).
+    pub fn head_grace(mut self, t: Duration) -> Limits {
+        self.head_grace = t;
         self
     }
 }

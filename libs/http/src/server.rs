@@ -1,18 +1,20 @@
 //! [`Server`]: listen on a port, plain or over TLS, and serve each connection in its own task.
 
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::rc::Rc;
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 use core::convert::Infallible;
-use core::future::poll_fn;
-use core::net::SocketAddr;
+use core::future::{poll_fn, Future};
+use core::net::{IpAddr, SocketAddr};
+use core::pin::pin;
 use core::task::{Poll, Waker};
 use core::time::Duration;
 
 use uni_runtime::device::net::{Flow, Listener, Stack};
-use uni_runtime::device::Clock;
+use uni_runtime::device::{Clock, Instant};
 use uni_tls::{Tls, TlsFlow, TlsListener};
 
-use crate::conn::{after, serve_flow, within};
+use crate::conn::{after, serve, within};
 use crate::{Error, Handler, Limits, Log, Phase};
 
 /// How connections reach the server: plain TCP ([`Plain`]) or TLS over it ([`Tls`]).
@@ -188,8 +190,10 @@ impl<T: Transport, C: Clock + Clone + 'static> Listening<T, C> {
 
     /// Accepts connections forever, each served by `handler` in a task of its own
     /// ([`uni_runtime::task::spawn`]) and logged to `log`, at most
-    /// [`Limits::max_connections`] at once. A connection's failure ends only that connection;
-    /// a failed accept is logged and retried after a short pause.
+    /// [`Limits::max_connections`] at once and [`Limits::max_per_peer`] from one address.
+    /// When the server is full, the oldest connection without a complete request head past
+    /// [`Limits::head_grace`] is closed to make room. A connection's failure ends only that
+    /// connection; a failed accept is logged and retried after a short pause.
     pub async fn serve<H: Handler + 'static, L: Log + 'static>(
         self,
         handler: H,
@@ -197,71 +201,225 @@ impl<T: Transport, C: Clock + Clone + 'static> Listening<T, C> {
     ) -> Result<Infallible, Error> {
         let handler = Rc::new(handler);
         let log = Rc::new(log);
-        let slots = Rc::new(Slots {
-            free: Cell::new(self.limits.max_connections.max(1)),
-            waiter: Cell::new(None),
-        });
+        let table = Rc::new(Table::new(self.limits.max_connections.max(1)));
         loop {
-            let slot = Slots::take(&slots).await;
-            match T::accept(&self.listener).await {
-                Ok(flow) => {
-                    let (clock, limits, handler, log) = (
-                        self.clock.clone(),
-                        self.limits,
-                        handler.clone(),
-                        log.clone(),
-                    );
-                    uni_runtime::task::spawn(async move {
-                        let _slot = slot;
-                        let peer = flow.peer_addr();
-                        if let Err(e) =
-                            connection::<T, _, _, _>(flow, &clock, &limits, &*handler, &*log).await
-                        {
-                            log.error(Some(peer), &e).await;
-                        }
-                    });
-                }
+            let flow = match T::accept(&self.listener).await {
+                Ok(flow) => flow,
                 Err(e) => {
                     log.error(None, &e).await;
                     self.clock.sleep(ACCEPT_BACKOFF).await;
+                    continue;
                 }
+            };
+            let peer = flow.peer_addr();
+            if table.open_from(peer.ip()) >= self.limits.max_per_peer.max(1) {
+                // Over the peer's cap: dropping the flow closes it.
+                drop(flow);
+                continue;
             }
+            table.make_room(&self.clock, self.limits.head_grace).await;
+            let slot = Table::admit(&table, peer.ip(), self.clock.now());
+            let (clock, limits, handler, log) = (
+                self.clock.clone(),
+                self.limits,
+                handler.clone(),
+                log.clone(),
+            );
+            uni_runtime::task::spawn(async move {
+                let ticket = &slot.ticket;
+                let headed = || ticket.headed();
+                let served =
+                    connection::<T, _, _, _>(flow, &clock, &limits, &*handler, &*log, &headed);
+                // An evicted connection's future is dropped where it stands, which closes its
+                // flow; its place is free as soon as `slot` is dropped.
+                if let Some(Err(e)) = unless_evicted(served, ticket).await {
+                    log.error(Some(peer), &e).await;
+                }
+                drop(slot);
+            });
         }
     }
 }
 
-/// The connections a server may still open ([`Limits::max_connections`]), and the accept
-/// loop's waker while there are none.
-struct Slots {
+/// Where a connection stands, for eviction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No complete request head yet: it may be evicted while the server is full.
+    Fresh,
+    /// It sent a head: it ends by its own timeouts only.
+    Headed,
+    /// The accept loop closed it to make room.
+    Evicted,
+    /// Its task ended.
+    Ended,
+}
+
+/// One connection's entry in the [`Table`].
+struct Ticket {
+    accepted: Instant,
+    state: Cell<State>,
+    /// The connection's task, to wake when it is evicted.
+    waker: Cell<Option<Waker>>,
+}
+
+impl Ticket {
+    /// The connection's first request head is complete.
+    fn headed(&self) {
+        if self.state.get() == State::Fresh {
+            self.state.set(State::Headed);
+        }
+    }
+
+    /// Closes the connection to make room: its task ends the next time it runs.
+    fn evict(&self) {
+        self.state.set(State::Evicted);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Runs `fut` until it completes (`Some`) or the connection of `ticket` is evicted (`None`).
+async fn unless_evicted<F: Future>(fut: F, ticket: &Ticket) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        if ticket.state.get() == State::Evicted {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        match ticket.waker.take() {
+            Some(w) if w.will_wake(cx.waker()) => ticket.waker.set(Some(w)),
+            _ => ticket.waker.set(Some(cx.waker().clone())),
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// The server's open connections: how many more it may open ([`Limits::max_connections`]),
+/// how many each peer address has open ([`Limits::max_per_peer`]), and the ones without a
+/// complete request head yet, in the order they were accepted (the eviction candidates).
+struct Table {
     free: Cell<usize>,
+    /// The accept loop, while it waits for a free place.
     waiter: Cell<Option<Waker>>,
+    peers: RefCell<BTreeMap<IpAddr, usize>>,
+    /// Every connection accepted, oldest first, until it is found (at the front, or in a
+    /// compaction) to be no longer [`State::Fresh`]: amortized O(1) per connection.
+    fresh: RefCell<VecDeque<Rc<Ticket>>>,
+    max: usize,
 }
 
 /// One open connection's place; dropping it (when the connection's task ends) frees it.
-struct Slot(Rc<Slots>);
+struct Slot {
+    table: Rc<Table>,
+    peer: IpAddr,
+    ticket: Rc<Ticket>,
+}
 
-impl Slots {
-    /// Waits for a free place.
-    async fn take(slots: &Rc<Slots>) -> Slot {
-        poll_fn(|cx| match slots.free.get() {
-            0 => {
-                slots.waiter.set(Some(cx.waker().clone()));
-                Poll::Pending
+impl Table {
+    fn new(max: usize) -> Table {
+        Table {
+            free: Cell::new(max),
+            waiter: Cell::new(None),
+            peers: RefCell::new(BTreeMap::new()),
+            fresh: RefCell::new(VecDeque::new()),
+            max,
+        }
+    }
+
+    /// How many connections `peer` has open.
+    fn open_from(&self, peer: IpAddr) -> usize {
+        self.peers.borrow().get(&peer).copied().unwrap_or(0)
+    }
+
+    /// Takes a place for a connection from `peer`, accepted at `now`. There MUST be a free
+    /// place ([`make_room`](Table::make_room)).
+    fn admit(table: &Rc<Table>, peer: IpAddr, now: Instant) -> Slot {
+        table.free.set(table.free.get().saturating_sub(1));
+        *table.peers.borrow_mut().entry(peer).or_insert(0) += 1;
+        let ticket = Rc::new(Ticket {
+            accepted: now,
+            state: Cell::new(State::Fresh),
+            waker: Cell::new(None),
+        });
+        let mut fresh = table.fresh.borrow_mut();
+        if fresh.len() >= 2 * table.max {
+            // At most `max` are open, so this at least halves the queue: O(1) amortized.
+            fresh.retain(|t| t.state.get() == State::Fresh);
+        }
+        fresh.push_back(ticket.clone());
+        Slot {
+            table: table.clone(),
+            peer,
+            ticket,
+        }
+    }
+
+    /// The oldest connection without a complete request head, if any.
+    fn oldest_fresh(&self) -> Option<Rc<Ticket>> {
+        let mut fresh = self.fresh.borrow_mut();
+        while let Some(t) = fresh.front() {
+            if t.state.get() == State::Fresh {
+                return Some(t.clone());
             }
-            n => {
-                slots.free.set(n - 1);
-                Poll::Ready(())
+            fresh.pop_front();
+        }
+        None
+    }
+
+    /// Waits until there is a free place: evicts the oldest connection without a complete
+    /// head once it is `grace` old (waiting for that if need be), or waits for one to end.
+    async fn make_room(&self, clock: &impl Clock, grace: Duration) {
+        while self.free.get() == 0 {
+            let Some(oldest) = self.oldest_fresh() else {
+                self.freed(None::<core::future::Pending<()>>).await;
+                continue;
+            };
+            let age = clock.now().saturating_duration_since(oldest.accepted);
+            if age >= grace {
+                oldest.evict();
+                self.freed(None::<core::future::Pending<()>>).await;
+            } else {
+                self.freed(Some(clock.sleep(grace - age))).await;
             }
+        }
+    }
+
+    /// Waits until a place is free, or `timer` (if any) ends.
+    async fn freed(&self, timer: Option<impl Future<Output = ()>>) {
+        let mut timer = pin!(timer);
+        poll_fn(|cx| {
+            if self.free.get() > 0 {
+                return Poll::Ready(());
+            }
+            if let Some(t) = timer.as_mut().as_pin_mut() {
+                if t.poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            self.waiter.set(Some(cx.waker().clone()));
+            Poll::Pending
         })
-        .await;
-        Slot(slots.clone())
+        .await
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.free.set(self.0.free.get() + 1);
-        if let Some(w) = self.0.waiter.take() {
+        self.ticket.state.set(State::Ended);
+        let table = &self.table;
+        table.free.set(table.free.get() + 1);
+        let mut peers = table.peers.borrow_mut();
+        if let Some(n) = peers.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                peers.remove(&self.peer);
+            }
+        }
+        if let Some(w) = table.waiter.take() {
             w.wake();
         }
     }
@@ -274,6 +432,7 @@ async fn connection<T: Transport, C: Clock, H: Handler, L: Log>(
     limits: &Limits,
     handler: &H,
     log: &L,
+    headed: &dyn Fn(),
 ) -> Result<(), Error> {
     let deadline = after(clock, limits.head_timeout);
     if let Err(e) = within(clock, deadline, Phase::Handshake, T::establish(&mut flow)).await {
@@ -281,5 +440,5 @@ async fn connection<T: Transport, C: Clock, H: Handler, L: Log>(
         let _ = within(clock, deadline, Phase::Write, flow.close()).await;
         return Err(e);
     }
-    serve_flow(flow, clock, limits, handler, log).await
+    serve(flow, clock, limits, handler, log, headed).await
 }
