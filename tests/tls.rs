@@ -212,14 +212,22 @@ impl Proc {
 }
 
 /// tls-echo serving on a free port, via `uni run`.
+/// Port 0: the server binds a port of the kernel's choosing and prints it, so parallel tests
+/// never race for a "free" port (one found free, then taken before the server binds it).
 fn server(dir: &Path) -> (Proc, u16) {
-    let port = free_port();
-    let p = Proc::spawn(uni(
-        dir,
-        &["run", "--target", "unix", "--", &format!("--port={port}")],
-    ));
-    p.wait_for(&format!("tls-echo: listening on 0.0.0.0:{port}"));
+    let p = Proc::spawn(uni(dir, &["run", "--target", "unix", "--", "--port=0"]));
+    let out = p.wait_for("tls-echo: listening on 0.0.0.0:");
+    let port = printed_port(&out, "tls-echo: listening on ");
     (p, port)
+}
+
+/// The port at the end of the line that starts with `prefix` (`ADDRESS:PORT`).
+fn printed_port(out: &str, prefix: &str) -> u16 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port after `{prefix}` in:\n{out}"))
 }
 
 /// `openssl s_client` against `port`; sends a line and waits for it to come back.
@@ -545,13 +553,13 @@ fn refused_client_certificates_send_their_alert() {
 
 /// `openssl s_server -rev` (replies with each line reversed) with `cert`/`key` from the PKI.
 fn s_server(cert: &str, extra: &[&str]) -> (Proc, u16) {
-    let port = free_port();
     let p = pki();
     let mut c = Command::new("openssl");
     c.args([
         "s_server",
+        // Port 0, as for `server`: s_server prints the one it bound (`ACCEPT [::]:PORT`).
         "-accept",
-        &port.to_string(),
+        "0",
         "-cert",
         &p.path(&format!("{cert}.pem")),
         "-key",
@@ -560,7 +568,8 @@ fn s_server(cert: &str, extra: &[&str]) -> (Proc, u16) {
     ]);
     c.args(extra);
     let srv = Proc::spawn(c);
-    srv.wait_for("ACCEPT");
+    let out = srv.wait_for("ACCEPT");
+    let port = printed_port(&out, "ACCEPT ");
     (srv, port)
 }
 
@@ -846,4 +855,33 @@ fn pins_of_the_wrong_length_are_refused_at_configure() {
     // A good pin alone is a complete client configuration.
     let (code, err) = configure_pins(&format!("[\"{good}\"]"));
     assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn configured_pins_are_what_the_client_trusts() {
+    // tls-echo's client uses the device's pins when it has some (over its `ca`): pinning
+    // b.test's certificate, it refuses the localhost server although the CA signed it.
+    let dir = unikernel("pinned", &format!("pins = [\"{}\"]", fingerprint("b.pem")));
+    let (_srv, port) = s_server("server", &[]);
+    let o = uni(
+        &dir,
+        &[
+            "run",
+            "--target",
+            "unix",
+            "--",
+            &format!("--connect=127.0.0.1:{port}"),
+            "--host=localhost",
+        ],
+    )
+    .output()
+    .unwrap();
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains(
+            "certificate fingerprint does not match the pinned fingerprints: leaf \"CN=localhost\""
+        ),
+        "{out}{err}"
+    );
 }

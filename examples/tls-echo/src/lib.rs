@@ -5,7 +5,8 @@
 //!   response whose body is its request body, or its request head when there is no body.
 //! * Client: `--connect=ADDR:PORT --host=NAME` connects `--connections` times (default 1),
 //!   authenticating the server with the tls device's `ca` (the host name is always checked),
-//!   or with `--pin=HEX` (SHA-256 of the server's certificate). Each connection prints what
+//!   or with `--pin=HEX` (SHA-256 of the server's certificate), or with the device's `pins`
+//!   when it has some. Each connection prints what
 //!   was negotiated, sends `--message` and prints the first reply.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -162,6 +163,7 @@ async fn client<S: Stack>(
             auth::server_fingerprint(FingerprintHash::Sha256, alloc::vec![fp], tls.provider())
                 .map_err(|e| format!("--pin={pin}: {e}"))?
         }
+        None if !tls.pins().is_empty() => tls.pinned()?,
         None => tls.chain_of_trust()?,
     };
     let config = tls.client_config(authenticator)?;

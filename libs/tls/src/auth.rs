@@ -72,7 +72,7 @@ pub fn chain_of_trust(
     time: Arc<dyn TimeProvider>,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
-    ChainOfTrust::new(roots, time, provider, true)
+    ChainOfTrust::build(roots, time, provider, true)
 }
 
 /// Like [`chain_of_trust`] but accepts a certificate for any host name. Anyone with a
@@ -83,7 +83,7 @@ pub fn danger_chain_of_trust_without_hostname(
     time: Arc<dyn TimeProvider>,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
-    ChainOfTrust::new(roots, time, provider, false)
+    ChainOfTrust::build(roots, time, provider, false)
 }
 
 struct ChainOfTrust {
@@ -95,7 +95,7 @@ struct ChainOfTrust {
 }
 
 impl ChainOfTrust {
-    fn new(
+    fn build(
         roots: &[CertificateDer<'static>],
         time: Arc<dyn TimeProvider>,
         provider: Arc<CryptoProvider>,
@@ -393,5 +393,121 @@ impl ServerCertVerifier for Fingerprint {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algs.supported_schemes()
+    }
+}
+
+/// A server's check of client certificates: rustls's [`WebPkiClientVerifier`] decides; when
+/// it refuses, the chain is re-walked to name the cause and the certificate, as for servers.
+pub(crate) struct ExplainedClientVerifier {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    roots: Vec<CertificateDer<'static>>,
+    anchors: Vec<pki_types::TrustAnchor<'static>>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl fmt::Debug for ExplainedClientVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExplainedClientVerifier")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Client certificates must chain to one of `roots` (client authentication required).
+pub(crate) fn client_verifier(
+    roots: &[CertificateDer<'static>],
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let mut store = rustls::RootCertStore::empty();
+    let mut anchors = Vec::new();
+    for r in roots {
+        store
+            .add(r.clone())
+            .map_err(|e| TlsError::Config(alloc::format!("client CA: {e}")))?;
+        anchors.push(
+            webpki::anchor_from_trusted_cert(r)
+                .map_err(|_| {
+                    TlsError::Config("client CA: not a parsable X.509 certificate".into())
+                })?
+                .to_owned(),
+        );
+    }
+    let inner = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(store),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| TlsError::Config(alloc::format!("client CA: {e}")))?;
+    Ok(Arc::new(ExplainedClientVerifier {
+        inner,
+        roots: roots.to_vec(),
+        anchors,
+        algs: provider.signature_verification_algorithms,
+    }))
+}
+
+impl rustls::server::danger::ClientCertVerifier for ExplainedClientVerifier {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, Error> {
+        let refused = match self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+        {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Some(chain) = x509::walk(end_entity.as_ref(), intermediates, &self.roots) else {
+            return Err(refused);
+        };
+        let verdict = webpki::EndEntityCert::try_from(end_entity).and_then(|cert| {
+            cert.verify_for_usage(
+                self.algs.all,
+                &self.anchors,
+                intermediates,
+                now,
+                webpki::KeyUsage::client_auth(),
+                None,
+                None,
+            )
+            .map(|_| ())
+        });
+        match verdict {
+            Err(e) => {
+                let r = chain.explain(&e, now.as_secs(), self.algs.all, x509::CLIENT_AUTH);
+                // Keep rustls's error (and so its alert); the explanation goes to the session.
+                *SLOT.lock() = Some(r);
+                Err(refused)
+            }
+            Ok(()) => Err(refused),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }

@@ -14,15 +14,10 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::client::{ClientSessionMemoryCache, Resumption};
 use rustls::crypto::CryptoProvider;
 use rustls::lock::{Lock, MakeMutex, MutexGuard, Poisoned};
-use rustls::server::{
-    ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache,
-    WebPkiClientVerifier,
-};
+use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
 use rustls::time_provider::TimeProvider;
-use rustls::{
-    ClientConfig, NamedGroup, RootCertStore, ServerConfig, SignatureAlgorithm, SignatureScheme,
-};
+use rustls::{ClientConfig, NamedGroup, ServerConfig, SignatureAlgorithm, SignatureScheme};
 use uni_crypto::Rng;
 use uni_runtime::device;
 
@@ -69,16 +64,6 @@ impl Identity {
 pub fn roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     uni_crypto::pem::certificates(pem)
         .map_err(|e| TlsError::Config(format!("CA certificates: {e}")))
-}
-
-fn root_store(roots: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsError> {
-    let mut store = RootCertStore::empty();
-    for r in roots {
-        store
-            .add(r.clone())
-            .map_err(|e| TlsError::Config(format!("trust anchor: {e}")))?;
-    }
-    Ok(Arc::new(store))
 }
 
 /// rustls's memory caches take a mutex factory on `no_std`: a spinlock (the executors are
@@ -459,13 +444,8 @@ impl ServerOptions {
             .with_protocol_versions(rustls::ALL_VERSIONS)
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = match &self.client_ca {
-            Some(cas) => {
-                let v =
-                    WebPkiClientVerifier::builder_with_provider(root_store(cas)?, provider.clone())
-                        .build()
-                        .map_err(|e| TlsError::Config(format!("client CA: {e}")))?;
-                builder.with_client_cert_verifier(v)
-            }
+            Some(cas) => builder
+                .with_client_cert_verifier(crate::auth::client_verifier(cas, provider.clone())?),
             None => builder.with_no_client_auth(),
         };
         let mut cfg = builder.with_cert_resolver(Arc::new(resolver));

@@ -292,9 +292,10 @@ impl Session {
     fn run(&mut self, input: &[u8]) -> Result<Output, Failure> {
         self.incoming.extend_from_slice(input);
         let mut out = Output::default();
-        // While a client handshakes, our authenticators may explain a rejection: hold the
-        // gate so that the explanation they leave is ours (see `auth`).
-        let gate = (self.is_client() && self.status == Status::Handshaking).then(crate::auth::gate);
+        // While handshaking, our authenticators (a client's, or a server's check of client
+        // certificates) may explain a rejection: hold the gate so that the explanation they
+        // leave is this session's (see `auth`).
+        let gate = (self.status == Status::Handshaking).then(crate::auth::gate);
         let io = Io {
             incoming: &mut self.incoming,
             pending: &mut self.pending,

@@ -229,8 +229,9 @@ impl Parsed<'_> {
     }
 }
 
-/// The extended key usage OID of TLS server authentication.
+/// The extended key usage OIDs of TLS server and client authentication.
 pub(crate) const SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
+pub(crate) const CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
 
 /// What a chain was rejected for: the path walk behind [`explain`].
 pub(crate) struct Chain<'a> {

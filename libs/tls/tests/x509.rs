@@ -233,6 +233,15 @@ fn trust(roots: &[&str], at: u64) -> Arc<dyn ServerCertVerifier> {
     auth::chain_of_trust(&pki().ders(roots), Arc::new(FixedTime(at)), provider()).unwrap()
 }
 
+/// (case, what the server presents, what the client trusts, host name, the client's error).
+type Case = (
+    &'static str,
+    Identity,
+    Arc<dyn ServerCertVerifier>,
+    &'static str,
+    &'static str,
+);
+
 #[test]
 fn each_cause_has_its_own_error_naming_the_certificate() {
     let p = pki();
@@ -249,7 +258,7 @@ fn each_cause_has_its_own_error_naming_the_certificate() {
     let pin_other =
         auth::server_fingerprint(FingerprintHash::Sha256, vec![vec![7; 32]], provider()).unwrap();
 
-    let cases: Vec<(&str, Identity, Arc<dyn ServerCertVerifier>, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("accepted", id(&["good", "int"]), trust(&["root"], t), "localhost", ""),
         (
             "expired leaf",
@@ -393,4 +402,43 @@ fn each_cause_has_its_own_error_naming_the_certificate() {
         }
     }
     assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+/// A server requiring client certificates from `ca` refuses `chain`: the server's error.
+fn client_refused(chain: &[&str], ca: &str) -> String {
+    let p = pki();
+    let mut opts = ServerOptions::new(p.identity(&["good", "int"], "leaf"));
+    opts.client_ca = Some(p.ders(&[ca]));
+    let srv = opts
+        .build(provider(), rng(), Arc::new(FixedTime(now())))
+        .unwrap();
+    let mut o = ClientOptions::new(trust(&["root"], now()));
+    o.identity = Some(p.identity(chain, "leaf"));
+    let cfg = o.build(provider(), Arc::new(FixedTime(now()))).unwrap();
+    let mut c = Session::client(cfg, "localhost").unwrap();
+    let mut s = Session::server(srv).unwrap();
+    let mut to_server = c.handle(&[]).unwrap().to_send;
+    for _ in 0..10 {
+        match s.handle(&to_server) {
+            Ok(out) => to_server = c.handle(&out.to_send).unwrap().to_send,
+            Err(f) => return f.error.to_string(),
+        }
+    }
+    panic!("the server accepted {chain:?}");
+}
+
+#[test]
+fn client_certificates_are_refused_naming_the_cause_and_certificate() {
+    // The good leaf is for TLS servers only (EKU serverAuth).
+    assert_eq!(
+        client_refused(&["good", "int"], "root"),
+        "TLS: certificate's extended key usage does not allow this use (TLS server or client \
+         authentication): leaf \"CN=localhost\""
+    );
+    // A client certificate from a CA the server does not trust.
+    assert_eq!(
+        client_refused(&["clientonly", "int"], "other"),
+        "TLS: certificate issuer is unknown (not signed by a trusted CA): intermediate 1 \
+         \"CN=Test Intermediate\""
+    );
 }
