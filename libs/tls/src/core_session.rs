@@ -79,6 +79,9 @@ pub struct Session {
     status: Status,
     /// Plaintext decrypted during `send`/`close`, handed out by the next `handle`.
     stashed: Vec<u8>,
+    /// The first failure: every later call returns it (rustls must not be driven again
+    /// after its fatal alert; found by fuzz/ `tls_server`).
+    failed: Option<TlsError>,
 }
 
 impl core::fmt::Debug for Session {
@@ -286,10 +289,17 @@ impl Session {
             close_sent: false,
             status: Status::Handshaking,
             stashed: Vec::new(),
+            failed: None,
         }
     }
 
     fn run(&mut self, input: &[u8]) -> Result<Output, Failure> {
+        if let Some(error) = &self.failed {
+            return Err(Failure {
+                error: error.clone(),
+                to_send: Vec::new(),
+            });
+        }
         self.incoming.extend_from_slice(input);
         let mut out = Output::default();
         // While handshaking, our authenticators (a client's, or a server's check of client
@@ -325,6 +335,7 @@ impl Session {
                     (rustls::Error::InvalidCertificate(_), Some(r)) => TlsError::Certificate(r),
                     (e, _) => TlsError::from_rustls(e),
                 };
+                self.failed = Some(error.clone());
                 Err(Failure { error, to_send })
             }
         }

@@ -472,3 +472,23 @@ fn ticket_keys_rotate_with_the_clock() {
         );
     }
 }
+
+/// A failed session stays failed: later calls return the same error and send nothing, and
+/// never drive rustls past its fatal alert (which asserted in debug builds: fuzz/
+/// `tls_server`, seed regress-2d0aeb23ea0f).
+#[test]
+fn a_failure_is_final() {
+    let mut s = Session::server(server()).unwrap();
+    let f = s
+        .handle(b"\x16\x03\x01\x00\x05garbage-that-is-no-client-hello")
+        .unwrap_err();
+    for again in [
+        s.handle(&[]).map(|_| ()),
+        s.send(b"hello").map(|_| ()),
+        s.close().map(|_| ()),
+    ] {
+        let again = again.unwrap_err();
+        assert_eq!(again.error, f.error);
+        assert!(again.to_send.is_empty());
+    }
+}
