@@ -3,7 +3,8 @@
 //! * [`Server`] listens on a port, plain ([`Server::plain`]) or over TLS ([`Server::tls`]),
 //!   accepts forever and serves each connection in its own task, under [`Limits`]: bounded
 //!   head, header count and body, and timeouts for the handshake, the request head (slowloris)
-//!   and idle keep-alive connections.
+//!   and idle keep-alive connections; a cap on connections per peer address; and, when the
+//!   server is full, eviction of the oldest connections that have sent no request head.
 //! * A [`Handler`] answers requests. [`StaticFiles`] serves a `kv_ro` store (ETags,
 //!   `If-None-Match`, `index.html`, content types, streamed bodies); [`Redirect`] sends
 //!   `http://` to `https://`.

@@ -46,8 +46,11 @@ pub struct Limits {
     /// finishing its handshake and then sending a head) after it is accepted before, while
     /// the server is full, it may be closed to make room for a new one (see [`max_connections`](Limits::max_connections)): the slowloris defence
     /// under load, beside [`head_timeout`](Limits::head_timeout). Under a flood of such
-    /// connections the server admits at most `max_connections` per `head_grace`. Default
-    /// 100 ms.
+    /// connections the server admits at most `max_connections` per `head_grace`, and a new
+    /// client waits for up to about `head_grace` (and for the clients before it in the
+    /// stack's backlog) before it is accepted. A client whose first head takes longer than
+    /// this (a TLS handshake over a long round trip) may be evicted while the server is full.
+    /// Default 50 ms.
     pub head_grace: Duration,
 }
 
@@ -63,7 +66,7 @@ impl Limits {
         chunk: 16 * 1024,
         max_connections: 256,
         max_per_peer: 64,
-        head_grace: Duration::from_millis(100),
+        head_grace: Duration::from_millis(50),
     };
 
     /// Sets [`max_head`](Limits::max_head).
