@@ -144,16 +144,21 @@ impl ServerCertVerifier for ChainOfTrust {
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         let now = self.time.current_time().unwrap_or(now);
-        let Some(chain) = x509::walk(end_entity.as_ref(), intermediates, &self.roots) else {
-            return Err(reject(
-                CertError::Other("the leaf certificate is malformed".into()).into(),
-            ));
+        let leaf = end_entity.as_ref();
+        let explain = |e: &webpki::Error| {
+            reject(x509::explain(
+                e,
+                leaf,
+                intermediates,
+                &self.roots,
+                now.as_secs(),
+                self.algs.all,
+                x509::SERVER_AUTH,
+            ))
         };
         // webpki refuses some certificates while parsing (an unknown critical extension).
-        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|e| {
-            reject(chain.explain(&e, now.as_secs(), self.algs.all, x509::SERVER_AUTH))
-        })?;
-        let verified = cert.verify_for_usage(
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|e| explain(&e))?;
+        cert.verify_for_usage(
             self.algs.all,
             &self.anchors,
             intermediates,
@@ -161,21 +166,14 @@ impl ServerCertVerifier for ChainOfTrust {
             webpki::KeyUsage::server_auth(),
             None,
             None,
-        );
-        if let Err(e) = verified {
-            return Err(reject(chain.explain(
-                &e,
-                now.as_secs(),
-                self.algs.all,
-                x509::SERVER_AUTH,
-            )));
-        }
+        )
+        .map_err(|e| explain(&e))?;
         if self.check_host && cert.verify_is_valid_for_subject_name(server_name).is_err() {
-            return Err(reject(chain.leaf_rejection(CertError::WrongHost)));
+            return Err(reject(x509::leaf_rejection(leaf, CertError::WrongHost)));
         }
         // webpki accepts RSA keys of any size in certificates, but refuses handshake
         // signatures from keys under 2048 bits: say so now, not "bad signature" later.
-        if let Some(weak) = chain.weak_key() {
+        if let Some(weak) = x509::weak_key(leaf, intermediates, &self.roots) {
             return Err(reject(weak));
         }
         Ok(ServerCertVerified::assertion())
@@ -345,17 +343,22 @@ impl ServerCertVerifier for Fingerprint {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        let Some(chain) = x509::walk(end_entity.as_ref(), &[], &[]) else {
-            return Err(reject(
-                CertError::Other("the leaf certificate is malformed".into()).into(),
-            ));
-        };
-        let cert = webpki::EndEntityCert::try_from(end_entity)
-            .map_err(|e| reject(chain.explain(&e, 0, self.algs.all, x509::SERVER_AUTH)))?;
+        let leaf = end_entity.as_ref();
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|e| {
+            reject(x509::explain(
+                &e,
+                leaf,
+                &[],
+                &[],
+                0,
+                self.algs.all,
+                x509::SERVER_AUTH,
+            ))
+        })?;
         if cert.verify_is_valid_for_subject_name(server_name).is_err() {
-            return Err(reject(chain.leaf_rejection(CertError::WrongHost)));
+            return Err(reject(x509::leaf_rejection(leaf, CertError::WrongHost)));
         }
-        if let Some(weak) = chain.weak_key() {
+        if let Some(weak) = x509::weak_key(leaf, &[], &[]) {
             return Err(reject(weak));
         }
         let fp = self.hash.of(end_entity.as_ref());
@@ -369,7 +372,7 @@ impl ServerCertVerifier for Fingerprint {
         if ok {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(reject(chain.leaf_rejection(CertError::PinMismatch)))
+            Err(reject(x509::leaf_rejection(leaf, CertError::PinMismatch)))
         }
     }
 
@@ -463,9 +466,6 @@ impl rustls::server::danger::ClientCertVerifier for ExplainedClientVerifier {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        let Some(chain) = x509::walk(end_entity.as_ref(), intermediates, &self.roots) else {
-            return Err(refused);
-        };
         let verdict = webpki::EndEntityCert::try_from(end_entity).and_then(|cert| {
             cert.verify_for_usage(
                 self.algs.all,
@@ -478,15 +478,19 @@ impl rustls::server::danger::ClientCertVerifier for ExplainedClientVerifier {
             )
             .map(|_| ())
         });
-        match verdict {
-            Err(e) => {
-                let r = chain.explain(&e, now.as_secs(), self.algs.all, x509::CLIENT_AUTH);
-                // Keep rustls's error (and so its alert); the explanation goes to the session.
-                *SLOT.lock() = Some(r);
-                Err(refused)
-            }
-            Ok(()) => Err(refused),
+        if let Err(e) = verdict {
+            // Keep rustls's error (and so its alert); the explanation goes to the session.
+            *SLOT.lock() = Some(x509::explain(
+                &e,
+                end_entity.as_ref(),
+                intermediates,
+                &self.roots,
+                now.as_secs(),
+                self.algs.all,
+                x509::CLIENT_AUTH,
+            ));
         }
+        Err(refused)
     }
 
     fn verify_tls12_signature(

@@ -13,9 +13,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use pki_types::{CertificateDer, SignatureVerificationAlgorithm};
+use x509_cert::certificate::{CertificateInner, Raw};
 use x509_cert::der::{self, Decode, Reader, SliceReader};
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage};
-use x509_cert::Certificate;
 
 use crate::error::{CertError, ChainCert, ChainPosition, Rejection};
 
@@ -65,7 +65,7 @@ fn algorithm_name(oid: &str) -> String {
 /// One parsed certificate, with the raw pieces signature checks need.
 struct Parsed<'a> {
     der: &'a [u8],
-    cert: Certificate,
+    cert: CertificateInner<Raw>,
     /// The TBSCertificate, as signed (its whole TLV).
     tbs: &'a [u8],
     /// The contents of the outer signatureAlgorithm SEQUENCE (what webpki compares).
@@ -86,7 +86,8 @@ fn split(der: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
 }
 
 fn parse(der: &[u8], position: ChainPosition) -> Option<Parsed<'_>> {
-    let cert = Certificate::from_der(der).ok()?;
+    // The lenient profile: any serial number webpki accepts must not stop the walk.
+    let cert = CertificateInner::<Raw>::from_der(der).ok()?;
     let (tbs, sig_alg, signature) = split(der)?;
     Some(Parsed {
         der,
@@ -232,6 +233,71 @@ impl Parsed<'_> {
 /// The extended key usage OIDs of TLS server and client authentication.
 pub(crate) const SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
 pub(crate) const CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
+
+/// Why webpki refused, without naming a certificate: for chains `walk` cannot parse.
+#[allow(deprecated)] // webpki still returns the context-free variants in places
+fn cause_only(error: &webpki::Error) -> CertError {
+    use webpki::Error as E;
+    match error {
+        E::CertExpired { .. } => CertError::Expired,
+        E::CertNotValidYet { .. } => CertError::NotYetValid,
+        E::CertNotValidForName(_) => CertError::WrongHost,
+        E::CaUsedAsEndEntity => CertError::CaAsLeaf,
+        E::EndEntityUsedAsCa => CertError::NotCa,
+        E::PathLenConstraintViolated | E::MaximumPathDepthExceeded => CertError::PathTooLong,
+        E::NameConstraintViolation => CertError::NameConstraints,
+        E::UnsupportedCriticalExtension => {
+            CertError::UnsupportedCriticalExtension("unknown".into())
+        }
+        E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => CertError::WrongPurpose,
+        E::UnknownIssuer => CertError::UnknownIssuer,
+        E::InvalidSignatureForPublicKey => CertError::BadSignature,
+        E::UnsupportedSignatureAlgorithm
+        | E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKey
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
+            CertError::UnsupportedSignatureAlgorithm(
+                "an algorithm this build does not accept".into(),
+            )
+        }
+        E::CertRevoked => CertError::Revoked,
+        _ => CertError::Other("malformed certificate".into()),
+    }
+}
+
+/// Names the cause and the certificate behind webpki's `error` for the chain `leaf` +
+/// `intermediates` checked against `roots`; only the cause if the chain does not parse.
+pub(crate) fn explain(
+    error: &webpki::Error,
+    leaf: &[u8],
+    intermediates: &[CertificateDer<'_>],
+    roots: &[CertificateDer<'static>],
+    now: u64,
+    algs: &[&dyn SignatureVerificationAlgorithm],
+    purpose: &str,
+) -> Rejection {
+    match walk(leaf, intermediates, roots) {
+        Some(chain) => chain.explain(error, now, algs, purpose),
+        None => cause_only(error).into(),
+    }
+}
+
+/// A weak key on the path of `leaf` + `intermediates` (RSA under 2048 bits), if any.
+pub(crate) fn weak_key(
+    leaf: &[u8],
+    intermediates: &[CertificateDer<'_>],
+    roots: &[CertificateDer<'static>],
+) -> Option<Rejection> {
+    walk(leaf, intermediates, roots)?.weak_key()
+}
+
+/// The leaf, named if it parses, with `cause`.
+pub(crate) fn leaf_rejection(leaf: &[u8], cause: CertError) -> Rejection {
+    match parse(leaf, ChainPosition::Leaf) {
+        Some(p) => p.reject(cause),
+        None => cause.into(),
+    }
+}
 
 /// What a chain was rejected for: the path walk behind [`explain`].
 pub(crate) struct Chain<'a> {
