@@ -6,7 +6,7 @@
 //! the real client, made by `cargo run --example make_seeds`; the fuzzer mutates them.
 //! Properties: a peer without the keys never completes the handshake, so no plaintext is ever
 //! delivered; everything the server sends, its answers and its alerts, is well-framed TLS
-//! records of bounded size; a failure names an error.
+//! records of bounded size; a failure names an error, and is final.
 #![no_main]
 
 #[path = "tls_common.rs"]
@@ -34,8 +34,10 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!f.error.to_string().is_empty());
                 assert!(f.to_send.len() <= 64 * 1024);
                 tls_common::assert_records(&f.to_send);
-                // (The session does not latch a failure: fed more, it answers again. The
-                // properties hold all the same.)
+                let again = s.handle(&[]).expect_err("a failed session stays failed");
+                assert_eq!(again.error, f.error);
+                assert!(again.to_send.is_empty());
+                break;
             }
         }
     }
