@@ -29,6 +29,8 @@ impl Board {
     fn start(board: &str, dir: &Path, dom0_check: Option<&str>, boot_args: &[&str]) -> Board {
         Board::spawn(|port| {
             let forward = format!("{port}:7000");
+            // Long enough for the vanished-peer waves too (UNI_VANISHED=10000: 100 waves).
+            let limit = (600 + vanished_count() / WAVE * (PAUSE_SECS as usize + 3)).to_string();
             let mut args = vec![
                 "run",
                 "--target",
@@ -36,7 +38,7 @@ impl Board {
                 "-p",
                 &forward,
                 "--timeout",
-                "600",
+                &limit,
             ];
             if !boot_args.is_empty() {
                 args.push("--");
@@ -275,6 +277,14 @@ const CLEANUP_ARGS: [&str; 5] = [
 const WAVE: usize = 100;
 const PAUSE_SECS: u64 = 7;
 
+/// How many vanished connections after the warm-up: `UNI_VANISHED`, or 200.
+fn vanished_count() -> usize {
+    std::env::var("UNI_VANISHED")
+        .ok()
+        .map(|v| v.parse().expect("UNI_VANISHED: a number of connections"))
+        .unwrap_or(200)
+}
+
 /// The heap (bytes, allocations) echo reports when it accepts a probe connection from the host
 /// through `-p`; waits for the console line.
 fn probe_heap(b: &Board) -> (u64, u64) {
@@ -351,10 +361,7 @@ fn vanish(b: &Board, tap: &str, mac: &str, args: &[&str]) -> Command {
 /// of 100).
 fn vanished_peers_and_a_syn_flood(b: &Board, tap: &str, mac: &str) {
     let t0 = Instant::now();
-    let total: usize = std::env::var("UNI_VANISHED")
-        .ok()
-        .map(|v| v.parse().expect("UNI_VANISHED: a number of connections"))
-        .unwrap_or(200);
+    let total = vanished_count();
     let run = |count: usize| {
         let o = vanish(
             b,
@@ -390,12 +397,18 @@ fn vanished_peers_and_a_syn_flood(b: &Board, tap: &str, mac: &str) {
     let loaded = load.elapsed();
     // Every wave ended with a pause longer than --tcp-timeout; the last one's sockets are freed
     // by now, or within a few seconds more.
+    // The same live allocations as before, and the same bytes but for a little capacity: a
+    // queue sized to a peak (the executor's run queue keeps room for the most tasks ever woken
+    // at once, 4 bytes each) may step by a few hundred bytes with how many wake together when
+    // a wave times out (128 bytes once in three runs). A socket's buffers are 64 KiB, an echo
+    // task over 4 KiB, a doubling of smoltcp's socket table 22 KiB: all far above 2 KiB.
+    let back = |h: (u64, u64)| h.1 == baseline.1 && h.0.abs_diff(baseline.0) <= 2048;
     let mut after = vec![];
     let t1 = Instant::now();
     loop {
         let h = probe_heap(b);
         after.push(h);
-        if h == baseline || t1.elapsed() > Duration::from_secs(30) {
+        if back(h) || t1.elapsed() > Duration::from_secs(30) {
             break;
         }
         std::thread::sleep(Duration::from_secs(1));
@@ -404,11 +417,10 @@ fn vanished_peers_and_a_syn_flood(b: &Board, tap: &str, mac: &str) {
         "{total} vanished peers in {loaded:.1?}; heap (bytes, allocations) before {baseline:?}, \
          after {after:?}"
     );
-    assert_eq!(
-        *after.last().unwrap(),
-        baseline,
-        "the heap did not come back to its quiet baseline after {total} vanished peers: \
-         {after:?}"
+    assert!(
+        back(*after.last().unwrap()),
+        "the heap did not come back to its quiet baseline {baseline:?} (bytes, allocations) \
+         after {total} vanished peers: {after:?}"
     );
     let died = b.out();
     assert!(!died.contains("panicked"), "the guest panicked:\n{died}");
