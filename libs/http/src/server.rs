@@ -1,6 +1,6 @@
 //! [`Server`]: listen on a port, plain or over TLS, and serve each connection in its own task.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 use core::convert::Infallible;
@@ -227,7 +227,7 @@ impl<T: Transport, C: Clock + Clone + 'static> Listening<T, C> {
             );
             uni_runtime::task::spawn(async move {
                 let ticket = &slot.ticket;
-                let headed = || ticket.headed();
+                let headed = || slot.headed();
                 let served =
                     connection::<T, _, _, _>(flow, &clock, &limits, &*handler, &*log, &headed);
                 // An evicted connection's future is dropped where it stands, which closes its
@@ -256,6 +256,8 @@ enum State {
 
 /// One connection's entry in the [`Table`].
 struct Ticket {
+    /// Its place in the order of admission.
+    seq: u64,
     accepted: Instant,
     state: Cell<State>,
     /// The connection's task, to wake when it is evicted.
@@ -263,13 +265,6 @@ struct Ticket {
 }
 
 impl Ticket {
-    /// The connection's first request head is complete.
-    fn headed(&self) {
-        if self.state.get() == State::Fresh {
-            self.state.set(State::Headed);
-        }
-    }
-
     /// Closes the connection to make room: its task ends the next time it runs.
     fn evict(&self) {
         self.state.set(State::Evicted);
@@ -306,10 +301,11 @@ struct Table {
     /// The accept loop, while it waits for a free place.
     waiter: Cell<Option<Waker>>,
     peers: RefCell<BTreeMap<IpAddr, usize>>,
-    /// Every connection accepted, oldest first, until it is found (at the front, or in a
-    /// compaction) to be no longer [`State::Fresh`]: amortized O(1) per connection.
-    fresh: RefCell<VecDeque<Rc<Ticket>>>,
-    max: usize,
+    /// The connections in [`State::Fresh`] (and only those), by order of admission: O(log n)
+    /// per connection, and no memory kept for connections past that state.
+    fresh: RefCell<BTreeMap<u64, Rc<Ticket>>>,
+    /// The next admission's number.
+    next: Cell<u64>,
 }
 
 /// One open connection's place; dropping it (when the connection's task ends) frees it.
@@ -325,8 +321,8 @@ impl Table {
             free: Cell::new(max),
             waiter: Cell::new(None),
             peers: RefCell::new(BTreeMap::new()),
-            fresh: RefCell::new(VecDeque::new()),
-            max,
+            fresh: RefCell::new(BTreeMap::new()),
+            next: Cell::new(0),
         }
     }
 
@@ -340,17 +336,15 @@ impl Table {
     fn admit(table: &Rc<Table>, peer: IpAddr, now: Instant) -> Slot {
         table.free.set(table.free.get().saturating_sub(1));
         *table.peers.borrow_mut().entry(peer).or_insert(0) += 1;
+        let seq = table.next.get();
+        table.next.set(seq + 1);
         let ticket = Rc::new(Ticket {
+            seq,
             accepted: now,
             state: Cell::new(State::Fresh),
             waker: Cell::new(None),
         });
-        let mut fresh = table.fresh.borrow_mut();
-        if fresh.len() >= 2 * table.max {
-            // At most `max` are open, so this at least halves the queue: O(1) amortized.
-            fresh.retain(|t| t.state.get() == State::Fresh);
-        }
-        fresh.push_back(ticket.clone());
+        table.fresh.borrow_mut().insert(seq, ticket.clone());
         Slot {
             table: table.clone(),
             peer,
@@ -360,14 +354,10 @@ impl Table {
 
     /// The oldest connection without a complete request head, if any.
     fn oldest_fresh(&self) -> Option<Rc<Ticket>> {
-        let mut fresh = self.fresh.borrow_mut();
-        while let Some(t) = fresh.front() {
-            if t.state.get() == State::Fresh {
-                return Some(t.clone());
-            }
-            fresh.pop_front();
-        }
-        None
+        self.fresh
+            .borrow()
+            .first_key_value()
+            .map(|(_, t)| t.clone())
     }
 
     /// Waits until there is a free place: evicts the oldest connection without a complete
@@ -380,6 +370,7 @@ impl Table {
             };
             let age = clock.now().saturating_duration_since(oldest.accepted);
             if age >= grace {
+                self.fresh.borrow_mut().remove(&oldest.seq);
                 oldest.evict();
                 self.freed(None::<core::future::Pending<()>>).await;
             } else {
@@ -407,8 +398,21 @@ impl Table {
     }
 }
 
+impl Slot {
+    /// The connection's first request head is complete: it is no longer one to evict.
+    fn headed(&self) {
+        if self.ticket.state.get() == State::Fresh {
+            self.ticket.state.set(State::Headed);
+            self.table.fresh.borrow_mut().remove(&self.ticket.seq);
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
+        if self.ticket.state.get() == State::Fresh {
+            self.table.fresh.borrow_mut().remove(&self.ticket.seq);
+        }
         self.ticket.state.set(State::Ended);
         let table = &self.table;
         table.free.set(table.free.get() + 1);
