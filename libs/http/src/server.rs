@@ -446,3 +446,40 @@ async fn connection<T: Transport, C: Clock, H: Handler, L: Log>(
     }
     serve(flow, clock, limits, handler, log, headed).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, n])
+    }
+
+    #[test]
+    fn the_table_counts_peers_evicts_oldest_fresh_and_keeps_nothing_after() {
+        let table = Rc::new(Table::new(4));
+        let at = |ms| Instant(ms * 1_000_000);
+        let a = Table::admit(&table, ip(1), at(0));
+        let b = Table::admit(&table, ip(1), at(10));
+        let c = Table::admit(&table, ip(2), at(20));
+        assert_eq!((table.open_from(ip(1)), table.open_from(ip(2))), (2, 1));
+        assert_eq!(table.free.get(), 1);
+        // `a` sent its head: `b` is now the oldest without one.
+        a.headed();
+        assert_eq!(table.oldest_fresh().map(|t| t.seq), Some(b.ticket.seq));
+        drop(b);
+        assert_eq!(table.oldest_fresh().map(|t| t.seq), Some(c.ticket.seq));
+        assert_eq!(table.open_from(ip(1)), 1);
+        // Many connections later, nothing is kept for those that ended.
+        for i in 0..1000u32 {
+            let s = Table::admit(&table, ip((i % 7) as u8), at(100 + u64::from(i)));
+            if i % 2 == 0 {
+                s.headed();
+            }
+        }
+        drop((a, c));
+        assert!(table.fresh.borrow().is_empty());
+        assert!(table.peers.borrow().is_empty());
+        assert_eq!(table.free.get(), 4);
+    }
+}
