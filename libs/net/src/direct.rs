@@ -24,7 +24,9 @@
 //!   a socket's 64 KiB of buffers).
 //! * **Handshakes** (SYN-RECEIVED on a listener, SYN-SENT on connect): given up after
 //!   `--tcp-syn-timeout` seconds (63, what Linux's `tcp_synack_retries` = 5 amounts to); the
-//!   listener's socket then listens again.
+//!   listener's socket then listens again, and `connect` fails with [`NetError::TimedOut`]. A
+//!   `connect` the app drops before it ends hands its socket to the driver, as a dropped flow
+//!   does.
 //!
 //! # SYN floods
 //!
@@ -482,6 +484,11 @@ impl<N: Netif, C: Clock> Shared<N, C> {
             }
             true
         });
+        if orphans.is_empty() && orphans.capacity() > 0 {
+            // Sized to the most closing at once: give it back when quiet, so the heap's quiet
+            // baseline does not depend on the biggest burst so far.
+            *orphans = Vec::new();
+        }
         if more {
             return Duration::ZERO;
         }
@@ -737,6 +744,13 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
             st.add(s)
         };
         self.sh.kick();
+        let started = smol_now(&self.sh.clock);
+        // Until the handshake ends, a dropped connect (the app's own timeout) hands the socket
+        // to the driver like a dropped flow.
+        let mut pending = Handshake {
+            sh: &self.sh,
+            h: Some(h),
+        };
         let sh = self.sh.clone();
         poll_fn(|cx| {
             let mut st = sh.st.borrow_mut();
@@ -748,10 +762,17 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
                 }
                 tcp::State::Closed => {
                     st.remove(h);
-                    Poll::Ready(Err(NetError::Refused))
+                    pending.h = None;
+                    let waited = smol_now(&sh.clock) - started;
+                    Poll::Ready(Err(if waited >= smol_duration(sh.timeouts.syn_timeout) {
+                        NetError::TimedOut
+                    } else {
+                        NetError::Refused
+                    }))
                 }
                 _ => {
                     as_flow(s, &sh.timeouts);
+                    pending.h = None;
                     Poll::Ready(Ok(()))
                 }
             }
@@ -786,6 +807,27 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
 
     fn ipv4(&self) -> Option<Ipv4Config> {
         self.sh.st.borrow().ipv4
+    }
+}
+
+/// A connect in progress: its socket, handed to the driver if the connect is dropped.
+struct Handshake<'a, N: Netif, C: Clock> {
+    sh: &'a Shared<N, C>,
+    h: Option<SocketHandle>,
+}
+
+impl<N: Netif, C: Clock> Drop for Handshake<'_, N, C> {
+    fn drop(&mut self) {
+        if let Some(h) = self.h.take() {
+            match self.sh.st.try_borrow_mut() {
+                Ok(mut st) => {
+                    let now = smol_now(&self.sh.clock);
+                    st.orphan(h, now, &self.sh.timeouts);
+                }
+                Err(_) => self.sh.dropped.borrow_mut().push(h),
+            }
+            self.sh.kick();
+        }
     }
 }
 
