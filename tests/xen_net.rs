@@ -1,7 +1,8 @@
 //! Networking on real Xen: examples/echo on the emulated board, over netfront and the direct
 //! stack, reached from the host through `uni run -p` only. One boot with DHCP carries most
 //! checks (dom0 ping, 10 MiB, 50 concurrent connections, 2000 malformed frames injected inside
-//! the board's own network namespace with `uni lan`); a second boot, run by user nobody with no
+//! the board's own network namespace with `uni lan`, and on the user's board peers that vanish
+//! without FIN or RST and a SYN flood, with tests/tools/vanish.py there too); a second boot, run by user nobody with no
 //! privileges at all (setpriv), takes a static address from the xl `extra=` boot arguments.
 //! While each board runs, the test's own namespace has no TAP device and no route to the LAN.
 
