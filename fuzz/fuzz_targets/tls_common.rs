@@ -103,3 +103,40 @@ pub fn assert_records(mut bytes: &[u8]) {
         bytes = &bytes[5 + len..];
     }
 }
+
+/// Feeds `data` to `s` as the peer's writes (see [`frames`]) and checks the properties both
+/// targets share: without the keys the handshake never completes and no plaintext arrives;
+/// everything sent is well-framed records of bounded size; a failure names an error and is
+/// final; data sent before the handshake finishes is queued or refused, never sent in clear.
+pub fn feed_peer(s: &mut uni_tls::Session, data: &[u8]) {
+    use uni_tls::Status;
+    for w in frames(data) {
+        match s.handle(w) {
+            Ok(out) => {
+                assert_eq!(out.status, Some(Status::Handshaking));
+                assert_eq!(s.status(), Status::Handshaking);
+                assert!(
+                    out.data.is_empty(),
+                    "plaintext before the handshake finished"
+                );
+                assert!(out.to_send.len() <= 64 * 1024);
+                assert_records(&out.to_send);
+            }
+            Err(f) => {
+                assert!(!f.error.to_string().is_empty());
+                assert!(f.to_send.len() <= 64 * 1024);
+                assert_records(&f.to_send);
+                let again = s.handle(&[]).expect_err("a failed session stays failed");
+                assert_eq!(again.error, f.error);
+                assert!(again.to_send.is_empty());
+                break;
+            }
+        }
+    }
+    // Sending before the handshake finishes queues the data; what goes out is records.
+    match s.send(b"hello") {
+        Ok(b) => assert_records(&b),
+        Err(f) => assert_records(&f.to_send),
+    }
+    assert_ne!(s.status(), Status::Established);
+}
