@@ -30,16 +30,25 @@
 //!
 //! # SYN floods
 //!
-//! A listener keeps [`BACKLOG`] sockets listening; each SYN takes one into SYN-RECEIVED until
-//! the handshake completes or `--tcp-syn-timeout` passes. A SYN that finds all of a listened
-//! port's sockets taken is dropped before smoltcp sees it (so the client retries later, as with
-//! Linux's full SYN queue, rather than being refused), and the driver takes at most
-//! [`INGRESS_BUDGET`] frames per round before it sends and lets the app's tasks run, so a flood
-//! of frames cannot starve established flows.
+//! A listener holds no socket until a SYN arrives: the driver holds the SYN back from smoltcp,
+//! makes a socket for it (its buffers allocated then), and hands the SYN to smoltcp again, so
+//! the socket answers it. The socket is on the listener's backlog from then until the app
+//! accepts it; a listened port has at most [`DirectStack::backlog`] of them, in SYN-RECEIVED or
+//! established and not yet accepted, each until the handshake completes or `--tcp-syn-timeout`
+//! passes. A SYN that finds its port's backlog full is dropped before smoltcp sees it (so the
+//! client retries later, as with Linux's full SYN queue, rather than being refused), and the
+//! driver takes at most [`INGRESS_BUDGET`] frames per round before it sends and lets the app's
+//! tasks run, so a flood of frames cannot starve established flows. A handshake that fails
+//! (reset, timed out) frees its socket at once.
 //!
 //! # Memory
 //!
-//! A TCP socket costs its two [`TCP_BUFFER`]s (64 KiB) plus a slot in smoltcp's socket table.
+//! A TCP socket costs its two [`TCP_BUFFER`]s (64 KiB) plus a slot in smoltcp's socket table;
+//! a listener with no connection in progress costs nothing but its entry. Under a SYN flood a
+//! listener holds its backlog's sockets, so the backlog is sized to the heap (see
+//! [`backlog_for_heap`]): [`BACKLOG`] on a heap of 8 MiB or more, fewer below (4 for a 4 MiB
+//! guest), so that a flood on two ports holds at most a quarter of the heap.
+//!
 //! The table (a `Vec` inside `SocketSet`) grows, doubling, to the most sockets ever open at
 //! once and never shrinks, since a socket's handle is its index: so after a burst the heap
 //! stays higher by the table's growth (360 bytes a slot on armv7, 464 on x86_64), not by any
@@ -59,9 +68,7 @@ use core::time::Duration;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, tcp, udp, AnySocket};
 use smoltcp::time::Instant as SmolInstant;
-use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Cidr,
-};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, Ipv4Cidr};
 use uni_runtime::device::net::{self, Ipv4Config, NetError};
 use uni_runtime::device::netif::Netif;
 use uni_runtime::device::Clock;
@@ -72,9 +79,11 @@ use crate::{Ipv4Setting, NetConfig, NetConfigError};
 /// Bytes of receive and of transmit buffer per TCP socket: a flow's writer is held back once
 /// this much is written and not yet acknowledged by the peer.
 pub const TCP_BUFFER: usize = 32 * 1024;
-/// Listening sockets kept ready per listener: SYNs arriving while all are mid-handshake are
-/// dropped.
+/// The most connections a listened port holds between SYN and accept (on a heap of 8 MiB or
+/// more; see [`backlog_for_heap`]): SYNs arriving while all are taken are dropped.
 pub const BACKLOG: usize = 16;
+/// The fewest, on the smallest heap.
+pub const MIN_BACKLOG: usize = 2;
 /// Frames taken from the device per round of the driver before it transmits and yields.
 pub const INGRESS_BUDGET: usize = 64;
 /// Slots of smoltcp's socket table reserved at start (see "Memory" above).
@@ -154,6 +163,31 @@ impl TcpTimeouts {
     }
 }
 
+/// The backlog of each listened port on a heap of `heap` bytes: as many sockets (two
+/// [`TCP_BUFFER`]s each) as fit in an eighth of it, from [`MIN_BACKLOG`] to [`BACKLOG`]. So a
+/// SYN flood on two ports holds at most a quarter of the heap, and the app keeps the rest.
+pub const fn backlog_for_heap(heap: usize) -> usize {
+    let n = heap / 8 / (2 * TCP_BUFFER);
+    if n < MIN_BACKLOG {
+        MIN_BACKLOG
+    } else if n > BACKLOG {
+        BACKLOG
+    } else {
+        n
+    }
+}
+
+/// The backlog for this platform's heap: sized to it on Xen, where the heap is the guest's
+/// memory; [`BACKLOG`] on unix, where malloc grows as needed.
+fn default_backlog() -> usize {
+    if cfg!(target_os = "none") {
+        let h = uni_runtime::platform::heap();
+        backlog_for_heap(h.used + h.free)
+    } else {
+        BACKLOG
+    }
+}
+
 fn smol_duration(d: Duration) -> smoltcp::time::Duration {
     smoltcp::time::Duration::from_micros(d.as_micros().min(u64::MAX.into()) as u64)
 }
@@ -161,7 +195,8 @@ fn smol_duration(d: Duration) -> smoltcp::time::Duration {
 /// Sockets open in the stack, by what they are doing; from [`DirectStack::sockets`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SocketCounts {
-    /// TCP sockets listening, or mid-handshake on a listener's backlog.
+    /// TCP sockets on a listener's backlog: mid-handshake, or established and not yet
+    /// accepted.
     pub listening: usize,
     /// TCP sockets of flows the app holds.
     pub flows: usize,
@@ -190,6 +225,8 @@ struct Shared<N: Netif, C: Clock> {
     st: RefCell<State<N>>,
     clock: C,
     timeouts: TcpTimeouts,
+    /// Connections each listened port holds between SYN and accept.
+    backlog: usize,
     /// Flows dropped while the state was borrowed, handed to the driver at its next round.
     dropped: RefCell<Vec<SocketHandle>>,
     kicked: Cell<bool>,
@@ -208,12 +245,25 @@ struct State<N> {
     dns_servers: Vec<Ipv4Addr>,
     /// Closed flows whose sockets are removed once TCP is done with them.
     orphans: Vec<Orphan>,
-    /// Per listened port, how many of its sockets can still take a SYN this round.
+    /// The listened ports, each with its backlog.
+    listens: Vec<Listen>,
+    /// Per listened port, how many more SYNs its backlog can take this round.
     free_listeners: RefCell<Vec<(u16, usize)>>,
+    /// SYNs to listened ports held back from smoltcp until a socket is made for each.
+    held: RefCell<Vec<Vec<u8>>>,
     /// Sockets in the table now, and the most there ever were (the table's length).
     open: usize,
     slots: usize,
     next_port: u16,
+}
+
+/// A listened port.
+struct Listen {
+    port: u16,
+    /// Its connections from SYN to accept, oldest first.
+    queue: Vec<SocketHandle>,
+    /// The task waiting in `accept`.
+    waker: Option<Waker>,
 }
 
 /// A flow the app closed or dropped.
@@ -304,7 +354,9 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
             ipv4: None,
             dns_servers: vec![],
             orphans: vec![],
+            listens: vec![],
             free_listeners: RefCell::new(vec![]),
+            held: RefCell::new(vec![]),
             open: usize::from(dhcp.is_some()),
             slots: usize::from(dhcp.is_some()),
             next_port: 49152,
@@ -316,6 +368,7 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
             st: RefCell::new(st),
             clock,
             timeouts,
+            backlog: default_backlog(),
             dropped: RefCell::new(vec![]),
             kicked: Cell::new(false),
             driver: RefCell::new(None),
@@ -340,13 +393,7 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
         };
         for (h, s) in st.sockets.iter() {
             match tcp::Socket::downcast(s) {
-                Some(t)
-                    if t.state() == tcp::State::Listen
-                        || (t.state() == tcp::State::SynReceived
-                            && t.listen_endpoint().port != 0) =>
-                {
-                    c.listening += 1
-                }
+                Some(_) if st.listens.iter().any(|l| l.queue.contains(&h)) => c.listening += 1,
                 Some(_) if st.orphans.iter().any(|o| o.h == h) => c.closing += 1,
                 Some(_) => c.flows += 1,
                 None => c.other += 1,
@@ -358,6 +405,12 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
     /// The timeouts the stack runs with.
     pub fn timeouts(&self) -> TcpTimeouts {
         self.sh.timeouts
+    }
+
+    /// How many connections each listened port holds between SYN and accept: sized to the
+    /// heap on Xen ([`backlog_for_heap`]), [`BACKLOG`] on unix.
+    pub fn backlog(&self) -> usize {
+        self.sh.backlog
     }
 
     /// Waits until the interface has an IPv4 address.
@@ -421,7 +474,7 @@ impl<N: Netif, C: Clock> Shared<N, C> {
     fn poll(&self) -> Duration {
         let now = smol_now(&self.clock);
         let mut st = self.st.borrow_mut();
-        let mut more = st.pump(now);
+        let mut more = st.pump(now, self.backlog, &self.timeouts);
         if let Some(h) = st.dhcp {
             let event = match st.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
                 None => None,
@@ -439,7 +492,7 @@ impl<N: Netif, C: Clock> Shared<N, C> {
                 st.set_ipv4(c);
                 st.dns_servers = dns;
                 // The new address may let queued packets out now.
-                more |= st.pump(now);
+                more |= st.pump(now, self.backlog, &self.timeouts);
             }
         }
         if st.ipv4.is_some() {
@@ -506,54 +559,146 @@ impl<N: Netif, C: Clock> Shared<N, C> {
 }
 
 impl<N: Netif> State<N> {
-    /// Runs smoltcp once: up to [`INGRESS_BUDGET`] frames in, through the SYN gate, then
-    /// everything queued out. True when frames may be left to read.
-    fn pump(&mut self, now: SmolInstant) -> bool {
+    /// Runs smoltcp once: up to [`INGRESS_BUDGET`] frames in, through the SYN gate (which
+    /// holds back the SYNs that listened ports have room for), a socket made for each held SYN
+    /// and the SYNs handed to smoltcp, then everything queued out. True when frames may be left
+    /// to read.
+    fn pump(&mut self, now: SmolInstant, backlog: usize, t: &TcpTimeouts) -> bool {
+        // How many SYNs each listened port can take this round.
+        {
+            let mut free = self.free_listeners.borrow_mut();
+            free.clear();
+            free.extend(
+                self.listens
+                    .iter()
+                    .map(|l| (l.port, backlog.saturating_sub(l.queue.len()))),
+            );
+        }
+        let mut more = false;
+        {
+            let State {
+                iface,
+                dev,
+                sockets,
+                free_listeners,
+                held,
+                ..
+            } = self;
+            iface.poll_maintenance(now);
+            let mut gate = Gate {
+                dev,
+                free: free_listeners,
+                held,
+            };
+            for taken in 0.. {
+                if taken == INGRESS_BUDGET {
+                    more = true;
+                    break;
+                }
+                if iface.poll_ingress_single(now, &mut gate, sockets)
+                    == smoltcp::iface::PollIngressSingleResult::None
+                {
+                    break;
+                }
+            }
+        }
+        if !self.held.get_mut().is_empty() {
+            self.admit(now, t);
+        }
         let State {
             iface,
             dev,
             sockets,
-            free_listeners,
             ..
         } = self;
-        // How many SYNs each listened port can take this round.
-        {
-            let mut free = free_listeners.borrow_mut();
-            free.clear();
-            for (_, s) in sockets.iter() {
-                let Some(t) = tcp::Socket::downcast(s) else {
-                    continue;
-                };
-                let port = t.listen_endpoint().port;
-                if port == 0 || !matches!(t.state(), tcp::State::Listen | tcp::State::SynReceived) {
-                    continue;
-                }
-                let listening = usize::from(t.state() == tcp::State::Listen);
-                match free.iter_mut().find(|(p, _)| *p == port) {
-                    Some((_, n)) => *n += listening,
-                    None => free.push((port, listening)),
-                }
-            }
-        }
-        iface.poll_maintenance(now);
-        let mut gate = Gate {
-            dev,
-            free: free_listeners,
-        };
-        let mut more = false;
-        for taken in 0.. {
-            if taken == INGRESS_BUDGET {
-                more = true;
-                break;
-            }
-            if iface.poll_ingress_single(now, &mut gate, sockets)
-                == smoltcp::iface::PollIngressSingleResult::None
-            {
-                break;
-            }
-        }
-        while iface.poll_egress(now, &mut gate, sockets) != smoltcp::iface::PollResult::None {}
+        while iface.poll_egress(now, dev, sockets) != smoltcp::iface::PollResult::None {}
+        // Handshakes end in ingress and egress (a RST, a timeout): free their sockets now, not
+        // at the next round, which may be long.
+        self.prune_backlogs();
         more
+    }
+
+    /// Makes a socket, on its port's backlog, for each SYN the gate held (but for a SYN whose
+    /// peer already has one: a retransmission), then hands the SYNs to smoltcp, which answers
+    /// each from its socket.
+    fn admit(&mut self, now: SmolInstant, t: &TcpTimeouts) {
+        let held = core::mem::take(self.held.get_mut());
+        let mut fresh = Vec::with_capacity(held.len());
+        let mut again = vec![];
+        for frame in held {
+            let Some((port, peer)) = syn_peer(&frame) else {
+                continue;
+            };
+            let known = |(_, s): (SocketHandle, &smoltcp::socket::Socket<'static>)| {
+                tcp::Socket::downcast(s).is_some_and(|s| {
+                    s.listen_endpoint().port == port && s.remote_endpoint() == Some(peer)
+                })
+            };
+            let seen = fresh
+                .iter()
+                .any(|(_, p, _): &(u16, IpEndpoint, _)| *p == peer);
+            if seen || self.sockets.iter().any(known) {
+                again.push(frame);
+                continue;
+            }
+            let Some(l) = self.listens.iter().position(|l| l.port == port) else {
+                continue;
+            };
+            let mut s = tcp_socket(t);
+            // A fresh socket and a port that is not 0: this cannot fail.
+            let _ = s.listen(port);
+            if let Some(w) = &self.listens[l].waker {
+                s.register_recv_waker(w);
+            }
+            let h = self.add(s);
+            self.listens[l].queue.push(h);
+            fresh.push((port, peer, frame));
+        }
+        // The new connections' SYNs first, so that each meets its fresh listening socket; then
+        // the retransmitted ones, which meet the sockets already there.
+        let State {
+            iface,
+            dev,
+            sockets,
+            ..
+        } = self;
+        let mut replay = Replay {
+            dev,
+            frames: fresh
+                .into_iter()
+                .map(|(_, _, f)| f)
+                .chain(again)
+                .collect::<Vec<_>>()
+                .into_iter(),
+        };
+        while iface.poll_ingress_single(now, &mut replay, sockets)
+            != smoltcp::iface::PollIngressSingleResult::None
+        {}
+    }
+
+    /// Frees the backlog's sockets whose handshake ended without a connection: reset (smoltcp
+    /// puts such a socket back to listening), timed out (closed), or whose SYN smoltcp did not
+    /// take (still listening), and connections reset before the app accepted them.
+    fn prune_backlogs(&mut self) {
+        let State {
+            listens,
+            sockets,
+            open,
+            ..
+        } = self;
+        for l in listens.iter_mut() {
+            l.queue.retain(|&h| {
+                let gone = matches!(
+                    sockets.get::<tcp::Socket>(h).state(),
+                    tcp::State::Listen | tcp::State::Closed
+                );
+                if gone {
+                    sockets.remove(h);
+                    *open -= 1;
+                }
+                !gone
+            });
+        }
     }
 }
 
@@ -573,16 +718,30 @@ impl<N> State<N> {
     }
 }
 
-/// The device as smoltcp sees it: a SYN to a listened port none of whose sockets is free
-/// arrives as an empty frame, which smoltcp ignores (rather than answering with a RST).
+/// The device as smoltcp sees it: a SYN to a listened port arrives as an empty frame, which
+/// smoltcp ignores (rather than answering with a RST, as it would with no socket listening);
+/// the gate keeps a copy when the port's backlog has room, for [`State::admit`], and drops it
+/// when not.
 struct Gate<'d, N> {
     dev: &'d mut N,
     free: &'d RefCell<Vec<(u16, usize)>>,
+    held: &'d RefCell<Vec<Vec<u8>>>,
 }
 
 struct GateRx<'a, R> {
     inner: R,
     free: &'a RefCell<Vec<(u16, usize)>>,
+    held: &'a RefCell<Vec<Vec<u8>>>,
+}
+
+/// The source of a TCP SYN (without ACK) in an Ethernet frame, and the port it is for.
+fn syn_peer(frame: &[u8]) -> Option<(u16, IpEndpoint)> {
+    use smoltcp::wire::{EthernetFrame, Ipv4Packet, TcpPacket};
+    let port = syn_port(frame)?;
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    Some((port, IpEndpoint::new(ip.src_addr().into(), tcp.src_port())))
 }
 
 /// The destination port of a TCP SYN (without ACK) in an Ethernet frame.
@@ -602,15 +761,16 @@ fn syn_port(frame: &[u8]) -> Option<u16> {
 
 impl<R: smoltcp::phy::RxToken> smoltcp::phy::RxToken for GateRx<'_, R> {
     fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
-        let free = self.free;
+        let (free, held) = (self.free, self.held);
         self.inner.consume(|frame| {
             if let Some(port) = syn_port(frame) {
                 let mut free = free.borrow_mut();
                 if let Some((_, n)) = free.iter_mut().find(|(p, _)| *p == port) {
-                    if *n == 0 {
-                        return f(&[]);
+                    if *n > 0 {
+                        *n -= 1;
+                        held.borrow_mut().push(frame.to_vec());
                     }
-                    *n -= 1;
+                    return f(&[]);
                 }
             }
             f(frame)
@@ -629,14 +789,74 @@ impl<N: Netif> smoltcp::phy::Device for Gate<'_, N> {
         Self: 'a;
 
     fn receive(&mut self, now: SmolInstant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let free = self.free;
+        let (free, held) = (self.free, self.held);
         self.dev
             .receive(now)
-            .map(|(inner, tx)| (GateRx { inner, free }, tx))
+            .map(|(inner, tx)| (GateRx { inner, free, held }, tx))
     }
 
     fn transmit(&mut self, now: SmolInstant) -> Option<Self::TxToken<'_>> {
         self.dev.transmit(now)
+    }
+
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        self.dev.capabilities()
+    }
+}
+
+/// The device as smoltcp sees it while the held SYNs are handed over: those frames in, and
+/// the real device out.
+struct Replay<'d, N> {
+    dev: &'d mut N,
+    frames: alloc::vec::IntoIter<Vec<u8>>,
+}
+
+struct HeldRx(Vec<u8>);
+
+impl smoltcp::phy::RxToken for HeldRx {
+    fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
+        f(&self.0)
+    }
+}
+
+/// The device's transmit token, or, when its ring is full, one that drops the frame: smoltcp
+/// answers a SYN on a listening socket later, from its egress, so only a reply to a
+/// retransmitted SYN can be lost this way, and the peer retransmits again.
+enum ReplayTx<T> {
+    Device(T),
+    Full,
+}
+
+impl<T: smoltcp::phy::TxToken> smoltcp::phy::TxToken for ReplayTx<T> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        match self {
+            ReplayTx::Device(t) => t.consume(len, f),
+            ReplayTx::Full => f(&mut vec![0; len]),
+        }
+    }
+}
+
+impl<N: Netif> smoltcp::phy::Device for Replay<'_, N> {
+    type RxToken<'a>
+        = HeldRx
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = ReplayTx<N::TxToken<'a>>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, now: SmolInstant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let frame = self.frames.next()?;
+        let tx = match self.dev.transmit(now) {
+            Some(t) => ReplayTx::Device(t),
+            None => ReplayTx::Full,
+        };
+        Some((HeldRx(frame), tx))
+    }
+
+    fn transmit(&mut self, now: SmolInstant) -> Option<Self::TxToken<'_>> {
+        self.dev.transmit(now).map(ReplayTx::Device)
     }
 
     fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
@@ -714,18 +934,18 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
     async fn listen(&self, port: u16) -> Result<TcpListener<N, C>, NetError> {
         let mut st = self.sh.st.borrow_mut();
         let port = if port == 0 { st.ephemeral_port() } else { port };
-        let mut backlog = Vec::with_capacity(BACKLOG);
-        for _ in 0..BACKLOG {
-            let mut s = tcp_socket(&self.sh.timeouts);
-            s.listen(port).map_err(|_| NetError::AddrInUse)?;
-            backlog.push(st.add(s));
+        if st.listens.iter().any(|l| l.port == port) {
+            return Err(NetError::AddrInUse);
         }
-        drop(st);
-        self.sh.kick();
+        // No socket yet: the driver makes one when a SYN comes.
+        st.listens.push(Listen {
+            port,
+            queue: Vec::with_capacity(self.sh.backlog),
+            waker: None,
+        });
         Ok(TcpListener {
             sh: self.sh.clone(),
             port,
-            backlog: RefCell::new(backlog),
         })
     }
 
@@ -831,11 +1051,11 @@ impl<N: Netif, C: Clock> Drop for Handshake<'_, N, C> {
     }
 }
 
-/// A listening TCP port: a backlog of listening sockets, replenished as connections arrive.
+/// A listening TCP port. Its connections, from SYN to accept, are on its entry in the stack's
+/// state (see "SYN floods" above).
 pub struct TcpListener<N: Netif + 'static, C: Clock + 'static> {
     sh: Rc<Shared<N, C>>,
     port: u16,
-    backlog: RefCell<Vec<SocketHandle>>,
 }
 
 impl<N: Netif + 'static, C: Clock + 'static> net::Listener for TcpListener<N, C> {
@@ -844,37 +1064,26 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Listener for TcpListener<N, C>
     async fn accept(&self) -> Result<(TcpFlow<N, C>, SocketAddr), NetError> {
         let (h, peer) = poll_fn(|cx| {
             let mut st = self.sh.st.borrow_mut();
-            let mut backlog = self.backlog.borrow_mut();
-            for i in 0..backlog.len() {
-                let s = st.sockets.get_mut::<tcp::Socket>(backlog[i]);
+            let State {
+                listens, sockets, ..
+            } = &mut *st;
+            let Some(l) = listens.iter_mut().find(|l| l.port == self.port) else {
+                return Poll::Pending;
+            };
+            l.waker = Some(cx.waker().clone());
+            for i in 0..l.queue.len() {
+                let s = sockets.get_mut::<tcp::Socket>(l.queue[i]);
                 match s.state() {
-                    tcp::State::Listen | tcp::State::SynReceived => {
+                    // Mid-handshake; or ended without a connection, and freed by the driver.
+                    tcp::State::Listen | tcp::State::SynReceived | tcp::State::Closed => {
                         s.register_recv_waker(cx.waker())
-                    }
-                    // A handshake that timed out, or a connection reset before we took it:
-                    // the socket listens again, with the buffers it has.
-                    tcp::State::Closed => {
-                        // The port is already listened on by this listener; this cannot fail.
-                        let _ = s.listen(IpListenEndpoint {
-                            addr: None,
-                            port: self.port,
-                        });
-                        s.register_recv_waker(cx.waker());
                     }
                     _ => {
                         let Some(peer) = s.remote_endpoint().map(to_std) else {
                             continue;
                         };
                         as_flow(s, &self.sh.timeouts);
-                        let h = backlog[i];
-                        let mut fresh = tcp_socket(&self.sh.timeouts);
-                        // As above.
-                        let _ = fresh.listen(IpListenEndpoint {
-                            addr: None,
-                            port: self.port,
-                        });
-                        backlog[i] = st.add(fresh);
-                        return Poll::Ready((h, peer));
+                        return Poll::Ready((l.queue.remove(i), peer));
                     }
                 }
             }
@@ -906,8 +1115,11 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Listener for TcpListener<N, C>
 impl<N: Netif + 'static, C: Clock + 'static> Drop for TcpListener<N, C> {
     fn drop(&mut self) {
         let mut st = self.sh.st.borrow_mut();
-        for h in self.backlog.borrow_mut().drain(..) {
-            st.remove(h);
+        if let Some(i) = st.listens.iter().position(|l| l.port == self.port) {
+            let l = st.listens.swap_remove(i);
+            for h in l.queue {
+                st.remove(h);
+            }
         }
     }
 }
@@ -1133,6 +1345,25 @@ mod tests {
             "boot argument --tcp-keepalive=700: expected fewer seconds than --tcp-timeout, so \
              that a live peer answers a probe in time"
         );
+    }
+
+    #[test]
+    fn the_backlog_is_sized_to_the_heap() {
+        const MIB: usize = 1 << 20;
+        // A 4 MiB guest has about 2.4 MiB of heap; 8 MiB and more get the full backlog.
+        assert_eq!(backlog_for_heap(2 * MIB + 400 * 1024), 4);
+        assert_eq!(backlog_for_heap(6 * MIB), 12);
+        assert_eq!(backlog_for_heap(8 * MIB), BACKLOG);
+        assert_eq!(backlog_for_heap(1 << 30), BACKLOG);
+        assert_eq!(backlog_for_heap(MIB), MIN_BACKLOG);
+        assert_eq!(backlog_for_heap(0), MIN_BACKLOG);
+        // Two ports' full backlogs are at most a quarter of the heap, above the minimum.
+        for heap in [2 * MIB, 3 * MIB, 5 * MIB, 7 * MIB, 9 * MIB] {
+            assert!(
+                2 * backlog_for_heap(heap) * 2 * TCP_BUFFER <= heap / 4,
+                "{heap}"
+            );
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use smoltcp::wire::{
     Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
 };
 use support::{link, pattern, run, LinkStats, Peer};
-use uni_net::direct::{DirectStack, TcpTimeouts, BACKLOG};
+use uni_net::direct::{DirectStack, TcpTimeouts, BACKLOG, TCP_BUFFER};
 use uni_net::Ipv4Setting;
 use uni_runtime::device::net::{Flow, Ipv4Config, Listener, NetError, Stack};
 use uni_runtime::device::Clock as _;
@@ -134,14 +134,14 @@ fn syn_frame(sport: u16, seq: i32) -> Vec<u8> {
     buf
 }
 
-/// Waits, up to `limit`, until the stack holds `flows` flows and no closing socket, and all
-/// [`BACKLOG`] of its listener's sockets listen again; returns how long that took.
+/// Waits, up to `limit`, until the stack holds `flows` flows and no closing socket, and its
+/// listener no connection between SYN and accept; returns how long that took.
 async fn quiet(stack: &Stk, flows: usize, limit: Duration, what: &str) -> Duration {
     let clock = Clock::new();
     let t0 = Instant::now();
     loop {
         let c = stack.sockets();
-        if c.flows == flows && c.closing == 0 && c.listening == BACKLOG {
+        if c.flows == flows && c.closing == 0 && c.listening == 0 {
             return t0.elapsed();
         }
         assert!(
@@ -363,9 +363,11 @@ fn a_syn_flood_does_not_stop_an_established_flow() {
         let h = peer.tcp_connect(to(), 12_000, 64 * 1024);
         peer.established(h).await.unwrap();
         let clock = Clock::new();
+        assert_eq!(stack.backlog(), BACKLOG, "the backlog on unix");
         let flood = async {
             // SYNs from ports that never answer, 200 every 2 ms, all mixed with the flow's
             // frames on the link.
+            let mut most = 0;
             for batch in 0..FLOOD / 200 {
                 for k in 0..200 {
                     let port = 30_000 + ((batch * 200 + k) % 30_000) as u16;
@@ -374,12 +376,14 @@ fn a_syn_flood_does_not_stop_an_established_flow() {
                 }
                 clock.sleep(Duration::from_millis(2)).await;
                 let c = stack.sockets();
-                assert_eq!(
-                    c.listening, BACKLOG,
-                    "the listener holds {} sockets during the flood",
+                assert!(
+                    c.listening <= BACKLOG,
+                    "the listener holds {} sockets during the flood, more than its backlog",
                     c.listening
                 );
+                most = most.max(c.listening);
             }
+            assert_eq!(most, BACKLOG, "the flood's handshakes filled the backlog");
         };
         let echo = async {
             let mut rounds = 0;
@@ -442,13 +446,14 @@ fn a_syn_flood_does_not_stop_an_established_flow() {
     });
 }
 
-/// Waits until all of the listener's sockets listen again (the flood's handshakes timed out).
+/// Waits until the listener's backlog is empty again (the flood's handshakes timed out, and
+/// their sockets were freed).
 async fn quiet_listeners(stack: &Stk, limit: Duration) {
     let clock = Clock::new();
     let t0 = Instant::now();
     loop {
         let c = stack.sockets();
-        if c.listening == BACKLOG && c.closing == 0 {
+        if c.listening == 0 && c.closing == 0 {
             return;
         }
         assert!(t0.elapsed() < limit, "after the flood: {c:?}");
@@ -493,5 +498,87 @@ fn a_connect_nobody_answers_times_out_and_a_dropped_one_is_freed() {
             );
             clock.sleep(Duration::from_millis(10)).await;
         }
+    });
+}
+
+/// Waits, up to a second, until the stack's sockets are `want`.
+async fn sockets_become(stack: &Stk, want: impl Fn(&uni_net::direct::SocketCounts) -> bool) {
+    let clock = Clock::new();
+    let t0 = Instant::now();
+    loop {
+        let c = stack.sockets();
+        if want(&c) {
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(1), "{c:?}");
+        clock.sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[test]
+fn a_listener_allocates_socket_buffers_only_when_a_syn_comes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    run("lazy listener", Duration::from_secs(30), async {
+        let (stack, peer, link) = setup(SHORT);
+        let clock = Clock::new();
+        clock.sleep(Duration::from_millis(50)).await;
+        let before = HEAP.current_usage();
+        let listener = stack.listen(PORT).await.unwrap();
+        assert_eq!(
+            stack.listen(PORT).await.err(),
+            Some(NetError::AddrInUse),
+            "a second listener on the same port"
+        );
+        clock.sleep(Duration::from_millis(50)).await;
+        let listening = HEAP.current_usage();
+        // One socket's buffers are 2 * TCP_BUFFER (64 KiB); the listener's entry is a few
+        // dozen bytes.
+        assert!(
+            listening < before + 1024,
+            "listening cost {} bytes before any SYN",
+            listening - before
+        );
+        assert_eq!(stack.sockets().listening, 0);
+
+        // A SYN (whose SYN-ACK goes nowhere) gets a socket; the same SYN again (a
+        // retransmission) gets no second one.
+        link.kill_port(41_000);
+        link.inject_to_a(syn_frame(41_000, 77));
+        sockets_become(&stack, |c| c.listening == 1).await;
+        assert!(
+            HEAP.current_usage() >= listening + 2 * TCP_BUFFER,
+            "a handshake's socket has its buffers"
+        );
+        link.inject_to_a(syn_frame(41_000, 77));
+        clock.sleep(Duration::from_millis(50)).await;
+        assert_eq!(stack.sockets().listening, 1, "one socket per peer");
+        assert!(
+            link.dropped_a_to_b().syn_acks >= 1,
+            "{:?}",
+            link.dropped_a_to_b()
+        );
+        // The handshake times out and its socket is freed: the heap is back where the listener
+        // left it.
+        clock.sleep(SHORT.syn_timeout).await;
+        sockets_become(&stack, |c| c.listening == 0).await;
+        assert!(
+            HEAP.current_usage() < listening + 1024,
+            "after the handshake timed out: {} bytes more than listening",
+            HEAP.current_usage() - listening
+        );
+
+        // Five peers connecting in the same round all get in, and are accepted.
+        let hs: Vec<_> = (0..5)
+            .map(|i| peer.tcp_connect(to(), 42_000 + i, 4096))
+            .collect();
+        for &h in &hs {
+            peer.established(h).await.unwrap();
+        }
+        for _ in &hs {
+            let (flow, _) = listener.accept().await.unwrap();
+            drop(flow);
+        }
+        drop(listener);
+        assert_eq!(stack.sockets().listening, 0);
     });
 }
