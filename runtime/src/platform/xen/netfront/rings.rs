@@ -13,6 +13,27 @@ use crate::xen_wire::netif::{
     TX_RING_SIZE,
 };
 
+/// Buffer pages per side (TX, RX) on a heap of `heap` bytes: as many as fit in a sixteenth of
+/// it, from 32 to the ring's 256 slots. So both sides take at most an eighth of the heap: 2 MiB
+/// (256 + 256 pages) from a heap of 16 MiB up, 296 KiB (37 + 37) on a 4 MiB guest's 2.4 MiB.
+/// 32 pages still hold more than a 32 KiB TCP window of full-size frames. The ring keeps its
+/// 256 slots; only that many ids are used.
+pub(super) const fn buffers_for_heap(heap: usize) -> u16 {
+    let most = if RX_RING_SIZE < TX_RING_SIZE {
+        RX_RING_SIZE
+    } else {
+        TX_RING_SIZE
+    } as usize;
+    let n = heap / 16 / PAGE_SIZE;
+    (if n < 32 {
+        32
+    } else if n > most {
+        most
+    } else {
+        n
+    }) as u16
+}
+
 /// Publishes `ring`'s private requests in `page` and notifies the backend if it asked.
 pub(super) fn push_requests(
     page: &Granted,
@@ -161,10 +182,13 @@ impl Rings {
         let rx_ring = Granted::new(backend, false)?;
         init_shared(tx_ring.mem());
         init_shared(rx_ring.mem());
-        let tx_bufs = (0..TX_RING_SIZE)
+        // The buffers are sized to the heap (the guest's memory), not to the rings.
+        let heap = crate::platform::xen::heap();
+        let n = buffers_for_heap(heap.used + heap.free);
+        let tx_bufs = (0..n)
             .map(|_| Granted::new(backend, true))
             .collect::<Result<Vec<_>, _>>()?;
-        let rx_bufs = (0..RX_RING_SIZE)
+        let rx_bufs = (0..n)
             .map(|_| Granted::new(backend, false))
             .collect::<Result<Vec<_>, _>>()?;
         let port = Port::alloc_unbound(backend).map_err(NetfrontError::EventChannel)?;
@@ -172,7 +196,7 @@ impl Rings {
             tx: TxSide {
                 ring_page: tx_ring,
                 ring: FrontRing::new(TX_RING_SIZE),
-                ids: IdPool::new(TX_RING_SIZE as u16),
+                ids: IdPool::new(n),
                 bufs: tx_bufs,
                 blocked: false,
                 last_progress: 0,
@@ -180,13 +204,13 @@ impl Rings {
             rx: RxSide {
                 ring_page: rx_ring,
                 ring: FrontRing::new(RX_RING_SIZE),
-                ids: IdPool::new(RX_RING_SIZE as u16),
+                ids: IdPool::new(n),
                 bufs: rx_bufs,
             },
             port,
             broken: false,
         };
-        for id in 0..RX_RING_SIZE as u16 {
+        for id in 0..n {
             rings.rx.post(id);
         }
         push_requests(&rings.rx.ring_page, &mut rings.rx.ring, port, stats);
