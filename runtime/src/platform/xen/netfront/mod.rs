@@ -2,11 +2,12 @@
 //! rings (the wire formats are [`xen_wire::netif`](crate::xen_wire::netif)).
 //!
 //! # Memory
-//! Each ring is one granted page. Every TX slot id and every RX slot id owns one buffer page,
-//! granted to the backend once, at connect (read-only for TX, writable for RX), and reused: a TX
-//! id's page is free again when its response arrives; an RX id's page is re-posted under the same
-//! id once the stack has consumed the frame. That is 2 + 256 + 256 pages (about 2 MiB) and 514
-//! grant references per interface.
+//! Each ring is one granted page. Every TX id and every RX id owns one buffer page, granted to
+//! the backend once, at connect (read-only for TX, writable for RX), and reused: a TX id's page is
+//! free again when its response arrives; an RX id's page is re-posted under the same id once the
+//! stack has consumed the frame. The rings have 256 slots; the ids (and pages) per side are sized
+//! to the heap ([`rings::buffers_for_heap`]): 256 from a 16 MiB heap up (2 + 256 + 256 pages,
+//! about 2 MiB, and 514 grant references per interface), 32 to 256 below (37 on a 4 MiB guest).
 //!
 //! # Notification
 //! One event channel serves both rings. Requests are published with the `req_event` rule (notify
