@@ -30,6 +30,17 @@ pub mod xen_wire;
 
 pub use boot::BootArgs;
 
+/// Marks a boot milestone after the platform is up (a library's first listening socket, say). On
+/// Xen, with the `--uni-boot-info` boot argument, it prints `uni: boot: <what> at N us` (the guest
+/// clock since the image's first instruction) on the console; otherwise, and on unix, it does
+/// nothing.
+pub fn boot_milestone(what: &str) {
+    #[cfg(all(target_arch = "arm", target_os = "none"))]
+    platform::boot_milestone(what);
+    #[cfg(not(all(target_arch = "arm", target_os = "none")))]
+    let _ = what;
+}
+
 /// What an application's entry point returns. `Err` is printed on the console and the
 /// unikernel exits with status 1 (unix) or shuts down as crashed (Xen).
 pub type AppResult = Result<(), alloc::boxed::Box<dyn core::error::Error>>;

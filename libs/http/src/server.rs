@@ -147,6 +147,11 @@ impl<T: Transport, C: Clock + Clone + 'static> Server<T, C> {
     /// with port 0).
     pub async fn listen(self) -> Result<Listening<T, C>, Error> {
         let listener = self.transport.listen(self.port).await?;
+        // `--uni-boot-info` on Xen: the boot's last milestone, sockets listening.
+        uni_runtime::boot_milestone(&alloc::format!(
+            "listening on port {}",
+            T::local_addr(&listener).port()
+        ));
         Ok(Listening {
             listener,
             clock: self.clock,

@@ -3,12 +3,13 @@
 //!
 //! Xen enters at `_start` in SVC mode with the MMU and caches off, interrupts masked, and the
 //! device tree's physical address in r2. Before any Rust code runs, the assembly below:
-//! 1. reads the virtual counter (boot-time measurement);
+//! 1. reads the virtual counter (boot-time measurement, again after steps 3 and 5 for the boot
+//!    stages of `--uni-boot-info`: `uni_boot_ticks`);
 //! 2. sets up the abort/undefined/IRQ stacks and the main stack;
 //! 3. zeroes `.bss` (Xen copies only the file);
 //! 4. builds a 1:1 first-level table with 1 MiB Normal write-back sections over the image and
-//!    the device tree, discards any stale cache lines over what it wrote, and turns on the MMU,
-//!    caches and branch prediction;
+//!    the device tree, discards any stale cache lines over what it wrote (.bss only: the stack
+//!    was not written with the caches off), and turns on the MMU, caches and branch prediction;
 //! 5. enables VFP/NEON (Rust code may use the FP registers anywhere).
 //!
 //! The rest of memory (RAM, the grant window, the GIC, ...) is mapped from Rust once the device
@@ -49,6 +50,7 @@ uni_reset:
 1:  cmp r0, r1
     strdlo r2, r3, [r0], #8
     blo 1b
+    mrrc p15, 1, r6, r7, c14    @ CNTVCT after .bss (boot stages)
 
     ldr r4, =uni_l1_table
     ldr r5, =0x11c0e            @ section: Normal WB-WA, shareable, RW
@@ -70,8 +72,8 @@ uni_reset:
     orrlo r2, r5, r0, lsl #20
     strlo r2, [r4, r0, lsl #2]
 
-    ldr r0, =__bss_start        @ drop stale lines over what was written uncached
-    ldr r1, =__stack_top
+    ldr r0, =__bss_start        @ drop stale lines over what was written uncached (.bss; the
+    ldr r1, =__bss_end          @ stack above it was not written, so no stale line can hide data)
 3:  mcr p15, 0, r0, c7, c6, 1   @ DCIMVAC
     add r0, r0, #32
     cmp r0, r1
@@ -106,6 +108,10 @@ uni_reset:
     isb sy
     mov r0, #0x40000000         @ FPEXC.EN
     vmsr fpexc, r0
+
+    mrrc p15, 1, r11, r12, c14  @ CNTVCT with the MMU, caches and VFP on
+    ldr r0, =uni_boot_ticks
+    stm r0, {{r6, r7, r11, r12}}
 
     mov r0, r10
     mov r1, r8
@@ -171,6 +177,10 @@ uni_l1_table:
     .space 16384
 
     .section .bss.uni_tables, "aw", %nobits
+    .balign 8
+    .global uni_boot_ticks
+uni_boot_ticks:                 @ CNTVCT after .bss, and once the MMU and caches are on
+    .space 16
     .balign 1024
     .global uni_l2_guard
 uni_l2_guard:

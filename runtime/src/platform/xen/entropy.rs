@@ -157,6 +157,7 @@ fn samples_per_byte(scratch: &mut Scratch) -> u32 {
             "entropy: counter jitter: {distinct} distinct deltas in {CALIBRATION_READINGS} readings, the commonest {max_run} times; {k} readings per byte"
         ));
     }
+    super::boot_milestone("entropy source calibrated");
     assert!(k != 0, "xen entropy: the virtual counter barely jitters ({distinct} distinct deltas in {CALIBRATION_READINGS} readings, one of them {max_run} times); refusing to produce random bytes");
     SAMPLES_PER_BYTE.store(k, Ordering::Relaxed);
     k
@@ -208,6 +209,7 @@ impl device::Random for Random {
             *b ^= *e;
         }
         if !SEED_USED.swap(true, Ordering::Relaxed) {
+            super::boot_milestone(&alloc::format!("first {} random bytes", buf.len()));
             let mut seed = [0u8; 32];
             let n = boot_seed(&mut seed);
             if n > 0

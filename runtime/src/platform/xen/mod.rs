@@ -12,7 +12,10 @@
 //! itself ([`executor`]). Nothing runs asynchronously to the tasks.
 //!
 //! Boot arguments the platform itself reads (the application never sees a difference):
-//! * `--uni-boot-info`: print a platform summary and boot-stage timings on the console.
+//! * `--uni-boot-info`: print a platform summary and boot-stage timings on the console (the guest
+//!   clock from the first instruction to the end of each stage, up to the app's start), then a
+//!   `uni: boot: … at N us` line at each later milestone ([`boot_milestone`]: the network
+//!   interface connected, the entropy source calibrated and first read, the first listen).
 //! * `--uni-timestamps`: prefix every console line with the guest's monotonic time since its
 //!   first instruction, as Linux's printk does: `[    1.002003] ` (seconds, 6 decimals, the
 //!   seconds right-aligned in 5 columns). The time is taken when the line's first byte is
@@ -209,7 +212,11 @@ where
     if args.get("uni-timestamps").is_some() {
         console::enable_timestamps();
     }
+    stage_done(STAGE_ARGS);
+    // The app starts now; the boot report's own printing is not counted.
+    stage_done(STAGE_APP);
     if args.get("uni-boot-info").is_some() {
+        BOOT_INFO.store(true, Ordering::Relaxed);
         print_boot_info();
     }
     match executor::block_on(main(args)) {
@@ -246,24 +253,70 @@ const MAGIC_BASE: u64 = 0x3900_0000;
 
 static FACTS: spin::Once<dtb::Facts> = spin::Once::new();
 static UART: AtomicU32 = AtomicU32::new(0);
-/// Microseconds since the first instruction at which each boot stage finished (`--uni-boot-info`).
-static STAGES: [AtomicU32; 6] = [const { AtomicU32::new(0) }; 6];
-const STAGE_NAMES: [&str; 6] = [
+/// The boot stages `--uni-boot-info` reports, in order: each one's end is recorded in
+/// microseconds since the first instruction. The first two are stamped by `boot.rs`'s assembly
+/// (`uni_boot_ticks`), the last two by [`run`].
+const STAGE_NAMES: [&str; 11] = [
+    ".bss zeroed",
+    "MMU + caches on",
     "console",
-    "device tree + mappings",
+    "device tree",
+    "mappings",
     "heap",
-    "shared_info + GIC",
+    "shared_info",
+    "GIC",
     "xenstore",
-    "main",
+    "boot args",
+    "app start",
 ];
+const STAGE_BSS: usize = 0;
+const STAGE_MMU: usize = 1;
+const STAGE_CONSOLE: usize = 2;
+const STAGE_DTB: usize = 3;
+const STAGE_MAPPINGS: usize = 4;
+const STAGE_HEAP: usize = 5;
+const STAGE_SHARED_INFO: usize = 6;
+const STAGE_GIC: usize = 7;
+const STAGE_XENSTORE: usize = 8;
+const STAGE_ARGS: usize = 9;
+const STAGE_APP: usize = 10;
+static STAGES: [AtomicU32; STAGE_NAMES.len()] = [const { AtomicU32::new(0) }; STAGE_NAMES.len()];
+/// Whether `--uni-boot-info` is on: [`boot_milestone`] prints only then.
+static BOOT_INFO: AtomicBool = AtomicBool::new(false);
 
 fn stage_done(i: usize) {
     STAGES[i].store((time::now_ns() / 1000) as u32, Ordering::Relaxed);
 }
 
+/// Records the counter values `boot.rs` stamped before any Rust code ran.
+fn asm_stages() {
+    // SAFETY: boot.rs wrote the four words (two CNTVCT values, low word first) with the caches
+    // on, before calling `uni_xen_start`; nothing writes them afterwards.
+    let t = unsafe { (&raw const uni_boot_ticks).read_volatile() };
+    for (stage, (lo, hi)) in [(STAGE_BSS, (t[0], t[1])), (STAGE_MMU, (t[2], t[3]))] {
+        let ticks = ((u64::from(hi) << 32) | u64::from(lo)).saturating_sub(time::boot_count());
+        let us = ticks * 1_000_000 / time::freq();
+        STAGES[stage].store(us as u32, Ordering::Relaxed);
+    }
+}
+
+/// A boot milestone after the platform is up, such as the network interface connected, the
+/// entropy source calibrated or the first listening socket: with `--uni-boot-info` it prints
+/// `uni: boot: <what> at N us` (guest clock since the first instruction), at once, on the
+/// console. Otherwise it does nothing. Cheap enough to call on every listen.
+pub fn boot_milestone(what: &str) {
+    if !BOOT_INFO.load(Ordering::Relaxed) {
+        return;
+    }
+    let us = time::now_ns() / 1000;
+    diag(&alloc::format!("uni: boot: {what} at {us} us"));
+}
+
 unsafe extern "C" {
     static __stack_guard: u8;
     static _end: u8;
+    /// CNTVCT after .bss was zeroed and once the MMU and caches were on (`boot.rs`).
+    static uni_boot_ticks: [u32; 4];
 }
 
 unsafe extern "Rust" {
@@ -328,17 +381,19 @@ fn claim(base: u64, end: u64) -> Option<core::ptr::NonNull<u8>> {
 #[unsafe(no_mangle)]
 extern "C" fn uni_xen_start(dtb: usize, count_lo: u32, count_hi: u32) -> ! {
     time::init((u64::from(count_hi) << 32) | u64::from(count_lo));
+    asm_stages();
 
     // The console first, so that everything after can report failures.
     mmu::map(MAGIC_BASE, 1 << 20, mmu::NORMAL);
     let console_ok = console::init();
-    stage_done(0);
+    stage_done(STAGE_CONSOLE);
 
     // SAFETY: r2 holds the device tree Xen built; boot.rs mapped it; nothing writes to it.
     let mut facts = match unsafe { dtb::parse(dtb) } {
         Ok(f) => f,
         Err(e) => fatal(format_args!("{e}")),
     };
+    stage_done(STAGE_DTB);
     if let Some(uart) = facts.uart {
         mmu::map(uart, 4096, mmu::DEVICE);
         UART.store(uart as u32, Ordering::Relaxed);
@@ -369,7 +424,7 @@ extern "C" fn uni_xen_start(dtb: usize, count_lo: u32, count_hi: u32) -> ! {
         }
     }
     mmu::unmap_guard_page((&raw const __stack_guard) as u32);
-    stage_done(1);
+    stage_done(STAGE_MAPPINGS);
 
     // The heap: all RAM above the image. The device tree blob (which libxl puts at the end of
     // bank 0, or at RAM + 128 MiB) is left out until the strings still needed from it are copied,
@@ -402,49 +457,59 @@ extern "C" fn uni_xen_start(dtb: usize, count_lo: u32, count_hi: u32) -> ! {
         // (no longer read: what is needed was copied) and free RAM above it.
         unsafe { HEAP.lock().extend(end, hi as usize as *mut u8) };
     }
-
-    stage_done(2);
+    stage_done(STAGE_HEAP);
     if let Err(e) = events::init() {
         fatal(format_args!("mapping shared_info: {e}"));
     }
+    stage_done(STAGE_SHARED_INFO);
     if let Err(e) = gic::init(facts.gic) {
         fatal(format_args!("GIC: {}", e.0));
     }
-    stage_done(3);
+    stage_done(STAGE_GIC);
     if let Err(e) = xenstore::init() {
         fatal(format_args!("xenstore: {e}"));
     }
-    stage_done(4);
-    stage_done(5);
+    stage_done(STAGE_XENSTORE);
     __uni_xen_main()
 }
 
+/// The `--uni-boot-info` report: the platform summary, the boot stages (microseconds since the
+/// first instruction at each stage's end, and each stage's own share in parentheses) and the
+/// grant table. Each line is formatted first and written once, so that the report costs few
+/// console notifications.
 fn print_boot_info() {
+    use alloc::string::String;
     let f = FACTS.get().copied();
     let (major, minor) = hypercall::xen_version();
     let ram: u64 = f
         .map(|f| f.ram[..f.banks].iter().map(|r| r.1).sum())
         .unwrap_or(0);
-    let boot_us = STAGES[5].load(Ordering::Relaxed);
+    let app_us = STAGES[STAGE_APP].load(Ordering::Relaxed);
     let created_us = time::boot_count() * 1_000_000 / time::freq();
+    let mut out = String::new();
     let _ = writeln!(
-        console::SyncWriter,
+        out,
         "uni: Xen {major}.{minor} ({}), {} MiB RAM, GICv{}, counter {} Hz; first instruction {} us after domain creation, platform up in {} us",
         f.map(|f| f.xen_compatible).unwrap_or("?"),
         ram >> 20,
         gic::version(),
         time::freq(),
         created_us,
-        boot_us,
+        STAGES[STAGE_XENSTORE].load(Ordering::Relaxed),
     );
     let _ = write!(
-        console::SyncWriter,
-        "uni: boot stages (us since first instruction):"
+        out,
+        "uni: boot stages (us since first instruction, the stage's own in parentheses):"
     );
-    for (name, t) in STAGE_NAMES.iter().zip(&STAGES) {
-        let _ = write!(console::SyncWriter, " {name} {}", t.load(Ordering::Relaxed));
+    let mut prev = 0;
+    for (i, (name, t)) in STAGE_NAMES.iter().zip(&STAGES).enumerate() {
+        let t = t.load(Ordering::Relaxed);
+        let sep = if i == 0 { " " } else { ", " };
+        let _ = write!(out, "{sep}{name} {t} ({})", t.saturating_sub(prev));
+        prev = t;
     }
-    let _ = writeln!(console::SyncWriter);
+    let _ = writeln!(out);
+    let _ = writeln!(out, "uni: app started after {app_us} us (guest clock)");
     if let Ok((mapped, max)) = GrantTable::new().frames() {
         let g = GrantTable::new();
         let show = |r: u32| match g.entry(GrantRef(r)) {
@@ -454,14 +519,18 @@ fn print_boot_info() {
                 e.frame,
                 if e.readonly { " ro" } else { "" }
             ),
-            _ => alloc::string::String::from("-"),
+            _ => String::from("-"),
         };
         let _ = writeln!(
-            console::SyncWriter,
+            out,
             "uni: grant table {mapped}/{max} frames; ref 0: {}, ref 1: {}",
             show(0),
             show(1)
         );
+    }
+    // One line at a time: `--uni-timestamps` stamps each.
+    for line in out.lines() {
+        diag(line);
     }
 }
 

@@ -240,6 +240,7 @@ impl Netif {
             stats: Cell::new(NetifStats::default()),
         });
         let rings = connect(&vif, &link.stats).await?;
+        super::boot_milestone(&format!("vif {index} connected"));
         super::spawn(monitor(vif, link.clone()));
         Ok(Netif {
             mac,
