@@ -41,6 +41,11 @@
 //! tasks run, so a flood of frames cannot starve established flows. A handshake that fails
 //! (reset, timed out) frees its socket at once.
 //!
+//! On Xen, where the heap is the guest's memory and running out of it is a crash, a SYN is
+//! also dropped when the heap has too little free for one more connection
+//! ([`ROOM_PER_CONNECTION`] beyond [`HEAP_RESERVE`]): many clients at once on a small guest
+//! wait and retry, rather than crash it. This bounds the connections by memory, not by count.
+//!
 //! # Memory
 //!
 //! A TCP socket costs its two [`TCP_BUFFER`]s (64 KiB) plus a slot in smoltcp's socket table;
@@ -188,6 +193,29 @@ fn default_backlog() -> usize {
     }
 }
 
+/// The heap a new connection needs free before its SYN is taken: its socket's buffers, about
+/// as much again for what the app keeps per connection (a TLS session and its records, a
+/// request), and a reserve for the rest of the app.
+pub const ROOM_PER_CONNECTION: usize = 2 * TCP_BUFFER + 64 * 1024;
+/// The heap kept free beyond the connections.
+pub const HEAP_RESERVE: usize = 128 * 1024;
+
+/// How many new connections the heap has room for ([`ROOM_PER_CONNECTION`] each, beyond
+/// [`HEAP_RESERVE`]) when `free` bytes of it are free.
+pub const fn connections_with_free_heap(free: usize) -> usize {
+    free.saturating_sub(HEAP_RESERVE) / ROOM_PER_CONNECTION
+}
+
+/// How many new connections this platform's heap has room for now: on Xen, where the heap is
+/// the guest's memory and running out of it is a crash, from what is free; on unix, no limit.
+fn connection_room() -> usize {
+    if cfg!(target_os = "none") {
+        connections_with_free_heap(uni_runtime::platform::heap().free)
+    } else {
+        usize::MAX
+    }
+}
+
 fn smol_duration(d: Duration) -> smoltcp::time::Duration {
     smoltcp::time::Duration::from_micros(d.as_micros().min(u64::MAX.into()) as u64)
 }
@@ -249,6 +277,8 @@ struct State<N> {
     listens: Vec<Listen>,
     /// Per listened port, how many more SYNs its backlog can take this round.
     free_listeners: RefCell<Vec<(u16, usize)>>,
+    /// How many more SYNs the heap has room for this round (all ports together).
+    room: Cell<usize>,
     /// SYNs to listened ports held back from smoltcp until a socket is made for each.
     held: RefCell<Vec<Vec<u8>>>,
     /// Sockets in the table now, and the most there ever were (the table's length).
@@ -356,6 +386,7 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
             orphans: vec![],
             listens: vec![],
             free_listeners: RefCell::new(vec![]),
+            room: Cell::new(0),
             held: RefCell::new(vec![]),
             open: usize::from(dhcp.is_some()),
             slots: usize::from(dhcp.is_some()),
@@ -574,6 +605,9 @@ impl<N: Netif> State<N> {
                     .map(|l| (l.port, backlog.saturating_sub(l.queue.len()))),
             );
         }
+        if !self.listens.is_empty() {
+            self.room.set(connection_room());
+        }
         let mut more = false;
         {
             let State {
@@ -581,6 +615,7 @@ impl<N: Netif> State<N> {
                 dev,
                 sockets,
                 free_listeners,
+                room,
                 held,
                 ..
             } = self;
@@ -588,6 +623,7 @@ impl<N: Netif> State<N> {
             let mut gate = Gate {
                 dev,
                 free: free_listeners,
+                room,
                 held,
             };
             for taken in 0.. {
@@ -725,12 +761,14 @@ impl<N> State<N> {
 struct Gate<'d, N> {
     dev: &'d mut N,
     free: &'d RefCell<Vec<(u16, usize)>>,
+    room: &'d Cell<usize>,
     held: &'d RefCell<Vec<Vec<u8>>>,
 }
 
 struct GateRx<'a, R> {
     inner: R,
     free: &'a RefCell<Vec<(u16, usize)>>,
+    room: &'a Cell<usize>,
     held: &'a RefCell<Vec<Vec<u8>>>,
 }
 
@@ -761,13 +799,14 @@ fn syn_port(frame: &[u8]) -> Option<u16> {
 
 impl<R: smoltcp::phy::RxToken> smoltcp::phy::RxToken for GateRx<'_, R> {
     fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
-        let (free, held) = (self.free, self.held);
+        let (free, room, held) = (self.free, self.room, self.held);
         self.inner.consume(|frame| {
             if let Some(port) = syn_port(frame) {
                 let mut free = free.borrow_mut();
                 if let Some((_, n)) = free.iter_mut().find(|(p, _)| *p == port) {
-                    if *n > 0 {
+                    if *n > 0 && room.get() > 0 {
                         *n -= 1;
+                        room.set(room.get() - 1);
                         held.borrow_mut().push(frame.to_vec());
                     }
                     return f(&[]);
@@ -789,10 +828,18 @@ impl<N: Netif> smoltcp::phy::Device for Gate<'_, N> {
         Self: 'a;
 
     fn receive(&mut self, now: SmolInstant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let (free, held) = (self.free, self.held);
-        self.dev
-            .receive(now)
-            .map(|(inner, tx)| (GateRx { inner, free, held }, tx))
+        let (free, room, held) = (self.free, self.room, self.held);
+        self.dev.receive(now).map(|(inner, tx)| {
+            (
+                GateRx {
+                    inner,
+                    free,
+                    room,
+                    held,
+                },
+                tx,
+            )
+        })
     }
 
     fn transmit(&mut self, now: SmolInstant) -> Option<Self::TxToken<'_>> {
@@ -1345,6 +1392,23 @@ mod tests {
             "boot argument --tcp-keepalive=700: expected fewer seconds than --tcp-timeout, so \
              that a live peer answers a probe in time"
         );
+    }
+
+    #[test]
+    fn new_connections_need_room_in_the_heap() {
+        assert_eq!(connections_with_free_heap(0), 0);
+        assert_eq!(connections_with_free_heap(HEAP_RESERVE), 0);
+        assert_eq!(
+            connections_with_free_heap(HEAP_RESERVE + ROOM_PER_CONNECTION - 1),
+            0
+        );
+        assert_eq!(
+            connections_with_free_heap(HEAP_RESERVE + ROOM_PER_CONNECTION),
+            1
+        );
+        assert_eq!(connections_with_free_heap(1 << 20), 7);
+        // unix has no such limit
+        assert_eq!(connection_room(), usize::MAX);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! over the board's TAP. Prints, per guest, how it ended and its timings.
 //!
 //! ```text
-//! website-xen [--timeout SECS] [--limit SECS] --ca CA.pem --linux XL --site XL MIB...
+//! website-xen [--timeout SECS] [--limit SECS] --ca CA.pem --linux XL --site XL
+//!             [--example XL MARKER]... MIB...
 //! ```
 //! - `--linux XL`: tests/tools/linux-guest.sh's linux-boot.xl (no vif; /init prints `LINUX UP`
 //!   and powers off). Its marker is `LINUX UP`.
@@ -12,6 +13,10 @@
 //!   `name = "static-website-m<MIB>"` and `memory = <MIB>` is written to the current directory.
 //!   Each gets one vif, so the board's DHCP server gives the k-th of them 10.0.0.(2+k). Its marker
 //!   is the request line of the host's first `GET /` answered 200.
+//! - `--example XL MARKER` (any number): another example's dist/<name>.xl, booted after the
+//!   static-website copies once per MIB as `<name>-m<MIB>` (its own vif and MAC kept), with
+//!   MARKER, a console line's text, as its sign that it works (echo's `listening on`, hello's
+//!   `world`, …). Nothing fetches from these.
 //! - The host side: one thread per static-website guest probes TCP port 443 of its address
 //!   (300 ms connect timeout, every 100 ms) and, once a connection is accepted, runs
 //!   `curl --cacert CA --connect-to 10.0.0.2:443:<its address>:443 https://10.0.0.2/` (the
@@ -76,6 +81,7 @@ fn run() -> Result<ExitCode> {
     let mut timeout = 1200u64;
     let mut limit = 120u32;
     let (mut ca, mut linux, mut site) = (None, None, None);
+    let mut examples: Vec<(PathBuf, String)> = Vec::new();
     let mut sizes: Vec<u32> = Vec::new();
     let mut board_name = "qemu-virt".to_string();
     while let Some(a) = args.next() {
@@ -86,6 +92,14 @@ fn run() -> Result<ExitCode> {
             "--ca" => ca = Some(PathBuf::from(args.next().context("--ca FILE")?)),
             "--linux" => linux = Some(PathBuf::from(args.next().context("--linux XL")?)),
             "--site" => site = Some(PathBuf::from(args.next().context("--site XL")?)),
+            "--example" => {
+                let xl = PathBuf::from(args.next().context("--example XL MARKER")?);
+                let marker = args.next().context("--example XL MARKER")?;
+                if marker.contains('\'') {
+                    bail!("--example {}: a marker with no ' in it", xl.display());
+                }
+                examples.push((xl, marker));
+            }
             s if s.starts_with('-') => bail!("unknown option {s}"),
             s => sizes.push(
                 s.parse()
@@ -94,7 +108,7 @@ fn run() -> Result<ExitCode> {
         }
     }
     let (Some(ca), Some(linux), Some(site)) = (ca, linux, site) else {
-        bail!("usage: website-xen [--board NAME] [--timeout SECS] [--limit SECS] --ca CA.pem --linux XL --site XL MIB...");
+        bail!("usage: website-xen [--board NAME] [--timeout SECS] [--limit SECS] --ca CA.pem --linux XL --site XL [--example XL MARKER]... MIB...");
     };
     if sizes.is_empty() {
         bail!("no memory size given");
@@ -121,12 +135,36 @@ fn run() -> Result<ExitCode> {
         guests.push(guest(&xl, Some(&site), Some(SERVED))?);
         names.push(name);
     }
+    // the other examples after the site's copies, so that those keep their numbered addresses
+    let mut followed: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.clone(), SERVED.to_string()))
+        .collect();
+    for (xl_path, marker) in &examples {
+        let text = std::fs::read_to_string(xl_path)
+            .with_context(|| format!("reading {}", xl_path.display()))?;
+        let base = xl_value(&text, "name")
+            .with_context(|| format!("{} has no name", xl_path.display()))?;
+        for &m in &sizes {
+            let name = format!("{base}-m{m}");
+            let copy: String = text
+                .lines()
+                .filter(|l| !matches!(key(l), Some("name" | "memory")))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                + &format!("name = \"{name}\"\nmemory = {m}\n");
+            let xl = PathBuf::from(format!("{name}.xl"));
+            std::fs::write(&xl, copy)?;
+            guests.push(guest(&xl, Some(xl_path), Some(marker))?);
+            followed.push((name, marker.clone()));
+        }
+    }
 
     let mut opts = emu::RunOptions::new(
         Duration::from_secs(timeout),
         PathBuf::from("website-xen-serial.log"),
     );
-    opts.dom0_check = Some(dom0_script(&names, limit));
+    opts.dom0_check = Some(dom0_script(&followed, limit));
 
     let board = board::find(&board_name)
         .with_context(|| format!("no board {board_name}; accepted: {}", board::names()))?;
@@ -306,22 +344,35 @@ fn poll(
     }
 }
 
-/// The dom0 check: follows the static-website guests `names`, in the order the board creates
+/// The dom0 check: follows the guests `followed` (name, marker), in the order the board creates
 /// them (each one's console log appears when its turn comes), and destroys each one 2 s after its
-/// console shows [`SERVED`], or after `limit` seconds without it (45 s once one has failed).
-/// Prints one `verdict <name> <served|ended|never-created|timeout> <seconds>` line per guest.
-fn dom0_script(names: &[String], limit: u32) -> String {
+/// console shows its marker ([`SERVED`] for static-website), or after `limit` seconds without it
+/// (45 s once one has failed). Prints one `verdict <name> <served|ended|never-created|timeout>
+/// <seconds>` line per guest ("served": the marker was seen).
+fn dom0_script(followed: &[(String, String)], limit: u32) -> String {
+    let mut calls = String::new();
+    for (i, (name, mark)) in followed.iter().enumerate() {
+        let next = followed.get(i + 1).map(|n| n.0.as_str()).unwrap_or("");
+        calls += &format!("follow {name} '{mark}' '{next}'\n");
+    }
     format!(
         r#"LIM={limit}
-set -- {names}
-while [ $# -gt 0 ]; do
-  g=$1; next=${{2:-}}; shift
+follow() {{
+  g=$1; mark=$2; next=$3
   L=/var/log/xen/console/guest-$g.log
-  while [ ! -e "$L" ]; do sleep 0.5; done
+  # a guest xl could not create has no log: give up on it when the next one's appears, or
+  # after 120 s
+  w=0
+  while [ ! -e "$L" ]; do
+    if [ -n "$next" ] && [ -e "/var/log/xen/console/guest-$next.log" ]; then break; fi
+    w=$((w + 1)); [ $w -lt 240 ] || break
+    sleep 0.5
+  done
+  if [ ! -e "$L" ]; then echo "verdict $g never-created 0s"; return; fi
   t0=$(cut -d' ' -f1 /proc/uptime); seen=; r=timeout; el=0
   while :; do
     el=$(awk -v a="$t0" '{{ printf "%d", $1 - a }}' /proc/uptime)
-    if grep -qF '{mark}' "$L"; then r=served; break; fi
+    if grep -qF "$mark" "$L"; then r=served; break; fi
     if xl domid "$g" >/dev/null 2>&1; then seen=1
     elif [ -n "$seen" ]; then r=ended; break
     elif [ -n "$next" ] && [ -e "/var/log/xen/console/guest-$next.log" ]; then r=never-created; break
@@ -333,10 +384,8 @@ while [ $# -gt 0 ]; do
   echo "verdict $g $r ${{el}}s"
   if [ $r = served ]; then sleep 2; else LIM=45; fi
   xl destroy "$g" >/dev/null 2>&1
-done
-"#,
-        names = names.join(" "),
-        mark = SERVED,
+}}
+{calls}"#
     )
 }
 
