@@ -7,7 +7,8 @@
 //! free again when its response arrives; an RX id's page is re-posted under the same id once the
 //! stack has consumed the frame. The rings have 256 slots; the ids (and pages) per side are sized
 //! to the heap ([`rings::buffers_for_heap`]): 256 from a 16 MiB heap up (2 + 256 + 256 pages,
-//! about 2 MiB, and 514 grant references per interface), 32 to 256 below (37 on a 4 MiB guest).
+//! about 2 MiB, and 514 grant references per interface), 32 to 256 below (44 for static-website
+//! at 4 MiB).
 //!
 //! # Notification
 //! One event channel serves both rings. Requests are published with the `req_event` rule (notify
