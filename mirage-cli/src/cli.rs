@@ -50,6 +50,7 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    New(New),
     Configure(Configure),
     Build(Build),
     Run(Run),
@@ -260,6 +261,31 @@ pub struct Logs {
     /// Keep printing what it writes (until Ctrl-C).
     #[arg(long)]
     pub follow: bool,
+}
+
+/// Write a new app, ready to run: Cargo.toml, src/lib.rs, unikernel.toml and .gitignore.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni new web --devices console,clock,net,http   # ./web: a hello page on port 8080
+  uni new hello                                  # ./hello: console and clock
+  uni new notes --devices kv_rw --path ~/src/notes
+
+`start` in src/lib.rs takes the devices in the order given, each with one use to edit;
+console comes first when not listed (the uses log to it), and a device another needs (net
+for http and dns) comes before it. The app depends on uni's crates by their paths in the
+checkout this uni uses (UNI_HOME, else the one it was built from). tls is not written: it
+needs your certificate and key (docs/apps.md, \"Adding TLS\").")]
+pub struct New {
+    /// The app's name: the package, the unikernel and its image (lowercase letters, digits,
+    /// `-`, `_`).
+    pub name: String,
+    /// Device kinds, comma separated, in the order `start` takes them (default: console,clock).
+    #[arg(long, value_name = "KIND,...", value_delimiter = ',')]
+    pub devices: Option<Vec<String>>,
+    /// The directory to write into: new or empty, outside the uni checkout (default: ./NAME).
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
 }
 
 /// Print a shell completion script.

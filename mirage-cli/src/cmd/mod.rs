@@ -6,6 +6,7 @@ mod deploy;
 mod fetch;
 pub mod kv;
 mod lan;
+mod new;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Lan(l) => lan::run(l),
         Command::Fetch(f) => fetch::run(f, &g.file),
         Command::Kv(k) => kv::run(k),
+        Command::New(n) => new::run(n),
         Command::Completions(c) => {
             let mut script = Vec::new();
             clap_complete::generate(c.shell, &mut Cli::command(), "uni", &mut script);
