@@ -468,6 +468,7 @@ fn assert_alert(out: &str, version: &str, name: &str) {
         "access_denied" => 49,
         "unknown_ca" => 48,
         "decrypt_error" => 51,
+        "protocol_version" => 70,
         "certificate_required" => 116,
         "no_application_protocol" => 120,
         _ => panic!("add {name}'s number"),
@@ -507,6 +508,157 @@ fn refused_handshakes_send_their_alert() {
     let mut got = vec![];
     let _ = c.read_to_end(&mut got);
     assert_eq!(got.first(), Some(&0x15), "an alert record: {got:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A narrow choice: `versions`, `cipher-suites`, `kx-groups`, `signature-schemes`
+// ---------------------------------------------------------------------------------------------
+
+/// What examples/static-website offers: TLS 1.3, AES-128-GCM and ChaCha20, X25519, P-256.
+const NARROW: &str = "versions = [\"TLSv1_3\"]\n\
+    cipher-suites = [\"TLS13_AES_128_GCM_SHA256\", \"TLS13_CHACHA20_POLY1305_SHA256\"]\n\
+    kx-groups = [\"X25519\"]\nsignature-schemes = [\"ECDSA_NISTP256_SHA256\"]";
+
+fn narrow() -> &'static Path {
+    static D: OnceLock<PathBuf> = OnceLock::new();
+    D.get_or_init(|| unikernel("narrow", NARROW))
+}
+
+#[test]
+fn narrow_config_links_only_its_choice() {
+    let dir = narrow();
+    // The generated crate turns uni-tls's default features off and names none: no TLS 1.2,
+    // RSA, P-384, Ed25519 or client-certificate code is compiled.
+    let cargo = std::fs::read_to_string(dir.join("_build/unix/Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains("uni-tls = { path = ") && cargo.contains(", default-features = false }"),
+        "{cargo}"
+    );
+    let main = std::fs::read_to_string(dir.join("_build/unix/src/main.rs")).unwrap();
+    for named in [
+        "versions: &[&uni_tls::rustls::version::TLS13]",
+        "uni_tls::uni_crypto::suites::TLS13_CHACHA20_POLY1305_SHA256",
+        "kx_groups: &[uni_tls::uni_crypto::kx::x25519]",
+        "signature_schemes: &[uni_tls::rustls::SignatureScheme::ECDSA_NISTP256_SHA256]",
+    ] {
+        assert!(main.contains(named), "no {named:?} in:\n{main}");
+    }
+    // And the program has none of their symbols (the plain build, with every feature, has).
+    let symbols = |d: &Path, name: &str| {
+        let o = Command::new("nm")
+            .args(["-C", &d.join("dist").join(name).display().to_string()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "nm: {}", text(&o).1);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let left_out = [
+        "num_bigint_dig::",
+        "rustls::server::tls12::",
+        "p384::",
+        "ed25519_dalek::",
+        "ExplainedClientVerifier",
+    ];
+    let plain = symbols(plain(), "tls-echo-plain");
+    let narrow = symbols(dir, "tls-echo-narrow");
+    for s in left_out {
+        assert!(plain.contains(s), "the plain build has no {s} symbol");
+        assert!(!narrow.contains(s), "the narrow build links {s}");
+    }
+}
+
+#[test]
+fn narrow_config_serves_its_choice_and_refuses_the_rest() {
+    let (_srv, port) = server(narrow());
+    for suite in ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"] {
+        let o = s_client(port, &["-tls1_3", "-ciphersuites", suite]);
+        assert!(
+            o.contains(&format!("New, TLSv1.3, Cipher is {suite}")),
+            "{suite}:\n{o}"
+        );
+    }
+    let mut c = Command::new("gnutls-cli");
+    c.args([
+        "--x509cafile",
+        &pki().path("ca.pem"),
+        "-p",
+        &port.to_string(),
+    ])
+    .args(["--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3", "localhost"]);
+    let mut p = Proc::spawn(c);
+    p.wait_for("- Simple Client Mode");
+    p.send(b"gnutls says hi\n");
+    let o = p.wait_for("Simple Client Mode:\n\ngnutls says hi");
+    assert!(o.contains("(TLS1.3-"), "{o}");
+    // What it left out: a suite, a group, the other version.
+    let o = s_client_msg(
+        port,
+        &["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"],
+    );
+    assert_alert(&o, "TLS 1.3", "handshake_failure");
+    let o = s_client_msg(port, &["-tls1_3", "-groups", "P-256:P-384"]);
+    assert_alert(&o, "TLS 1.3", "handshake_failure");
+    let o = s_client_msg(port, &["-tls1_2"]);
+    assert_alert(&o, "TLS 1.2", "protocol_version");
+}
+
+/// `uni configure` on tls-echo with `extra` tls keys must fail at `at` (`unikernel.toml:L:C`)
+/// saying `wrong` and `accepted`.
+fn refused(name: &str, extra: &str, at: &str, wrong: &str, accepted: &str) {
+    let p = pki();
+    let dir = p.dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("unikernel.toml"),
+        format!(
+            "[unikernel]\nschema = 1\nname = \"tls-echo-{name}\"\napp = {app:?}\n\
+             [devices.console]\nkind = \"console\"\n[devices.net]\nkind = \"net\"\n\
+             [devices.tls]\nkind = \"tls\"\nnet = \"net\"\ncert = \"../server.pem\"\nkey = \"../server.key\"\n{extra}\n\
+             [devices.args]\nkind = \"args\"\n",
+            app = example("tls-echo").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let o = uni(&dir, &["configure"]).output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{name}:\n{err}");
+    for want in [&format!("--> {at}"), wrong, accepted] {
+        assert!(err.contains(want), "{name}: no {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn unsatisfiable_choices_are_config_errors_at_the_entry() {
+    // Line 12 is the tls table's `cert`; `extra` starts on line 14.
+    refused(
+        "unknown",
+        "kx-groups = [\"X25519\", \"P-256\"]",
+        "unikernel.toml:14:24",
+        "unknown value \"P-256\"",
+        "\"X25519\", \"secp256r1\", \"secp384r1\"",
+    );
+    refused(
+        "p256-only-ed25519",
+        "signature-schemes = [\"ED25519\"]",
+        "unikernel.toml:12:8",
+        "the certificate has an ECDSA P-256 key, which none of the configured `signature-schemes` can sign with",
+        "add \"ECDSA_NISTP256_SHA256\" to `signature-schemes`",
+    );
+    refused(
+        "tls12-suite-no-version",
+        "versions = [\"TLSv1_3\"]\ncipher-suites = [\"TLS13_AES_128_GCM_SHA256\", \"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\"]",
+        "unikernel.toml:15:46",
+        "\"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\" is a TLS 1.2 suite, but `versions` does not name \"TLSv1_2\"",
+        "add \"TLSv1_2\" to `versions`",
+    );
+    refused(
+        "rsa-ca",
+        "ca = \"../rsa.pem\"\nsignature-schemes = [\"ECDSA_NISTP256_SHA256\"]",
+        "unikernel.toml:14:6",
+        "a certificate in \"../rsa.pem\" has an RSA key, which none of the configured `signature-schemes` can verify",
+        "\"RSA_PSS_SHA256\"",
+    );
 }
 
 #[test]

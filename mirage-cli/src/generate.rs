@@ -115,6 +115,10 @@ struct DeviceContext {
 struct DepContext {
     package: String,
     path: String,
+    /// Whether the crate's default features are on; when off, `features` are (see
+    /// [`crate::devices::Device::features`]).
+    default_features: bool,
+    features: Vec<&'static str>,
 }
 
 /// Plans the generated crate for `cfg` on `target`.
@@ -183,11 +187,25 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
     let mut deps = vec![DepContext {
         package: app_package.clone(),
         path: dep_path(&cfg.app_dir)?,
+        default_features: true,
+        features: vec![],
     }];
+    let mut features: std::collections::BTreeMap<Crate, BTreeSet<&'static str>> =
+        Default::default();
+    for d in &cfg.devices {
+        for (c, fs) in d.device.features() {
+            features.entry(c).or_default().extend(fs);
+        }
+    }
     for c in &crates {
         deps.push(DepContext {
             package: c.package().into(),
             path: dep_path(&home::package_dir(c.package())?)?,
+            default_features: !features.contains_key(c),
+            features: features
+                .get(c)
+                .map(|f| f.iter().copied().collect())
+                .unwrap_or_default(),
         });
     }
     deps.sort_by(|a, b| a.package.cmp(&b.package));

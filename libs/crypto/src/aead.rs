@@ -5,16 +5,18 @@
 use alloc::boxed::Box;
 
 use aes_gcm::aead::{AeadInPlace, Buffer, KeyInit};
+#[cfg(feature = "tls12")]
+use rustls::crypto::cipher::{make_tls12_aad, KeyBlockShape, Tls12AeadAlgorithm, NONCE_LEN};
 use rustls::crypto::cipher::{
-    make_tls12_aad, make_tls13_aad, AeadKey, BorrowedPayload, InboundOpaqueMessage,
-    InboundPlainMessage, Iv, KeyBlockShape, MessageDecrypter, MessageEncrypter, Nonce,
-    OutboundOpaqueMessage, OutboundPlainMessage, PrefixedPayload, Tls12AeadAlgorithm,
-    Tls13AeadAlgorithm, UnsupportedOperationError, NONCE_LEN,
+    make_tls13_aad, AeadKey, BorrowedPayload, InboundOpaqueMessage, InboundPlainMessage, Iv,
+    MessageDecrypter, MessageEncrypter, Nonce, OutboundOpaqueMessage, OutboundPlainMessage,
+    PrefixedPayload, Tls13AeadAlgorithm, UnsupportedOperationError,
 };
 use rustls::{ConnectionTrafficSecrets, ContentType, ProtocolVersion};
 
 const TAG_LEN: usize = 16;
 /// TLS 1.2 GCM's explicit nonce, sent with each record.
+#[cfg(feature = "tls12")]
 const GCM_EXPLICIT_NONCE_LEN: usize = 8;
 
 /// Which AEAD, for `extract_keys` and the key length.
@@ -86,6 +88,7 @@ impl<C: Cipher> Tls13AeadAlgorithm for Aead<C> {
     }
 }
 
+#[cfg(feature = "tls12")]
 #[allow(private_bounds)]
 impl<C: Cipher> Tls12AeadAlgorithm for Aead<C> {
     fn encrypter(&self, key: AeadKey, iv: &[u8], extra: &[u8]) -> Box<dyn MessageEncrypter> {
@@ -200,8 +203,10 @@ impl<C: Cipher> MessageDecrypter for Tls13<C> {
     }
 }
 
+#[cfg(feature = "tls12")]
 struct Tls12Chacha<C>(C, Iv);
 
+#[cfg(feature = "tls12")]
 impl<C: Cipher> MessageEncrypter for Tls12Chacha<C> {
     fn encrypt(
         &mut self,
@@ -227,6 +232,7 @@ impl<C: Cipher> MessageEncrypter for Tls12Chacha<C> {
     }
 }
 
+#[cfg(feature = "tls12")]
 impl<C: Cipher> MessageDecrypter for Tls12Chacha<C> {
     fn decrypt<'a>(
         &mut self,
@@ -250,8 +256,10 @@ impl<C: Cipher> MessageDecrypter for Tls12Chacha<C> {
     }
 }
 
+#[cfg(feature = "tls12")]
 struct Tls12Gcm<C>(C, Iv);
 
+#[cfg(feature = "tls12")]
 impl<C: Cipher> MessageEncrypter for Tls12Gcm<C> {
     fn encrypt(
         &mut self,
@@ -282,6 +290,7 @@ impl<C: Cipher> MessageEncrypter for Tls12Gcm<C> {
     }
 }
 
+#[cfg(feature = "tls12")]
 impl<C: Cipher> MessageDecrypter for Tls12Gcm<C> {
     fn decrypt<'a>(
         &mut self,

@@ -1,5 +1,6 @@
 //! Key exchange: X25519 (RFC 7748), and ECDHE over P-256 and P-384 with uncompressed SEC1
-//! points (RFC 8446 §4.2.8.2). Ephemeral secrets come from the [`Rng`] the group was made with.
+//! points (RFC 8446 §4.2.8.2; P-384 with the `p384` feature). Ephemeral secrets come from the
+//! [`Rng`] the group was made with.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -9,69 +10,92 @@ use rustls::{Error, NamedGroup, PeerMisbehaved};
 
 use crate::rng::{RandCore, Rng};
 
-/// Which curve a [`KxGroup`] uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Curve {
-    /// X25519.
-    X25519,
-    /// NIST P-256 (secp256r1).
-    P256,
-    /// NIST P-384 (secp384r1).
-    P384,
+/// A key-exchange group's constructor: binds the group to the generator its ephemeral
+/// secrets come from. A provider names only the constructors it offers, so an image links
+/// only those groups' code.
+pub type KxGroupFn = fn(&'static Rng) -> &'static dyn SupportedKxGroup;
+
+/// X25519, drawing from `rng`.
+pub fn x25519(rng: &'static Rng) -> &'static dyn SupportedKxGroup {
+    Box::leak(Box::new(X25519Group(rng)))
 }
 
-/// A key-exchange group bound to a random number generator.
-#[derive(Debug)]
-pub struct KxGroup {
-    curve: Curve,
-    rng: &'static Rng,
+/// P-256 (secp256r1), drawing from `rng`.
+pub fn p256(rng: &'static Rng) -> &'static dyn SupportedKxGroup {
+    Box::leak(Box::new(P256Group(rng)))
 }
 
-impl KxGroup {
-    /// `curve` drawing its ephemeral secrets from `rng`.
-    pub const fn new(curve: Curve, rng: &'static Rng) -> KxGroup {
-        KxGroup { curve, rng }
+/// P-384 (secp384r1), drawing from `rng`.
+#[cfg(feature = "p384")]
+pub fn p384(rng: &'static Rng) -> &'static dyn SupportedKxGroup {
+    Box::leak(Box::new(P384Group(rng)))
+}
+
+/// The generator, if it is seeded (key shares must never come from an unseeded one).
+fn seeded(rng: &'static Rng) -> Result<RandCore<'static>, Error> {
+    if !rng.is_seeded() {
+        return Err(Error::FailedToGetRandomBytes);
     }
+    Ok(RandCore(rng))
 }
 
-impl SupportedKxGroup for KxGroup {
+/// The X25519 group.
+#[derive(Debug)]
+pub struct X25519Group(&'static Rng);
+
+impl SupportedKxGroup for X25519Group {
     fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
-        let mut rng = RandCore(self.rng);
-        if !self.rng.is_seeded() {
-            return Err(Error::FailedToGetRandomBytes);
-        }
-        Ok(match self.curve {
-            Curve::X25519 => {
-                let secret = x25519_dalek::EphemeralSecret::random_from_rng(&mut rng);
-                let public = x25519_dalek::PublicKey::from(&secret);
-                Box::new(X25519 {
-                    secret,
-                    public: public.to_bytes(),
-                })
-            }
-            Curve::P256 => {
-                let secret = p256::ecdh::EphemeralSecret::random(&mut rng);
-                let public = p256::EncodedPoint::from(secret.public_key())
-                    .as_bytes()
-                    .to_vec();
-                Box::new(P256 { secret, public })
-            }
-            Curve::P384 => {
-                let secret = p384::ecdh::EphemeralSecret::random(&mut rng);
-                let public = p384::EncodedPoint::from(secret.public_key())
-                    .as_bytes()
-                    .to_vec();
-                Box::new(P384 { secret, public })
-            }
-        })
+        let mut rng = seeded(self.0)?;
+        let secret = x25519_dalek::EphemeralSecret::random_from_rng(&mut rng);
+        let public = x25519_dalek::PublicKey::from(&secret);
+        Ok(Box::new(X25519 {
+            secret,
+            public: public.to_bytes(),
+        }))
     }
 
     fn name(&self) -> NamedGroup {
-        match self.curve {
-            Curve::X25519 => NamedGroup::X25519,
-            Curve::P256 => NamedGroup::secp256r1,
-            Curve::P384 => NamedGroup::secp384r1,
-        }
+        NamedGroup::X25519
+    }
+}
+
+/// The P-256 group.
+#[derive(Debug)]
+pub struct P256Group(&'static Rng);
+
+impl SupportedKxGroup for P256Group {
+    fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
+        let mut rng = seeded(self.0)?;
+        let secret = p256::ecdh::EphemeralSecret::random(&mut rng);
+        let public = p256::EncodedPoint::from(secret.public_key())
+            .as_bytes()
+            .to_vec();
+        Ok(Box::new(P256 { secret, public }))
+    }
+
+    fn name(&self) -> NamedGroup {
+        NamedGroup::secp256r1
+    }
+}
+
+/// The P-384 group.
+#[cfg(feature = "p384")]
+#[derive(Debug)]
+pub struct P384Group(&'static Rng);
+
+#[cfg(feature = "p384")]
+impl SupportedKxGroup for P384Group {
+    fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
+        let mut rng = seeded(self.0)?;
+        let secret = p384::ecdh::EphemeralSecret::random(&mut rng);
+        let public = p384::EncodedPoint::from(secret.public_key())
+            .as_bytes()
+            .to_vec();
+        Ok(Box::new(P384 { secret, public }))
+    }
+
+    fn name(&self) -> NamedGroup {
+        NamedGroup::secp384r1
     }
 }
 
@@ -130,11 +154,13 @@ impl ActiveKeyExchange for P256 {
     }
 }
 
+#[cfg(feature = "p384")]
 struct P384 {
     secret: p384::ecdh::EphemeralSecret,
     public: Vec<u8>,
 }
 
+#[cfg(feature = "p384")]
 impl ActiveKeyExchange for P384 {
     fn complete(self: Box<Self>, peer: &[u8]) -> Result<SharedSecret, Error> {
         if peer.first() != Some(&4) {

@@ -40,8 +40,10 @@ pub enum Key {
     /// ECDSA P-256 with SHA-256.
     P256(p256::ecdsa::SigningKey),
     /// ECDSA P-384 with SHA-384.
+    #[cfg(feature = "p384")]
     P384(p384::ecdsa::SigningKey),
     /// Ed25519.
+    #[cfg(feature = "ed25519")]
     Ed25519(ed25519_dalek::SigningKey),
 }
 
@@ -49,11 +51,24 @@ impl core::fmt::Debug for Key {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Key::P256(_) => "Key::P256",
+            #[cfg(feature = "p384")]
             Key::P384(_) => "Key::P384",
+            #[cfg(feature = "ed25519")]
             Key::Ed25519(_) => "Key::Ed25519",
         })
     }
 }
+
+/// The key types this build loads (P-384 needs the `p384` feature, Ed25519 `ed25519`).
+const SUPPORTED: &str = if cfg!(all(feature = "p384", feature = "ed25519")) {
+    "ECDSA P-256, ECDSA P-384, Ed25519"
+} else if cfg!(feature = "p384") {
+    "ECDSA P-256, ECDSA P-384; Ed25519 is not in this build"
+} else if cfg!(feature = "ed25519") {
+    "ECDSA P-256, Ed25519; P-384 is not in this build"
+} else {
+    "ECDSA P-256; P-384 and Ed25519 are not in this build"
+};
 
 /// Loads a PKCS#8 or SEC1 private key.
 pub fn load(key: &PrivateKeyDer<'_>) -> Result<Key, Error> {
@@ -64,9 +79,11 @@ pub fn load(key: &PrivateKeyDer<'_>) -> Result<Key, Error> {
             if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_der(der) {
                 return Ok(Key::P256(k));
             }
+            #[cfg(feature = "p384")]
             if let Ok(k) = p384::ecdsa::SigningKey::from_pkcs8_der(der) {
                 return Ok(Key::P384(k));
             }
+            #[cfg(feature = "ed25519")]
             if let Ok(k) = ed25519_dalek::SigningKey::from_pkcs8_der(der) {
                 return Ok(Key::Ed25519(k));
             }
@@ -79,7 +96,7 @@ pub fn load(key: &PrivateKeyDer<'_>) -> Result<Key, Error> {
                 return Err(Error::General(RSA_REFUSED.into()));
             }
             Err(Error::General(format!(
-                "unsupported private key algorithm {} (supported: ECDSA P-256, ECDSA P-384, Ed25519)",
+                "unsupported private key algorithm {} (supported: {SUPPORTED})",
                 info.algorithm.oid
             )))
         }
@@ -88,12 +105,13 @@ pub fn load(key: &PrivateKeyDer<'_>) -> Result<Key, Error> {
             if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
                 return Ok(Key::P256(k.into()));
             }
+            #[cfg(feature = "p384")]
             if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
                 return Ok(Key::P384(k.into()));
             }
-            Err(Error::General(
-                "unsupported SEC1 private key (supported curves: P-256, P-384)".into(),
-            ))
+            Err(Error::General(format!(
+                "unsupported SEC1 private key (supported: {SUPPORTED})"
+            )))
         }
         PrivateKeyDer::Pkcs1(_) => Err(Error::General(RSA_REFUSED.into())),
         _ => Err(Error::General("unsupported private key format".into())),
@@ -104,7 +122,9 @@ impl Key {
     fn scheme(&self) -> SignatureScheme {
         match self {
             Key::P256(_) => SignatureScheme::ECDSA_NISTP256_SHA256,
+            #[cfg(feature = "p384")]
             Key::P384(_) => SignatureScheme::ECDSA_NISTP384_SHA384,
+            #[cfg(feature = "ed25519")]
             Key::Ed25519(_) => SignatureScheme::ED25519,
         }
     }
@@ -117,10 +137,12 @@ impl Key {
                 let s: p256::ecdsa::Signature = k.sign(message);
                 s.to_der().as_bytes().to_vec()
             }
+            #[cfg(feature = "p384")]
             Key::P384(k) => {
                 let s: p384::ecdsa::Signature = k.sign(message);
                 s.to_der().as_bytes().to_vec()
             }
+            #[cfg(feature = "ed25519")]
             Key::Ed25519(k) => k.sign(message).to_bytes().to_vec(),
         }
     }
@@ -135,7 +157,10 @@ impl SigningKey for Key {
 
     fn algorithm(&self) -> SignatureAlgorithm {
         match self {
-            Key::P256(_) | Key::P384(_) => SignatureAlgorithm::ECDSA,
+            Key::P256(_) => SignatureAlgorithm::ECDSA,
+            #[cfg(feature = "p384")]
+            Key::P384(_) => SignatureAlgorithm::ECDSA,
+            #[cfg(feature = "ed25519")]
             Key::Ed25519(_) => SignatureAlgorithm::ED25519,
         }
     }

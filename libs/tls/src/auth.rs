@@ -401,6 +401,8 @@ impl ServerCertVerifier for Fingerprint {
 
 /// A server's check of client certificates: rustls's [`WebPkiClientVerifier`] decides; when
 /// it refuses, the chain is re-walked to name the cause and the certificate, as for servers.
+/// With the `client-auth` feature only.
+#[cfg(feature = "client-auth")]
 pub(crate) struct ExplainedClientVerifier {
     inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
     roots: Vec<CertificateDer<'static>>,
@@ -408,6 +410,7 @@ pub(crate) struct ExplainedClientVerifier {
     algs: WebPkiSupportedAlgorithms,
 }
 
+#[cfg(feature = "client-auth")]
 impl fmt::Debug for ExplainedClientVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExplainedClientVerifier")
@@ -416,6 +419,7 @@ impl fmt::Debug for ExplainedClientVerifier {
 }
 
 /// Client certificates must chain to one of `roots` (client authentication required).
+#[cfg(feature = "client-auth")]
 pub(crate) fn client_verifier(
     roots: &[CertificateDer<'static>],
     provider: Arc<CryptoProvider>,
@@ -448,6 +452,7 @@ pub(crate) fn client_verifier(
     }))
 }
 
+#[cfg(feature = "client-auth")]
 impl rustls::server::danger::ClientCertVerifier for ExplainedClientVerifier {
     fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
         self.inner.root_hint_subjects()

@@ -56,6 +56,22 @@ impl Identity {
             .key_provider
             .load_private_key(self.key.clone_key())
             .map_err(|e| TlsError::Config(format!("private key: {e}")))?;
+        let schemes: Vec<SignatureScheme> = provider
+            .signature_verification_algorithms
+            .mapping
+            .iter()
+            .map(|(s, _)| *s)
+            .collect();
+        if key.choose_scheme(&schemes).is_none() {
+            return Err(TlsError::Config(format!(
+                "private key: it signs with none of the signature schemes configured ({})",
+                schemes
+                    .iter()
+                    .filter_map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         Ok(Arc::new(CertifiedKey::new(self.chain.clone(), key)))
     }
 }
@@ -401,6 +417,8 @@ pub struct ServerOptions {
     pub resumption: bool,
     /// Seconds each session-ticket key seals new tickets (see [`Ticketer`]).
     pub ticket_key_period: u32,
+    /// Only these versions (`None`: every version compiled in).
+    pub versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
 }
 
 impl ServerOptions {
@@ -413,6 +431,7 @@ impl ServerOptions {
             client_ca: None,
             resumption: true,
             ticket_key_period: TICKET_KEY_PERIOD,
+            versions: None,
         }
     }
 
@@ -440,12 +459,23 @@ impl ServerOptions {
                 "a TLS server needs at least one certificate".into(),
             ));
         }
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> = self
+            .versions
+            .clone()
+            .unwrap_or_else(|| rustls::ALL_VERSIONS.to_vec());
         let builder = ServerConfig::builder_with_details(provider.clone(), time.clone())
-            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .with_protocol_versions(&versions)
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = match &self.client_ca {
+            #[cfg(feature = "client-auth")]
             Some(cas) => builder
                 .with_client_cert_verifier(crate::auth::client_verifier(cas, provider.clone())?),
+            #[cfg(not(feature = "client-auth"))]
+            Some(_) => {
+                return Err(TlsError::Config(
+                    "client certificates (`client-ca`) need uni-tls's `client-auth` feature, which this build leaves out".into(),
+                ))
+            }
             None => builder.with_no_client_auth(),
         };
         let mut cfg = builder.with_cert_resolver(Arc::new(resolver));
@@ -472,7 +502,8 @@ pub struct ClientOptions {
     pub identity: Option<Identity>,
     /// Remember sessions (tickets) in memory to resume later connections.
     pub resumption: bool,
-    /// Only these versions (`None`: TLS 1.2 and 1.3).
+    /// Only these versions (`None`: every version compiled in: TLS 1.3, and TLS 1.2 with the
+    /// `tls12` feature).
     pub versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
 }
 

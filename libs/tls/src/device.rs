@@ -47,6 +47,11 @@ pub struct Files<'a> {
     pub ca: Option<&'a [u8]>,
     /// Session resumption (tickets, session cache) on both sides.
     pub resumption: bool,
+    /// The protocol versions, on both sides (`versions`; empty: every version compiled in).
+    pub versions: &'a [&'static rustls::SupportedProtocolVersion],
+    /// The cipher suites, key-exchange groups and signature schemes, on both sides
+    /// (`cipher-suites`, `kx-groups`, `signature-schemes`; default: all compiled in).
+    pub choice: uni_crypto::Choice,
 }
 
 /// TLS over a stack: a server configuration (if a certificate was given), trust anchors for
@@ -64,6 +69,7 @@ pub struct Tls<S> {
     alpn: Vec<Vec<u8>>,
     resumption: bool,
     pins: Vec<Vec<u8>>,
+    versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
 }
 
 impl<S> core::fmt::Debug for Tls<S> {
@@ -87,7 +93,8 @@ impl<S: Stack> Tls<S> {
         let rng = Rng::from_device(random, clock.clone())
             .map_err(|e| TlsError::Config(e.to_string()))?
             .leak();
-        let provider = Arc::new(uni_crypto::provider(rng));
+        let provider = Arc::new(uni_crypto::provider_with(rng, &files.choice));
+        let versions = (!files.versions.is_empty()).then(|| files.versions.to_vec());
         let time: Arc<dyn TimeProvider> = Arc::new(ClockTime(clock));
         let identity = match (files.cert, files.key) {
             (Some(c), Some(k)) => Some(Identity::from_pem(c, k)?),
@@ -112,6 +119,7 @@ impl<S: Stack> Tls<S> {
                 client_ca,
                 resumption: files.resumption,
                 ticket_key_period: config::TICKET_KEY_PERIOD,
+                versions: versions.clone(),
             };
             Some(opts.build(provider.clone(), rng, time.clone())?)
         } else {
@@ -129,6 +137,7 @@ impl<S: Stack> Tls<S> {
             alpn,
             resumption: files.resumption,
             pins: Vec::new(),
+            versions,
         })
     }
 
@@ -217,6 +226,7 @@ impl<S: Stack> Tls<S> {
         o.alpn = self.alpn.clone();
         o.identity = self.identity.clone();
         o.resumption = self.resumption;
+        o.versions = self.versions.clone();
         o.build(self.provider.clone(), self.time.clone())
     }
 

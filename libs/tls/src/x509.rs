@@ -232,6 +232,7 @@ impl Parsed<'_> {
 
 /// The extended key usage OIDs of TLS server and client authentication.
 pub(crate) const SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
+#[cfg(feature = "client-auth")]
 pub(crate) const CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
 
 /// Why webpki refused, without naming a certificate: for chains `walk` cannot parse.

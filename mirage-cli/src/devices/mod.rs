@@ -160,6 +160,12 @@ pub trait Device: fmt::Debug + Send + Sync {
         None
     }
 
+    /// Cargo features it selects on the crates it needs: a crate named here is depended on with
+    /// its default features off and the union of the features every device names for it.
+    fn features(&self) -> Vec<(Crate, Vec<&'static str>)> {
+        vec![]
+    }
+
     /// The Xen disk it needs: the image on the host (absolute) that the xl file's `disk =` entry
     /// names. Disks are numbered in declaration order (`xvda`, `xvdb`, …).
     fn disk(&self) -> Option<Disk> {
