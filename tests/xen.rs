@@ -178,12 +178,12 @@ const BOOT_STAGES: [&str; 11] = [
 ];
 
 /// Generous ceiling on the guest clock from the first instruction to hello's start. The issue's
-/// goal is 10 ms; on 2026-12-07 hello started after 5.2-5.6 ms on qemu-virt32 and qemu-virt
-/// (bench/README.md, xen-boot), most of it QEMU translating code run once. The guest clock is
-/// wall time, so a host that stops QEMU for a while (the older runtime measured 18.6 ms at load
-/// average 4.2) adds to it: 60 ms is 10x today's figure and 3x that worst case, and still far
-/// below a boot that waits on something (a 100 ms poll, a long entropy calibration).
-const HELLO_START_CEILING_US: u64 = 60_000;
+/// goal is 10 ms; on 2026-12-07 hello started after 5.2-5.6 ms on qemu-virt32 and qemu-virt at
+/// load average 1.5, and after 24 ms at load average 3.5 (bench/README.md, xen-boot): most of it
+/// is QEMU translating code that runs once, and the guest clock is wall time, so a busy host (a
+/// build beside the test) stretches it. 100 ms is 4x the worst figure seen and still well below
+/// a boot that waits on something (a 100 ms poll, a long entropy calibration in the boot path).
+const HELLO_START_CEILING_US: u64 = 100_000;
 
 /// Checks hello's `--uni-boot-info` lines: every stage, in order, with times that never go back,
 /// and the app's start within [`HELLO_START_CEILING_US`].
