@@ -61,10 +61,7 @@ fn run() -> Result<ExitCode> {
     let s = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
     for g in &report.guests {
         // the runtime's own figures (`--uni-boot-info` / `--uni-boot-report`), if it printed any
-        let boot = g
-            .console
-            .iter()
-            .find_map(|l| app_start_us(l))
+        let boot = app_start_in(&g.console)
             .map(|us| us.to_string())
             .unwrap_or_else(|| "-".into());
         println!(
@@ -83,8 +80,19 @@ fn run() -> Result<ExitCode> {
     Ok(ExitCode::from(report.outcome.exit_code()))
 }
 
-/// `uni: app started after N us (guest clock)` (--uni-boot-report), else the "platform up in
-/// N us" of `--uni-boot-info`.
+/// The app's start in a guest's console: the `uni: app started after N us` line if there is
+/// one, else an older runtime's "platform up in N us".
+fn app_start_in(console: &[String]) -> Option<u64> {
+    let started = |l: &String| l.contains("app started after ");
+    console
+        .iter()
+        .find(|l| started(l))
+        .or_else(|| console.iter().find(|l| l.contains("platform up in ")))
+        .and_then(|l| app_start_us(l))
+}
+
+/// `uni: app started after N us (guest clock)` (`--uni-boot-info` since issue #16), else the
+/// "platform up in N us" of an older runtime's `--uni-boot-info`.
 fn app_start_us(line: &str) -> Option<u64> {
     let num = |s: &str| s.split_whitespace().next()?.parse().ok();
     if let Some(rest) = line.split("app started after ").nth(1) {
@@ -106,5 +114,11 @@ mod tests {
             Some(2961)
         );
         assert_eq!(super::app_start_us("hello"), None);
+        // today's report has both lines: the app's start wins
+        let console = [
+            "uni: Xen 4.17 (x), 32 MiB RAM, GICv2, counter 62500000 Hz; first instruction 5 us after domain creation, platform up in 4930 us".to_string(),
+            "uni: app started after 5578 us (guest clock)".to_string(),
+        ];
+        assert_eq!(super::app_start_in(&console), Some(5578));
     }
 }
