@@ -27,6 +27,27 @@ fn heap_reports(console: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// The image less the site packed into it (the test site has a 5 MiB file): static-website with
+/// the narrow TLS of its unikernel.toml (TLS 1.3, X25519, ECDSA P-256) measured 662,426 bytes
+/// on 2026-12-07 (bench/README.md, "TLS: image size per configuration"; the goal, 512
+/// KiB, is not met yet). The ceiling leaves about 8% for growth; a build that links the TLS
+/// left out again fails (with everything it is 1,099,256 bytes; TLS 1.3 alone with every
+/// group and scheme, 874,152).
+const STATIC_WEBSITE_CEILING: u64 = 700 * 1024;
+
+fn assert_image_ceiling(dir: &std::path::Path) {
+    let size = |p: &str| {
+        std::fs::metadata(dir.join(p))
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .len()
+    };
+    let code = size("dist/static-website-test.xen") - size("_build/xen-arm/kv/htdocs.kv");
+    assert!(
+        code <= STATIC_WEBSITE_CEILING,
+        "static-website-test.xen less its site is {code} bytes, over its ceiling of {STATIC_WEBSITE_CEILING}"
+    );
+}
+
 #[test]
 fn static_website_on_real_xen() {
     for on in full_boards() {
@@ -39,6 +60,7 @@ fn static_website_on_real_xen() {
             .unwrap();
         let (out, err) = text(&o);
         assert!(o.status.success(), "{out}\n{err}");
+        assert_image_ceiling(dir);
 
         let (https, http) = (free_port(), free_port());
         let mut board = Background::spawn({
