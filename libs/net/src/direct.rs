@@ -672,7 +672,7 @@ impl<N: Netif> State<N> {
             };
             let seen = fresh
                 .iter()
-                .any(|(_, p, _): &(u16, IpEndpoint, _)| *p == peer);
+                .any(|(q, p, _): &(u16, IpEndpoint, _)| *q == port && *p == peer);
             if seen || self.sockets.iter().any(known) {
                 again.push(frame);
                 continue;
