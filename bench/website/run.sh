@@ -6,6 +6,9 @@
 #   for each path: requests/s, latency p50 / p99, with `wrk -t1 -c$CONNS -d$SECONDS --latency`
 #
 # Usage: bench/website/run.sh [SECONDS=10] [CONNS=16]. Needs wrk and nginx (nginx-light).
+# UNI_BIN=PATH serves with that build of static-website instead of building one.
+# UNI_BASELINE=PATH adds a third server, another build of static-website (an earlier commit's,
+# say), measured in the same run, its console to a file of its own.
 set -euo pipefail
 SECONDS_RUN=${1:-10}
 CONNS=${2:-16}
@@ -14,15 +17,25 @@ ex="$root/examples/static-website"
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 
-(cd "$root" && cargo build -q -p mirage-cli)   # uni itself; it builds the unikernel in release
-"$root/target/debug/uni" -q -f "$ex/unikernel.toml" build --target unix
+bin=${UNI_BIN:-$ex/dist/static-website}
+if [ -z "${UNI_BIN:-}" ]; then
+  (cd "$root" && cargo build -q -p mirage-cli)   # uni itself; it builds the unikernel in release
+  "$root/target/debug/uni" -q -f "$ex/unikernel.toml" build --target unix
+fi
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
 
 P1=$(port); P1R=$(port)
 # The request log goes to a file, as nginx's access log does.
-"$ex/dist/static-website" --https-port="$P1" --http-port="$P1R" >"$work/uni.log" 2>&1 & wait_port "$P1"
+"$bin" --https-port="$P1" --http-port="$P1R" >"$work/uni.log" 2>&1 & wait_port "$P1"
+
+servers=("uni static-website:$P1")
+if [ -n "${UNI_BASELINE:-}" ]; then
+  P0=$(port); P0R=$(port)
+  "$UNI_BASELINE" --https-port="$P0" --http-port="$P0R" >"$work/baseline.log" 2>&1 & wait_port "$P0"
+  servers+=("uni baseline ($(basename "$UNI_BASELINE")):$P0")
+fi
 
 P2=$(port)
 mkdir -p "$work/nginx"
@@ -48,13 +61,14 @@ http {
 NGINX
 sed -i '/http2 off;/d' "$work/nginx.conf"   # nginx 1.22 knows only `listen … http2`
 nginx -c "$work/nginx.conf" -p "$work/nginx" & wait_port "$P2"
+servers+=("nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'):$P2")
 
-echo "wrk -t1 -c$CONNS -d${SECONDS_RUN}s --latency, $(nproc) cores, $(date -u +%F)"
+echo "wrk -t1 -c$CONNS -d${SECONDS_RUN}s --latency, $(nproc) cores, $(date -u "+%F %H:%MZ"), load average before: $(cut -d" " -f1-3 /proc/loadavg)"
 echo
 echo "| server | path | requests/s | p50 | p99 | transfer/s |"
 echo "|---|---|---:|---:|---:|---:|"
 for path in /index.html /css/site.css /img/logo.svg; do
-  for s in "uni static-website:$P1" "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'):$P2"; do
+  for s in "${servers[@]}"; do
     name=${s%:*}; p=${s##*:}
     out=$(wrk -t1 -c"$CONNS" -d"${SECONDS_RUN}s" --latency "https://localhost:$p$path")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")

@@ -53,6 +53,23 @@ pub(crate) async fn within<T, E: Into<Error>>(
     .await
 }
 
+/// Lets the executor run the other tasks once: returns `Pending` (after waking itself) on its
+/// first poll. A connection calls it where it could otherwise go on without ever waiting (the
+/// next pipelined request, the next chunk of a body to a client that reads fast), so that one
+/// connection never keeps the one thread from the others for longer than a chunk.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
 /// What waiting for a request head gave.
 enum Next {
     /// A complete head of this many bytes is at the start of the buffer.
@@ -266,6 +283,10 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             if !keep_alive {
                 return Ok(self.filled > 0);
             }
+            if self.filled > 0 {
+                // A pipelined request waits: the other connections' turn first.
+                yield_now().await;
+            }
         }
     }
 
@@ -384,6 +405,8 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
                 0 => return Err(Error::Net(NetError::Closed)),
                 n => self.filled = n,
             }
+            // The client may send as fast as we read: the other connections' turn.
+            yield_now().await;
         }
     }
 
@@ -409,6 +432,8 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
                 0 => return Err(Error::Net(NetError::Closed)),
                 n => self.filled = n,
             }
+            // The client may send as fast as we read: the other connections' turn.
+            yield_now().await;
         }
     }
 
@@ -455,6 +480,8 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             sent += bytes.len() as u64;
             if self.out.len() >= chunk {
                 self.flush().await.map_err(|e| (status, sent, e))?;
+                // The client may read as fast as we write: the other connections' turn.
+                yield_now().await;
             }
         }
         if self.filled == 0 || !keep_alive {

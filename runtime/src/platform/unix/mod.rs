@@ -1,9 +1,9 @@
-//! The unix platform: a Linux process. The console is stdout, the clocks are the host's, the
-//! executor is a single-threaded `async-executor` driven by `async-io`'s reactor.
+//! The unix platform: a Linux process. The console is stdout, written by a thread of its own
+//! (see [`Console`]); the clocks are the host's; the executor is a single-threaded
+//! `async-executor` driven by `async-io`'s reactor.
 
 use std::eprintln;
 use std::future::Future;
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,29 +11,11 @@ use crate::device;
 use crate::{AppResult, BootArgs};
 
 mod block;
+mod console;
 mod tap;
 pub use block::Block;
+pub use console::{Console, BACKLOG};
 pub use tap::Tap as Netif;
-
-/// stdout as a console.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Console;
-
-impl Console {
-    /// The process's stdout.
-    pub fn new() -> Console {
-        Console
-    }
-}
-
-impl device::Console for Console {
-    async fn write(&self, bytes: &[u8]) -> Result<(), device::ConsoleError> {
-        let mut out = std::io::stdout().lock();
-        out.write_all(bytes)
-            .and_then(|()| out.flush())
-            .map_err(|_| device::ConsoleError("stdout is closed"))
-    }
-}
 
 /// The host's monotonic and wall clocks.
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +110,9 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     EXECUTOR.with(|ex| async_io::block_on(ex.run(future)))
 }
 
+/// How long the process waits, as it ends, for the console's reader to take what is left.
+const EXIT_FLUSH: Duration = Duration::from_secs(10);
+
 /// Boots: parses the boot arguments, runs `main` to completion, and turns its result into the
 /// exit code. Used through [`entry!`](crate::entry).
 pub fn run<F, Fut>(defaults: &str, main: F) -> ExitCode
@@ -135,6 +120,12 @@ where
     F: FnOnce(BootArgs) -> Fut,
     Fut: Future<Output = AppResult>,
 {
+    // What the app wrote is out before a panic's message and before the process ends.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(std::boxed::Box::new(move |info| {
+        console::flush_stdout(EXIT_FLUSH);
+        hook(info)
+    }));
     let args = match boot_args(defaults) {
         Ok(args) => args,
         Err(e) => {
@@ -142,7 +133,9 @@ where
             return ExitCode::from(2);
         }
     };
-    match block_on(main(args)) {
+    let result = block_on(main(args));
+    console::flush_stdout(EXIT_FLUSH);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
