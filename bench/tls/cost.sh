@@ -23,35 +23,13 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work"
 
-# One P-256 CA and server certificate for localhost (as bench/tls/run.sh).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName=DNS:localhost\n' > ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out server.pem 2>/dev/null
+# One P-256 CA and server certificate for localhost (bench/tls/common.sh).
+. "$root/bench/tls/common.sh"
 
 if [ -n "${UNI_BIN:-}" ]; then
   bin=$UNI_BIN
 else
-  cat > unikernel.toml <<TOML
-[unikernel]
-schema = 1
-name = "tls-echo"
-app = "$root/examples/tls-echo"
-[devices.console]
-kind = "console"
-[devices.net]
-kind = "net"
-stack = "socket"
-[devices.tls]
-kind = "tls"
-net = "net"
-cert = "server.pem"
-key = "server.key"
-[devices.args]
-kind = "args"
-TOML
-  (cd "$root" && cargo build -q --release -p mirage-cli)
-  "$root/target/release/uni" build --target unix >/dev/null 2>&1 || "$root/target/release/uni" build --target unix
+  tls_echo_build
   bin=./dist/tls-echo
 fi
 

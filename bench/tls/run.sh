@@ -15,32 +15,9 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cd "$work"
 
-# One P-256 CA and server certificate for localhost.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName=DNS:localhost\n' > ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out server.pem 2>/dev/null
-
-cat > unikernel.toml <<TOML
-[unikernel]
-schema = 1
-name = "tls-echo"
-app = "$root/examples/tls-echo"
-[devices.console]
-kind = "console"
-[devices.net]
-kind = "net"
-stack = "socket"
-[devices.tls]
-kind = "tls"
-net = "net"
-cert = "server.pem"
-key = "server.key"
-[devices.args]
-kind = "args"
-TOML
-(cd "$root" && cargo build -q --release -p mirage-cli)
-"$root/target/release/uni" build --target unix >/dev/null 2>&1 || "$root/target/release/uni" build --target unix
+# One P-256 CA and server certificate for localhost, and tls-echo built with it.
+. "$root/bench/tls/common.sh"
+tls_echo_build
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
