@@ -113,21 +113,54 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// How long the process waits, as it ends, for the console's reader to take what is left.
 const EXIT_FLUSH: Duration = Duration::from_secs(10);
 
-/// Boots: parses the boot arguments, runs `main` to completion, and turns its result into the
-/// exit code. Used through [`entry!`](crate::entry).
-pub fn run<F, Fut>(defaults: &str, main: F) -> ExitCode
+/// Boots: parses the boot arguments and checks them against `spec` (`--help` prints the keys
+/// on stdout and exits 0; an unknown key or a value of the wrong form exits 2, a usage error),
+/// runs `main` to completion, and turns its result into the exit code (an `Err` exits 1). A
+/// panic on any thread, a spawned task's included, prints its location and message and exits
+/// 1, as the Xen guest ends crashed (with `RUST_BACKTRACE` set, Rust's own report, backtrace
+/// included). Used through [`entry!`](crate::entry).
+pub fn run<F, Fut>(defaults: &str, spec: &crate::boot::Spec, main: F) -> ExitCode
 where
     F: FnOnce(BootArgs) -> Fut,
     Fut: Future<Output = AppResult>,
 {
-    // What the app wrote is out before a panic's message and before the process ends.
-    let hook = std::panic::take_hook();
+    let rust_hook = std::panic::take_hook();
     std::panic::set_hook(std::boxed::Box::new(move |info| {
-        console::flush_stdout(EXIT_FLUSH);
-        hook(info)
+        // What the app wrote is out before the panic's message (unless the console's own
+        // writer panicked: it would wait for itself).
+        if std::thread::current().name() != Some("uni-console") {
+            console::flush_stdout(EXIT_FLUSH);
+        }
+        let backtrace = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
+        if backtrace {
+            rust_hook(info);
+        } else {
+            let message = info
+                .payload_as_str()
+                .unwrap_or("(a panic without a message)");
+            match info.location() {
+                Some(l) => eprintln!(
+                    "panicked at {}:{}:{}:\n{message}",
+                    l.file(),
+                    l.line(),
+                    l.column()
+                ),
+                None => eprintln!("panicked:\n{message}"),
+            }
+        }
+        // Whatever thread or task panicked, the unikernel ends, as on Xen: the executor would
+        // otherwise drop a spawned task's panic and go on serving.
+        std::process::exit(1);
     }));
-    let args = match boot_args(defaults) {
-        Ok(args) => args,
+    let args = match boot_args(defaults)
+        .map_err(crate::boot::UsageError::from)
+        .and_then(|args| crate::boot::check(args, spec))
+    {
+        Ok(crate::boot::Checked::Run(args)) => args,
+        Ok(crate::boot::Checked::Help(text)) => {
+            std::print!("{text}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -145,15 +178,19 @@ where
 }
 
 /// Makes `$main` (an `async fn(BootArgs) -> AppResult`) the program's entry point, with
-/// optional compiled-in default boot arguments.
+/// optional compiled-in default boot arguments and the [`Spec`](crate::boot::Spec) of the keys
+/// it accepts (without one, nothing is checked).
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
         $crate::entry!($main, "");
     };
     ($main:path, $defaults:expr) => {
+        $crate::entry!($main, $defaults, &$crate::boot::Spec::UNCHECKED);
+    };
+    ($main:path, $defaults:expr, $spec:expr) => {
         fn main() -> ::std::process::ExitCode {
-            $crate::platform::run($defaults, $main)
+            $crate::platform::run($defaults, $spec, $main)
         }
     };
 }

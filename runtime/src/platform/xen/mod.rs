@@ -189,9 +189,11 @@ pub fn boot_args(defaults: &str) -> Result<BootArgs, crate::boot::BootArgError> 
     )
 }
 
-/// Runs `main` with the boot arguments and shuts the domain down with its result. Used through
+/// Runs `main` with the boot arguments, checked against `spec`, and shuts the domain down with
+/// its result. `--help` prints the keys and powers off; an unknown key or a value of the wrong
+/// form prints the error and crashes, as an app's error does. Used through
 /// [`entry!`](crate::entry).
-pub fn run<F, Fut>(defaults: &str, main: F) -> !
+pub fn run<F, Fut>(defaults: &str, spec: &crate::boot::Spec, main: F) -> !
 where
     F: FnOnce(BootArgs) -> Fut,
     Fut: Future<Output = AppResult>,
@@ -202,8 +204,15 @@ where
     {
         console::enable_timestamps(); // before anything is printed, even a boot-argument error
     }
-    let args = match boot_args(defaults) {
-        Ok(args) => args,
+    let args = match boot_args(defaults)
+        .map_err(crate::boot::UsageError::from)
+        .and_then(|args| crate::boot::check(args, spec))
+    {
+        Ok(crate::boot::Checked::Run(args)) => args,
+        Ok(crate::boot::Checked::Help(text)) => {
+            let _ = console::SyncWriter.write_str(&text);
+            shutdown(ShutdownReason::Poweroff);
+        }
         Err(e) => {
             let _ = writeln!(console::SyncWriter, "error: {e}");
             shutdown(ShutdownReason::Crash);
@@ -229,17 +238,21 @@ where
 }
 
 /// Makes `$main` (an `async fn(BootArgs) -> AppResult`) the unikernel's entry point, with
-/// optional compiled-in default boot arguments.
+/// optional compiled-in default boot arguments and the [`Spec`](crate::boot::Spec) of the keys
+/// it accepts (without one, nothing is checked).
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
         $crate::entry!($main, "");
     };
     ($main:path, $defaults:expr) => {
+        $crate::entry!($main, $defaults, &$crate::boot::Spec::UNCHECKED);
+    };
+    ($main:path, $defaults:expr, $spec:expr) => {
         /// Called by the xen-arm runtime once the platform is up.
         #[unsafe(no_mangle)]
         pub extern "Rust" fn __uni_xen_main() -> ! {
-            $crate::platform::run($defaults, $main)
+            $crate::platform::run($defaults, $spec, $main)
         }
     };
 }
