@@ -48,6 +48,17 @@ pub enum Error {
     TimedOut(Phase),
     /// Reading a file from the store failed.
     Kv(KvError),
+    /// Listening on the server's port failed.
+    Listen {
+        /// The http device's name in unikernel.toml ([`Server::named`](crate::Server::named)),
+        /// if the server has one: the message then names the device and its `--<name>-port`
+        /// override.
+        device: Option<alloc::string::String>,
+        /// The port.
+        port: u16,
+        /// Why.
+        error: alloc::boxed::Box<Error>,
+    },
     /// A response body produced a different number of bytes than its declared length.
     BodyLength {
         /// The declared length ([`Body::len`](crate::Body::len)).
@@ -64,6 +75,39 @@ impl fmt::Display for Error {
             Error::Tls(e) => write!(f, "TLS: {e}"),
             Error::TimedOut(p) => write!(f, "timed out waiting for {p}"),
             Error::Kv(e) => write!(f, "reading a file: {e}"),
+            Error::Listen {
+                device,
+                port,
+                error,
+            } => {
+                if let Some(d) = device {
+                    write!(f, "http device \"{d}\": ")?;
+                }
+                write!(f, "cannot listen on port {port}: ")?;
+                // The bare network cause: "network: " would only repeat what "listen" says.
+                let net = match &**error {
+                    Error::Net(e) | Error::Tls(TlsError::Net(e)) => Some(e),
+                    _ => None,
+                };
+                match net {
+                    Some(e) => write!(f, "{e}")?,
+                    None => write!(f, "{error}")?,
+                }
+                match (device, net) {
+                    (Some(d), Some(NetError::AddrInUse)) => {
+                        write!(f, " (set another with --{d}-port=N)")
+                    }
+                    (Some(d), Some(NetError::Other(m)))
+                        if m.to_ascii_lowercase().contains("permission denied") =>
+                    {
+                        write!(
+                            f,
+                            " (ports below 1024 need privileges on unix; set another with --{d}-port=N)"
+                        )
+                    }
+                    _ => Ok(()),
+                }
+            }
             Error::BodyLength { expected, got } => {
                 write!(
                     f,
@@ -80,6 +124,7 @@ impl core::error::Error for Error {
             Error::Net(e) => Some(e),
             Error::Tls(e) => Some(e),
             Error::Kv(e) => Some(e),
+            Error::Listen { error, .. } => Some(&**error),
             Error::TimedOut(_) | Error::BodyLength { .. } => None,
         }
     }
@@ -100,5 +145,45 @@ impl From<TlsError> for Error {
 impl From<KvError> for Error {
     fn from(e: KvError) -> Error {
         Error::Kv(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::boxed::Box;
+    use alloc::string::ToString;
+
+    fn listen(device: Option<&str>, error: Error) -> alloc::string::String {
+        Error::Listen {
+            device: device.map(Into::into),
+            port: 443,
+            error: Box::new(error),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn a_failed_listen_names_the_device_the_port_and_the_override() {
+        assert_eq!(
+            listen(Some("https"), Error::Net(NetError::AddrInUse)),
+            "http device \"https\": cannot listen on port 443: address in use (set another with --https-port=N)"
+        );
+        assert_eq!(
+            listen(Some("web"), Error::Tls(TlsError::Net(NetError::AddrInUse))),
+            "http device \"web\": cannot listen on port 443: address in use (set another with --web-port=N)"
+        );
+        assert_eq!(
+            listen(
+                Some("http"),
+                Error::Net(NetError::Other("Permission denied (os error 13)".into()))
+            ),
+            "http device \"http\": cannot listen on port 443: Permission denied (os error 13) (ports below 1024 need privileges on unix; set another with --http-port=N)"
+        );
+        // A server made without a device name still says what failed.
+        assert_eq!(
+            listen(None, Error::Net(NetError::AddrInUse)),
+            "cannot listen on port 443: address in use"
+        );
     }
 }

@@ -102,6 +102,7 @@ pub struct Server<T, C> {
     clock: C,
     port: u16,
     limits: Limits,
+    device: Option<alloc::string::String>,
 }
 
 impl<S: Stack, C: Clock + Clone + 'static> Server<Plain<S>, C> {
@@ -129,7 +130,17 @@ impl<T: Transport, C: Clock + Clone + 'static> Server<T, C> {
             clock,
             port,
             limits: Limits::DEFAULT,
+            device: None,
         }
+    }
+
+    /// Names the server after its http device in unikernel.toml (the generated main does), so
+    /// that a failure to listen names the device, the port and the `--<name>-port=N` boot
+    /// argument that sets another: `http device "https": cannot listen on port 443: address in
+    /// use (set another with --https-port=N)`.
+    pub fn named(mut self, device: &str) -> Server<T, C> {
+        self.device = Some(device.into());
+        self
     }
 
     /// Replaces the limits.
@@ -146,7 +157,15 @@ impl<T: Transport, C: Clock + Clone + 'static> Server<T, C> {
     /// Listens on the port, without accepting yet (so that the bound address is known, as
     /// with port 0).
     pub async fn listen(self) -> Result<Listening<T, C>, Error> {
-        let listener = self.transport.listen(self.port).await?;
+        let listener = self
+            .transport
+            .listen(self.port)
+            .await
+            .map_err(|e| Error::Listen {
+                device: self.device.clone(),
+                port: self.port,
+                error: alloc::boxed::Box::new(e),
+            })?;
         // `--uni-boot-info` on Xen: the boot's last milestone, sockets listening.
         uni_runtime::boot_milestone(&alloc::format!(
             "listening on port {}",
