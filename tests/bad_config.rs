@@ -19,10 +19,22 @@ struct Case {
 
 const HEAD: &str = "[unikernel]\nschema = 1\nname = \"bad\"\napp = APP\n";
 
+/// tests/bad-tls, the certificates and keys of the tls cases (made by its make.sh).
+fn pki() -> String {
+    uni_tests::root()
+        .join("tests/bad-tls")
+        .display()
+        .to_string()
+}
+
 fn check(case: &Case, command: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let app = format!("{:?}", example("hello").display().to_string());
-    let toml = case.toml.replace("HEAD\n", HEAD).replace("APP", &app);
+    let toml = case
+        .toml
+        .replace("HEAD\n", HEAD)
+        .replace("APP", &app)
+        .replace("PKI", &pki());
     fs::write(tmp.path().join("unikernel.toml"), &toml).unwrap();
     fs::create_dir(tmp.path().join("www")).unwrap();
     let o = run_uni(tmp.path(), command);
@@ -419,3 +431,160 @@ bad!(
     wrong = "invalid type: string \"yes\"",
     accepted = "expected a boolean"
 );
+
+// The tls device's files, checked at configure time (fixtures: tests/bad-tls/make.sh). Lines
+// 10 and 11 are `cert` and `key`.
+const TLS: &str =
+    "HEAD\n[devices.net]\nkind = \"net\"\n[devices.tls]\nkind = \"tls\"\nnet = \"net\"\n";
+
+macro_rules! bad_tls {
+    ($name:ident, $keys:expr, at = $at:expr, key = $key:expr, wrong = $wrong:expr, accepted = $acc:expr) => {
+        #[test]
+        fn $name() {
+            check(
+                &Case {
+                    name: stringify!($name),
+                    toml: format!("{TLS}{}\n", $keys).leak(),
+                    at: $at,
+                    key: $key,
+                    wrong: $wrong,
+                    accepted: $acc,
+                },
+                &["configure"],
+            );
+        }
+    };
+}
+
+bad_tls!(
+    tls_rsa_key_is_refused,
+    "cert = \"PKI/server.pem\"\nkey = \"PKI/rsa.key\"",
+    at = "unikernel.toml:11:7",
+    key = "devices.tls.key",
+    wrong = "rsa.key\": it is an RSA private key, and uni's TLS does not sign with RSA",
+    accepted = "an ECDSA P-256/P-384 or Ed25519 key"
+);
+
+bad_tls!(
+    tls_rsa_key_in_pkcs1_form_is_refused,
+    "cert = \"PKI/server.pem\"\nkey = \"PKI/rsa-pkcs1.key\"",
+    at = "unikernel.toml:11:7",
+    key = "devices.tls.key",
+    wrong = "it is an RSA private key",
+    accepted = "openssl genpkey -algorithm EC"
+);
+
+bad_tls!(
+    tls_key_of_another_certificate,
+    "cert = \"PKI/server.pem\"\nkey = \"PKI/other.key\"",
+    at = "unikernel.toml:11:7",
+    key = "devices.tls.key",
+    wrong = "other.key\" does not match the certificate in",
+    accepted = "`openssl pkey -pubout -in KEY` print the same key"
+);
+
+bad_tls!(
+    tls_key_of_another_type_than_the_certificate,
+    "cert = \"PKI/server.pem\"\nkey = \"PKI/ed25519.key\"",
+    at = "unikernel.toml:11:7",
+    key = "devices.tls.key",
+    wrong = "the certificate has an ECDSA P-256 key, this is an Ed25519 key",
+    accepted = "the private key of the first certificate"
+);
+
+bad_tls!(
+    tls_encrypted_key,
+    "cert = \"PKI/server.pem\"\nkey = \"PKI/encrypted.key\"",
+    at = "unikernel.toml:11:7",
+    key = "devices.tls.key",
+    wrong = "the private key is encrypted",
+    accepted = "an unencrypted key"
+);
+
+bad_tls!(
+    tls_cert_that_is_no_certificate,
+    "cert = \"PKI/garbage.pem\"\nkey = \"PKI/server.key\"",
+    at = "unikernel.toml:10:8",
+    key = "devices.tls.cert",
+    wrong = "garbage.pem\": it holds no certificate",
+    accepted = "PEM `BEGIN CERTIFICATE` blocks, or one DER certificate"
+);
+
+bad_tls!(
+    tls_key_that_is_a_certificate,
+    "cert = \"PKI/server.pem\"\nkey = \"PKI/server.pem\"",
+    at = "unikernel.toml:11:7",
+    key = "devices.tls.key",
+    wrong = "no PEM private key in it",
+    accepted = "ECDSA P-256 or P-384 (PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`), or Ed25519"
+);
+
+bad_tls!(
+    tls_sni_entry_with_another_certificates_key,
+    "sni = [{ key = \"PKI/ed25519.key\", name = \"a.example\", cert = \"PKI/server.pem\" }]",
+    at = "unikernel.toml:10:16",
+    key = "devices.tls.sni.key",
+    wrong = "the certificate has an ECDSA P-256 key, this is an Ed25519 key",
+    accepted = "the private key of the first certificate"
+);
+
+bad_tls!(
+    tls_ca_that_is_no_certificate,
+    "ca = \"PKI/garbage.pem\"",
+    at = "unikernel.toml:10:6",
+    key = "devices.tls.ca",
+    wrong = "it holds no certificate",
+    accepted = "PEM `BEGIN CERTIFICATE` blocks"
+);
+
+/// A chain with the CA first: the chain's order is wrong at `cert`, and the key (the second
+/// certificate's) at `key`.
+#[test]
+fn tls_chain_out_of_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let toml = format!("{TLS}cert = \"PKI/reversed.pem\"\nkey = \"PKI/server.key\"\n")
+        .replace("HEAD\n", HEAD)
+        .replace(
+            "APP",
+            &format!("{:?}", example("hello").display().to_string()),
+        )
+        .replace("PKI", &pki());
+    fs::write(tmp.path().join("unikernel.toml"), &toml).unwrap();
+    let o = run_uni(tmp.path(), &["configure"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for want in [
+        "--> unikernel.toml:10:8",
+        "is out of order: certificate 1 (\"CN=uni bad-tls CA\") was issued by \"CN=uni bad-tls CA\", but certificate 2 is \"CN=localhost\"",
+        "the server's own certificate first, then the certificate that issued it",
+        "--> unikernel.toml:11:7",
+        "server.key\" is the key of certificate 2 in",
+        "due to 2 previous errors",
+    ] {
+        assert!(err.contains(want), "no {want:?} in:\n{err}");
+    }
+    assert!(!tmp.path().join("_build").exists());
+}
+
+/// What the device loads passes: a chain in order with a PKCS#8 key, a SEC1 key, Ed25519.
+#[test]
+fn tls_files_the_device_loads_pass() {
+    for (cert, key) in [
+        ("chain.pem", "server.key"),
+        ("server.pem", "server-sec1.key"),
+        ("ed25519.pem", "ed25519.key"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let toml =
+            format!("{TLS}cert = \"PKI/{cert}\"\nkey = \"PKI/{key}\"\nca = \"PKI/ca.pem\"\n")
+                .replace("HEAD\n", HEAD)
+                .replace(
+                    "APP",
+                    &format!("{:?}", example("hello").display().to_string()),
+                )
+                .replace("PKI", &pki());
+        fs::write(tmp.path().join("unikernel.toml"), &toml).unwrap();
+        let o = run_uni(tmp.path(), &["configure", "--dry-run"]);
+        assert!(o.status.success(), "{cert} + {key}:\n{}", text(&o).1);
+    }
+}

@@ -11,6 +11,8 @@ use super::{
 };
 use crate::target::Target;
 
+mod check;
+
 pub const KIND: Kind = Kind {
     name: "tls",
     summary: "TLS over a net device",
@@ -497,6 +499,22 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
         ),
         _ => {}
     }
+    // The files themselves: they parse, the chain is in order, the key is the certificate's.
+    if let (Some(c), Some(k), Some(cf), Some(kf)) = (&keys.cert, &keys.key, &cert, &key) {
+        check::identity(
+            r,
+            &check::Named::new("cert", c, cf),
+            &check::Named::new("key", k, kf),
+        );
+    }
+    for (k, v, f) in [
+        ("ca", &keys.ca, &ca),
+        ("client-ca", &keys.client_ca, &client_ca),
+    ] {
+        if let (Some(v), Some(f)) = (v, f) {
+            check::anchors(r, &check::Named::new(k, v, f));
+        }
+    }
     let mut sni = vec![];
     for e in keys
         .sni
@@ -525,6 +543,11 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
         let c = r.embedded("sni.cert", &Some(e.cert.clone()));
         let k = r.embedded("sni.key", &Some(e.key.clone()));
         if let (Some(c), Some(k)) = (c, k) {
+            check::identity(
+                r,
+                &check::Named::new("sni.cert", &e.cert, &c),
+                &check::Named::new("sni.key", &e.key, &k),
+            );
             sni.push((name.clone(), c, k));
         }
     }
