@@ -26,6 +26,8 @@ pub mod kv;
 #[allow(unsafe_code)]
 pub mod platform;
 pub mod task;
+#[cfg(feature = "trace")]
+pub mod trace;
 pub mod xen_wire;
 
 pub use boot::BootArgs;
