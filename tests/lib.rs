@@ -614,7 +614,7 @@ pub fn full_boards() -> Vec<String> {
     }
 }
 
-/// The boards of the smoke set (boot, crash, xenstore, net): the full boards, and qemu-virt
+/// The boards of the smoke set (hello's boot, echo's net): the full boards, and qemu-virt
 /// when it is not one of them, so CI boots both hypervisor architectures.
 pub fn smoke_boards() -> Vec<String> {
     let mut b = full_boards();

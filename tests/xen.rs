@@ -6,7 +6,7 @@
 use std::fs;
 use std::process::Output;
 
-use uni_tests::{example, root, run_uni, smoke_boards, text, uni, uni_on};
+use uni_tests::{example, full_boards, root, run_uni, smoke_boards, text, uni, uni_on};
 
 const ZIMAGE_MAGIC: u32 = 0x016f_2818;
 
@@ -127,6 +127,14 @@ fn examples_boot_on_real_xen() {
         }
         assert_eq!(o.status.code(), Some(0), "hello powers off");
         assert!(err.contains("powered off"), "{err}");
+
+        // The smoke board (qemu-virt, unless UNI_BOARDS names it) stops here: hello has shown
+        // that its Xen boots the guest, stamps its clock and powers it off. crash and xeninfo
+        // run the same guest code on every hypervisor, so CI boots them on the full boards only
+        // (`UNI_BOARDS=all` runs them everywhere), a board boot each less.
+        if !full_boards().iter().any(|b| b == board) {
+            continue;
+        }
 
         // crash: the panic's location and message on the console, then a crash → exit 1.
         let o = boot(board, "crash", &[]);
