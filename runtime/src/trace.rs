@@ -312,6 +312,13 @@ pub fn peer_args(peer: &core::net::SocketAddr, local: u16) -> (u32, u64) {
     (ip, u64::from(peer.port()) | u64::from(local) << 16)
 }
 
+/// Records a TCP event (accept, connect, close) with `peer` on its connection's track; `local`
+/// is this side's port.
+pub fn tcp(kind: Kind, peer: &core::net::SocketAddr, local: u16) {
+    let (arg0, arg1) = peer_args(peer, local);
+    event(conn_track(peer), kind, Phase::Instant, arg0, arg1);
+}
+
 /// Interns `name` in the ring's name table and returns its id (0 when the table is full).
 pub fn name(name: &'static str) -> u16 {
     ring().intern(name)

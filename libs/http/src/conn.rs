@@ -184,6 +184,8 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
                 }
                 Next::Closed => return Ok(false),
                 Next::Refuse(status) => {
+                    #[cfg(feature = "trace")]
+                    self.trace(uni_runtime::trace::Phase::Begin, 0, 0);
                     self.line.clear();
                     let exchange = Exchange {
                         method_len: 0,
@@ -198,6 +200,8 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             };
             first = false;
             let started = self.clock.now();
+            #[cfg(feature = "trace")]
+            self.trace(uni_runtime::trace::Phase::Begin, 0, 0);
             let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
             let mut parsed = httparse::Request::new(&mut headers);
             // `next_head` parsed these bytes already; a second parse cannot fail.
@@ -326,8 +330,23 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             bytes,
             duration: self.clock.now().saturating_duration_since(exchange.started),
         };
+        #[cfg(feature = "trace")]
+        self.trace(uni_runtime::trace::Phase::End, status.into(), bytes);
         log.request(&record).await;
         sent.map(|_| ()).map_err(|(_, _, e)| e)
+    }
+
+    /// Records an HTTP request event on the connection's track.
+    #[cfg(feature = "trace")]
+    fn trace(&self, phase: uni_runtime::trace::Phase, arg0: u32, arg1: u64) {
+        let track = uni_runtime::trace::conn_track(&self.peer);
+        uni_runtime::trace::event(
+            track,
+            uni_runtime::trace::Kind::HttpRequest,
+            phase,
+            arg0,
+            arg1,
+        );
     }
 
     /// Waits until the buffer starts with a complete request head.

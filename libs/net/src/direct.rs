@@ -1045,6 +1045,8 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
             }
         })
         .await?;
+        #[cfg(feature = "trace")]
+        uni_runtime::trace::tcp(uni_runtime::trace::Kind::TcpConnect, &addr, 0);
         Ok(TcpFlow {
             sh: self.sh.clone(),
             h,
@@ -1138,6 +1140,8 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Listener for TcpListener<N, C>
         })
         .await;
         self.sh.kick();
+        #[cfg(feature = "trace")]
+        uni_runtime::trace::tcp(uni_runtime::trace::Kind::TcpAccept, &peer, self.port);
         Ok((
             TcpFlow {
                 sh: self.sh.clone(),
@@ -1242,6 +1246,8 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Flow for TcpFlow<N, C> {
     }
 
     async fn close(mut self) -> Result<(), NetError> {
+        #[cfg(feature = "trace")]
+        uni_runtime::trace::tcp(uni_runtime::trace::Kind::TcpClose, &self.peer, 0);
         self.shutdown().await
         // Drop hands the socket to the driver, which removes it once TCP is done.
     }

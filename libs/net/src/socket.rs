@@ -67,6 +67,12 @@ impl net::Stack for SocketStack {
 
     async fn connect(&self, addr: SocketAddr) -> Result<Flow, NetError> {
         let s = Async::<TcpStream>::connect(addr).await.map_err(map_err)?;
+        #[cfg(feature = "trace")]
+        uni_runtime::trace::tcp(
+            uni_runtime::trace::Kind::TcpConnect,
+            &addr,
+            s.get_ref().local_addr().map_or(0, |a| a.port()),
+        );
         Ok(Flow {
             inner: s,
             peer: addr,
@@ -96,6 +102,12 @@ impl net::Listener for Listener {
 
     async fn accept(&self) -> Result<(Flow, SocketAddr), NetError> {
         let (s, peer) = self.inner.accept().await.map_err(map_err)?;
+        #[cfg(feature = "trace")]
+        uni_runtime::trace::tcp(
+            uni_runtime::trace::Kind::TcpAccept,
+            &peer,
+            self.local.port(),
+        );
         Ok((Flow { inner: s, peer }, peer))
     }
 
@@ -131,6 +143,8 @@ impl net::Flow for Flow {
     }
 
     async fn close(mut self) -> Result<(), NetError> {
+        #[cfg(feature = "trace")]
+        uni_runtime::trace::tcp(uni_runtime::trace::Kind::TcpClose, &self.peer, 0);
         self.inner.flush().await.map_err(map_err)?;
         // Dropping the socket closes it; the kernel still delivers what was written.
         Ok(())

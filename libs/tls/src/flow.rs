@@ -8,6 +8,8 @@ use core::net::SocketAddr;
 
 use rustls::{ClientConfig, ServerConfig};
 use uni_runtime::device::net::{Flow, NetError};
+#[cfg(feature = "trace")]
+use uni_runtime::trace::{Kind, Phase};
 
 use crate::core_session::{Session, SessionInfo, Status};
 use crate::error::TlsError;
@@ -28,6 +30,9 @@ pub struct TlsFlow<F> {
     rbuf: Vec<u8>,
     eof: bool,
     failed: Option<TlsError>,
+    /// How far the handshake's trace events went: 0 none, 1 begun, 2 first flight sent.
+    #[cfg(feature = "trace")]
+    traced: u8,
 }
 
 impl<F: Flow> TlsFlow<F> {
@@ -54,6 +59,8 @@ impl<F: Flow> TlsFlow<F> {
             rbuf: vec![0; 18 * 1024],
             eof: false,
             failed: None,
+            #[cfg(feature = "trace")]
+            traced: 0,
         }
     }
 
@@ -76,9 +83,33 @@ impl<F: Flow> TlsFlow<F> {
 
     /// Feeds `input` to the session and sends what it produced.
     async fn feed(&mut self, input: &[u8]) -> Result<(), TlsError> {
+        #[cfg(feature = "trace")]
+        let handshaking = self.session.status() == Status::Handshaking;
+        #[cfg(feature = "trace")]
+        if handshaking && self.traced == 0 {
+            self.trace(Kind::TlsHandshake, Phase::Begin, 0);
+            if !self.session.is_client() {
+                self.trace(Kind::TlsClientHello, Phase::Instant, 0);
+            }
+            self.traced = 1;
+        }
         match self.session.handle(input) {
             Ok(out) => {
                 self.flow.write_all(&out.to_send).await?;
+                #[cfg(feature = "trace")]
+                if handshaking {
+                    if self.traced == 1 && !out.to_send.is_empty() {
+                        if !self.session.is_client() {
+                            self.trace(Kind::TlsServerHello, Phase::Instant, 0);
+                        }
+                        self.traced = 2;
+                    }
+                    if self.session.status() != Status::Handshaking {
+                        let v = self.session.info().version.map_or(0, u16::from);
+                        self.trace(Kind::TlsDone, Phase::Instant, v.into());
+                        self.trace(Kind::TlsHandshake, Phase::End, 0);
+                    }
+                }
                 if !out.data.is_empty() {
                     if self.plain_pos == self.plain.len() {
                         self.plain.clear();
@@ -89,6 +120,13 @@ impl<F: Flow> TlsFlow<F> {
                 Ok(())
             }
             Err(f) => {
+                #[cfg(feature = "trace")]
+                {
+                    self.trace(Kind::TlsAlert, Phase::Instant, 0);
+                    if handshaking {
+                        self.trace(Kind::TlsHandshake, Phase::End, 0);
+                    }
+                }
                 // Tell the peer why, then give up on this connection.
                 let _ = self.flow.write_all(&f.to_send).await;
                 let _ = self.flow.shutdown().await;
@@ -96,6 +134,13 @@ impl<F: Flow> TlsFlow<F> {
                 Err(f.error)
             }
         }
+    }
+
+    /// Records a TLS event on the connection's track.
+    #[cfg(feature = "trace")]
+    fn trace(&self, kind: Kind, phase: Phase, arg0: u32) {
+        let track = uni_runtime::trace::conn_track(&self.flow.peer_addr());
+        uni_runtime::trace::event(track, kind, phase, arg0, 0);
     }
 
     /// Reads once from the flow and feeds what came. Returns false at end of stream.
