@@ -61,6 +61,8 @@ pub enum Command {
     Lan(Lan),
     Fetch(Fetch),
     Kv(crate::cmd::kv::Kv),
+    Describe(Describe),
+    Clean(Clean),
     Completions(Completions),
 }
 
@@ -287,6 +289,43 @@ pub struct New {
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
 }
+
+/// Print the device graph: each device, its kind, the devices it runs over, the type the app's
+/// `start` receives for it, and what builds it on the target.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni describe                       # a table, for the default target
+  uni describe --target xen-arm      # what builds each device on Xen
+  uni describe --dot | dot -Tsvg > graph.svg
+
+The text lists the devices in the order `start` takes them (declaration order) and then the
+order they are built in (each after the devices it uses). --dot writes the same graph in
+Graphviz's language: the app's entry point, an edge to each device labelled with its argument's
+position, and a dashed edge from each device to each it runs over.")]
+pub struct Describe {
+    /// The target whose implementations to show (default: `target` in unikernel.toml, else unix).
+    #[arg(short, long, value_enum)]
+    pub target: Option<Target>,
+    /// xen-arm: the board (default: unikernel.toml's, else qemu-virt).
+    #[arg(long, value_name = "NAME")]
+    pub board: Option<String>,
+    /// Write the graph in Graphviz's dot language instead of a table.
+    #[arg(long)]
+    pub dot: bool,
+}
+
+/// Remove `_build/` (the generated crates) and `dist/` (the built images) next to
+/// unikernel.toml; nothing else.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni clean                          # next to ./unikernel.toml
+  uni -f examples/hello/unikernel.toml clean
+
+Disk images (kv_rw, block), the app's sources and cargo's shared target directory are left
+alone. The config file need not be valid.")]
+pub struct Clean {}
 
 /// Print a shell completion script.
 #[derive(Debug, Args)]

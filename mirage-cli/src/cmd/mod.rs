@@ -1,8 +1,10 @@
 //! One file per command; each exposes `run`.
 
 pub mod build;
+mod clean;
 mod configure;
 mod deploy;
+mod describe;
 mod fetch;
 pub mod kv;
 mod lan;
@@ -33,6 +35,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Fetch(f) => fetch::run(f, &g.file),
         Command::Kv(k) => kv::run(k),
         Command::New(n) => new::run(n),
+        Command::Describe(d) => describe::run(d, &g.file),
+        Command::Clean(c) => clean::run(c, &g.file),
         Command::Completions(c) => {
             let mut script = Vec::new();
             clap_complete::generate(c.shell, &mut Cli::command(), "uni", &mut script);

@@ -18,6 +18,7 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
         return run_dom0(&args, file);
     }
     let (cfg, target) = super::load_on(file, args.target, args.dom0.board.as_deref())?;
+    refuse_flags(&args, target)?;
     if let Some(p) = args
         .publish
         .iter()
@@ -49,9 +50,6 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
     };
     match target {
         Target::Unix => {
-            if !args.publish.is_empty() {
-                bail!("-p is for the emulated board (--target xen-arm); on unix the app listens on the host itself");
-            }
             status(
                 "Running",
                 format!("{} {}", show(&artifact), args.args.join(" ")),
@@ -62,6 +60,33 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
         }
         Target::XenArm => run_xen(&args, file, artifact),
     }
+}
+
+/// Refuses, before anything is built, the flags that only the emulated board takes when the
+/// target is unix (they would be ignored there).
+fn refuse_flags(args: &Run, target: Target) -> Result<()> {
+    if target != Target::Unix {
+        return Ok(());
+    }
+    let why = "only the emulated board (--target xen-arm) takes it";
+    if let Some(p) = args.publish.first() {
+        bail!(
+            "`-p {}:{}` does not apply to target unix: {why}; on unix the app listens on the host's own ports, with no forward (its port is set in unikernel.toml or by a boot argument after `--`)",
+            p.host,
+            p.guest
+        );
+    }
+    if let Some(t) = args.timeout {
+        bail!(
+            "`--timeout {t}` does not apply to target unix: {why}; on unix stop the program yourself (Ctrl-C, or `timeout {t} uni run`)"
+        );
+    }
+    if let Some(b) = &args.dom0.board {
+        bail!(
+            "`--board {b}` does not apply to target unix: {why}; on unix the program runs on this machine"
+        );
+    }
+    Ok(())
 }
 
 /// Boots the image on the emulated board and mirrors how the guest ended in the exit code:
