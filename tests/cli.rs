@@ -348,3 +348,53 @@ fn clean_removes_build_and_dist_and_nothing_else() {
     );
     assert!(dir.join("dist").exists());
 }
+
+/// `error:` is bold red where colour is on, decided as cargo decides: CLICOLOR_FORCE forces it
+/// (stderr is a pipe here), NO_COLOR and CLICOLOR=0 turn it off; a pipe alone gets none.
+#[test]
+fn errors_are_coloured_as_cargo_colours_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let red = "\x1b[1;31merror\x1b[0m: no `unikernel.toml` here";
+    let run = |env: &[(&str, &str)]| {
+        let mut c = uni_tests::uni(tmp.path(), &["build"]);
+        c.env_remove("NO_COLOR")
+            .env_remove("CLICOLOR")
+            .env_remove("CLICOLOR_FORCE");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        text(&o).1
+    };
+    assert!(
+        run(&[("CLICOLOR_FORCE", "1")]).starts_with(red),
+        "{:?}",
+        run(&[("CLICOLOR_FORCE", "1")])
+    );
+    for env in [
+        &[][..],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")],
+        &[("CLICOLOR", "0")],
+    ] {
+        let err = run(env);
+        assert!(
+            err.starts_with("error: no `unikernel.toml` here"),
+            "{env:?}: {err:?}"
+        );
+    }
+    // A config error too: its title and the closing line.
+    fs::write(
+        tmp.path().join("unikernel.toml"),
+        "[unikernel]\nschema = 1\nname = 5\n",
+    )
+    .unwrap();
+    let err = run(&[("CLICOLOR_FORCE", "1")]);
+    assert!(
+        err.contains("\x1b[1;31merror\x1b[0m: could not load"),
+        "{err:?}"
+    );
+    assert!(err.contains("\x1b["), "{err:?}");
+    let err = run(&[]);
+    assert!(!err.contains('\x1b'), "{err:?}");
+}

@@ -2,7 +2,6 @@
 //! with a caret, and what is accepted.
 
 use std::fmt;
-use std::io::IsTerminal;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -130,18 +129,44 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 impl Diagnostics {
     /// Prints every diagnostic to stderr, coloured on a terminal.
     pub fn eprint(&self) {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let color = stderr_color();
         for d in &self.0 {
             eprintln!("{}\n", d.render(color));
         }
         let n = self.0.len();
         if let Some(first) = self.0.first() {
             eprintln!(
-                "error: could not load `{}` due to {n} previous error{}",
+                "{}: could not load `{}` due to {n} previous error{}",
+                error_word(color),
                 first.file.display(),
                 if n == 1 { "" } else { "s" }
             );
         }
+    }
+}
+
+/// Whether what uni writes to stderr gets colour, decided as cargo and clap decide it
+/// (anstream): never with `NO_COLOR` set, always with `CLICOLOR_FORCE` set (not `0`), never with
+/// `CLICOLOR=0`, else on a terminal (whose `TERM` is not `dumb`).
+pub fn stderr_color() -> bool {
+    anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
+}
+
+/// `error`, bold red when `color`, as rustc and cargo print it.
+fn error_word(color: bool) -> &'static str {
+    if color {
+        "\x1b[1;31merror\x1b[0m"
+    } else {
+        "error"
+    }
+}
+
+/// Prints an error that is not a config diagnostic to stderr: `error: …` (coloured as
+/// [`stderr_color`] says), then each cause on a line of its own.
+pub fn eprint_error(e: &anyhow::Error) {
+    eprintln!("{}: {e}", error_word(stderr_color()));
+    for cause in e.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
     }
 }
 

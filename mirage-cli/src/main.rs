@@ -14,10 +14,7 @@ fn main() -> ExitCode {
             if let Some(d) = e.downcast_ref::<config::Diagnostics>() {
                 d.eprint();
             } else {
-                eprintln!("error: {e}");
-                for cause in e.chain().skip(1) {
-                    eprintln!("  caused by: {cause}");
-                }
+                mirage_cli::diag::eprint_error(&e);
             }
             ExitCode::FAILURE
         }

@@ -1,6 +1,5 @@
 //! cargo-style status lines on stderr: a right-aligned, bold green verb, then the message.
 
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
@@ -16,8 +15,9 @@ pub fn verbose() -> bool {
     VERBOSE.load(Ordering::Relaxed)
 }
 
+/// Whether stderr gets colour: as cargo decides (see [`crate::diag::stderr_color`]).
 fn color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    crate::diag::stderr_color()
 }
 
 /// Prints `   Compiling hello (unix)`.
