@@ -539,7 +539,7 @@ fn narrow_config_links_only_its_choice() {
         "versions: &[&uni_tls::rustls::version::TLS13]",
         "uni_tls::uni_crypto::suites::TLS13_CHACHA20_POLY1305_SHA256",
         "kx_groups: &[uni_tls::uni_crypto::kx::x25519]",
-        "signature_schemes: &[uni_tls::rustls::SignatureScheme::ECDSA_NISTP256_SHA256]",
+        "signature_schemes: &[uni_tls::uni_crypto::schemes::ECDSA_NISTP256_SHA256]",
     ] {
         assert!(main.contains(named), "no {named:?} in:\n{main}");
     }

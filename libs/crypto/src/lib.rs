@@ -48,8 +48,10 @@ use rustls::crypto::tls13::HkdfUsingHmac;
 use rustls::crypto::KeyExchangeAlgorithm;
 use rustls::crypto::{CipherSuiteCommon, CryptoProvider, SupportedKxGroup};
 #[cfg(feature = "tls12")]
+use rustls::SignatureScheme;
+#[cfg(feature = "tls12")]
 use rustls::Tls12CipherSuite;
-use rustls::{CipherSuite, SignatureScheme, SupportedCipherSuite, Tls13CipherSuite};
+use rustls::{CipherSuite, SupportedCipherSuite, Tls13CipherSuite};
 
 /// TLS 1.3 `TLS_AES_128_GCM_SHA256`.
 pub static TLS13_AES_128_GCM_SHA256: Tls13CipherSuite = Tls13CipherSuite {
@@ -164,26 +166,6 @@ pub static ALL_KX_GROUPS: &[kx::KxGroupFn] = &[
     kx::p384,
 ];
 
-/// Every signature scheme compiled in, in preference order.
-pub static ALL_SIGNATURE_SCHEMES: &[SignatureScheme] = &[
-    SignatureScheme::ECDSA_NISTP256_SHA256,
-    SignatureScheme::ECDSA_NISTP384_SHA384,
-    #[cfg(feature = "ed25519")]
-    SignatureScheme::ED25519,
-    #[cfg(feature = "rsa")]
-    SignatureScheme::RSA_PSS_SHA512,
-    #[cfg(feature = "rsa")]
-    SignatureScheme::RSA_PSS_SHA384,
-    #[cfg(feature = "rsa")]
-    SignatureScheme::RSA_PSS_SHA256,
-    #[cfg(feature = "rsa")]
-    SignatureScheme::RSA_PKCS1_SHA512,
-    #[cfg(feature = "rsa")]
-    SignatureScheme::RSA_PKCS1_SHA384,
-    #[cfg(feature = "rsa")]
-    SignatureScheme::RSA_PKCS1_SHA256,
-];
-
 /// What a provider offers: the cipher suites, key-exchange groups and signature schemes, each
 /// in preference order. The generated main of a unikernel names the ones its `tls` device's
 /// keys chose, so the image links only those.
@@ -193,9 +175,10 @@ pub struct Choice {
     pub cipher_suites: &'static [SupportedCipherSuite],
     /// Key-exchange groups, by constructor ([`kx::x25519`], [`kx::p256`], [`kx::p384`]).
     pub kx_groups: &'static [kx::KxGroupFn],
-    /// Signature schemes a peer may sign with (handshakes and certificates); the local
-    /// certificates' keys must sign with one of them too.
-    pub signature_schemes: &'static [SignatureScheme],
+    /// Signature schemes a peer may sign with (handshakes and certificates), each with its
+    /// verification algorithms ([`schemes`]); the local certificates' keys must sign with one
+    /// of them too.
+    pub signature_schemes: &'static [verify::Scheme],
 }
 
 impl Choice {
@@ -203,7 +186,7 @@ impl Choice {
     pub const ALL: Choice = Choice {
         cipher_suites: ALL_CIPHER_SUITES,
         kx_groups: ALL_KX_GROUPS,
-        signature_schemes: ALL_SIGNATURE_SCHEMES,
+        signature_schemes: schemes::ALL,
     };
 }
 
@@ -278,4 +261,93 @@ pub mod suites {
     #[cfg(feature = "tls12")]
     pub const TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256: SupportedCipherSuite =
         SupportedCipherSuite::Tls12(&super::TLS12_ECDHE_RSA_CHACHA20_POLY1305_SHA256);
+}
+
+/// The signature schemes as [`verify::Scheme`]s, by the names rustls gives them (and the `tls`
+/// device's `signature-schemes` key takes), each with the verification algorithms compiled in
+/// for it. A provider references only the algorithms of the schemes it is given.
+pub mod schemes {
+    use crate::verify::{self, Scheme};
+    use rustls::SignatureScheme;
+
+    /// ECDSA P-384 with SHA-384 (and certificates signed so by a P-256 key).
+    pub const ECDSA_NISTP384_SHA384: Scheme = Scheme {
+        scheme: SignatureScheme::ECDSA_NISTP384_SHA384,
+        algorithms: &[
+            #[cfg(feature = "p384")]
+            &verify::ECDSA_P384_SHA384,
+            &verify::ECDSA_P256_SHA384,
+        ],
+    };
+    /// ECDSA P-256 with SHA-256 (and certificates signed so by a P-384 key).
+    pub const ECDSA_NISTP256_SHA256: Scheme = Scheme {
+        scheme: SignatureScheme::ECDSA_NISTP256_SHA256,
+        algorithms: &[
+            &verify::ECDSA_P256_SHA256,
+            #[cfg(feature = "p384")]
+            &verify::ECDSA_P384_SHA256,
+        ],
+    };
+    /// Ed25519.
+    #[cfg(feature = "ed25519")]
+    pub const ED25519: Scheme = Scheme {
+        scheme: SignatureScheme::ED25519,
+        algorithms: &[&verify::ED25519],
+    };
+    /// RSA-PSS with SHA-512.
+    #[cfg(feature = "rsa")]
+    pub const RSA_PSS_SHA512: Scheme = Scheme {
+        scheme: SignatureScheme::RSA_PSS_SHA512,
+        algorithms: &[&verify::RSA_PSS_SHA512],
+    };
+    /// RSA-PSS with SHA-384.
+    #[cfg(feature = "rsa")]
+    pub const RSA_PSS_SHA384: Scheme = Scheme {
+        scheme: SignatureScheme::RSA_PSS_SHA384,
+        algorithms: &[&verify::RSA_PSS_SHA384],
+    };
+    /// RSA-PSS with SHA-256.
+    #[cfg(feature = "rsa")]
+    pub const RSA_PSS_SHA256: Scheme = Scheme {
+        scheme: SignatureScheme::RSA_PSS_SHA256,
+        algorithms: &[&verify::RSA_PSS_SHA256],
+    };
+    /// RSA PKCS#1 v1.5 with SHA-512.
+    #[cfg(feature = "rsa")]
+    pub const RSA_PKCS1_SHA512: Scheme = Scheme {
+        scheme: SignatureScheme::RSA_PKCS1_SHA512,
+        algorithms: &[&verify::RSA_PKCS1_SHA512],
+    };
+    /// RSA PKCS#1 v1.5 with SHA-384.
+    #[cfg(feature = "rsa")]
+    pub const RSA_PKCS1_SHA384: Scheme = Scheme {
+        scheme: SignatureScheme::RSA_PKCS1_SHA384,
+        algorithms: &[&verify::RSA_PKCS1_SHA384],
+    };
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    #[cfg(feature = "rsa")]
+    pub const RSA_PKCS1_SHA256: Scheme = Scheme {
+        scheme: SignatureScheme::RSA_PKCS1_SHA256,
+        algorithms: &[&verify::RSA_PKCS1_SHA256],
+    };
+
+    /// Every scheme compiled in, in [`verify::ALGORITHMS`]'s order.
+    pub const ALL: &[Scheme] = &[
+        ECDSA_NISTP384_SHA384,
+        ECDSA_NISTP256_SHA256,
+        #[cfg(feature = "ed25519")]
+        ED25519,
+        #[cfg(feature = "rsa")]
+        RSA_PSS_SHA512,
+        #[cfg(feature = "rsa")]
+        RSA_PSS_SHA384,
+        #[cfg(feature = "rsa")]
+        RSA_PSS_SHA256,
+        #[cfg(feature = "rsa")]
+        RSA_PKCS1_SHA512,
+        #[cfg(feature = "rsa")]
+        RSA_PKCS1_SHA384,
+        #[cfg(feature = "rsa")]
+        RSA_PKCS1_SHA256,
+    ];
 }

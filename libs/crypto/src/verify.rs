@@ -3,8 +3,9 @@
 //! SHA-384 and SHA-512 (2048- to 8192-bit moduli, as webpki requires).
 //!
 //! P-384 needs the `p384` feature, Ed25519 `ed25519`, RSA `rsa`: without them, their code is
-//! not compiled, and [`ALGORITHMS`] lists only the others. [`for_schemes`] narrows the list
-//! further to a configuration's signature schemes.
+//! not compiled, and [`ALGORITHMS`] lists only the others. Each algorithm is a type of its
+//! own, and [`for_schemes`] builds a provider's list from the [`Scheme`]s a configuration
+//! names (`crate::schemes`), so an image links only the verification code of those.
 
 use pki_types::{alg_id, AlgorithmIdentifier, InvalidSignature, SignatureVerificationAlgorithm};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -13,68 +14,128 @@ use rustls::SignatureScheme;
 use signature::Verifier;
 
 use alloc::vec::Vec;
+use core::marker::PhantomData;
 
-/// One verification algorithm.
+/// A hash a signature algorithm uses, with the algorithm identifiers webpki matches
+/// certificates' signatures against.
+pub trait SigHash: sha2::Digest + Send + Sync + 'static {
+    /// Its name, for `Debug`.
+    const NAME: &'static str;
+    /// `ecdsa-with-SHA*`.
+    const ECDSA: AlgorithmIdentifier;
+    /// `sha*WithRSAEncryption`.
+    #[cfg(feature = "rsa")]
+    const RSA_PKCS1: AlgorithmIdentifier;
+    /// RSASSA-PSS with this hash.
+    #[cfg(feature = "rsa")]
+    const RSA_PSS: AlgorithmIdentifier;
+}
+
+impl SigHash for sha2::Sha256 {
+    const NAME: &'static str = "SHA-256";
+    const ECDSA: AlgorithmIdentifier = alg_id::ECDSA_SHA256;
+    #[cfg(feature = "rsa")]
+    const RSA_PKCS1: AlgorithmIdentifier = alg_id::RSA_PKCS1_SHA256;
+    #[cfg(feature = "rsa")]
+    const RSA_PSS: AlgorithmIdentifier = alg_id::RSA_PSS_SHA256;
+}
+
+impl SigHash for sha2::Sha384 {
+    const NAME: &'static str = "SHA-384";
+    const ECDSA: AlgorithmIdentifier = alg_id::ECDSA_SHA384;
+    #[cfg(feature = "rsa")]
+    const RSA_PKCS1: AlgorithmIdentifier = alg_id::RSA_PKCS1_SHA384;
+    #[cfg(feature = "rsa")]
+    const RSA_PSS: AlgorithmIdentifier = alg_id::RSA_PSS_SHA384;
+}
+
+impl SigHash for sha2::Sha512 {
+    const NAME: &'static str = "SHA-512";
+    const ECDSA: AlgorithmIdentifier = alg_id::ECDSA_SHA512;
+    #[cfg(feature = "rsa")]
+    const RSA_PKCS1: AlgorithmIdentifier = alg_id::RSA_PKCS1_SHA512;
+    #[cfg(feature = "rsa")]
+    const RSA_PSS: AlgorithmIdentifier = alg_id::RSA_PSS_SHA512;
+}
+
+// One type per algorithm (as rustls's own providers have), so that an image links the code of
+// the algorithms its provider names and no other: one `verify_signature` matching every hash
+// would link SHA-512 into an image that verifies only ECDSA P-256 with SHA-256.
+macro_rules! hashed_alg {
+    ($(#[$m:meta])* $name:ident, $label:literal $(, $cfg:meta)?) => {
+        $(#[$m])*
+        $(#[cfg($cfg)])?
+        pub struct $name<H>(PhantomData<fn() -> H>);
+
+        $(#[cfg($cfg)])?
+        impl<H: SigHash> core::fmt::Debug for $name<H> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, concat!($label, " with {}"), H::NAME)
+            }
+        }
+    };
+}
+
+hashed_alg!(
+    /// ECDSA on P-256 with the hash `H`.
+    EcdsaP256,
+    "ECDSA P-256"
+);
+hashed_alg!(
+    /// ECDSA on P-384 with the hash `H`.
+    EcdsaP384,
+    "ECDSA P-384",
+    feature = "p384"
+);
+hashed_alg!(
+    /// RSA PKCS#1 v1.5 with the hash `H`.
+    RsaPkcs1,
+    "RSA PKCS#1 v1.5",
+    feature = "rsa"
+);
+hashed_alg!(
+    /// RSA-PSS (MGF1 with the same hash, salt length = hash length) with the hash `H`.
+    RsaPss,
+    "RSA-PSS",
+    feature = "rsa"
+);
+
+/// Ed25519.
+#[cfg(feature = "ed25519")]
 #[derive(Debug)]
-pub enum Alg {
-    /// ECDSA on P-256 with the given hash.
-    EcdsaP256(Hash),
-    /// ECDSA on P-384 with the given hash.
-    #[cfg(feature = "p384")]
-    EcdsaP384(Hash),
-    /// Ed25519.
-    #[cfg(feature = "ed25519")]
-    Ed25519,
-    /// RSA PKCS#1 v1.5.
-    #[cfg(feature = "rsa")]
-    RsaPkcs1(Hash),
-    /// RSA-PSS (MGF1 with the same hash, salt length = hash length).
-    #[cfg(feature = "rsa")]
-    RsaPss(Hash),
-}
-
-/// A hash for a signature algorithm.
-#[derive(Debug, Clone, Copy)]
-pub enum Hash {
-    /// SHA-256.
-    Sha256,
-    /// SHA-384.
-    Sha384,
-    /// SHA-512.
-    Sha512,
-}
+pub struct Ed25519;
 
 /// `ECDSA_P256_SHA256`.
-pub static ECDSA_P256_SHA256: Alg = Alg::EcdsaP256(Hash::Sha256);
+pub static ECDSA_P256_SHA256: EcdsaP256<sha2::Sha256> = EcdsaP256(PhantomData);
 /// `ECDSA_P256_SHA384`.
-pub static ECDSA_P256_SHA384: Alg = Alg::EcdsaP256(Hash::Sha384);
+pub static ECDSA_P256_SHA384: EcdsaP256<sha2::Sha384> = EcdsaP256(PhantomData);
 /// `ECDSA_P384_SHA256`.
 #[cfg(feature = "p384")]
-pub static ECDSA_P384_SHA256: Alg = Alg::EcdsaP384(Hash::Sha256);
+pub static ECDSA_P384_SHA256: EcdsaP384<sha2::Sha256> = EcdsaP384(PhantomData);
 /// `ECDSA_P384_SHA384`.
 #[cfg(feature = "p384")]
-pub static ECDSA_P384_SHA384: Alg = Alg::EcdsaP384(Hash::Sha384);
+pub static ECDSA_P384_SHA384: EcdsaP384<sha2::Sha384> = EcdsaP384(PhantomData);
 /// `ED25519`.
 #[cfg(feature = "ed25519")]
-pub static ED25519: Alg = Alg::Ed25519;
+pub static ED25519: Ed25519 = Ed25519;
 /// `RSA_PKCS1_SHA256`.
 #[cfg(feature = "rsa")]
-pub static RSA_PKCS1_SHA256: Alg = Alg::RsaPkcs1(Hash::Sha256);
+pub static RSA_PKCS1_SHA256: RsaPkcs1<sha2::Sha256> = RsaPkcs1(PhantomData);
 /// `RSA_PKCS1_SHA384`.
 #[cfg(feature = "rsa")]
-pub static RSA_PKCS1_SHA384: Alg = Alg::RsaPkcs1(Hash::Sha384);
+pub static RSA_PKCS1_SHA384: RsaPkcs1<sha2::Sha384> = RsaPkcs1(PhantomData);
 /// `RSA_PKCS1_SHA512`.
 #[cfg(feature = "rsa")]
-pub static RSA_PKCS1_SHA512: Alg = Alg::RsaPkcs1(Hash::Sha512);
+pub static RSA_PKCS1_SHA512: RsaPkcs1<sha2::Sha512> = RsaPkcs1(PhantomData);
 /// `RSA_PSS_SHA256`.
 #[cfg(feature = "rsa")]
-pub static RSA_PSS_SHA256: Alg = Alg::RsaPss(Hash::Sha256);
+pub static RSA_PSS_SHA256: RsaPss<sha2::Sha256> = RsaPss(PhantomData);
 /// `RSA_PSS_SHA384`.
 #[cfg(feature = "rsa")]
-pub static RSA_PSS_SHA384: Alg = Alg::RsaPss(Hash::Sha384);
+pub static RSA_PSS_SHA384: RsaPss<sha2::Sha384> = RsaPss(PhantomData);
 /// `RSA_PSS_SHA512`.
 #[cfg(feature = "rsa")]
-pub static RSA_PSS_SHA512: Alg = Alg::RsaPss(Hash::Sha512);
+pub static RSA_PSS_SHA512: RsaPss<sha2::Sha512> = RsaPss(PhantomData);
 
 /// Every algorithm compiled in, and the TLS signature schemes they serve.
 pub static ALGORITHMS: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
@@ -138,29 +199,31 @@ pub static ALGORITHMS: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
     ],
 };
 
-/// [`ALGORITHMS`] narrowed to `schemes` (the order of [`ALGORITHMS`] is kept): what a peer may
-/// sign handshakes with, and the algorithms certificates may be signed with. Schemes this build
-/// has no algorithm for are left out. Leaks two small lists (once per provider).
-pub fn for_schemes(schemes: &[SignatureScheme]) -> WebPkiSupportedAlgorithms {
-    if ALGORITHMS.mapping.iter().all(|(s, _)| schemes.contains(s)) {
-        return ALGORITHMS;
+/// A TLS signature scheme and the algorithms that verify it: the signature a peer makes with
+/// the scheme in a handshake, and certificate signatures of the same kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Scheme {
+    /// The scheme, as rustls names it.
+    pub scheme: SignatureScheme,
+    /// Its verification algorithms, preferred first.
+    pub algorithms: &'static [&'static dyn SignatureVerificationAlgorithm],
+}
+
+/// The verification algorithms of `schemes` (what a peer may sign handshakes with, and the
+/// algorithms certificates may be signed with), in [`ALGORITHMS`]'s form. Only the algorithms
+/// `schemes` name are referenced, so an image links no other. Leaks two small lists (once per
+/// provider).
+pub fn for_schemes(schemes: &[Scheme]) -> WebPkiSupportedAlgorithms {
+    let mapping: Vec<(
+        SignatureScheme,
+        &'static [&'static dyn SignatureVerificationAlgorithm],
+    )> = schemes.iter().map(|s| (s.scheme, s.algorithms)).collect();
+    let mut all: Vec<&'static dyn SignatureVerificationAlgorithm> = Vec::new();
+    for a in schemes.iter().flat_map(|s| s.algorithms) {
+        if !all.iter().any(|b| same(*a, *b)) {
+            all.push(*a);
+        }
     }
-    let mapping: Vec<_> = ALGORITHMS
-        .mapping
-        .iter()
-        .filter(|(s, _)| schemes.contains(s))
-        .copied()
-        .collect();
-    let all: Vec<&'static dyn SignatureVerificationAlgorithm> = ALGORITHMS
-        .all
-        .iter()
-        .filter(|a| {
-            mapping
-                .iter()
-                .any(|(_, algs)| algs.iter().any(|b| same(**a, *b)))
-        })
-        .copied()
-        .collect();
     WebPkiSupportedAlgorithms {
         all: Vec::leak(all),
         mapping: Vec::leak(mapping),
@@ -170,26 +233,6 @@ pub fn for_schemes(schemes: &[SignatureScheme]) -> WebPkiSupportedAlgorithms {
 /// Whether two algorithm references are the same static.
 fn same(a: &dyn SignatureVerificationAlgorithm, b: &dyn SignatureVerificationAlgorithm) -> bool {
     core::ptr::addr_eq(a, b)
-}
-
-fn prehash(h: Hash, message: &[u8]) -> ([u8; 64], usize) {
-    use sha2::Digest;
-    let mut out = [0u8; 64];
-    let n = match h {
-        Hash::Sha256 => {
-            out[..32].copy_from_slice(&sha2::Sha256::digest(message));
-            32
-        }
-        Hash::Sha384 => {
-            out[..48].copy_from_slice(&sha2::Sha384::digest(message));
-            48
-        }
-        Hash::Sha512 => {
-            out.copy_from_slice(&sha2::Sha512::digest(message));
-            64
-        }
-    };
-    (out, n)
 }
 
 #[cfg(feature = "rsa")]
@@ -204,7 +247,7 @@ fn rsa_key(public_key: &[u8]) -> Result<rsa::RsaPublicKey, InvalidSignature> {
     Ok(key)
 }
 
-impl SignatureVerificationAlgorithm for Alg {
+impl<H: SigHash> SignatureVerificationAlgorithm for EcdsaP256<H> {
     fn verify_signature(
         &self,
         public_key: &[u8],
@@ -212,107 +255,114 @@ impl SignatureVerificationAlgorithm for Alg {
         signature: &[u8],
     ) -> Result<(), InvalidSignature> {
         use signature::hazmat::PrehashVerifier;
-        match *self {
-            Alg::EcdsaP256(h) => {
-                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
-                    .map_err(|_| InvalidSignature)?;
-                let sig =
-                    p256::ecdsa::DerSignature::try_from(signature).map_err(|_| InvalidSignature)?;
-                let (d, n) = prehash(h, message);
-                key.verify_prehash(&d[..n], &sig)
-                    .map_err(|_| InvalidSignature)
-            }
-            #[cfg(feature = "p384")]
-            Alg::EcdsaP384(h) => {
-                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
-                    .map_err(|_| InvalidSignature)?;
-                let sig =
-                    p384::ecdsa::DerSignature::try_from(signature).map_err(|_| InvalidSignature)?;
-                let (d, n) = prehash(h, message);
-                key.verify_prehash(&d[..n], &sig)
-                    .map_err(|_| InvalidSignature)
-            }
-            #[cfg(feature = "ed25519")]
-            Alg::Ed25519 => {
-                let key: [u8; 32] = public_key.try_into().map_err(|_| InvalidSignature)?;
-                let key =
-                    ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| InvalidSignature)?;
-                let sig = ed25519_dalek::Signature::from_slice(signature)
-                    .map_err(|_| InvalidSignature)?;
-                key.verify(message, &sig).map_err(|_| InvalidSignature)
-            }
-            #[cfg(feature = "rsa")]
-            Alg::RsaPkcs1(h) => {
-                let key = rsa_key(public_key)?;
-                let sig =
-                    rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| InvalidSignature)?;
-                match h {
-                    Hash::Sha256 => {
-                        rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key).verify(message, &sig)
-                    }
-                    Hash::Sha384 => {
-                        rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(key).verify(message, &sig)
-                    }
-                    Hash::Sha512 => {
-                        rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(key).verify(message, &sig)
-                    }
-                }
-                .map_err(|_| InvalidSignature)
-            }
-            #[cfg(feature = "rsa")]
-            Alg::RsaPss(h) => {
-                let key = rsa_key(public_key)?;
-                let sig = rsa::pss::Signature::try_from(signature).map_err(|_| InvalidSignature)?;
-                match h {
-                    Hash::Sha256 => {
-                        rsa::pss::VerifyingKey::<sha2::Sha256>::new(key).verify(message, &sig)
-                    }
-                    Hash::Sha384 => {
-                        rsa::pss::VerifyingKey::<sha2::Sha384>::new(key).verify(message, &sig)
-                    }
-                    Hash::Sha512 => {
-                        rsa::pss::VerifyingKey::<sha2::Sha512>::new(key).verify(message, &sig)
-                    }
-                }
-                .map_err(|_| InvalidSignature)
-            }
-        }
+        let key =
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
+        let sig = p256::ecdsa::DerSignature::try_from(signature).map_err(|_| InvalidSignature)?;
+        key.verify_prehash(&H::digest(message), &sig)
+            .map_err(|_| InvalidSignature)
     }
 
     fn public_key_alg_id(&self) -> AlgorithmIdentifier {
-        match self {
-            Alg::EcdsaP256(_) => alg_id::ECDSA_P256,
-            #[cfg(feature = "p384")]
-            Alg::EcdsaP384(_) => alg_id::ECDSA_P384,
-            #[cfg(feature = "ed25519")]
-            Alg::Ed25519 => alg_id::ED25519,
-            #[cfg(feature = "rsa")]
-            Alg::RsaPkcs1(_) | Alg::RsaPss(_) => alg_id::RSA_ENCRYPTION,
-        }
+        alg_id::ECDSA_P256
     }
 
     fn signature_alg_id(&self) -> AlgorithmIdentifier {
-        match self {
-            Alg::EcdsaP256(Hash::Sha256) => alg_id::ECDSA_SHA256,
-            Alg::EcdsaP256(_) => alg_id::ECDSA_SHA384,
-            #[cfg(feature = "p384")]
-            Alg::EcdsaP384(Hash::Sha256) => alg_id::ECDSA_SHA256,
-            #[cfg(feature = "p384")]
-            Alg::EcdsaP384(_) => alg_id::ECDSA_SHA384,
-            #[cfg(feature = "ed25519")]
-            Alg::Ed25519 => alg_id::ED25519,
-            #[cfg(feature = "rsa")]
-            Alg::RsaPkcs1(Hash::Sha256) => alg_id::RSA_PKCS1_SHA256,
-            #[cfg(feature = "rsa")]
-            Alg::RsaPkcs1(Hash::Sha384) => alg_id::RSA_PKCS1_SHA384,
-            #[cfg(feature = "rsa")]
-            Alg::RsaPkcs1(Hash::Sha512) => alg_id::RSA_PKCS1_SHA512,
-            #[cfg(feature = "rsa")]
-            Alg::RsaPss(Hash::Sha256) => alg_id::RSA_PSS_SHA256,
-            #[cfg(feature = "rsa")]
-            Alg::RsaPss(Hash::Sha384) => alg_id::RSA_PSS_SHA384,
-            #[cfg(feature = "rsa")]
-            Alg::RsaPss(Hash::Sha512) => alg_id::RSA_PSS_SHA512,
-        }
+        H::ECDSA
+    }
+}
+
+#[cfg(feature = "p384")]
+impl<H: SigHash> SignatureVerificationAlgorithm for EcdsaP384<H> {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        use signature::hazmat::PrehashVerifier;
+        let key =
+            p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
+        let sig = p384::ecdsa::DerSignature::try_from(signature).map_err(|_| InvalidSignature)?;
+        key.verify_prehash(&H::digest(message), &sig)
+            .map_err(|_| InvalidSignature)
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        alg_id::ECDSA_P384
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        H::ECDSA
+    }
+}
+
+#[cfg(feature = "ed25519")]
+impl SignatureVerificationAlgorithm for Ed25519 {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        let key: [u8; 32] = public_key.try_into().map_err(|_| InvalidSignature)?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| InvalidSignature)?;
+        let sig = ed25519_dalek::Signature::from_slice(signature).map_err(|_| InvalidSignature)?;
+        key.verify(message, &sig).map_err(|_| InvalidSignature)
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        alg_id::ED25519
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        alg_id::ED25519
+    }
+}
+
+#[cfg(feature = "rsa")]
+impl<H: SigHash + rsa::pkcs8::AssociatedOid> SignatureVerificationAlgorithm for RsaPkcs1<H> {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        let key = rsa_key(public_key)?;
+        let sig = rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| InvalidSignature)?;
+        rsa::pkcs1v15::VerifyingKey::<H>::new(key)
+            .verify(message, &sig)
+            .map_err(|_| InvalidSignature)
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        alg_id::RSA_ENCRYPTION
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        H::RSA_PKCS1
+    }
+}
+
+#[cfg(feature = "rsa")]
+impl<H: SigHash + sha2::digest::FixedOutputReset> SignatureVerificationAlgorithm for RsaPss<H> {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        let key = rsa_key(public_key)?;
+        let sig = rsa::pss::Signature::try_from(signature).map_err(|_| InvalidSignature)?;
+        rsa::pss::VerifyingKey::<H>::new(key)
+            .verify(message, &sig)
+            .map_err(|_| InvalidSignature)
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        alg_id::RSA_ENCRYPTION
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        H::RSA_PSS
     }
 }

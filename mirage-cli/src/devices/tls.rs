@@ -707,7 +707,7 @@ impl Device for Tls {
                         "uni_tls::uni_crypto::Choice {{ cipher_suites: &[{}], kx_groups: &[{}], signature_schemes: &[{}] }}",
                         list(n.suites.iter().map(|s| format!("uni_tls::uni_crypto::suites::{}", s.name)).collect()),
                         list(n.groups.iter().map(|g| format!("uni_tls::uni_crypto::kx::{}", g.constructor)).collect()),
-                        list(n.schemes.iter().map(|s| format!("uni_tls::rustls::SignatureScheme::{}", s.name)).collect()),
+                        list(n.schemes.iter().map(|s| format!("uni_tls::uni_crypto::schemes::{}", s.name)).collect()),
                     ),
                 )
             }
