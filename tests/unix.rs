@@ -77,17 +77,190 @@ fn build_alone_configures_first() {
 #[test]
 fn app_error_becomes_exit_code_and_bad_boot_args_are_reported() {
     let dir = example("echo");
-    // A port that does not parse: the app returns an error, uni run exits 1 with the message.
+    // A port that does not parse: refused at boot, in words, as a usage error (exit 2).
     let o = run_uni(&dir, &["run", "--", "--port=notaport"]);
     let (_, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("boot argument --port=notaport"), "{err}");
-    // A malformed network boot argument is caught by the net device's constructor.
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: boot argument --port=notaport: expected a port number, 1–65535"),
+        "{err}"
+    );
+    // A malformed network boot argument: the same, for the net device's key.
     let o = run_uni(&dir, &["run", "--", "--ipv4=10.0.0.2"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--ipv4=10.0.0.2: expected an address with a prefix length"),
+        "{err}"
+    );
+    // An error the app returns (its listen fails on a port taken): exit 1 with the message.
+    let taken = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let o = run_uni(&dir, &["run", "--", &format!("--port={port}")]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("error: address in use"), "{err}");
+}
+
+/// `--help`, unknown keys and values of the wrong form, checked by the runtime against the
+/// keys the devices and the app (its args device's `keys`) declare.
+#[test]
+fn boot_arguments_are_listed_by_help_and_checked() {
+    let dir = example("echo");
+    let o = run_uni(&dir, &["run", "--", "--help"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(out.starts_with("echo: boot arguments"), "{out}");
+    for want in [
+        // the net device's keys, with the config's defaults
+        "--ipv4=A.B.C.D/N",
+        "(devices.net; an address with a prefix length, like 10.0.0.2/24; default 0.0.0.0/0)",
+        "--ipv4-gateway=A.B.C.D",
+        // the app's, declared in unikernel.toml; boot-args' --port=7000 is the default in force
+        "--port=PORT",
+        "the TCP port to listen on (app; a port number, 1–65535; default 7000)",
+        "--log-heap ",
+        "(app; a flag, off unless given)",
+        "--help",
+    ] {
+        assert!(out.contains(want), "no {want:?} in:\n{out}");
+    }
+    for rust in ["u16", "i64", "Some(", "Type::"] {
+        assert!(!out.contains(rust), "{out}");
+    }
+
+    // Unknown keys: named, with the nearest known key when one is near; exit 2.
+    for (arg, want) in [
+        (
+            "--prot=7001",
+            "error: unknown boot argument --prot: did you mean --port? (--help lists every key)",
+        ),
+        (
+            "--ipv4-gatway=10.0.0.1",
+            "error: unknown boot argument --ipv4-gatway: did you mean --ipv4-gateway?",
+        ),
+        (
+            "--bogus",
+            "error: unknown boot argument --bogus (--help lists every key this unikernel accepts)",
+        ),
+        // a flag with a value
+        (
+            "--log-heap=yes",
+            "error: boot argument --log-heap=yes: expected no value",
+        ),
+    ] {
+        let o = run_uni(&dir, &["run", "--", arg]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{arg}: {err}");
+        assert!(err.contains(want), "{arg}: {err}");
+        assert!(out.is_empty(), "{arg}: nothing starts: {out}");
+    }
+}
+
+/// A panic anywhere in the process, the app's own task or a spawned one, prints its location
+/// and message (no backtrace unless RUST_BACKTRACE asks) and exits 1, as the Xen guest ends
+/// crashed. Before, a spawned task's panic was dropped by the executor and the app went on.
+#[test]
+fn a_panic_anywhere_prints_its_location_and_exits_1() {
+    let dir = example("crash");
+    let o = run_uni(&dir, &["run", "--target", "unix"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(out, "crash: about to panic\n", "{err}");
+    assert!(
+        err.contains("panicked at ")
+            && err.contains("crash/src/lib.rs:13:5:\ncrash: deliberate panic at depth 3\n"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("RUST_BACKTRACE") && !err.contains("thread '"),
+        "{err}"
+    );
+
+    // In a spawned task, while the app waits forever: the panic alone must end the process.
+    let mut child = uni(&dir, &["run", "--target", "unix", "--", "--in-task"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("a task's panic did not end the process within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("crash/src/lib.rs:") && err.contains(":\ncrash: deliberate panic in a task\n"),
+        "{err}"
+    );
+
+    // RUST_BACKTRACE asks for Rust's own report; the exit code stays 1.
+    let o = uni(&dir, &["run", "--target", "unix"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("stack backtrace:"), "{err}");
+}
+
+/// A port the http device cannot take: the error names the device, the port and the boot
+/// argument that sets another; an unknown key names the nearest device key.
+#[test]
+fn http_listen_errors_name_the_device_port_and_override() {
+    let dir = example("static-website");
+    let o = run_uni(&dir, &["build", "--target", "unix"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let taken = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let free = uni_tests::free_port();
+    let o = run_uni(
+        &dir,
+        &[
+            "run",
+            "--target",
+            "unix",
+            "--",
+            &format!("--https-port={port}"),
+            &format!("--http-port={free}"),
+        ],
+    );
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("--ipv4=10.0.0.2: expected an address with a prefix length"),
+        err.contains(&format!(
+            "error: http device \"https\": cannot listen on port {port}: address in use (set another with --https-port=N)"
+        )),
+        "{err}"
+    );
+    drop(taken);
+
+    // `--port` on an app without a port key of its own: the http devices' keys are near.
+    let o = run_uni(&dir, &["run", "--target", "unix", "--", "--port=8082"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: unknown boot argument --port: did you mean --https-port?"),
+        "{err}"
+    );
+    let o = run_uni(&dir, &["run", "--target", "unix", "--", "--https-port=abc"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: boot argument --https-port=abc: expected a port number, 1–65535"),
         "{err}"
     );
 }

@@ -93,6 +93,11 @@ struct TemplateContext {
     no_std: bool,
     boot_args: String,
     uses_boot_args: bool,
+    /// `uni_runtime::boot::Spec`'s fields: the unikernel's name and keys as Rust expressions.
+    spec_name: String,
+    device_keys: Vec<String>,
+    app_keys: Vec<String>,
+    open_keys: bool,
     devices: Vec<DeviceContext>,
     app_crate: String,
     entry: String,
@@ -152,6 +157,8 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
     let mut crates: BTreeSet<Crate> = BTreeSet::new();
     let mut devices = vec![];
     let mut uses_boot_args = false;
+    let (mut device_keys, mut app_keys, mut open_keys) = (vec![], vec![], false);
+    let mut seen_keys = BTreeSet::new();
     for &i in &order {
         let (_, imp) = impls
             .iter()
@@ -160,6 +167,24 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         let d = &cfg.devices[i];
         crates.extend(imp.crates.iter().cloned());
         uses_boot_args |= imp.boot_args != BootArgs::None;
+        match &imp.boot_args {
+            BootArgs::None => {}
+            BootArgs::Keys(keys) => {
+                for k in keys {
+                    if seen_keys.insert(k.name.clone()) {
+                        device_keys.push(key_expr(k, &cfg.devices[i].key()));
+                    }
+                }
+            }
+            BootArgs::App { keys, open } => {
+                open_keys |= *open;
+                for k in keys {
+                    if seen_keys.insert(k.name.clone()) {
+                        app_keys.push(key_expr(k, "app"));
+                    }
+                }
+            }
+        }
         let expr = if imp.fallible {
             format!("{}?", imp.constructor)
         } else {
@@ -234,6 +259,10 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         no_std: target == Target::XenArm,
         boot_args: cfg.boot_args.clone(),
         uses_boot_args,
+        spec_name: format!("{:?}", cfg.name),
+        device_keys,
+        app_keys,
+        open_keys,
         devices,
         app_crate,
         entry: cfg.entry.clone(),
@@ -295,6 +324,18 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         packs,
         uni_link,
     })
+}
+
+/// A boot argument as the generated main declares it: a `uni_runtime::boot::Key`.
+fn key_expr(k: &crate::devices::BootKey, owner: &str) -> String {
+    let default = match &k.default {
+        Some(d) => format!("Some({d:?})"),
+        None => "None".into(),
+    };
+    format!(
+        "uni_runtime::boot::Key::new({:?}, uni_runtime::boot::Type::{}, {default}, {owner:?}, {:?})",
+        k.name, k.ty, k.doc
+    )
 }
 
 /// `to` relative to the uni checkout, if it lies inside it.

@@ -195,6 +195,14 @@ impl Type {
         }
     }
 
+    /// The form of a value, as `--help` shows it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Type::Flag => "a flag, off unless given",
+            t => t.expected(),
+        }
+    }
+
     /// Whether `value` (`None`: a bare `--key`) has this form.
     pub fn accepts(self, value: Option<&str>) -> bool {
         match (self, value) {
@@ -296,6 +304,13 @@ pub const PLATFORM_KEYS: &[Key] = &[
         "platform",
         "prints a platform summary and the boot's stages and milestones",
     ),
+    Key::new(
+        "uni-seed",
+        Type::Text,
+        None,
+        "platform",
+        "hex bytes mixed into the random generator's entropy (not credited)",
+    ),
 ];
 /// The platform's own keys.
 #[cfg(not(all(target_arch = "arm", target_os = "none")))]
@@ -352,15 +367,17 @@ impl From<BootArgError> for UsageError {
 }
 
 /// Checks `args` against `spec` (and the [`PLATFORM_KEYS`]): `--help` anywhere gives the help
-/// text; otherwise every key must be known (unless the spec is open) and every value of a
-/// known key of the right form. The app's declared defaults are added for keys not given.
-pub fn check(args: BootArgs, spec: &Spec) -> Result<Checked, UsageError> {
+/// text (which shows the compiled-in `defaults`, the config's `boot-args`, as the keys'
+/// defaults where they set them); otherwise every key must be known (unless the spec is open)
+/// and every value of a known key of the right form. The app's declared defaults are added for
+/// keys not given.
+pub fn check(args: BootArgs, spec: &Spec, defaults: &str) -> Result<Checked, UsageError> {
     if spec.devices.is_empty() && spec.app.is_empty() && spec.open && spec.name.is_empty() {
         return Ok(Checked::Run(args)); // Spec::UNCHECKED
     }
     let known = || spec.devices.iter().chain(spec.app).chain(PLATFORM_KEYS);
     if args.get("help").is_some() && !known().any(|k| k.name == "help") {
-        return Ok(Checked::Help(help(spec)));
+        return Ok(Checked::Help(help(spec, defaults)));
     }
     for (k, v) in &args.pairs {
         match known().find(|key| key.name == k) {
@@ -392,8 +409,10 @@ pub fn check(args: BootArgs, spec: &Spec) -> Result<Checked, UsageError> {
     Ok(Checked::Run(BootArgs { pairs }))
 }
 
-/// What `--help` prints: every key, its value's form, default, owner and doc.
-pub fn help(spec: &Spec) -> String {
+/// What `--help` prints: every key, its value's form, default (the compiled-in `defaults`'
+/// value where they set it), owner and doc.
+pub fn help(spec: &Spec, defaults: &str) -> String {
+    let compiled = BootArgs::parse_cmdline(defaults).unwrap_or_default();
     let mut out = String::new();
     let name = if spec.name.is_empty() {
         "this unikernel"
@@ -422,9 +441,16 @@ pub fn help(spec: &Spec) -> String {
         .max(6);
     for k in &all {
         let mut line = format!("  {:width$}  {}", lhs(k), k.doc);
-        let _ = write!(line, " ({}; {}", k.owner, k.ty.expected());
-        if let Some(d) = k.default {
-            let _ = write!(line, "; default {d}");
+        let _ = write!(line, " ({}; {}", k.owner, k.ty.describe());
+        match (compiled.get(k.name), k.default) {
+            (Some(_), _) if k.ty == Type::Flag => line.push_str("; on by default"),
+            (Some(d), _) => {
+                let _ = write!(line, "; default {d}");
+            }
+            (None, Some(d)) => {
+                let _ = write!(line, "; default {d}");
+            }
+            (None, None) => {}
         }
         line.push(')');
         let _ = writeln!(out, "{line}");
@@ -598,7 +624,11 @@ mod tests {
     };
 
     fn run(line: &str, spec: &Spec) -> Result<Checked, UsageError> {
-        check(BootArgs::parse_cmdline(line).unwrap(), spec)
+        check(
+            BootArgs::parse_cmdline(line).unwrap(),
+            spec,
+            "--http-port=8443",
+        )
     }
 
     #[test]
@@ -700,13 +730,15 @@ mod tests {
         assert!(h.starts_with("web: boot arguments"), "{h}");
         for want in [
             "--http-port=PORT",
-            "the HTTP port (devices.http; a port number, 1–65535; default 8080)",
+            "the HTTP port (devices.http; a port number, 1–65535; default 8443)",
+            "idle limit (devices.net; a whole number of seconds, 1 or more; default 120)",
             "--ipv4=A.B.C.D/N",
             "--tcp-timeout=SECONDS",
             "--greeting=TEXT",
             "what to say (app; text; default hello)",
             "--count=N",
             "--loud ",
+            "shout (app; a flag, off unless given)",
             "--help",
         ] {
             assert!(h.contains(want), "no {want:?} in:\n{h}");

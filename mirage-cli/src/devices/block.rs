@@ -11,7 +11,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{BootArgs, Crate, Device, Disk, Implementation, Kind, Resolver, Unsupported};
+use super::{BootArgs, BootKey, Crate, Device, Disk, Implementation, Kind, Resolver, Unsupported};
 use crate::target::Target;
 
 pub const KIND: Kind = Kind {
@@ -90,7 +90,12 @@ pub(super) fn open(name: &str, written: &str, index: usize, target: Target) -> (
                     "uni_runtime::platform::Block::open(&boot_args.get_or({arg:?}, std::string::String::from({}))?, false)",
                     super::runtime_path(written)
                 ),
-                BootArgs::Keys(vec![arg]),
+                BootArgs::Keys(vec![BootKey::new(
+                    arg,
+                    "Path",
+                    Some(written.to_string()),
+                    "the disk image on the host",
+                )]),
             )
         }
         Target::XenArm => (

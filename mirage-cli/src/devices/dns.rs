@@ -6,7 +6,9 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{opt_str, BootArgs, Crate, Device, Implementation, Kind, Resolver, Unsupported};
+use super::{
+    opt_str, BootArgs, BootKey, Crate, Device, Implementation, Kind, Resolver, Unsupported,
+};
 use crate::target::Target;
 
 pub const KIND: Kind = Kind {
@@ -73,7 +75,12 @@ impl Device for Dns {
                 opt_str(&self.nameserver)
             ),
             fallible: true,
-            boot_args: BootArgs::keys(&["nameserver"]),
+            boot_args: BootArgs::Keys(vec![BootKey::new(
+                "nameserver",
+                "Text",
+                self.nameserver.map(|n| n.to_string()),
+                "the DNS server, A.B.C.D or A.B.C.D:PORT",
+            )]),
         })
     }
 }

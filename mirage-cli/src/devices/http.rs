@@ -6,7 +6,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{BootArgs, Crate, Device, Implementation, Kind, Resolver, Unsupported};
+use super::{BootArgs, BootKey, Crate, Device, Implementation, Kind, Resolver, Unsupported};
 use crate::target::Target;
 
 pub const KIND: Kind = Kind {
@@ -82,11 +82,16 @@ impl Device for Http {
         Ok(Implementation {
             crates: vec![Crate::Runtime, Crate::Http],
             constructor: format!(
-                "uni_http::Server::{transport}({source}.clone(), uni_runtime::platform::Clock::new(), boot_args.get_or({port_arg:?}, {})?)",
+                "uni_http::Server::{transport}({source}.clone(), uni_runtime::platform::Clock::new(), boot_args.get_or({port_arg:?}, {})?).named({name:?})",
                 self.port
             ),
             fallible: false,
-            boot_args: BootArgs::Keys(vec![port_arg]),
+            boot_args: BootArgs::Keys(vec![BootKey::new(
+                port_arg,
+                "Port",
+                Some(self.port.to_string()),
+                "the port the HTTP server listens on",
+            )]),
         })
     }
 }

@@ -248,14 +248,41 @@ impl Crate {
 pub enum BootArgs {
     None,
     /// These keys (`--key=value`).
-    Keys(Vec<String>),
-    /// All of them (the `args` device hands them to the app).
-    All,
+    Keys(Vec<BootKey>),
+    /// All of them (the `args` device hands them to the app): the app's declared `keys`, and
+    /// whether it reads undeclared ones too (no `keys` table).
+    App {
+        keys: Vec<BootKey>,
+        open: bool,
+    },
 }
 
-impl BootArgs {
-    fn keys(keys: &[&str]) -> BootArgs {
-        BootArgs::Keys(keys.iter().map(|k| k.to_string()).collect())
+/// One boot argument, as the generated main declares it to the runtime (`--help` lists it, and
+/// it is checked at boot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootKey {
+    pub name: String,
+    /// The `uni_runtime::boot::Type` variant of its value: `Port`, `Ipv4Cidr`, …
+    pub ty: &'static str,
+    /// The value in force when it is not given, as `--help` shows it.
+    pub default: Option<String>,
+    /// One line on what it does.
+    pub doc: String,
+}
+
+impl BootKey {
+    pub fn new(
+        name: impl Into<String>,
+        ty: &'static str,
+        default: Option<String>,
+        doc: impl Into<String>,
+    ) -> BootKey {
+        BootKey {
+            name: name.into(),
+            ty,
+            default,
+            doc: doc.into(),
+        }
     }
 }
 

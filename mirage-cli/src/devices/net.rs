@@ -8,7 +8,9 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{opt_str, BootArgs, Crate, Device, Implementation, Kind, Resolver, Unsupported};
+use super::{
+    opt_str, BootArgs, BootKey, Crate, Device, Implementation, Kind, Resolver, Unsupported,
+};
 use crate::target::Target;
 
 pub const KIND: Kind = Kind {
@@ -158,7 +160,7 @@ impl Device for Net {
                         opt_str(&gw)
                     ),
                     fallible: true,
-                    boot_args: BootArgs::keys(&["ipv4", "ipv4-gateway"]),
+                    boot_args: BootArgs::Keys(address_keys(&addr, &gw)),
                 }
             }
             (Stack::Socket, Target::XenArm) => {
@@ -170,11 +172,11 @@ impl Device for Net {
             }
             (Stack::Direct, Target::Unix) => self.direct(
                 "uni_runtime::platform::Netif::open(0, {mac}, &boot_args)?",
-                &["ipv4", "ipv4-gateway", "tap"],
+                true,
             ),
             (Stack::Direct, Target::XenArm) => self.direct(
                 "uni_runtime::platform::Netif::open(0, {mac}, &boot_args).await?",
-                &["ipv4", "ipv4-gateway"],
+                false,
             ),
         })
     }
@@ -186,8 +188,9 @@ impl Device for Net {
 
 impl Net {
     /// smoltcp inside the unikernel over the platform's network interface, built by `netif`
-    /// (`{mac}` is replaced by the MAC option).
-    fn direct(&self, netif: &str, boot_args: &[&str]) -> Implementation {
+    /// (`{mac}` is replaced by the MAC option); `tap`: the interface is a TAP device, named by
+    /// `--tap`.
+    fn direct(&self, netif: &str, tap: bool) -> Implementation {
         let (addr, gw) = match &self.ipv4 {
             Some(Ipv4::Static { cidr, gateway }) => (cidr.clone(), gateway.clone()),
             None | Some(Ipv4::Dhcp) => ("dhcp".to_string(), None),
@@ -204,9 +207,67 @@ impl Net {
                 opt_str(&gw)
             ),
             fallible: true,
-            boot_args: BootArgs::keys(boot_args),
+            boot_args: BootArgs::Keys(direct_keys(&addr, &gw, tap)),
         }
     }
+}
+
+/// `--ipv4` and `--ipv4-gateway`, over the configured address and gateway.
+fn address_keys(addr: &str, gw: &Option<String>) -> Vec<BootKey> {
+    vec![
+        BootKey::new(
+            "ipv4",
+            "Ipv4Cidr",
+            Some(addr.to_string()),
+            "the stack's address and prefix length",
+        ),
+        BootKey::new(
+            "ipv4-gateway",
+            "Ipv4",
+            gw.clone(),
+            "the default gateway (with a static address)",
+        ),
+    ]
+}
+
+/// The direct stack's keys: the address, the TAP device's name (on unix), and the TCP
+/// timeouts `uni_net::direct::TcpTimeouts` reads (with its defaults).
+fn direct_keys(addr: &str, gw: &Option<String>, tap: bool) -> Vec<BootKey> {
+    let mut keys = address_keys(addr, gw);
+    if tap {
+        keys.push(BootKey::new(
+            "tap",
+            "Text",
+            Some("tap0".into()),
+            "the host's TAP interface",
+        ));
+    }
+    for (name, default, doc) in [
+        (
+            "tcp-keepalive",
+            75,
+            "how often an idle flow probes its peer",
+        ),
+        (
+            "tcp-timeout",
+            675,
+            "how long a silent peer's flow lives before it is reset",
+        ),
+        (
+            "tcp-fin-timeout",
+            60,
+            "how long a closed flow waits for its peer",
+        ),
+        ("tcp-syn-timeout", 63, "how long a handshake may take"),
+    ] {
+        keys.push(BootKey::new(
+            name,
+            "Seconds",
+            Some(default.to_string()),
+            doc,
+        ));
+    }
+    keys
 }
 
 fn parse_cidr(s: &str) -> Result<(), &'static str> {

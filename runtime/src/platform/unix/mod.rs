@@ -154,7 +154,7 @@ where
     }));
     let args = match boot_args(defaults)
         .map_err(crate::boot::UsageError::from)
-        .and_then(|args| crate::boot::check(args, spec))
+        .and_then(|args| crate::boot::check(args, spec, defaults))
     {
         Ok(crate::boot::Checked::Run(args)) => args,
         Ok(crate::boot::Checked::Help(text)) => {
