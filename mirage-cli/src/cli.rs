@@ -23,6 +23,10 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(name = "uni", version, after_help = EXAMPLES, propagate_version = true)]
 pub struct Cli {
+    /// `-f PATH`, the short `--file`: before the command only, so that `uni logs -f` follows
+    /// (as `docker compose -f FILE logs -f` does).
+    #[arg(short = 'f', value_name = "PATH", hide = true, conflicts_with = "file")]
+    pub file_short: Option<PathBuf>,
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
@@ -37,15 +41,19 @@ pub struct Global {
     /// Print no status lines.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// The config file.
-    #[arg(
-        short = 'f',
-        long = "file",
-        global = true,
-        value_name = "PATH",
-        default_value = "unikernel.toml"
-    )]
-    pub file: PathBuf,
+    /// The config file (default: unikernel.toml). Before the command, `-f PATH` too.
+    #[arg(long = "file", global = true, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+}
+
+impl Cli {
+    /// The config file: `-f`, else `--file`, else `unikernel.toml`.
+    pub fn file(&self) -> PathBuf {
+        self.file_short
+            .clone()
+            .or_else(|| self.global.file.clone())
+            .unwrap_or_else(|| "unikernel.toml".into())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +112,9 @@ pub struct Build {
     /// xen-arm: the board to build for (default: unikernel.toml's, else qemu-virt).
     #[arg(long, value_name = "NAME")]
     pub board: Option<String>,
+    /// Compile event tracing in, as `[trace]` in unikernel.toml does (docs/tracing.md).
+    #[arg(long)]
+    pub trace: bool,
 }
 
 /// Build and run the unikernel locally: as a process (unix) or on the emulated Xen ARM board.
@@ -150,6 +161,11 @@ pub struct Run {
     /// building (an image built earlier, or by another user).
     #[arg(long, conflicts_with = "dom0")]
     pub no_build: bool,
+    /// unix: build with event tracing compiled in and write the trace to FILE, as Chrome
+    /// trace-event JSON (ui.perfetto.dev), when the unikernel ends (Ctrl-C, SIGTERM and a panic
+    /// included) and on each SIGUSR1 sent to uni (docs/tracing.md).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<std::path::PathBuf>,
     /// Boot arguments for this run: argv on unix; on xen-arm, appended to the xl `extra=`.
     #[arg(last = true, value_name = "BOOT-ARGS")]
     pub args: Vec<String>,
@@ -230,10 +246,15 @@ pub struct Deploy {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
-  uni ps --host root@cubie")]
+  uni ps --host root@cubie
+  uni ps --json | jq -r '.[] | select(.state == \"running\") | .name'")]
 pub struct Ps {
     #[command(flatten)]
     pub remote: RemoteArgs,
+    /// Print a JSON array: one object per unikernel with `name`, `domid` and `memory_mib`
+    /// (null when stopped), `state` in words, and `xl_state`, xl's state letters.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Stop (xl destroy) a deployed unikernel; its files stay in place.
@@ -254,14 +275,16 @@ pub struct Stop {
 #[command(after_help = "\
 Examples:
   uni logs                       # the unikernel of ./unikernel.toml
-  uni logs echo --follow --host root@cubie")]
+  uni logs echo -f --host root@cubie    # and follow it
+
+Each boot starts with a line `--- uni: domain ID started TIME ---`.")]
 pub struct Logs {
     #[command(flatten)]
     pub remote: RemoteArgs,
     /// The unikernel (default: unikernel.toml's name).
     pub name: Option<String>,
     /// Keep printing what it writes (until Ctrl-C).
-    #[arg(long)]
+    #[arg(short, long)]
     pub follow: bool,
 }
 
@@ -429,4 +452,34 @@ pub struct Lan {
         value_name = "COMMAND"
     )]
     pub command: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("uni").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn f_is_the_file_before_the_command_and_follow_after_logs() {
+        let c = parse(&["-f", "a.toml", "logs", "-f"]).unwrap();
+        assert_eq!(c.file(), PathBuf::from("a.toml"));
+        assert!(matches!(
+            c.command,
+            Command::Logs(Logs { follow: true, .. })
+        ));
+        let c = parse(&["logs", "--file", "b.toml"]).unwrap();
+        assert_eq!(c.file(), PathBuf::from("b.toml"));
+        assert_eq!(
+            parse(&["ps"]).unwrap().file(),
+            PathBuf::from("unikernel.toml")
+        );
+        let e = parse(&["build", "-f", "a.toml"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(parse(&["-f", "a.toml", "--file", "b.toml", "ps"]).is_err());
+    }
 }

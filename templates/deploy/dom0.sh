@@ -44,13 +44,16 @@ state() {
 }
 
 # start DIR NAME SETTLE: creates the domain; it must not crash within SETTLE seconds. Sets DOMID,
-# or WHY and fails.
+# or WHY and fails. Each domain created is a line of DIR/.boots (`logs` separates the boots in
+# the console log with it): the console log's size before it, the domain id, the time.
 start() {
+	before=$(stat -c %s "/var/log/xen/console/guest-$2.log" 2>/dev/null || echo 0)
 	out=$(xl create "$1/$2.xl" </dev/null 2>&1) || {
 		WHY="\`xl create\` failed: $(echo "$out" | grep -i -m 3 -e error -e fail | tr '\n' ' ')"
 		return 1
 	}
 	DOMID=$(xl domid "$2" 2>/dev/null)
+	echo "$before ${DOMID:-?} $(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$1/.boots"
 	i=0
 	while [ $i -lt $(($3 * 5)) ]; do
 		case $(state "$2") in
@@ -163,12 +166,28 @@ stop() {
 	fi
 }
 
-# logs NAME FOLLOW: the guest's console, as dom0's xenconsoled logged it
+# logs DIR NAME FOLLOW: the guest's console, as dom0's xenconsoled logged it, with a line
+# `--- uni: domain ID started TIME ---` before each boot that `start` recorded
 logs() {
-	log=/var/log/xen/console/guest-$1.log
-	[ -f "$log" ] || fail none "no console log $log (is $1 deployed here, and does xenconsoled run with --log=guest?)"
-	if [ "$2" = 1 ]; then
-		exec tail -n +1 -f "$log"
+	log=/var/log/xen/console/guest-$2.log
+	[ -f "$log" ] || fail none "no console log $log (is $2 deployed here, and does xenconsoled run with --log=guest?)"
+	size=$(stat -c %s "$log")
+	at=0
+	if [ -f "$1/$2/.boots" ]; then
+		while read -r off id when; do
+			# a log that was rotated or truncated since: its older boots are gone
+			[ "$off" -ge "$at" ] && [ "$off" -le "$size" ] || continue
+			if [ "$off" -gt "$at" ]; then
+				tail -c +$((at + 1)) "$log" | head -c $((off - at))
+				# the previous boot's last line may lack its newline
+				[ "$(tail -c +"$off" "$log" | head -c 1 | od -An -tx1 | tr -d ' ')" = 0a ] || echo
+			fi
+			echo "--- uni: domain $id started $when ---"
+			at=$off
+		done <"$1/$2/.boots"
 	fi
-	cat "$log"
+	if [ "$3" = 1 ]; then
+		exec tail -c +$((at + 1)) -f "$log"
+	fi
+	tail -c +$((at + 1)) "$log"
 }

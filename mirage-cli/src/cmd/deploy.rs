@@ -463,30 +463,76 @@ pub fn ps(args: Ps, file: &Path) -> Result<ExitCode> {
     let reply = remote
         .call("", &format!("ps {}", quote(&dir)))
         .map_err(|e| explain(e, &host))?;
-    let mut o = format!("{:<20} {:>6} {:>8} STATE\n", "NAME", "DOMID", "MEM(MiB)");
-    for u in reply.all("unikernel") {
-        let mut w = u.split_whitespace();
-        let name = w.next().unwrap_or_default();
-        match (w.next(), w.next(), w.next()) {
-            (Some(id), Some(mem), state) if id != "-" => writeln!(
-                o,
-                "{name:<20} {id:>6} {mem:>8} {}",
-                state_words(state.unwrap_or(""))
-            )?,
-            _ => writeln!(o, "{name:<20} {:>6} {:>8} stopped", "-", "-")?,
+    let rows: Vec<PsRow> = reply.all("unikernel").map(PsRow::parse).collect();
+    let o = if args.json {
+        let mut j =
+            serde_json::to_string_pretty(&rows.iter().map(PsRow::json).collect::<Vec<_>>())?;
+        j.push('\n');
+        j
+    } else {
+        let mut o = format!("{:<20} {:>6} {:>8} STATE\n", "NAME", "DOMID", "MEM(MiB)");
+        for r in &rows {
+            match r.domain {
+                Some((id, mem, _)) => writeln!(o, "{:<20} {id:>6} {mem:>8} {}", r.name, r.state())?,
+                None => writeln!(o, "{:<20} {:>6} {:>8} stopped", r.name, "-", "-")?,
+            }
         }
-    }
+        o
+    };
     super::out(&o)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// A line of dom0's `ps`: `NAME DOMID MEM STATE`, or `NAME -` when no domain runs it.
+struct PsRow<'a> {
+    name: &'a str,
+    /// Domain id, MiB, xl's state letters.
+    domain: Option<(u32, u64, &'a str)>,
+}
+
+impl<'a> PsRow<'a> {
+    fn parse(line: &'a str) -> PsRow<'a> {
+        let mut w = line.split_whitespace();
+        let name = w.next().unwrap_or_default();
+        let domain = match (w.next(), w.next(), w.next()) {
+            (Some(id), Some(mem), state) => id
+                .parse()
+                .ok()
+                .zip(mem.parse().ok())
+                .map(|(id, mem)| (id, mem, state.unwrap_or(""))),
+            _ => None,
+        };
+        PsRow { name, domain }
+    }
+
+    fn state(&self) -> String {
+        self.domain
+            .map_or("stopped".into(), |(_, _, letters)| state_words(letters))
+    }
+
+    /// `--json`: the same facts, numbers as numbers, and xl's own letters beside the words.
+    fn json(&self) -> serde_json::Value {
+        let (domid, mem, letters) = match self.domain {
+            Some((id, mem, l)) => (Some(id), Some(mem), Some(l)),
+            None => (None, None, None),
+        };
+        serde_json::json!({
+            "name": self.name,
+            "domid": domid,
+            "memory_mib": mem,
+            "state": self.state(),
+            "xl_state": letters,
+        })
+    }
+}
+
 /// xl's state letters in words.
 fn state_words(letters: &str) -> String {
-    let words: Vec<&str> = letters
+    let mut words: Vec<&str> = letters
         .chars()
         .filter_map(|c| match c {
-            'r' => Some("running"),
-            'b' => Some("running (blocked)"),
+            // blocked: waiting for an event (a packet, a timer), which is how a unikernel idles
+            'r' | 'b' => Some("running"),
             'p' => Some("paused"),
             's' => Some("shutdown"),
             'c' => Some("crashed"),
@@ -494,6 +540,7 @@ fn state_words(letters: &str) -> String {
             _ => None,
         })
         .collect();
+    words.dedup();
     if words.is_empty() {
         "running".into()
     } else {
@@ -522,9 +569,14 @@ pub fn stop(args: Stop, file: &Path) -> Result<ExitCode> {
 pub fn logs(args: Logs, file: &Path) -> Result<ExitCode> {
     let cfg = optional_config(file)?;
     let name = name_of(args.name, cfg.as_ref())?;
-    let Place { remote, .. } = place(&args.remote, cfg.as_ref(), &board_of(cfg.as_ref())?)?;
+    let Place { remote, dir } = place(&args.remote, cfg.as_ref(), &board_of(cfg.as_ref())?)?;
     let host = remote.spec.to_string();
-    let call = format!("logs {} {}", quote(&name), args.follow as u8);
+    let call = format!(
+        "logs {} {} {}",
+        quote(&dir),
+        quote(&name),
+        args.follow as u8
+    );
     if args.follow {
         let st = remote.stream(&call)?;
         return Ok(if st.success() {
@@ -574,8 +626,26 @@ mod tests {
     }
 
     #[test]
+    fn ps_lines() {
+        let r = PsRow::parse("echo 3 32 b");
+        assert_eq!(r.state(), "running");
+        assert_eq!(
+            r.json().to_string(),
+            r#"{"domid":3,"memory_mib":32,"name":"echo","state":"running","xl_state":"b"}"#
+        );
+        let r = PsRow::parse("hello -");
+        assert_eq!(r.state(), "stopped");
+        assert_eq!(
+            r.json().to_string(),
+            r#"{"domid":null,"memory_mib":null,"name":"hello","state":"stopped","xl_state":null}"#
+        );
+    }
+
+    #[test]
     fn states_in_words() {
-        assert_eq!(state_words("b"), "running (blocked)");
+        assert_eq!(state_words("b"), "running");
+        assert_eq!(state_words("rb"), "running");
+        assert_eq!(state_words("bc"), "running, crashed");
         assert_eq!(state_words("c"), "crashed");
         assert_eq!(state_words(""), "running");
     }

@@ -22,21 +22,21 @@ use crate::config::{self, Config};
 use crate::target::Target;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let g = &cli.global;
+    let file = cli.file();
     match cli.command {
-        Command::Configure(c) => configure::run(c, &g.file),
-        Command::Build(b) => build::run(b, &g.file).map(|_| ExitCode::SUCCESS),
-        Command::Run(r) => run::run(r, &g.file),
-        Command::Deploy(d) => deploy::deploy(d, &g.file),
-        Command::Ps(p) => deploy::ps(p, &g.file),
-        Command::Stop(s) => deploy::stop(s, &g.file),
-        Command::Logs(l) => deploy::logs(l, &g.file),
+        Command::Configure(c) => configure::run(c, &file),
+        Command::Build(b) => build::run(b, &file).map(|_| ExitCode::SUCCESS),
+        Command::Run(r) => run::run(r, &file),
+        Command::Deploy(d) => deploy::deploy(d, &file),
+        Command::Ps(p) => deploy::ps(p, &file),
+        Command::Stop(s) => deploy::stop(s, &file),
+        Command::Logs(l) => deploy::logs(l, &file),
         Command::Lan(l) => lan::run(l),
-        Command::Fetch(f) => fetch::run(f, &g.file),
+        Command::Fetch(f) => fetch::run(f, &file),
         Command::Kv(k) => kv::run(k),
         Command::New(n) => new::run(n),
-        Command::Describe(d) => describe::run(d, &g.file),
-        Command::Clean(c) => clean::run(c, &g.file),
+        Command::Describe(d) => describe::run(d, &file),
+        Command::Clean(c) => clean::run(c, &file),
         Command::Completions(c) => {
             let mut script = Vec::new();
             clap_complete::generate(c.shell, &mut Cli::command(), "uni", &mut script);
