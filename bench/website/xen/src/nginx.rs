@@ -14,7 +14,8 @@
 //! is measured only if the first did not come up (the rig's Linux domU has been unreliable on
 //! this board, bench/README.md); otherwise a dom0 script destroys it as soon as it exists.
 //!
-//! For each guest, in order:
+//! For each guest (a thread per guest waits for it, so each is found as soon as it serves; the
+//! measurements run one guest at a time):
 //! 1. probe TCP port 443 every 100 ms (300 ms connect timeout) and then `curl https://10.0.0.2/`
 //!    (`--connect-to` its address: the certificate names 10.0.0.2) until it answers 200. The
 //!    guest's console marks that request (static-website logs the request line; the Linux
@@ -247,6 +248,7 @@ fn run() -> Result<ExitCode> {
         .iter()
         .map(|s| (s.kind, s.spare, s.name.clone()))
         .collect();
+    let opts = Arc::new(opts);
     let measurer = {
         let (stop, results) = (stop.clone(), results.clone());
         std::thread::spawn(move || measure_all(&plan, &opts, t0, &stop, &results))
@@ -360,31 +362,30 @@ fn run() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The host's side: each guest in turn, as [the module docs](self) list.
+/// The host's side: one thread per guest waits for its first 200 (so that a guest is found
+/// as soon as it serves, whichever came up before it), and this thread measures each guest
+/// whose first 200 came, one at a time, and then ends it.
 fn measure_all(
     plan: &[(Kind, bool, String)],
-    opts: &Opts,
+    opts: &Arc<Opts>,
     t0: Instant,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     results: &Mutex<Vec<Option<Measured>>>,
 ) {
-    let mut nginx_measured = false;
-    for (k, (kind, spare, name)) in plan.iter().enumerate() {
-        if *spare && nginx_measured {
-            eprintln!("website-nginx: {name}: a spare, not needed");
-            continue;
-        }
-        let ip = emu::net::lease_ip(k);
-        // the addresses of the guests after this one: one of them answering means this one
-        // never came up (it crashed, or the dom0 script gave up on it)
-        let later: Vec<Ipv4Addr> = (k + 1..plan.len()).map(emu::net::lease_ip).collect();
-        let Some(mut m) = first_200(ip, &later, opts, t0, stop) else {
-            if stop.load(Ordering::Relaxed) {
-                return;
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Measured)>();
+    for k in 0..plan.len() {
+        let (tx, opts, stop) = (tx.clone(), opts.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let ip = emu::net::lease_ip(k);
+            if let Some(m) = first_200(ip, &opts, t0, &stop) {
+                let _ = tx.send((k, m));
             }
-            eprintln!("website-nginx: {name} ({ip}) did not serve; on to the next guest");
-            continue;
-        };
+        });
+    }
+    drop(tx);
+    while let Ok((k, mut m)) = rx.recv() {
+        let (kind, _, name) = &plan[k];
+        let ip = emu::net::lease_ip(k);
         eprintln!(
             "website-nginx: {name} ({ip}): first 200 at {:.2} s of the run; measuring",
             m.first_200_host_s.unwrap_or(0.0)
@@ -394,9 +395,6 @@ fn measure_all(
         wrk(ip, opts, &mut m);
         s_time(ip, opts, &mut m);
         results.lock().unwrap()[k] = Some(m);
-        if *kind == Kind::Nginx {
-            nginx_measured = true;
-        }
         // end it
         match kind {
             Kind::Nginx => {
@@ -410,34 +408,14 @@ fn measure_all(
     }
 }
 
-/// Waits for `ip`'s port 443 and then for a 200 for `GET /`; `None` when the run stopped or a
-/// guest after this one answered first.
-fn first_200(
-    ip: Ipv4Addr,
-    later: &[Ipv4Addr],
-    opts: &Opts,
-    t0: Instant,
-    stop: &AtomicBool,
-) -> Option<Measured> {
+/// Waits for `ip`'s port 443 (a connect every 100 ms, 300 ms timeout) and then for a 200 for
+/// `GET /`; `None` when the run stopped first.
+fn first_200(ip: Ipv4Addr, opts: &Opts, t0: Instant, stop: &AtomicBool) -> Option<Measured> {
     let addr = SocketAddr::from((ip, 443));
     let mut m = Measured::default();
     let mut failures = 0;
-    let mut round = 0u32;
     while !stop.load(Ordering::Relaxed) {
-        round += 1;
         if TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err() {
-            // now and then, whether a later guest is up instead
-            if round.is_multiple_of(20)
-                && later.iter().any(|l| {
-                    TcpStream::connect_timeout(
-                        &SocketAddr::from((*l, 443)),
-                        Duration::from_millis(200),
-                    )
-                    .is_ok()
-                })
-            {
-                return None;
-            }
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
