@@ -106,6 +106,8 @@ struct TemplateContext {
     /// Whether the crate reaches the checkout through `uni/` (then excluded from its workspace).
     uni_link: bool,
     profile: Vec<&'static str>,
+    /// With tracing on, the ring's capacity in events.
+    trace: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -125,6 +127,9 @@ struct DepContext {
     default_features: bool,
     features: Vec<&'static str>,
 }
+
+/// The crates with a `trace` feature (docs/tracing.md), turned on with `[trace]` or `--trace`.
+const TRACED: &[&str] = &["uni-runtime", "uni-net", "uni-tls", "uni-http"];
 
 /// Plans the generated crate for `cfg` on `target`.
 pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
@@ -223,14 +228,19 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         }
     }
     for c in &crates {
+        let mut fs: Vec<&'static str> = features
+            .get(c)
+            .map(|f| f.iter().copied().collect())
+            .unwrap_or_default();
+        // Tracing: the runtime's ring, and the events of the libraries the devices bring.
+        if cfg.trace.is_some() && TRACED.contains(&c.package()) {
+            fs.push("trace");
+        }
         deps.push(DepContext {
             package: c.package().into(),
             path: dep_path(&home::package_dir(c.package())?)?,
             default_features: !features.contains_key(c),
-            features: features
-                .get(c)
-                .map(|f| f.iter().copied().collect())
-                .unwrap_or_default(),
+            features: fs,
         });
     }
     deps.sort_by(|a, b| a.package.cmp(&b.package));
@@ -270,6 +280,7 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         deps,
         uni_link: uni_link.is_some(),
         profile,
+        trace: cfg.trace.map(|t| t.events),
     };
     let cx = tera::Context::from_serialize(&cx)?;
     let mut tera = tera::Tera::default();

@@ -17,4 +17,5 @@ pub mod remote;
 pub mod status;
 pub mod target;
 pub mod toolchain;
+pub mod trace;
 pub mod xl;

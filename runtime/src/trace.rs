@@ -414,15 +414,17 @@ impl<F: core::future::Future<Output = ()>> core::future::Future for Traced<F> {
 /// ring to the file `UNI_TRACE_FILE` names when it is dropped (the app returned), on a panic
 /// (before the platform's own panic handling), on SIGINT and SIGTERM (then the process ends
 /// with status 128 + the signal's number, as the signal would have ended it) and on SIGUSR1
-/// (a snapshot: the app keeps running). `UNI_TRACE_EVENTS` sets the ring's capacity. On Xen it
-/// only allocates the ring (the dom0 reader is not built yet).
+/// (a snapshot: the app keeps running). The ring holds `events` events (`[trace] events` in
+/// unikernel.toml); on unix `UNI_TRACE_EVENTS` overrides it. On Xen it only allocates the ring
+/// (the dom0 reader is not built yet).
 #[derive(Debug)]
 #[must_use = "the trace is written when the session is dropped"]
 pub struct Session(());
 
 impl Session {
     /// Allocates the ring and sets up its dumps (see [`Session`]).
-    pub fn start() -> Session {
+    pub fn start(events: u32) -> Session {
+        configure(events);
         #[cfg(unix)]
         {
             if let Some(n) = std::env::var("UNI_TRACE_EVENTS")

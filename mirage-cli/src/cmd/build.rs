@@ -28,7 +28,10 @@ pub struct Built {
 }
 
 pub fn run(args: Build, file: &Path) -> Result<Built> {
-    let (cfg, target) = super::load_on(file, args.target, args.board.as_deref())?;
+    let (mut cfg, target) = super::load_on(file, args.target, args.board.as_deref())?;
+    if args.trace {
+        cfg.trace.get_or_insert_with(Default::default);
+    }
     build(cfg, target)
 }
 

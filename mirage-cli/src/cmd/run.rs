@@ -17,8 +17,15 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
     if args.dom0.dom0 {
         return run_dom0(&args, file);
     }
-    let (cfg, target) = super::load_on(file, args.target, args.dom0.board.as_deref())?;
+    let (mut cfg, target) = super::load_on(file, args.target, args.dom0.board.as_deref())?;
     refuse_flags(&args, target)?;
+    if args.trace.is_some() {
+        if target != Target::Unix {
+            bail!("--trace works on the unix target only for now: the Xen guest's ring is not read from dom0 yet (docs/tracing.md); build with `uni build --target xen-arm --trace` to compile it in");
+        }
+        cfg.trace.get_or_insert_with(Default::default);
+    }
+    let name = cfg.name.clone();
     if let Some(p) = args
         .publish
         .iter()
@@ -54,12 +61,79 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
                 "Running",
                 format!("{} {}", show(&artifact), args.args.join(" ")),
             );
+            if let Some(out) = &args.trace {
+                return run_traced(&name, &artifact, &args.args, out);
+            }
             // Become the unikernel: signals reach it directly and its exit code is ours.
             let err = Command::new(&artifact).args(&args.args).exec();
             Err(err).with_context(|| format!("starting `{}`", artifact.display()))
         }
         Target::XenArm => run_xen(&args, file, artifact),
     }
+}
+
+/// Runs the traced unix unikernel as a child, and converts the ring it writes (`UNI_TRACE_FILE`,
+/// `dist/<name>.trace`) to Chrome JSON at `out` when it ends and after each SIGUSR1. SIGINT,
+/// SIGTERM and SIGUSR1 sent to uni are passed on to it (it writes its ring on each).
+fn run_traced(name: &str, artifact: &Path, boot_args: &[String], out: &Path) -> Result<ExitCode> {
+    use nix::sys::signal::{kill, Signal};
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    let raw = artifact.with_file_name(format!("{name}.trace"));
+    let _ = std::fs::remove_file(&raw);
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1])
+        .context("handling signals")?;
+    let mut child = Command::new(artifact)
+        .args(boot_args)
+        .env("UNI_TRACE_FILE", &raw)
+        .spawn()
+        .with_context(|| format!("starting `{}`", artifact.display()))?;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let handle = signals.handle();
+    let forward = {
+        let (raw, out, name) = (raw.clone(), out.to_path_buf(), name.to_string());
+        std::thread::spawn(move || {
+            for sig in signals.forever() {
+                let before = std::fs::metadata(&raw).and_then(|m| m.modified()).ok();
+                if let Ok(s) = Signal::try_from(sig) {
+                    let _ = kill(pid, s);
+                }
+                if sig != SIGUSR1 {
+                    continue;
+                }
+                // A snapshot: wait (up to 5 s) for the new dump, then convert it.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while std::time::Instant::now() < deadline {
+                    let now = std::fs::metadata(&raw).and_then(|m| m.modified()).ok();
+                    if now.is_some() && now != before {
+                        match crate::trace::convert(&raw, &out, &name) {
+                            Ok(r) => status("Traced", format!("{} to {}", r.summary(), show(&out))),
+                            Err(e) => eprintln!("error: {e:#}"),
+                        }
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        })
+    };
+    let exit = child.wait().context("waiting for the unikernel")?;
+    handle.close();
+    let _ = forward.join();
+    if raw.is_file() {
+        let ring = crate::trace::convert(&raw, out, name)?;
+        status("Traced", format!("{} to {}", ring.summary(), show(out)));
+    } else {
+        bail!(
+            "the unikernel ended without writing its trace to {}",
+            show(&raw)
+        );
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let code = exit
+        .code()
+        .or_else(|| exit.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
 /// Refuses, before anything is built, the flags that only the emulated board takes when the

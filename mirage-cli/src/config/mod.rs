@@ -36,6 +36,21 @@ pub struct Config {
     pub devices: Vec<DeviceConfig>,
     pub xen: XenConfig,
     pub deploy: DeployConfig,
+    /// `[trace]`, or `--trace` on the command line: build with event tracing.
+    pub trace: Option<TraceConfig>,
+}
+
+/// `[trace]`: event tracing compiled in (docs/tracing.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceConfig {
+    /// The ring's capacity in events.
+    pub events: u32,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig { events: 8192 }
+    }
 }
 
 /// `[xen]`, with defaults filled in from the board where the file is silent.

@@ -15,6 +15,7 @@ pub struct File {
     pub devices: IndexMap<Spanned<String>, Spanned<DeviceHead>>,
     pub xen: Option<Spanned<Xen>>,
     pub deploy: Option<Spanned<Deploy>>,
+    pub trace: Option<Spanned<Trace>>,
 }
 
 /// `[unikernel]`.
@@ -54,4 +55,11 @@ pub struct Xen {
 pub struct Deploy {
     pub host: Option<Spanned<String>>,
     pub dir: Option<Spanned<String>>,
+}
+
+/// `[trace]`: build with event tracing (docs/tracing.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Trace {
+    pub events: Option<Spanned<i64>>,
 }

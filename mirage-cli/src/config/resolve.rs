@@ -8,7 +8,8 @@ use toml::Spanned;
 
 use super::model::{self, DeviceHead};
 use super::{
-    Config, DeployConfig, DeviceConfig, Diagnostic, Diagnostics, HostSpec, Source, XenConfig,
+    Config, DeployConfig, DeviceConfig, Diagnostic, Diagnostics, HostSpec, Source, TraceConfig,
+    XenConfig,
 };
 use crate::devices::{self, quoted, Resolver};
 use crate::diag::{key_path, toml_error};
@@ -226,6 +227,8 @@ impl Cx<'_> {
             .map(|d| self.deploy(d.into_inner()))
             .unwrap_or_default();
 
+        let trace = file.trace.map(|t| self.trace(t.into_inner()));
+
         Config {
             file: self.src.file.clone(),
             dir: dir.to_path_buf(),
@@ -240,7 +243,27 @@ impl Cx<'_> {
             devices,
             xen,
             deploy,
+            trace,
         }
+    }
+
+    fn trace(&mut self, t: model::Trace) -> TraceConfig {
+        let mut c = TraceConfig::default();
+        if let Some(v) = &t.events {
+            let n = *v.get_ref();
+            if (16..=1 << 20).contains(&n) {
+                c.events = n as u32;
+            } else {
+                self.err(
+                    v.span(),
+                    "trace.events",
+                    format!("events = {n} is out of range"),
+                    "out of range",
+                    "the trace ring's size in events, from 16 to 1048576",
+                );
+            }
+        }
+        c
     }
 
     fn device(

@@ -1,0 +1,472 @@
+//! Trace rings (docs/tracing.md) as `uni` reads them: the memory image a traced unikernel
+//! wrote (a unix process's dump; pages granted to dom0 next), decoded from its bytes alone, and
+//! turned into Chrome trace-event JSON for ui.perfetto.dev and chrome://tracing.
+//!
+//! The image is outside input: every size and offset in it is checked, and a bad one is an
+//! error that says what is wrong, never a panic.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+
+/// The layout version this reader knows.
+pub const VERSION: u16 = 1;
+const HEADER: usize = 64;
+const RECORD: usize = 32;
+
+/// Track classes (the top 4 bits of a track).
+const TASK: u32 = 0x1000_0000;
+const CONN: u32 = 0x2000_0000;
+const CLASS: u32 = 0xf000_0000;
+
+/// The event kinds, by number (the runtime's `trace::Kind`; docs/tracing.md lists them).
+pub const KINDS: &[(u16, &str)] = &[
+    (1, "task spawned"),
+    (2, "task run"),
+    (3, "task woken"),
+    (4, "task finished"),
+    (16, "tcp accept"),
+    (17, "tcp connect"),
+    (18, "tcp retransmit"),
+    (19, "tcp close"),
+    (32, "tls handshake"),
+    (33, "tls client hello received"),
+    (34, "tls server hello sent"),
+    (35, "tls handshake done"),
+    (36, "tls alert"),
+    (48, "http request"),
+    (64, "kv get"),
+    (65, "kv set"),
+    (66, "kv remove"),
+    (80, "span"),
+    (96, "panic"),
+];
+
+/// One decoded record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Nanoseconds on the guest's monotonic clock.
+    pub ts: u64,
+    /// Its index among all the events the guest wrote.
+    pub seq: u32,
+    pub track: u32,
+    pub kind: u16,
+    /// 0 instant, 1 begin, 2 end.
+    pub phase: u8,
+    pub arg0: u32,
+    pub arg1: u64,
+}
+
+/// A decoded ring: its complete events, oldest first, and its name table.
+#[derive(Debug, Clone)]
+pub struct Ring {
+    pub capacity: u32,
+    /// Events the guest wrote in all (mod 2^32); those before the last `capacity` are lost.
+    pub written: u32,
+    pub events: Vec<Event>,
+    /// Names by id (id 1 first).
+    pub names: Vec<String>,
+    /// Names the guest could not store (its table was full).
+    pub names_dropped: u32,
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from(u32_at(b, at)) | u64::from(u32_at(b, at + 4)) << 32
+}
+
+/// Decodes a ring's memory image.
+pub fn decode(b: &[u8]) -> Result<Ring> {
+    if b.len() < HEADER {
+        bail!(
+            "not a uni trace: {} bytes, shorter than the {HEADER}-byte header",
+            b.len()
+        );
+    }
+    if &b[0..4] != b"UNIT" {
+        bail!(
+            "not a uni trace: it starts with {:02x?}, not the magic \"UNIT\"",
+            &b[0..4]
+        );
+    }
+    let version = u16_at(b, 4);
+    if version != VERSION {
+        bail!("the trace's layout is version {version}; this uni reads version {VERSION}");
+    }
+    let (header, size) = (u16_at(b, 6) as usize, u32_at(b, 8) as usize);
+    if header != HEADER || size != RECORD {
+        bail!("the trace's header says {header}-byte header and {size}-byte records; version {VERSION} has {HEADER} and {RECORD}");
+    }
+    let capacity = u32_at(b, 12);
+    if capacity == 0 || !capacity.is_power_of_two() {
+        bail!("the trace's capacity, {capacity} records, is not a power of two");
+    }
+    let written = u32_at(b, 16);
+    let names_at = u32_at(b, 20) as usize;
+    let names_size = u32_at(b, 24) as usize;
+    let names_used = u32_at(b, 28) as usize;
+    let records_end = HEADER as u64 + u64::from(capacity) * RECORD as u64;
+    if names_at as u64 != records_end {
+        bail!("the trace's name table is at byte {names_at}, not right after its {capacity} records (byte {records_end})");
+    }
+    if names_used > names_size || (names_at + names_size) > b.len() {
+        bail!(
+            "the trace is cut short or inconsistent: {} bytes, but its name table ends at byte {} ({names_used} of {names_size} bytes used)",
+            b.len(),
+            names_at + names_size
+        );
+    }
+    let first = written.saturating_sub(capacity);
+    let mut events = Vec::new();
+    for i in first..written {
+        let r = HEADER + (i & (capacity - 1)) as usize * RECORD;
+        // A record caught while it was written, or overwritten since, has another sequence.
+        if u32_at(b, r + 8) != i {
+            continue;
+        }
+        events.push(Event {
+            ts: u64_at(b, r),
+            seq: i,
+            track: u32_at(b, r + 12),
+            kind: u16_at(b, r + 16),
+            phase: b[r + 18],
+            arg0: u32_at(b, r + 20),
+            arg1: u64_at(b, r + 24),
+        });
+    }
+    let mut names = Vec::new();
+    let mut at = names_at;
+    let end = names_at + names_used;
+    while at < end {
+        if at + 4 > end {
+            bail!("the trace's name table is cut short at byte {at}");
+        }
+        let len = u16_at(b, at) as usize;
+        if at + 4 + len > end {
+            bail!(
+                "the trace's name {} at byte {at} runs past the table's end",
+                names.len() + 1
+            );
+        }
+        names.push(String::from_utf8_lossy(&b[at + 4..at + 4 + len]).into_owned());
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    Ok(Ring {
+        capacity,
+        written,
+        events,
+        names,
+        names_dropped: u32_at(b, 32),
+    })
+}
+
+fn kind_name(kind: u16) -> String {
+    KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or_else(|| format!("event {kind}"), |(_, n)| (*n).to_string())
+}
+
+fn peer(arg0: u32, arg1: u64) -> String {
+    let port = arg1 & 0xffff;
+    if arg0 == 0 {
+        format!("[ipv6]:{port}")
+    } else {
+        format!("{}:{port}", std::net::Ipv4Addr::from(arg0))
+    }
+}
+
+impl Ring {
+    fn name(&self, id: u32) -> Option<&str> {
+        (id as usize)
+            .checked_sub(1)
+            .and_then(|i| self.names.get(i))
+            .map(|s| s.as_str())
+    }
+
+    /// The trace as Chrome trace-event JSON: `{"traceEvents": [...]}`, one track (tid) per
+    /// task and per connection, `B`/`E`/`i` events, and a flow (`s`, `t`, `f`) from each TCP
+    /// accept through the TLS handshake to the connection's first HTTP request. `process` names
+    /// the process (the unikernel's name).
+    pub fn to_chrome(&self, process: &str) -> Value {
+        let mut out = vec![json!({
+            "ph": "M", "name": "process_name", "pid": 1, "tid": 0,
+            "args": {"name": process},
+        })];
+        let mut tracks: BTreeMap<u32, String> = BTreeMap::new();
+        // A connection's open flow: its id, and whether it passed the TLS handshake.
+        let mut flows: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut next_flow = 1u64;
+        let t0 = self.events.first().map_or(0, |e| e.ts);
+        for e in &self.events {
+            let ts = (e.ts - t0.min(e.ts)) as f64 / 1000.0;
+            let tid = u64::from(e.track);
+            tracks
+                .entry(e.track)
+                .or_insert_with(|| match e.track & CLASS {
+                    TASK if e.track == TASK => "main task".into(),
+                    TASK => format!("task {}", e.track & !CLASS),
+                    CONN => format!("connection {:07x}", e.track & !CLASS),
+                    _ => format!("track {:#x}", e.track),
+                });
+            let mut name = kind_name(e.kind);
+            let mut args = serde_json::Map::new();
+            match e.kind {
+                1 => {
+                    args.insert("task".into(), json!(e.arg0));
+                }
+                16 | 17 => {
+                    let p = peer(e.arg0, e.arg1);
+                    args.insert("peer".into(), json!(p));
+                    args.insert("local port".into(), json!(e.arg1 >> 16 & 0xffff));
+                    tracks.insert(e.track, format!("tcp {p}"));
+                }
+                18 => {
+                    args.insert("count".into(), json!(e.arg1));
+                }
+                35 => {
+                    let v = match e.arg0 {
+                        0x0304 => "TLS 1.3".to_string(),
+                        0x0303 => "TLS 1.2".to_string(),
+                        v => format!("{v:#06x}"),
+                    };
+                    args.insert("version".into(), json!(v));
+                }
+                48 if e.phase == 2 => {
+                    args.insert("status".into(), json!(e.arg0));
+                    args.insert("bytes".into(), json!(e.arg1));
+                }
+                64..=66 if e.phase == 2 => {
+                    args.insert("found".into(), json!(e.arg0 != 0));
+                    args.insert("bytes".into(), json!(e.arg1));
+                }
+                80 => {
+                    name = self.name(e.arg0).unwrap_or("(unnamed span)").to_string();
+                }
+                96 => {
+                    args.insert(
+                        "message".into(),
+                        json!(self.name(e.arg0).unwrap_or("(not recorded)")),
+                    );
+                }
+                _ => {}
+            }
+            let ph = match e.phase {
+                1 => "B",
+                2 => "E",
+                _ => "i",
+            };
+            let mut ev = json!({
+                "name": name, "cat": category(e.kind), "ph": ph, "ts": ts,
+                "pid": 1, "tid": tid, "args": args,
+            });
+            if ph == "i" {
+                ev["s"] = json!("t");
+            }
+            out.push(ev);
+            // The request's flow: TCP accept -> TLS handshake done -> HTTP request.
+            let flow = |ph: &str, id: u64| {
+                let mut f = json!({
+                    "name": "request", "cat": "flow", "ph": ph, "id": id, "ts": ts,
+                    "pid": 1, "tid": tid,
+                });
+                if ph == "f" {
+                    f["bp"] = json!("e");
+                }
+                f
+            };
+            match (e.kind, e.phase) {
+                (16, _) => {
+                    flows.insert(e.track, next_flow);
+                    out.push(flow("s", next_flow));
+                    next_flow += 1;
+                }
+                (35, _) => {
+                    if let Some(&id) = flows.get(&e.track) {
+                        out.push(flow("t", id));
+                    }
+                }
+                (48, 1) => {
+                    if let Some(id) = flows.remove(&e.track) {
+                        out.push(flow("f", id));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (track, name) in tracks {
+            out.push(json!({
+                "ph": "M", "name": "thread_name", "pid": 1, "tid": u64::from(track),
+                "args": {"name": name},
+            }));
+        }
+        json!({
+            "traceEvents": out,
+            "displayTimeUnit": "ns",
+            "otherData": {
+                "capacity": self.capacity,
+                "written": self.written,
+                "lost": self.written.saturating_sub(self.capacity),
+                "names dropped": self.names_dropped,
+            },
+        })
+    }
+
+    /// One line on what the ring holds, for `uni run`'s status.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{} events", self.events.len());
+        let lost = self.written.saturating_sub(self.capacity);
+        if lost > 0 {
+            let _ = write!(s, " (the {lost} oldest overwritten)");
+        }
+        s
+    }
+}
+
+fn category(kind: u16) -> &'static str {
+    match kind {
+        1..=15 => "task",
+        16..=31 => "tcp",
+        32..=47 => "tls",
+        48..=63 => "http",
+        64..=79 => "kv",
+        80..=95 => "app",
+        _ => "runtime",
+    }
+}
+
+/// Reads the raw image at `raw`, and writes it as Chrome JSON to `out`. Returns the ring.
+pub fn convert(raw: &std::path::Path, out: &std::path::Path, process: &str) -> Result<Ring> {
+    use anyhow::Context as _;
+    let bytes =
+        std::fs::read(raw).with_context(|| format!("reading the trace `{}`", raw.display()))?;
+    let ring = decode(&bytes).with_context(|| format!("in `{}`", raw.display()))?;
+    let json = serde_json::to_vec(&ring.to_chrome(process))?;
+    std::fs::write(out, json).with_context(|| format!("writing `{}`", out.display()))?;
+    Ok(ring)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An image as the runtime lays it out, built here by hand from the documented layout.
+    fn image(capacity: u32, events: &[(u64, u32, u16, u8, u32, u64)], names: &[&str]) -> Vec<u8> {
+        let names_at = HEADER + capacity as usize * RECORD;
+        let mut b = vec![0u8; names_at + 4096];
+        b[0..4].copy_from_slice(b"UNIT");
+        b[4..6].copy_from_slice(&1u16.to_le_bytes());
+        b[6..8].copy_from_slice(&64u16.to_le_bytes());
+        b[8..12].copy_from_slice(&32u32.to_le_bytes());
+        b[12..16].copy_from_slice(&capacity.to_le_bytes());
+        b[16..20].copy_from_slice(&(events.len() as u32).to_le_bytes());
+        b[20..24].copy_from_slice(&(names_at as u32).to_le_bytes());
+        b[24..28].copy_from_slice(&4096u32.to_le_bytes());
+        for (i, &(ts, track, kind, phase, a0, a1)) in events.iter().enumerate() {
+            let r = HEADER + (i % capacity as usize) * RECORD;
+            b[r..r + 8].copy_from_slice(&ts.to_le_bytes());
+            b[r + 8..r + 12].copy_from_slice(&(i as u32).to_le_bytes());
+            b[r + 12..r + 16].copy_from_slice(&track.to_le_bytes());
+            b[r + 16..r + 18].copy_from_slice(&kind.to_le_bytes());
+            b[r + 18] = phase;
+            b[r + 20..r + 24].copy_from_slice(&a0.to_le_bytes());
+            b[r + 24..r + 32].copy_from_slice(&a1.to_le_bytes());
+        }
+        let mut at = names_at;
+        for n in names {
+            b[at..at + 2].copy_from_slice(&(n.len() as u16).to_le_bytes());
+            b[at + 4..at + 4 + n.len()].copy_from_slice(n.as_bytes());
+            at += 4 + n.len().div_ceil(4) * 4;
+        }
+        b[28..32].copy_from_slice(&((at - names_at) as u32).to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn a_request_becomes_tracks_spans_and_a_flow() {
+        let c = CONN | 5;
+        let b = image(
+            16,
+            &[
+                (1000, c, 16, 0, 0x7f00_0001, 40000 | 443 << 16),
+                (2000, c, 32, 1, 0, 0),
+                (3000, c, 35, 0, 0x0304, 0),
+                (3000, c, 32, 2, 0, 0),
+                (4000, c, 48, 1, 0, 0),
+                (5000, c, 48, 2, 200, 1234),
+                (6000, TASK | 2, 80, 1, 1, 0),
+                (7000, TASK | 2, 80, 2, 1, 0),
+            ],
+            &["render"],
+        );
+        let ring = decode(&b).unwrap();
+        assert_eq!(ring.events.len(), 8);
+        let v = ring.to_chrome("web");
+        let evs = v["traceEvents"].as_array().unwrap();
+        let find = |name: &str, ph: &str| {
+            evs.iter()
+                .find(|e| e["name"] == name && e["ph"] == ph)
+                .unwrap_or_else(|| panic!("no {ph} {name} in {v}"))
+        };
+        assert_eq!(find("tcp accept", "i")["args"]["peer"], "127.0.0.1:40000");
+        assert_eq!(find("http request", "E")["args"]["status"], 200);
+        assert_eq!(
+            find("tls handshake done", "i")["args"]["version"],
+            "TLS 1.3"
+        );
+        assert_eq!(find("render", "B")["tid"], u64::from(TASK | 2));
+        assert_eq!(find("thread_name", "M")["ph"], "M");
+        let flow: Vec<&str> = evs
+            .iter()
+            .filter(|e| e["cat"] == "flow")
+            .map(|e| e["ph"].as_str().unwrap())
+            .collect();
+        assert_eq!(flow, ["s", "t", "f"]);
+        assert!(evs
+            .iter()
+            .any(|e| e["name"] == "thread_name" && e["args"]["name"] == "tcp 127.0.0.1:40000"));
+    }
+
+    #[test]
+    fn a_wrapped_ring_keeps_its_newest_events() {
+        let evs: Vec<_> = (0..40u64)
+            .map(|i| (i * 10, TASK, 2, 1, i as u32, 0))
+            .collect();
+        let ring = decode(&image(16, &evs, &[])).unwrap();
+        assert_eq!(ring.events.len(), 16);
+        assert_eq!(ring.events[0].arg0, 24);
+        assert!(ring.summary().contains("24 oldest overwritten"));
+    }
+
+    #[test]
+    fn bad_images_are_refused_with_what_is_wrong() {
+        let good = image(16, &[(1, TASK, 2, 1, 0, 0)], &["x"]);
+        let err = |b: &[u8]| format!("{:#}", decode(b).unwrap_err());
+        assert!(err(&good[..10]).contains("shorter than the 64-byte header"));
+        let mut b = good.clone();
+        b[0] = b'X';
+        assert!(err(&b).contains("magic"));
+        let mut b = good.clone();
+        b[4] = 9;
+        assert!(err(&b).contains("version 9"));
+        let mut b = good.clone();
+        b[12] = 15;
+        assert!(err(&b).contains("not a power of two"));
+        assert!(err(&good[..good.len() - 1]).contains("cut short"));
+        // A write index far past the records: none has the sequence it should, none is read.
+        let mut b = good.clone();
+        b[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode(&b).unwrap().events.is_empty());
+        let mut b = good.clone();
+        let at = u32_at(&b, 20) as usize;
+        b[at] = 200; // a name longer than the table's used part
+        assert!(err(&b).contains("runs past"));
+    }
+}

@@ -1,0 +1,243 @@
+//! Tracing on unix (issue #18, docs/tracing.md), end to end with the real `uni`: a traced
+//! static-website answers the real curl over HTTPS, and the Chrome JSON that `uni run --trace`
+//! writes holds that request's TCP accept, TLS handshake and HTTP request in order; a traced
+//! app that panics leaves a trace that ends with the panic; and a build without tracing is the
+//! same program before and after a traced build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use uni_tests::{example, free_port, text, uni, Background};
+
+/// A copy of `example`'s unikernel.toml in a directory of its own (so that its `_build` and
+/// `dist` are this test's), with its paths made absolute.
+fn config_copy(example_name: &str, tmp: &Path) -> PathBuf {
+    let e = example(example_name);
+    let e = e.to_str().unwrap();
+    let toml = std::fs::read_to_string(Path::new(e).join("unikernel.toml")).unwrap();
+    let mut out = String::new();
+    for line in toml.lines() {
+        let line = if line.starts_with("app = ") {
+            format!("app = \"{e}\"")
+        } else if line.starts_with("name = ") && !toml.contains("\napp = ") {
+            format!("{line}\napp = \"{e}\"")
+        } else {
+            line.replace("\"pki/", &format!("\"{e}/pki/"))
+                .replace("dir = \"htdocs\"", &format!("dir = \"{e}/htdocs\""))
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    std::fs::write(tmp.join("unikernel.toml"), out).unwrap();
+    tmp.to_path_buf()
+}
+
+fn events(json: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(json)
+        .unwrap_or_else(|e| panic!("no trace at {}: {e}", json.display()));
+    let v: Value = serde_json::from_str(&text).expect("the trace is JSON");
+    v["traceEvents"].as_array().expect("traceEvents").clone()
+}
+
+fn thread_name(evs: &[Value], tid: &Value) -> String {
+    evs.iter()
+        .find(|e| e["ph"] == "M" && e["name"] == "thread_name" && &e["tid"] == tid)
+        .map(|e| e["args"]["name"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_traced_https_request_shows_tcp_tls_and_http_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = config_copy("static-website", tmp.path());
+    let out = tmp.path().join("out.json");
+    let (https, http) = (free_port(), free_port());
+    let mut p = Background::spawn(uni(
+        &dir,
+        &[
+            "run",
+            "--target",
+            "unix",
+            "--trace",
+            out.to_str().unwrap(),
+            "--",
+            &format!("--https-port={https}"),
+            &format!("--http-port={http}"),
+        ],
+    ));
+    p.wait_for(
+        &format!("https: listening on 0.0.0.0:{https}"),
+        false,
+        Duration::from_secs(600),
+    );
+    let ca = example("static-website").join("pki/ca.pem");
+    let c = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "60", "--cacert"])
+        .arg(&ca)
+        .args(["-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("https://localhost:{https}/"))
+        .output()
+        .unwrap();
+    let (code, err) = text(&c);
+    assert_eq!(code, "200", "curl: {err}");
+
+    // SIGTERM to uni: passed on to the unikernel, which writes its ring and ends (128 + 15).
+    Command::new("kill")
+        .arg(p.child.id().to_string())
+        .status()
+        .unwrap();
+    let status = p.child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{}\n{}", p.out(), p.err());
+    assert!(p.err().contains("Traced"), "{}", p.err());
+
+    let evs = events(&out);
+    // curl's connection: the track named after a peer on 127.0.0.1.
+    let accept = evs
+        .iter()
+        .find(|e| e["name"] == "tcp accept")
+        .unwrap_or_else(|| panic!("no tcp accept in {evs:#?}"));
+    assert_eq!(accept["args"]["local port"], https);
+    let tid = accept["tid"].clone();
+    assert!(
+        thread_name(&evs, &tid).starts_with("tcp 127.0.0.1:"),
+        "{}",
+        thread_name(&evs, &tid)
+    );
+    let on_conn: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["tid"] == tid && e["cat"] != "flow" && e["ph"] != "M")
+        .collect();
+    let steps: Vec<(String, String)> = on_conn
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["ph"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("tcp accept", "i"),
+        ("tls handshake", "B"),
+        ("tls client hello received", "i"),
+        ("tls server hello sent", "i"),
+        ("tls handshake done", "i"),
+        ("tls handshake", "E"),
+        ("http request", "B"),
+        ("http request", "E"),
+    ];
+    let got: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.as_str()))
+        .take(expected.len())
+        .collect();
+    assert_eq!(got, expected, "the connection's events: {steps:?}");
+    let end = on_conn[7];
+    assert_eq!(end["args"]["status"], 200);
+    assert_eq!(on_conn[4]["args"]["version"], "TLS 1.3");
+    let ts: Vec<f64> = on_conn[..8]
+        .iter()
+        .map(|e| e["ts"].as_f64().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "timestamps: {ts:?}");
+    assert!(ts[0] < ts[7], "timestamps: {ts:?}");
+
+    // The flow that links the layers: start at the accept, a step at the handshake's end, its
+    // end at the request, all on this connection.
+    let flow: Vec<&str> = evs
+        .iter()
+        .filter(|e| e["cat"] == "flow" && e["tid"] == tid)
+        .map(|e| e["ph"].as_str().unwrap())
+        .collect();
+    assert_eq!(flow, ["s", "t", "f"]);
+
+    // The connection was served by a task of its own, which the trace shows running.
+    assert!(evs.iter().any(|e| e["name"] == "task spawned"));
+    assert!(evs
+        .iter()
+        .any(|e| e["name"] == "task run" && thread_name(&evs, &e["tid"]).starts_with("task ")));
+}
+
+fn sha(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn a_traced_panic_is_in_the_trace_and_an_untraced_build_is_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = config_copy("crash", tmp.path());
+    let bin = dir.join("dist/crash");
+
+    let o = uni(&dir, &["build", "--target", "unix"]).output().unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    let plain = sha(&bin);
+    let cargo_toml = std::fs::read_to_string(dir.join("_build/unix/Cargo.toml")).unwrap();
+    assert!(!cargo_toml.contains("trace"), "{cargo_toml}");
+
+    // The app's own panic: the last event, with its message and location.
+    let out = tmp.path().join("out.json");
+    let o = uni(
+        &dir,
+        &["run", "--target", "unix", "--trace", out.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert_ne!(sha(&bin), plain, "the traced build is another program");
+    let evs = events(&out);
+    let last = evs.iter().rev().find(|e| e["ph"] != "M").unwrap();
+    assert_eq!(last["name"], "panic", "{evs:#?}");
+    let message = last["args"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("crash/src/lib.rs:13:5")
+            && message.contains("deliberate panic at depth 3"),
+        "{message}"
+    );
+
+    // A panic in a spawned task: on that task's track, after its spawn.
+    let o = uni(
+        &dir,
+        &[
+            "run",
+            "--target",
+            "unix",
+            "--no-build",
+            "--trace",
+            out.to_str().unwrap(),
+            "--",
+            "--in-task",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    let evs = events(&out);
+    let panic = evs.iter().find(|e| e["name"] == "panic").unwrap();
+    assert!(panic["args"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("deliberate panic in a task"));
+    assert!(
+        thread_name(&evs, &panic["tid"]).starts_with("task "),
+        "{evs:#?}"
+    );
+    let spawn = evs.iter().find(|e| e["name"] == "task spawned").unwrap();
+    assert_eq!(
+        spawn["args"]["task"].as_u64().unwrap() | 0x1000_0000,
+        panic["tid"].as_u64().unwrap()
+    );
+
+    // Back to the untraced build: the same generated crate, and the same program, as before.
+    let o = uni(&dir, &["build", "--target", "unix"]).output().unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("_build/unix/Cargo.toml")).unwrap(),
+        cargo_toml
+    );
+    assert!(
+        sha(&bin) == plain,
+        "the untraced build changed after a traced one"
+    );
+}
