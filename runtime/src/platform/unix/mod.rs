@@ -135,8 +135,15 @@ where
         if backtrace {
             rust_hook(info);
         } else {
-            let message = info
-                .payload_as_str()
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| {
+                    payload
+                        .downcast_ref::<std::string::String>()
+                        .map(|s| s.as_str())
+                })
                 .unwrap_or("(a panic without a message)");
             match info.location() {
                 Some(l) => eprintln!(
