@@ -151,6 +151,29 @@ fn examples_boot_on_real_xen() {
         assert!(err.contains("Started crash as domain 1 after"), "{err}");
         assert!(err.contains("crash crashed at PC "), "{err}");
 
+        // crash with --help in extra=: the runtime lists the keys it accepts (the app's, from
+        // its args device, and the Xen platform's) on the console and powers off → exit 0,
+        // before the app starts. One boot more on the full boards (about 15 s).
+        let o = boot(board, "crash", &["--", "--help"]);
+        let (out, err) = text(&o);
+        assert!(out.starts_with("crash: boot arguments"), "{out}\n{err}");
+        for want in [
+            "--in-task ",
+            "panic in a spawned task instead of the app's own (app; a flag, off unless given)",
+            "--uni-timestamps ",
+            "--uni-boot-info ",
+            "--uni-seed=TEXT",
+            "--help ",
+        ] {
+            assert!(out.contains(want), "no {want:?} in:\n{out}");
+        }
+        assert!(
+            !out.contains("about to panic"),
+            "the app did not start: {out}"
+        );
+        assert_eq!(o.status.code(), Some(0), "--help powers off: {err}");
+        assert!(err.contains("powered off"), "{err}");
+
         // xeninfo: the Xen store and a boot argument from the xl file's extra= line.
         let o = boot(board, "xeninfo", &[]);
         let (out, err) = text(&o);
