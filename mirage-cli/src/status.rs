@@ -10,6 +10,11 @@ pub fn set_verbosity(verbose: bool, quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
 }
 
+/// Whether `-q` was given: no status lines.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
 /// Whether `-v` was given: pass the output of child processes (cargo, qemu) through.
 pub fn verbose() -> bool {
     VERBOSE.load(Ordering::Relaxed)

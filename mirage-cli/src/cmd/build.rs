@@ -1,7 +1,7 @@
 //! `uni build`: configure when stale, cargo build the generated crate, copy the artifact to
 //! dist/.
 
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
@@ -10,6 +10,8 @@ use anyhow::{bail, Context, Result};
 use cargo_metadata::Message;
 
 mod buildinfo;
+mod diagnostics;
+mod progress;
 
 use super::show;
 use crate::board::Board;
@@ -49,7 +51,7 @@ fn cargo_args(cfg: &Config, plan: &Plan) -> Vec<String> {
         "--release".into(),
         "--manifest-path".into(),
         plan.dir.join("Cargo.toml").display().to_string(),
-        "--message-format=json-render-diagnostics".into(),
+        "--message-format=json".into(),
     ];
     if let Some(t) = target_dir(cfg) {
         a.push("--target-dir".into());
@@ -138,10 +140,6 @@ pub fn build(cfg: Config, target: Target) -> Result<Built> {
         generate::write(&plan)?;
     }
     let started = Instant::now();
-    status(
-        "Compiling",
-        format!("{} (target {target}, release)", cfg.name),
-    );
     seed_lockfile(&plan)?;
     let exe = cargo_build(&cfg, &plan)?;
     let dist = cfg.dir.join("dist");
@@ -278,11 +276,21 @@ fn seed_lockfile(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// Runs cargo; returns the path of the binary it built, from its JSON messages.
-fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
-    let verbose = status::verbose();
+/// What the threads reading cargo tell the build loop.
+enum Event {
+    Message(Box<Message>),
+    /// A line of cargo's stderr.
+    Line(String),
+    /// The unit graph's size, or `None` when it could not be had.
+    Total(Option<usize>),
+    /// One of cargo's two output streams ended.
+    Closed,
+}
+
+/// The cargo command for `args`, with the environment of a build of `plan`.
+fn cargo_command(cfg: &Config, plan: &Plan, args: Vec<String>) -> Result<std::process::Command> {
     let mut cmd = toolchain::command(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args(cargo_args(cfg, plan)).stdout(Stdio::piped());
+    cmd.args(args);
     if plan.target == Target::XenArm {
         let board = crate::board::for_xen(cfg.board.as_deref())?;
         if toolchain::route()? == Route::BuildStd {
@@ -295,38 +303,204 @@ fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
         );
         cmd.env_remove("RUSTFLAGS");
     }
-    if !verbose {
-        cmd.arg("--quiet");
-        cmd.stderr(Stdio::piped());
+    Ok(cmd)
+}
+
+/// The number of units `cargo build` would run for `plan` (see [`progress`]), from a
+/// `--unit-graph` dry run; `None` when cargo cannot say.
+fn unit_count(cfg: &Config, plan: &Plan) -> Option<usize> {
+    let mut args = cargo_args(cfg, plan);
+    args.retain(|a| !a.starts_with("--message-format"));
+    args.extend(["-Zunstable-options", "--unit-graph", "--locked"].map(String::from));
+    let mut cmd = cargo_command(cfg, plan, args).ok()?;
+    // --unit-graph is unstable: on the stable toolchain as -Zbuild-std is
+    cmd.env("RUSTC_BOOTSTRAP", "1").stderr(Stdio::null());
+    let out = cmd.output().ok()?;
+    if !out.status.success() {
+        return None;
     }
-    let mut child = cmd
-        .spawn()
-        .context("running cargo (is it installed and on PATH?)")?;
-    // Drain stderr on a thread so cargo never blocks on a full pipe.
-    let stderr = child.stderr.take().map(|mut e| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = e.read_to_string(&mut s);
-            s
-        })
-    });
-    let mut exe = None;
-    let bin_name = cfg.name.clone();
-    for msg in Message::parse_stream(BufReader::new(child.stdout.take().expect("piped"))) {
-        if let Message::CompilerArtifact(a) = msg? {
-            if a.target.is_bin() && a.target.name == bin_name {
-                exe = a.executable.map(|p| p.into_std_path_buf());
+    let graph: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    graph.get("units")?.as_array().map(Vec::len)
+}
+
+/// cargo's status lines on stderr (`   Compiling x v1`), which uni replaces with its own.
+fn cargo_status(line: &str) -> Option<(&str, &str)> {
+    let t = line.trim_start();
+    if t.len() == line.len() {
+        return None; // status verbs are right-aligned; `error: …` is not
+    }
+    let (verb, rest) = t.split_once(' ')?;
+    verb.chars()
+        .all(|c| c.is_ascii_alphabetic())
+        .then_some((verb, rest))
+}
+
+/// cargo's `error: could not compile `x` (lib) due to 3 previous errors; 2 warnings emitted`,
+/// without the warnings' count unless -v: it counts the warnings uni hides.
+fn without_warning_count(line: &str, verbose: bool) -> String {
+    match line.split_once("; ") {
+        Some((head, tail))
+            if !verbose
+                && line.starts_with("error: could not compile")
+                && tail.contains("warning") =>
+        {
+            head.to_string()
+        }
+        _ => line.to_string(),
+    }
+}
+
+/// Runs cargo; returns the path of the binary it built, from its JSON messages. Prints
+/// `Compiling` once something compiles, a progress line while it does, and rustc's diagnostics
+/// as [`diagnostics`] maps them.
+fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let verbose = status::verbose();
+    let color = diagnostics::color();
+    let mut args = cargo_args(cfg, plan);
+    if color {
+        for a in &mut args {
+            if a == "--message-format=json" {
+                *a = "--message-format=json-diagnostic-rendered-ansi".into();
             }
         }
     }
-    let status = child.wait()?;
-    let err_text = stderr
-        .map(|h| h.join().unwrap_or_default())
-        .unwrap_or_default();
-    if !status.success() {
-        eprint!("{err_text}");
+    let mut cmd = cargo_command(cfg, plan, args)?;
+    if color {
+        cmd.env("CARGO_TERM_COLOR", "always");
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .context("running cargo (is it installed and on PATH?)")?;
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    let stdout = child.stdout.take().expect("piped");
+    let out_tx = tx.clone();
+    std::thread::spawn(move || {
+        for m in Message::parse_stream(BufReader::new(stdout)) {
+            match m {
+                Ok(m) => {
+                    if out_tx.send(Event::Message(Box::new(m))).is_err() {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = out_tx.send(Event::Closed);
+    });
+    let stderr = child.stderr.take().expect("piped");
+    let err_tx = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if err_tx.send(Event::Line(line)).is_err() {
+                break;
+            }
+        }
+        let _ = err_tx.send(Event::Closed);
+    });
+
+    let mode = if status::quiet() || verbose {
+        progress::Mode::Off
+    } else if std::io::stderr().is_terminal() {
+        progress::Mode::Bar
+    } else {
+        progress::Mode::Lines
+    };
+    let mut progress = progress::Progress::new(mode, Instant::now());
+    let mut diags = diagnostics::Diagnostics::new(cfg, plan, verbose);
+    let mut compiling = false;
+    let mut cargo_text = String::new();
+    let mut exe = None;
+    let bin_name = cfg.name.clone();
+    let mut open = 2;
+    let mut err = std::io::stderr();
+    // Prints `text` (whole lines) above the progress line, then redraws it.
+    let mut print = |progress: &mut progress::Progress, text: &str| {
+        if text.is_empty() {
+            return;
+        }
+        let _ = write!(err, "{}{text}", progress.clear());
+        let _ = err.flush();
+    };
+    while open > 0 {
+        let Ok(ev) = rx.recv() else { break };
+        match ev {
+            Event::Closed => open -= 1,
+            Event::Total(t) => {
+                if let Some(t) = t {
+                    progress.set_total(t);
+                }
+            }
+            Event::Line(line) => match cargo_status(&line) {
+                Some(("Compiling", rest)) => {
+                    if !compiling {
+                        compiling = true;
+                        status(
+                            "Compiling",
+                            format!("{} (target {}, release)", cfg.name, plan.target),
+                        );
+                        if mode != progress::Mode::Off {
+                            let (cfg, plan, tx) = (cfg.clone(), plan.clone(), tx.clone());
+                            std::thread::spawn(move || {
+                                let _ = tx.send(Event::Total(unit_count(&cfg, &plan)));
+                            });
+                        }
+                    }
+                    if verbose {
+                        eprintln!("{line}");
+                    }
+                    progress.started(rest.split(' ').next().unwrap_or(rest));
+                }
+                // waiting for another build: worth knowing
+                Some(("Blocking", _)) => print(&mut progress, &format!("{line}\n")),
+                Some(_) if !verbose => {}
+                // `warning: `x` (lib) generated 2 warnings` counts the hidden ones too
+                _ if !verbose && line.starts_with("warning: `") && line.contains(" generated ") => {
+                }
+                _ if verbose => print(&mut progress, &format!("{line}\n")),
+                _ => {
+                    cargo_text.push_str(&without_warning_count(&line, verbose));
+                    cargo_text.push('\n');
+                }
+            },
+            Event::Message(m) => match *m {
+                Message::CompilerArtifact(a) => {
+                    let text = diags.finish_unit(&a.package_id.repr, &a.target.name);
+                    print(&mut progress, &text);
+                    progress.unit_done(&a.target.name);
+                    if a.target.is_bin() && a.target.name == bin_name {
+                        exe = a.executable.map(|p| p.into_std_path_buf());
+                    }
+                }
+                Message::BuildScriptExecuted(_) => progress.unit_done("build-script"),
+                Message::CompilerMessage(m) => diags.push(m),
+                Message::BuildFinished(_) => {}
+                Message::TextLine(l) => {
+                    cargo_text.push_str(&l);
+                    cargo_text.push('\n');
+                }
+                _ => {}
+            },
+        }
+        if compiling {
+            if let Some(s) = progress.update(Instant::now()) {
+                let _ = write!(std::io::stderr(), "{s}");
+            }
+        }
+    }
+    let exit = child.wait()?;
+    let rest = diags.finish_all();
+    let _ = write!(std::io::stderr(), "{}", progress.clear());
+    print(&mut progress, &rest);
+    if !exit.success() {
+        if diags.generated_failed {
+            eprint!("{}", diagnostics::signature_note(cfg));
+        }
+        eprint!("{cargo_text}");
         bail!(
-            "cargo failed to build `{}` ({status}); run with -v for cargo's full output",
+            "cargo failed to build `{}` ({exit}); run with -v for cargo's full output",
             show(&plan.dir)
         );
     }
