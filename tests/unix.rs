@@ -618,3 +618,69 @@ fn block_device_writes_reach_the_file_and_bad_images_are_refused() {
         "{main}"
     );
 }
+
+/// What `uni configure` checks of boot arguments, without building: the args device's `keys`
+/// (type, default, reserved names) at their file:line:col, an app key that a device reads
+/// too, and the compiled-in `boot-args` as the runtime would check them at every boot.
+#[test]
+fn configure_checks_declared_keys_and_boot_args() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |head: &str, keys: &str| {
+        std::fs::write(
+            tmp.path().join("unikernel.toml"),
+            format!(
+                "[unikernel]\nschema = 1\nname = \"echo\"\napp = {:?}\n{head}\n[devices.console]\nkind = \"console\"\n[devices.net]\nkind = \"net\"\n[devices.args]\nkind = \"args\"\n{keys}",
+                example("echo")
+            ),
+        )
+        .unwrap();
+    };
+    let configure = || {
+        let o = run_uni(tmp.path(), &["configure", "--target", "unix"]);
+        (o.status.code(), text(&o).1)
+    };
+
+    write(
+        "",
+        "keys.port = { type = \"prot\" }\nkeys.n = { type = \"port\", default = 70000 }\nkeys.v = { type = \"flag\", default = \"x\" }\nkeys.help = { type = \"flag\" }\n",
+    );
+    let (code, err) = configure();
+    assert_eq!(code, Some(1), "{err}");
+    for want in [
+        "error: `devices.args.keys.port.type`: unknown boot argument type \"prot\"",
+        "--> unikernel.toml:12:22",
+        "\"string\", \"integer\", \"port\", \"seconds\", \"flag\", \"path\", \"ipv4\"",
+        "error: `devices.args.keys.n.default`: the default of --n is not a port number, 1–65535",
+        "--> unikernel.toml:13:37",
+        "error: `devices.args.keys.v.default`: a flag takes no default",
+        "error: `devices.args.keys.help`: boot argument --help is the runtime's own",
+    ] {
+        assert!(err.contains(want), "no {want:?} in:\n{err}");
+    }
+
+    write("", "keys.ipv4 = { type = \"string\" }\n");
+    let (code, err) = configure();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("devices.args.keys declares --ipv4, which devices.net already reads"),
+        "{err}"
+    );
+
+    write(
+        "boot-args = \"--prot=7000\"",
+        "keys.port = { type = \"port\", default = 7 }\n",
+    );
+    let (code, err) = configure();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("`boot-args = \"--prot=7000\"` in [unikernel]: unknown boot argument --prot: did you mean --port?"),
+        "{err}"
+    );
+
+    write(
+        "boot-args = \"--port=7000 --ipv4=127.0.0.1/8\"",
+        "keys.port = { type = \"port\", default = 7 }\n",
+    );
+    let (code, err) = configure();
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -163,7 +163,9 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
     let mut devices = vec![];
     let mut uses_boot_args = false;
     let (mut device_keys, mut app_keys, mut open_keys) = (vec![], vec![], false);
-    let mut seen_keys = BTreeSet::new();
+    // Every boot argument so far: its name, its runtime type, the device declaring it, and
+    // whether that is the app's args device.
+    let mut known_keys: Vec<(String, &'static str, String, bool)> = vec![];
     for &i in &order {
         let (_, imp) = impls
             .iter()
@@ -176,15 +178,15 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
             BootArgs::None => {}
             BootArgs::Keys(keys) => {
                 for k in keys {
-                    if seen_keys.insert(k.name.clone()) {
-                        device_keys.push(key_expr(k, &cfg.devices[i].key()));
+                    if add_key(&mut known_keys, k, d.key(), false)? {
+                        device_keys.push(key_expr(k, &d.key()));
                     }
                 }
             }
             BootArgs::App { keys, open } => {
                 open_keys |= *open;
                 for k in keys {
-                    if seen_keys.insert(k.name.clone()) {
+                    if add_key(&mut known_keys, k, d.key(), true)? {
                         app_keys.push(key_expr(k, "app"));
                     }
                 }
@@ -201,6 +203,20 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
             kind: d.kind().name,
             expr,
         });
+    }
+
+    // The compiled-in `boot-args` are checked as the runtime will check them at every boot.
+    let mut accepted: Vec<(&str, &str)> = known_keys
+        .iter()
+        .map(|(n, t, _, _)| (n.as_str(), *t))
+        .collect();
+    accepted.extend(crate::devices::platform_keys(target).iter().copied());
+    if let Err(e) = crate::devices::check_boot_args(&cfg.boot_args, &accepted, open_keys) {
+        bail!(
+            "{}: `boot-args = {:?}` in [unikernel]: {e}; the unikernel would refuse it at every boot",
+            cfg.file.display(),
+            cfg.boot_args
+        );
     }
 
     let uni_link = uni_link(&dir, &cfg.app_dir)?;
@@ -335,6 +351,35 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         packs,
         uni_link,
     })
+}
+
+/// Records boot argument `k` of device `owner` (`app`: the app's args device): whether it is
+/// new. The same key of two devices is read by both (two net devices, say); a key the app
+/// declares that a device reads too is an error, since they would fight over its value.
+fn add_key(
+    known: &mut Vec<(String, &'static str, String, bool)>,
+    k: &crate::devices::BootKey,
+    owner: String,
+    app: bool,
+) -> Result<bool> {
+    match known.iter().find(|(n, ..)| *n == k.name) {
+        None => {
+            known.push((k.name.clone(), k.ty, owner, app));
+            Ok(true)
+        }
+        Some((_, _, other, other_app)) if app || *other_app => {
+            let (args, device) = if app {
+                (&owner, other)
+            } else {
+                (other, &owner)
+            };
+            bail!(
+                "{args}.keys declares --{}, which {device} already reads; give the app's key another name",
+                k.name
+            )
+        }
+        Some(_) => Ok(false),
+    }
 }
 
 /// A boot argument as the generated main declares it: a `uni_runtime::boot::Key`.

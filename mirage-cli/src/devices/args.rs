@@ -167,6 +167,117 @@ fn accepts(ty: &str, v: &str) -> bool {
     }
 }
 
+/// The platform's own boot arguments on `target` and their runtime types, as
+/// `uni_runtime::boot::PLATFORM_KEYS` declares them.
+pub fn platform_keys(target: Target) -> &'static [(&'static str, &'static str)] {
+    match target {
+        Target::Unix => &[],
+        Target::XenArm => &[
+            ("uni-timestamps", "Flag"),
+            ("uni-boot-info", "Flag"),
+            ("uni-seed", "Text"),
+        ],
+    }
+}
+
+/// Checks boot arguments written in the config (`boot-args`) against the keys the unikernel
+/// accepts (name, runtime type), as the runtime will at boot: the error says what is wrong in
+/// the runtime's words. `open`: the app reads undeclared keys itself.
+pub fn check_boot_args(line: &str, accepted: &[(&str, &str)], open: bool) -> Result<(), String> {
+    let mut pairs: Vec<(&str, Option<&str>)> = vec![];
+    for word in line.split_whitespace() {
+        if let Some(body) = word.strip_prefix("--").filter(|b| !b.is_empty()) {
+            match body.split_once('=') {
+                Some((k, v)) => pairs.push((k, Some(v))),
+                None => pairs.push((body, None)),
+            }
+        } else if let Some((_, v @ None)) = pairs.last_mut() {
+            *v = Some(word);
+        } else {
+            return Err(format!("`{word}` is not of the form --key=value"));
+        }
+    }
+    for (k, v) in pairs {
+        if k == "help" {
+            return Err("--help would print the keys and stop at every boot".into());
+        }
+        match accepted.iter().find(|(n, _)| *n == k) {
+            Some((_, ty)) => {
+                let good = match (*ty, v) {
+                    ("Flag", v) => v.is_none(),
+                    ("Text", _) => true,
+                    ("Ipv4Cidr", Some(v)) => v.split_once('/').is_some_and(|(a, n)| {
+                        a.parse::<std::net::Ipv4Addr>().is_ok()
+                            && !n.is_empty()
+                            && n.bytes().all(|b| b.is_ascii_digit())
+                            && n.parse::<u8>().is_ok_and(|n| n <= 32)
+                    }),
+                    (ty, Some(v)) => accepts(ty, v),
+                    (_, None) => false,
+                };
+                if !good {
+                    let expected = TYPES
+                        .iter()
+                        .find(|(_, t, _)| t == ty)
+                        .map(|(_, _, e)| *e)
+                        .unwrap_or("an address with a prefix length, like 10.0.0.2/24");
+                    return Err(format!(
+                        "boot argument --{k}={}: expected {expected}",
+                        v.unwrap_or("")
+                    ));
+                }
+            }
+            None if open => {}
+            None => {
+                let near = nearest(k, accepted.iter().map(|(n, _)| *n));
+                return Err(match near {
+                    Some(n) => format!("unknown boot argument --{k}: did you mean --{n}?"),
+                    None => format!("unknown boot argument --{k}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// As `uni_runtime::boot::nearest`: the nearest key by edit distance, if near enough, or one
+/// that is `key` with a device's prefix.
+fn nearest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(usize, &'a str)> = None;
+    for c in candidates {
+        let d = if c.ends_with(&format!("-{key}")) || key.ends_with(&format!("-{c}")) {
+            1
+        } else {
+            strsim_levenshtein(key, c)
+        };
+        if best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, c));
+        }
+    }
+    let limit = (key.chars().count() / 3).max(2);
+    best.filter(|&(d, _)| d <= limit).map(|(_, c)| c)
+}
+
+/// Levenshtein distance, in characters.
+fn strsim_levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diag
+            } else {
+                1 + diag.min(up).min(row[j])
+            };
+            diag = up;
+        }
+    }
+    row[b.len()]
+}
+
 impl Device for Args {
     fn kind(&self) -> &'static Kind {
         &KIND
@@ -186,6 +297,62 @@ impl Device for Args {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compiled_boot_args_are_checked_as_at_boot() {
+        let keys = [("port", "Port"), ("ipv4", "Ipv4Cidr"), ("verbose", "Flag")];
+        assert_eq!(
+            check_boot_args("--port=7000 --verbose", &keys, false),
+            Ok(())
+        );
+        assert_eq!(
+            check_boot_args("--port 7000 --ipv4=10.0.0.2/24", &keys, false),
+            Ok(())
+        );
+        assert_eq!(
+            check_boot_args("--prot=7000", &keys, false),
+            Err("unknown boot argument --prot: did you mean --port?".into())
+        );
+        assert_eq!(check_boot_args("--prot=7000", &keys, true), Ok(()));
+        assert_eq!(
+            check_boot_args("--port=x", &keys, true),
+            Err("boot argument --port=x: expected a port number, 1–65535".into())
+        );
+        assert_eq!(
+            check_boot_args("--ipv4=10.0.0.2", &keys, false),
+            Err("boot argument --ipv4=10.0.0.2: expected an address with a prefix length, like 10.0.0.2/24".into())
+        );
+        assert!(check_boot_args("--verbose=1", &keys, false).is_err());
+        assert!(check_boot_args("stray", &keys, false).is_err());
+        assert!(check_boot_args("--help", &keys, true).is_err());
+        assert_eq!(
+            check_boot_args("--bogus", &keys, false),
+            Err("unknown boot argument --bogus".into())
+        );
+    }
+
+    /// The platform's keys here are the runtime's (runtime/src/boot.rs `PLATFORM_KEYS`).
+    #[test]
+    fn platform_keys_match_the_runtimes() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let boot = std::fs::read_to_string(root.join("runtime/src/boot.rs")).unwrap();
+        let xen = boot
+            .split("pub const PLATFORM_KEYS: &[Key] = &[")
+            .nth(1)
+            .unwrap()
+            .split("];")
+            .next()
+            .unwrap();
+        let mut declared = 0;
+        for (name, ty) in platform_keys(Target::XenArm) {
+            assert!(
+                xen.contains(&format!("\"{name}\",\n        Type::{ty},")),
+                "runtime/src/boot.rs's PLATFORM_KEYS has no {name} of type {ty}"
+            );
+            declared += 1;
+        }
+        assert_eq!(xen.matches("Key::new(").count(), declared);
+    }
 
     #[test]
     fn defaults_are_checked_as_the_runtime_checks_values() {

@@ -28,6 +28,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub(crate) use args::{check_boot_args, platform_keys};
 pub(crate) use resolver::quoted;
 pub use resolver::Resolver;
 
