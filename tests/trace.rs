@@ -241,3 +241,54 @@ fn a_traced_panic_is_in_the_trace_and_an_untraced_build_is_unchanged() {
         "the untraced build changed after a traced one"
     );
 }
+
+/// `[trace]` in unikernel.toml: the generated crate turns the features on and starts the
+/// session with the ring's size; a size out of range is refused where it is written.
+#[test]
+fn the_trace_table_configures_tracing_and_checks_its_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = config_copy("hello", tmp.path());
+    let toml = std::fs::read_to_string(dir.join("unikernel.toml")).unwrap();
+
+    std::fs::write(
+        dir.join("unikernel.toml"),
+        format!("{toml}\n[trace]\nevents = 65536\n"),
+    )
+    .unwrap();
+    let o = uni(&dir, &["configure", "--target", "unix"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    let cargo = std::fs::read_to_string(dir.join("_build/unix/Cargo.toml")).unwrap();
+    assert!(
+        cargo
+            .lines()
+            .any(|l| l.starts_with("uni-runtime = ") && l.contains("features = [\"trace\"]")),
+        "{cargo}"
+    );
+    let main = std::fs::read_to_string(dir.join("_build/unix/src/main.rs")).unwrap();
+    assert!(
+        main.contains("uni_runtime::trace::Session::start(65536)"),
+        "{main}"
+    );
+
+    let lines = toml.lines().count();
+    std::fs::write(
+        dir.join("unikernel.toml"),
+        format!("{toml}\n[trace]\nevents = 5\n"),
+    )
+    .unwrap();
+    let o = uni(&dir, &["configure", "--target", "unix"])
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert!(!o.status.success(), "{err}");
+    for want in [
+        "trace.events",
+        "events = 5 is out of range",
+        "from 16 to 1048576",
+        &format!("unikernel.toml:{}:10", lines + 3),
+    ] {
+        assert!(err.contains(want), "no {want:?} in: {err}");
+    }
+}
