@@ -154,9 +154,15 @@ fn text(cfg: &Config, target: Target, board: &str, nodes: &[Node], order: &[Stri
     if !nodes.is_empty() {
         let _ = writeln!(o, "built in this order: {}", order.join(" -> "));
     }
+    let generic = nodes.iter().any(|n| n.receives.contains("<S"));
     let _ = writeln!(
         o,
-        "the types: docs/apps.md, \"The signature rule\"; S is the net device's stack, C the clock"
+        "the types: docs/apps.md, \"The signature rule\"{}",
+        if generic {
+            "; S is the net device's stack, C the clock"
+        } else {
+            ""
+        }
     );
     o
 }
