@@ -537,6 +537,16 @@ bad_tls!(
     accepted = "PEM `BEGIN CERTIFICATE` blocks"
 );
 
+// Not read: the check must not hang on a device that never ends.
+bad_tls!(
+    tls_cert_that_is_a_device_is_refused_without_reading_it,
+    "cert = \"/dev/zero\"\nkey = \"PKI/server.key\"\nca = \"/dev/zero\"",
+    at = "unikernel.toml:10:8",
+    key = "devices.tls.cert",
+    wrong = "\"/dev/zero\" is not a file",
+    accepted = "the path of an existing file"
+);
+
 /// A chain with the CA first: the chain's order is wrong at `cert`, and the key (the second
 /// certificate's) at `key`.
 #[test]

@@ -292,7 +292,7 @@ impl KeyType {
 /// (the device reports that when it loads the file at boot, as it always has).
 fn key_types(path: &std::path::Path) -> Option<Vec<KeyType>> {
     use x509_cert::der::asn1::ObjectIdentifier as Oid;
-    let pem = std::fs::read(path).ok()?;
+    let pem = check::read(path)?;
     let certs = x509_cert::Certificate::load_pem_chain(&pem).ok()?;
     let ec = Oid::new_unwrap("1.2.840.10045.2.1");
     let p256 = Oid::new_unwrap("1.2.840.10045.3.1.7");

@@ -26,6 +26,20 @@ const KEYS_ACCEPTED: &str = "an unencrypted PEM or DER private key: ECDSA P-256 
 const CERTS_ACCEPTED: &str =
     "PEM `BEGIN CERTIFICATE` blocks, or one DER certificate, as `openssl x509` writes them";
 
+/// The largest file read for these checks: a CA bundle is a few hundred KiB.
+const LARGEST: u64 = 16 << 20;
+
+/// The bytes of `path` when it is a regular file of at most [`LARGEST`] bytes; `None` otherwise
+/// (the resolver reports a path that is no file; a device, a FIFO or `/dev/zero` named in the
+/// config must not make `uni configure` hang or run out of memory).
+pub(in crate::devices) fn read(path: &Path) -> Option<Vec<u8>> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > LARGEST {
+        return None;
+    }
+    std::fs::read(path).ok()
+}
+
 /// A key path and the value naming a file, with the file's path.
 pub(in crate::devices) struct Named<'a> {
     /// The key path within the device: `cert`, `sni.key`, ….
@@ -112,7 +126,7 @@ fn algorithm(oid: &Oid, curve: Option<Oid>) -> &'static str {
 /// The certificates in a file, parsed, as the device reads them: PEM `CERTIFICATE` blocks, or
 /// one DER certificate. Reports an error at the key and returns `None` when it cannot.
 fn certificates(r: &mut Resolver<'_>, file: &Named<'_>) -> Option<Vec<Certificate>> {
-    let bytes = std::fs::read(file.path).ok()?;
+    let bytes = read(file.path)?;
     let ders = if bytes.first() == Some(&0x30) {
         Ok(vec![CertificateDer::from(bytes)])
     } else {
@@ -247,7 +261,7 @@ pub(in crate::devices) fn identity(r: &mut Resolver<'_>, cert: &Named<'_>, key: 
     if let Some(certs) = &certs {
         chain_order(r, cert, certs);
     }
-    let Ok(bytes) = std::fs::read(key.path) else {
+    let Some(bytes) = read(key.path) else {
         return;
     };
     let public = match private_key(&bytes) {
