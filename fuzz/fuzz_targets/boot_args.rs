@@ -60,7 +60,10 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => {
                 let shown = e.to_string();
                 assert!(shown.contains(&format!("--{k}=")), "{shown}");
-                assert!(shown.contains("expected a whole number, 0–65535"), "{shown}");
+                assert!(
+                    shown.contains("expected a whole number, 0–65535"),
+                    "{shown}"
+                );
             }
         }
     }
