@@ -70,7 +70,7 @@ fn cargo_args(cfg: &Config, plan: &Plan) -> Vec<String> {
 
 /// The rustc flags for a xen-arm build: the linker script, the board's CPU, and path
 /// remapping so that the image does not depend on where the sources live.
-fn xen_rustflags(cfg: &Config, plan: &Plan, board: &Board) -> Result<Vec<String>> {
+fn xen_rustflags(board: &Board) -> Result<Vec<String>> {
     // Every flag here is the same for every app on a board, so that builds of different apps
     // into one target directory share their dependencies (a RUSTFLAGS change rebuilds them
     // all). The linker script is found relative to the linker's working directory, which is
@@ -95,28 +95,18 @@ fn xen_rustflags(cfg: &Config, plan: &Plan, board: &Board) -> Result<Vec<String>
     {
         remap.push((cargo_home, "/cargo".into()));
     }
-    // Last so that it wins (rustc applies the last matching prefix): panics name
-    // `crash/src/lib.rs`. The app's parent directory, not the app's, so that apps side by side
-    // (the examples) build with the same flags.
     for (from, to) in remap {
         f.push(format!("--remap-path-prefix={}={to}", from.display()));
     }
-    match &plan.uni_link {
-        // rustc sees the checkout's files through the link, relative to the generated crate:
-        // `uni/runtime/src/…` becomes `/uni/runtime/src/…`, `uni/examples/crash/src/lib.rs`
-        // `crash/src/lib.rs`
-        Some(link) => {
-            f.push("--remap-path-prefix=uni=/uni".into());
-            if let Some(parent) = link.app.parent() {
-                f.push(format!("--remap-path-prefix={}/=", parent.display()));
-            }
-        }
-        None => {
-            if let Some(parent) = crate::home::normalize(&cfg.app_dir).parent() {
-                f.push(format!("--remap-path-prefix={}/=", parent.display()));
-            }
-        }
-    }
+    // For an app in the checkout, rustc sees the checkout's files through the link, relative to
+    // the generated crate: `uni/runtime/src/…` becomes `/uni/runtime/src/…`, and (last, so
+    // that it wins: rustc applies the last matching prefix) an example's
+    // `uni/examples/crash/src/lib.rs` becomes `crash/src/lib.rs`. An app elsewhere has no link
+    // (nothing it builds has a path starting `uni/`) and gets its remapping from the generated
+    // Cargo.toml, for its crate alone (`generate::app_rustflags`); these two flags are there
+    // all the same, so that it builds with the examples' flags.
+    f.push("--remap-path-prefix=uni=/uni".into());
+    f.push("--remap-path-prefix=uni/examples/=".into());
     Ok(f)
 }
 
@@ -293,13 +283,13 @@ fn cargo_command(cfg: &Config, plan: &Plan, args: Vec<String>) -> Result<std::pr
     cmd.args(args);
     if plan.target == Target::XenArm {
         let board = crate::board::for_xen(cfg.board.as_deref())?;
-        if toolchain::route()? == Route::BuildStd {
-            // -Zbuild-std on the stable toolchain.
-            cmd.env("RUSTC_BOOTSTRAP", "1");
-        }
+        // -Zbuild-std (unless the route is a prebuilt core), and the per-package rustflags of
+        // an app outside the checkout (cargo-features = ["profile-rustflags"]), on the stable
+        // toolchain
+        cmd.env("RUSTC_BOOTSTRAP", "1");
         cmd.env(
             "CARGO_ENCODED_RUSTFLAGS",
-            xen_rustflags(cfg, plan, &board)?.join("\x1f"),
+            xen_rustflags(&board)?.join("\x1f"),
         );
         cmd.env_remove("RUSTFLAGS");
     }
@@ -341,10 +331,12 @@ fn without_warning_count(line: &str, verbose: bool) -> String {
     match line.split_once("; ") {
         Some((head, tail))
             if !verbose
-                && line.starts_with("error: could not compile")
+                && diagnostics::strip_ansi(line).starts_with("error: could not compile")
                 && tail.contains("warning") =>
         {
-            head.to_string()
+            // a coloured line's reset was at its end
+            let reset = if line.contains('\x1b') { "\x1b[0m" } else { "" };
+            format!("{head}{reset}")
         }
         _ => line.to_string(),
     }
@@ -433,8 +425,9 @@ fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
                     progress.set_total(t);
                 }
             }
-            Event::Line(line) => match cargo_status(&line) {
+            Event::Line(line) => match cargo_status(&diagnostics::strip_ansi(&line)) {
                 Some(("Compiling", rest)) => {
+                    let rest = rest.to_string();
                     if !compiling {
                         compiling = true;
                         status(
@@ -451,7 +444,7 @@ fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
                     if verbose {
                         eprintln!("{line}");
                     }
-                    progress.started(rest.split(' ').next().unwrap_or(rest));
+                    progress.started(rest.split(' ').next().unwrap_or(&rest));
                 }
                 // waiting for another build: worth knowing
                 Some(("Blocking", _)) => print(&mut progress, &format!("{line}\n")),
@@ -475,7 +468,15 @@ fn cargo_build(cfg: &Config, plan: &Plan) -> Result<PathBuf> {
                     }
                 }
                 Message::BuildScriptExecuted(_) => progress.unit_done("build-script"),
-                Message::CompilerMessage(m) => diags.push(m),
+                Message::CompilerMessage(m) => {
+                    let (id, target) = (m.package_id.repr.clone(), m.target.name.clone());
+                    diags.push(m);
+                    // -v: as rustc says it, in cargo's order (nothing is folded)
+                    if verbose {
+                        let text = diags.finish_unit(&id, &target);
+                        print(&mut progress, &text);
+                    }
+                }
                 Message::BuildFinished(_) => {}
                 Message::TextLine(l) => {
                     cargo_text.push_str(&l);

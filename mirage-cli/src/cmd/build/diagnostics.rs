@@ -144,6 +144,25 @@ fn ansi_sequence(s: &str) -> bool {
         .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit() || c == ';'))
 }
 
+/// `text` without its SGR colour sequences: cargo colours its status lines on a terminal.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\x1b[") {
+        out.push_str(&rest[..i]);
+        let seq = &rest[i + 2..];
+        match seq.find(|c: char| !(c.is_ascii_digit() || c == ';')) {
+            Some(j) if seq[j..].starts_with('m') => rest = &seq[j + 1..],
+            _ => {
+                out.push_str("\x1b[");
+                rest = seq;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// One error or warning as it will be shown, with the places its repeats were at.
 struct Shown {
     text: String,

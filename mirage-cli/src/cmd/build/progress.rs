@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 /// How long a build runs before a non-terminal gets progress lines.
 pub const QUIET_FOR: Duration = Duration::from_secs(3);
 
+/// How long a terminal's bar waits for the total before it shows a count without one.
+pub const TOTAL_WAIT: Duration = Duration::from_millis(500);
+
 /// Where the progress goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -35,8 +38,8 @@ pub struct Progress {
     done: usize,
     /// Crates that started compiling and have not ended, oldest first.
     active: Vec<String>,
-    /// Whether the bar is on screen (and must be cleared before other output).
-    drawn: bool,
+    /// The bar on screen, if any (cleared before other output, redrawn when it changes).
+    drawn: Option<String>,
     /// Quarters already reported in [`Mode::Lines`].
     quarters: usize,
 }
@@ -49,7 +52,7 @@ impl Progress {
             total: None,
             done: 0,
             active: vec![],
-            drawn: false,
+            drawn: None,
             quarters: 0,
         }
     }
@@ -59,8 +62,11 @@ impl Progress {
     }
 
     /// cargo's `Compiling NAME vX (…)`.
+    /// (cargo says it once for a package's build script and again for its library.)
     pub fn started(&mut self, package: &str) {
-        self.active.push(package.to_string());
+        if !self.active.iter().any(|a| a == package) {
+            self.active.push(package.to_string());
+        }
     }
 
     /// One unit has ended: `name` is its target's or package's name.
@@ -120,8 +126,18 @@ impl Progress {
         match self.mode {
             Mode::Off => None,
             Mode::Bar => {
-                self.drawn = true;
-                Some(format!("\r{}\x1b[K", self.bar(79)))
+                // the total comes a tenth of a second after the first `Compiling`: no bar
+                // without it before then
+                if self.total.is_none() && now.duration_since(self.started) < TOTAL_WAIT {
+                    return None;
+                }
+                let bar = self.bar(79);
+                if self.drawn.as_ref() == Some(&bar) {
+                    return None;
+                }
+                let out = format!("\r{bar}\x1b[K");
+                self.drawn = Some(bar);
+                Some(out)
             }
             Mode::Lines => {
                 let t = self.total.filter(|t| *t > 0)?;
@@ -140,7 +156,7 @@ impl Progress {
 
     /// What to write to stderr before other output: clears the bar.
     pub fn clear(&mut self) -> &'static str {
-        if std::mem::take(&mut self.drawn) {
+        if self.drawn.take().is_some() {
             "\r\x1b[K"
         } else {
             ""
@@ -159,6 +175,7 @@ mod tests {
         p.set_total(4);
         p.started("uni-runtime");
         p.started("smoltcp");
+        p.started("uni-runtime");
         p.unit_done("smoltcp");
         p.unit_done("build-script-build");
         let bar = p.bar(79);
@@ -167,6 +184,7 @@ mod tests {
             "    Building [============>            ] 2/4: uni-runtime"
         );
         assert!(p.update(t).unwrap().starts_with('\r'));
+        assert_eq!(p.update(t), None, "redrawn only when it changes");
         assert_eq!(p.clear(), "\r\x1b[K");
         assert_eq!(p.clear(), "");
         assert!(p.bar(20).chars().count() <= 20);
