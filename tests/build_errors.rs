@@ -68,6 +68,14 @@ fn a_wrong_start_signature_is_reported_in_the_users_paths_once_with_the_expected
     let o = run_uni(&app, &["build", "--target", "unix"]);
     let (out, err) = text(&o);
     assert!(!o.status.success(), "{out}\n{err}");
+    // the app and its main compile: uni says so, once, and cargo's own lines stay hidden
+    assert_eq!(
+        err.matches("Compiling hello (target unix, release)")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("Compiling hello-unikernel v"), "{err}");
 
     // where: the generated main as the user's directory sees it, and the app's own file
     assert!(
