@@ -7,7 +7,8 @@
 #   bench/website/nginx.sh qemu-virt [MIB]  the same
 #
 # Environment: SECONDS_WRK (20: wrk's duration), CONNS (16: wrk's connections), SECONDS_NEW (10:
-# openssl s_time -new's duration), URL_PATH (/index.html), LINUX_TRIES (1: Linux boots to try;
+# openssl s_time -new's duration), ALSO_CONNS (0: when set, wrk runs a second time with this
+# many connections, reported as also_wrk=cN:<requests/s>/<p50>/<p99>/<errors>), URL_PATH (/index.html), LINUX_TRIES (1: Linux boots to try;
 # with 2, a second Linux boot is measured if the first does not come up, and destroyed as soon
 # as it exists if it did, which slowed the next guest's `xl create` by about 4 s in a trial run), UNI_ALSO_MIB (4: static-website once more at these sizes, after
 # the like-for-like pair; "" for none), TIMEOUT (900: the whole board session), BENCH_DIR
@@ -209,7 +210,7 @@ set +e
 "${HEAVY[@]}" bash -c 'echo "load before: $(cut -d" " -f1-3 /proc/loadavg)"; exec "$@"' _ \
   timeout --kill-after=30 $((${TIMEOUT:-900} + 60)) "$BIN" --board "$BOARD" --timeout "${TIMEOUT:-900}" \
   --ca "$EX/pki/ca.pem" --htdocs "$EX/htdocs" --path "${URL_PATH:-/index.html}" \
-  --wrk-seconds "${SECONDS_WRK:-20}" --conns "${CONNS:-16}" --new-seconds "${SECONDS_NEW:-10}" \
+  --wrk-seconds "${SECONDS_WRK:-20}" --conns "${CONNS:-16}" --new-seconds "${SECONDS_NEW:-10}" --also-conns "${ALSO_CONNS:-0}" \
   "${LINUX[@]}" --uni "$W/static-website.xl" "${ALSO[@]}" | tee run.out
 rc=${PIPESTATUS[0]}
 set -e
@@ -217,12 +218,12 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a run.out
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 echo
-echo "| board | server | memory (MiB) | xl create → first HTTPS 200 (dom0 clock) | TLS | keep-alive requests/s (wrk -c${CONNS:-16}, ${SECONDS_WRK:-20} s) | p50 | p99 | new TLS connections/s (s_time -new, ${SECONDS_NEW:-10} s) | same files | how it ended |"
-echo "|---|---|---:|---:|---|---:|---:|---:|---:|---|---|"
+echo "| board | server | memory (MiB) | xl create → first console output | xl create → first HTTPS 200 (dom0 clock) | TLS | keep-alive requests/s (wrk -c${CONNS:-16}, ${SECONDS_WRK:-20} s) | p50 | p99 | new TLS connections/s (s_time -new, ${SECONDS_NEW:-10} s) | same files | how it ended |"
+echo "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|---|"
 while read -r r; do
   g=$(field guest "$r"); m=$MIB; [[ $g != static-website-m* ]] || m=${g#static-website-m}
-  printf '| %s | %s | %s | %s s | %s | %s | %s | %s | %s | %s | %s |\n' "$BOARD" "$(field server "$r")" "$m" \
-    "$(field first_200_s "$r")" "$(field tls "$r" | tr _ ' ')" "$(field rps "$r")" "$(field p50 "$r")" \
+  printf '| %s | %s | %s | %s s | %s s | %s | %s | %s | %s | %s | %s | %s |\n' "$BOARD" "$(field server "$r")" "$m" \
+    "$(field first_output_s "$r")" "$(field first_200_s "$r")" "$(field tls "$r")" "$(field rps "$r")" "$(field p50 "$r")" \
     "$(field p99 "$r")" "$(field new_per_s "$r")" "$(field same_files "$r")" "$(field outcome "$r" | tr _ ' ')"
 done < <(grep '^result server=' run.out)
 exit "$rc"

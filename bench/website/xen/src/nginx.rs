@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! website-nginx [--board NAME] [--timeout SECS] --ca CA.pem --htdocs DIR [--path /index.html]
-//!               [--wrk-seconds 20] [--conns 16] [--new-seconds 10]
+//!               [--wrk-seconds 20] [--conns 16] [--new-seconds 10] [--also-conns N]
 //!               (--nginx XL | --uni XL)...
 //! ```
 //! Guests are booted in the order given. Each has one vif and no MAC, so the k-th gets
@@ -25,7 +25,8 @@
 //! 2. fetch /index.html, /css/site.css and /img/logo.svg, verifying the certificate against
 //!    `--ca`, and compare them byte for byte with `--htdocs`;
 //! 3. `openssl s_client -brief`: the TLS version, suite and group negotiated;
-//! 4. `wrk -t1 -c CONNS -d WRK_SECONDS --latency https://<ip><path>` (keep-alive);
+//! 4. `wrk -t1 -c CONNS -d WRK_SECONDS --latency https://<ip><path>` (keep-alive), and with
+//!    `--also-conns N` once more with N connections (`also_wrk=cN:<requests/s>/<p50>/<p99>/…`);
 //! 5. `openssl s_time -connect <ip>:443 -new -time NEW_SECONDS` (full handshakes one after the
 //!    other, no request), counted over this process's wall time around it;
 //! 6. end it: the Linux domU powers off on a connection to its port 99; static-website is
@@ -76,6 +77,8 @@ struct Opts {
     wrk_seconds: u32,
     conns: u32,
     new_seconds: u32,
+    /// a second wrk run with this many connections (0: none)
+    also_conns: u32,
 }
 
 #[derive(Default, Clone, Debug)]
@@ -93,6 +96,8 @@ struct Measured {
     new_count: Option<u64>,
     new_wall_s: f64,
     note: String,
+    /// the second wrk run: `c<N>:<requests/s>/<p50>/<p99>/<errors>`
+    also: String,
 }
 
 fn main() -> ExitCode {
@@ -118,6 +123,7 @@ fn run() -> Result<ExitCode> {
     let (mut ca, mut htdocs) = (None, None);
     let mut path = "/index.html".to_string();
     let (mut wrk_seconds, mut conns, mut new_seconds) = (20u32, 16u32, 10u32);
+    let mut also_conns = 0u32;
     let mut specs: Vec<Spec> = Vec::new();
     let num = |v: Option<String>, what: &str| -> Result<u32> {
         let v = v.with_context(|| format!("{what} needs a number"))?;
@@ -134,6 +140,7 @@ fn run() -> Result<ExitCode> {
             "--wrk-seconds" => wrk_seconds = num(args.next(), "--wrk-seconds")?,
             "--conns" => conns = num(args.next(), "--conns")?,
             "--new-seconds" => new_seconds = num(args.next(), "--new-seconds")?,
+            "--also-conns" => also_conns = num(args.next(), "--also-conns")?,
             "--nginx" | "--uni" => {
                 let xl = PathBuf::from(args.next().with_context(|| format!("{a} XL"))?);
                 let kind = if a == "--nginx" {
@@ -154,7 +161,7 @@ fn run() -> Result<ExitCode> {
         }
     }
     let (Some(ca), Some(htdocs)) = (ca, htdocs) else {
-        bail!("usage: website-nginx [--board NAME] [--timeout SECS] --ca CA.pem --htdocs DIR [--path P] [--wrk-seconds N] [--conns N] [--new-seconds N] (--nginx XL | --uni XL)...");
+        bail!("usage: website-nginx [--board NAME] [--timeout SECS] --ca CA.pem --htdocs DIR [--path P] [--wrk-seconds N] [--conns N] [--new-seconds N] [--also-conns N] (--nginx XL | --uni XL)...");
     };
     if specs.is_empty() {
         bail!("no guest given (--nginx XL, --uni XL)");
@@ -170,6 +177,7 @@ fn run() -> Result<ExitCode> {
         wrk_seconds,
         conns,
         new_seconds,
+        also_conns,
     };
 
     // Each guest's xl file, renamed when a name comes twice (each domain's console log is
@@ -306,8 +314,9 @@ fn run() -> Result<ExitCode> {
                 .map(|n| format!("{:.1}", n as f64 / m.new_wall_s))
                 .unwrap_or_else(|| "-".into());
             println!(
-                "result server={server} guest={} first_200_s={} host_first_200_s={} curl_time_total_s={} same_files={} tls={} rps={} p50={} p99={} requests={} errors={} new_count={} new_wall_s={:.2} new_per_s={new_per_s} outcome={outcome} note={}",
+                "result server={server} guest={} first_output_s={} first_200_s={} host_first_200_s={} curl_time_total_s={} same_files={} tls={} rps={} p50={} p99={} requests={} errors={} new_count={} new_wall_s={:.2} new_per_s={new_per_s} also_wrk={} outcome={outcome} note={}",
                 g.name,
+                s(g.first_output),
                 s(g.marker),
                 s(m.first_200_host_s),
                 w(&m.curl_total),
@@ -320,6 +329,7 @@ fn run() -> Result<ExitCode> {
                 w(&m.errors),
                 m.new_count.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
                 m.new_wall_s,
+                w(&m.also),
                 w(&m.note),
             );
         }
@@ -392,7 +402,15 @@ fn measure_all(
         );
         m.same_files = same_files(ip, opts);
         m.tls = tls_info(ip);
-        wrk(ip, opts, &mut m);
+        wrk(ip, opts, opts.conns, &mut m);
+        if opts.also_conns > 0 {
+            let mut a = Measured::default();
+            wrk(ip, opts, opts.also_conns, &mut a);
+            m.also = format!(
+                "c{}:{}/{}/{}/{}",
+                opts.also_conns, a.rps, a.p50, a.p99, a.errors
+            );
+        }
         s_time(ip, opts, &mut m);
         results.lock().unwrap()[k] = Some(m);
         // end it
@@ -528,11 +546,11 @@ fn tls_info(ip: Ipv4Addr) -> String {
 }
 
 /// `wrk --latency`, keep-alive: requests/s, p50, p99, the request count and errors.
-fn wrk(ip: Ipv4Addr, opts: &Opts, m: &mut Measured) {
+fn wrk(ip: Ipv4Addr, opts: &Opts, conns: u32, m: &mut Measured) {
     let limit = (opts.wrk_seconds + 60).to_string();
     let o = Command::new("timeout")
         .args(["--kill-after=5", &limit, "wrk", "-t1"])
-        .arg(format!("-c{}", opts.conns))
+        .arg(format!("-c{conns}"))
         .arg(format!("-d{}s", opts.wrk_seconds))
         .args(["--latency", "--timeout", "10s"])
         .arg(format!("https://{ip}{}", opts.path))
@@ -542,7 +560,7 @@ fn wrk(ip: Ipv4Addr, opts: &Opts, m: &mut Measured) {
         return;
     };
     let text = String::from_utf8_lossy(&o.stdout);
-    eprintln!("website-nginx: wrk {ip}:\n{text}");
+    eprintln!("website-nginx: wrk {ip}, {conns} connections:\n{text}");
     let mut errors = Vec::new();
     for l in text.lines() {
         let t = l.trim();
