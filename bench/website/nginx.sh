@@ -6,14 +6,22 @@
 #   BOARD=qemu-virt bench/website/nginx.sh  the 64-bit hypervisor
 #   bench/website/nginx.sh qemu-virt [MIB]  the same
 #
-# Environment: SECONDS_WRK (20: wrk's duration), CONNS (16: wrk's connections), SECONDS_NEW (10:
-# openssl s_time -new's duration), ALSO_CONNS (0: when set, wrk runs a second time with this
-# many connections, reported as also_wrk=cN:<requests/s>/<p50>/<p99>/<errors>), URL_PATH (/index.html), LINUX_TRIES (1: Linux boots to try;
-# with 2, a second Linux boot is measured if the first does not come up, and destroyed as soon
-# as it exists if it did, which slowed the next guest's `xl create` by about 4 s in a trial run), UNI_ALSO_MIB (4: static-website once more at these sizes, after
-# the like-for-like pair; "" for none), TIMEOUT (900: the whole board session), BENCH_DIR
-# (/tmp/uni-bench-website-nginx), HEAVY_LOCK (a lock file: the builds and the board session
-# each run under `flock $HEAVY_LOCK`; on the shared machine /tmp/uni-heavy.lock).
+# Environment:
+#   SECONDS_WRK (20)   wrk's duration; CONNS (16) its connections
+#   ALSO_CONNS (0)     when set, wrk runs a second time with this many connections, reported as
+#                      also_wrk=cN:<requests/s>/<p50>/<p99>/<errors>
+#   SECONDS_NEW (10)   openssl s_time -new's duration
+#   URL_PATH           the path wrk fetches (/index.html)
+#   LINUX_TRIES (1)    Linux boots to list; with 2, the second is measured if the first does not
+#                      come up, and destroyed as soon as it exists if it did (which slowed the
+#                      next guest's `xl create` by about 4 s in a trial run)
+#   UNI_ALSO_MIB (4)   static-website once more at these sizes, after the like-for-like pair
+#                      ("" for none)
+#   TIMEOUT (900)      the whole board session
+#   BENCH_DIR          /tmp/uni-bench-website-nginx
+#   HEAVY_LOCK         a lock file the builds and the board session each run under (`flock`);
+#                      or run the whole script under `flock /tmp/uni-heavy.lock` on the shared
+#                      machine
 #
 # 1. builds examples/static-website for xen-arm (its own unikernel.toml: TLS 1.3, X25519,
 #    ECDSA P-256, AES-128-GCM / ChaCha20-Poly1305);
