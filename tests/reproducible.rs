@@ -212,3 +212,54 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// Apps anywhere build with the same flags for every crate but their own: an app outside the
+/// checkout, built into the target directory the examples use on a board, compiles its own
+/// crates and none of core's, and hello built after it is still fresh (issue #17: before, the
+/// outside app's path in the build's RUSTFLAGS made the two rebuild each other's dependencies,
+/// core included). A copy of hello in a temporary directory; about 10 s once hello is built.
+#[test]
+fn an_app_elsewhere_shares_the_examples_dependencies() {
+    let board = "cubieboard2";
+    let build = |dir: &Path| {
+        let o = uni_tests::uni_on(board, dir, &["build", "--target", "xen-arm", "-v"])
+            .output()
+            .unwrap();
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{}:\n{out}\n{err}", dir.display());
+        err
+    };
+    let hello = root().join("examples/hello");
+    build(&hello);
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("hello");
+    std::fs::create_dir_all(copy.join("src")).unwrap();
+    for f in ["unikernel.toml", "src/lib.rs"] {
+        std::fs::copy(hello.join(f), copy.join(f)).unwrap();
+    }
+    std::fs::write(
+        copy.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nuni-runtime = {{ path = {:?} }}\n\n[workspace]\n",
+            root().join("runtime").display().to_string()
+        ),
+    )
+    .unwrap();
+    let err = build(&copy);
+    assert!(err.contains("Compiling hello v0.1.0"), "{err}");
+    assert!(
+        !err.contains("Compiling core v"),
+        "core compiled again:\n{err}"
+    );
+    let generated = std::fs::read_to_string(copy.join("_build/xen-arm/Cargo.toml")).unwrap();
+    assert!(
+        generated.contains(&format!(
+            "[profile.release.package.hello]\nrustflags = [\"--remap-path-prefix={}/=\"]",
+            tmp.path().display()
+        )),
+        "{generated}"
+    );
+    let err = build(&hello);
+    assert!(!err.contains("Compiling "), "hello rebuilt:\n{err}");
+}

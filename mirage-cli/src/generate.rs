@@ -106,6 +106,9 @@ struct TemplateContext {
     /// Whether the crate reaches the checkout through `uni/` (then excluded from its workspace).
     uni_link: bool,
     profile: Vec<&'static str>,
+    /// For an app outside the checkout on xen-arm: its package, and the rustflags (a TOML
+    /// array) that only its crate gets (see [`app_rustflags`]).
+    app_profile: Option<(String, String)>,
     /// With tracing on, the ring's capacity in events.
     trace: Option<u32>,
 }
@@ -296,6 +299,12 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         deps,
         uni_link: uni_link.is_some(),
         profile,
+        app_profile: match (&uni_link, target) {
+            (None, Target::XenArm) => {
+                app_rustflags(&cfg.app_dir).map(|flags| (app_package.clone(), flags))
+            }
+            _ => None,
+        },
         trace: cfg.trace.map(|t| t.events),
     };
     let cx = tera::Context::from_serialize(&cx)?;
@@ -406,6 +415,19 @@ fn in_home(to: &Path) -> Result<Option<PathBuf>> {
         return Ok(None);
     };
     Ok(to.strip_prefix(&home).ok().map(Path::to_path_buf))
+}
+
+/// The rustflags, as a TOML array, of the crate of an app outside the checkout, on xen-arm:
+/// rustc names its files from the app's parent directory (`web/src/lib.rs` in a panic), as it
+/// names an example's (`crash/src/lib.rs`). Cargo's per-package `rustflags` (the unstable
+/// `profile-rustflags`, on the stable toolchain as `-Zbuild-std` is) give it to that crate alone:
+/// in the build's RUSTFLAGS, which every crate gets, a flag that depends on where the app lives
+/// would make two apps rebuild each other's dependencies, `core` included, in a shared target
+/// directory. `None` for an app at the root of the file system.
+fn app_rustflags(app_dir: &Path) -> Option<String> {
+    let parent = home::normalize(app_dir).parent()?.to_path_buf();
+    let flag = format!("--remap-path-prefix={}/=", parent.display());
+    Some(toml::Value::Array(vec![toml::Value::String(flag)]).to_string())
 }
 
 /// The link to the checkout for the generated crate at `dir`, when the app at `app_dir` lies in
