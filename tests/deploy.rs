@@ -3,7 +3,9 @@
 //! and a forward from 127.0.0.1 to the unikernel deployed as echo). One boot carries every
 //! check: hello and echo deployed, echo answering over TCP through the forward and dom0's
 //! bridge, a redeploy replacing it at the same address and the same forward still answering, a broken image rolled back, an image for the wrong board refused,
-//! `uni ps`, `uni logs`, `uni logs --follow` and `uni stop`; `uni deploy --console` in a
+//! `uni ps` (and `--json`), `uni logs` (each boot set off by a line naming its domain),
+//! `uni logs -f` and `uni stop`; a block-app's disk, examples/notes through power cuts,
+//! static-website at 4 MiB, and the app `uni new` writes with every kind; `uni deploy --console` in a
 //! pseudo-terminal (util-linux `script`): hello's whole console, ending when hello powers off,
 //! and echo's redeploy attached until left with Ctrl-] (nothing left behind in dom0); a dom0
 //! without `xl` and a dom0 whose /var/lib/uni is full (filled with `dd` over ssh) refused with a
@@ -487,9 +489,71 @@ fn website_at_its_smallest_memory(home: &SshHome, host: &str, fwd: u16) {
     );
 }
 
+/// `uni new`'s app with every kind (issue #17), written outside the checkout, deployed to the
+/// board as it is: each device's use prints on its console, and its page answers curl through
+/// the forward. (Here rather than in tests/new.rs, which runs the same app on unix, so that it
+/// shares this board's boot.)
+fn a_new_app_on_the_board(home: &SshHome, host: &str, fwd: u16) {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = home.run(
+        tmp.path(),
+        &[
+            "new",
+            "every",
+            "--devices",
+            "console,clock,random,args,kv_ro,kv_rw,block,net,dns,http,xenstore",
+        ],
+    );
+    ok(o, "uni new every");
+    let app = tmp.path().join("every");
+    // the boot argument its args device reads, on the xl file's extra= line
+    let mut toml = std::fs::read_to_string(app.join("unikernel.toml")).unwrap();
+    toml.push_str("\n[xen]\nextra = \"--greeting=hi\"\n");
+    std::fs::write(app.join("unikernel.toml"), toml).unwrap();
+    let (_, err) = ok(home.run(&app, &["deploy", "--host", host]), "deploy every");
+    assert!(err.contains("Uploading store's disk store.img"), "{err}");
+    let t = Instant::now();
+    let log = loop {
+        let (log, _) = ok(home.run(&app, &["logs", "--host", host]), "logs every");
+        if log.contains("http: listening on") {
+            break log;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "every's console:\n{log}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    for line in [
+        "hello from every\n",
+        "args: hi (--greeting=…)\n",
+        "data: hello.txt holds 17 bytes\n",
+        "store: 0 keys, then wrote `hello`\n",
+        "disk: 2048 sectors of 512 bytes\n",
+        "dns: example.com: dns: no nameserver configured",
+        "xenstore: my domain is every\n",
+        "http: listening on 10.0.0.",
+    ] {
+        assert!(log.contains(line), "no {line:?} in\n{log}");
+    }
+    let page = Command::new("curl")
+        .args(["--silent", "--fail", "--max-time", "60", "--retry", "5"])
+        .arg("--retry-all-errors")
+        .arg(format!("http://localhost:{fwd}/"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&page.stdout), "hello from every\n");
+    ok(home.run(&app, &["stop", "--host", host]), "stop every");
+}
+
+/// The power cuts of [`notes_on_the_board`].
+const ROUNDS: u64 = 3;
+
 /// examples/notes on the board's dom0: deployed with a fresh store, written to while its domain
-/// is destroyed (`xl destroy`, a power cut) at random points 5 times and created again, every
-/// acknowledged note still there each time; then a redeploy keeps the store.
+/// is destroyed (`xl destroy`, a power cut) at random points [`ROUNDS`] times and created
+/// again, every acknowledged note still there each time; then a redeploy keeps the store. (Each
+/// round is a boot of notes, about 25 s here; tests/notes.rs cuts the unix process many more
+/// times.)
 fn notes_on_the_board(home: &SshHome, host: &str, port: u16, fwd: u16) {
     let dir = tempfile::tempdir().unwrap();
     uni_tests::notes_config(dir.path());
@@ -509,7 +573,7 @@ fn notes_on_the_board(home: &SshHome, host: &str, port: u16, fwd: u16) {
     let mut model = std::collections::BTreeMap::new();
     let mut rng: u64 = 0x0b0a_7d00_5eed_0001;
     let mut acked = 0;
-    for round in 0..5u64 {
+    for round in 0..ROUNDS {
         let mut args = Vec::new();
         let mut sent = Vec::new();
         for j in 0..20u64 {
@@ -529,8 +593,9 @@ fn notes_on_the_board(home: &SshHome, host: &str, port: u16, fwd: u16) {
             sent.push((key, value.into_bytes()));
         }
         let ca = example("static-website").join("pki/ca.pem");
-        let client = Command::new("curl")
-            .args(["--silent", "--max-time", "120", "--cacert"])
+        // line-buffered (stdbuf), so that each PUT's status arrives as it is answered
+        let mut client = Command::new("stdbuf")
+            .args(["-oL", "curl", "--silent", "--max-time", "120", "--cacert"])
             .arg(&ca)
             .args(&args)
             .stdout(std::process::Stdio::piped())
@@ -539,10 +604,20 @@ fn notes_on_the_board(home: &SshHome, host: &str, port: u16, fwd: u16) {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        std::thread::sleep(Duration::from_millis(1000 + rng % 4000));
+        // The cut comes right after the k-th answer (k from 1 to 19), with the next PUT on its
+        // way: the 20 PUTs take well under a second here, too short for a cut at a random time
+        // to land among them.
+        let k = 1 + (rng % 19) as usize;
+        let mut stdout = std::io::BufReader::new(client.stdout.take().unwrap());
+        let mut codes = String::new();
+        for _ in 0..k {
+            if std::io::BufRead::read_line(&mut stdout, &mut codes).unwrap() == 0 {
+                break;
+            }
+        }
         dom0(home, port, "xl destroy notes");
-        let out = client.wait_with_output().unwrap();
-        let codes = String::from_utf8_lossy(&out.stdout).into_owned();
+        std::io::Read::read_to_string(&mut stdout, &mut codes).unwrap();
+        client.wait().unwrap();
         let mut in_flight = None;
         for (i, (key, value)) in sent.into_iter().enumerate() {
             match codes.lines().nth(i) {
@@ -584,8 +659,8 @@ fn notes_on_the_board(home: &SshHome, host: &str, port: u16, fwd: u16) {
             }
         }
     }
-    assert!(acked > 0, "no PUT was acknowledged in 5 rounds");
-    eprintln!("notes on the board: 5 power cuts, {acked} acknowledged PUTs");
+    assert!(acked > 0, "no PUT was acknowledged in {ROUNDS} rounds");
+    eprintln!("notes on the board: {ROUNDS} power cuts, {acked} acknowledged PUTs");
 
     // a redeploy keeps the store
     let (_, err) = ok(
@@ -641,6 +716,8 @@ fn deploy_to_the_emulated_dom0() {
         let publish_notes = format!("{notes_fwd}:notes:443");
         let web_fwd = free_port();
         let publish_web = format!("{web_fwd}:static-website:443");
+        let new_fwd = free_port();
+        let publish_new = format!("{new_fwd}:every:8080");
         let mut cmd = home.uni(
             &here,
             "config",
@@ -655,6 +732,8 @@ fn deploy_to_the_emulated_dom0() {
                 &publish_notes,
                 "-p",
                 &publish_web,
+                "-p",
+                &publish_new,
                 "--trust-host-key",
                 "--timeout",
                 "600",
@@ -719,9 +798,9 @@ fn deploy_to_the_emulated_dom0() {
             std::thread::sleep(Duration::from_secs(1));
         }
 
-        step("logs --follow");
-        // --- `uni logs --follow` streams the console log and keeps following ---
-        let mut c = home.uni(&here, "config", &["logs", "--follow", "--host", &host]);
+        step("logs -f");
+        // --- `uni logs -f` (--follow) streams the console log and keeps following ---
+        let mut c = home.uni(&here, "config", &["logs", "-f", "--host", &host]);
         c.process_group(0);
         let mut follow = Background::spawn(c);
         follow.wait_for("world", false, Duration::from_secs(30));
@@ -805,9 +884,22 @@ fn deploy_to_the_emulated_dom0() {
             out.lines().any(|l| l
                 .split_whitespace()
                 .take(2)
-                .eq(["echo", &first.to_string()])),
+                .eq(["echo", &first.to_string()])
+                && l.ends_with(" running")),
             "{out}"
         );
+        let (json, _) = ok(
+            home.run(&echo, &["ps", "--json", "--host", &host]),
+            "ps --json",
+        );
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        let row = |name: &str| rows.iter().find(|r| r["name"] == name).cloned();
+        let e = row("echo").unwrap_or_else(|| panic!("{json}"));
+        assert_eq!(e["domid"], first, "{json}");
+        assert_eq!(e["state"], "running", "{json}");
+        assert!(e["memory_mib"].as_u64().is_some_and(|m| m > 0), "{json}");
+        let h = row("hello").unwrap_or_else(|| panic!("{json}"));
+        assert!(h["domid"].is_null() && h["state"] == "stopped", "{json}");
         assert!(
             out.lines()
                 .any(|l| l.starts_with("hello ") && l.contains("stopped")),
@@ -911,6 +1003,24 @@ fn deploy_to_the_emulated_dom0() {
             "{out}"
         );
         let (log, _) = ok(home.run(&echo, &["logs", "--host", &host]), "logs echo");
+        // each boot is set off by a line naming its domain: the first deploy, the redeploy, and
+        // the restored image (the broken one's `xl create` made no domain)
+        let boots: Vec<u32> = log
+            .lines()
+            .filter_map(|l| l.strip_prefix("--- uni: domain "))
+            .map(|l| {
+                assert!(l.ends_with(" ---") && l.contains(" started 20"), "{l}");
+                l.split(' ').next().unwrap().parse().unwrap()
+            })
+            .collect();
+        assert_eq!(boots, [first, second, restored], "{log}");
+        for boot in log.split("--- uni: domain ").skip(1) {
+            assert_eq!(
+                boot.matches("echo: listening on ").count(),
+                1,
+                "one boot each:\n{log}"
+            );
+        }
         let last = log
             .lines()
             .filter_map(|l| l.strip_prefix("net: "))
@@ -980,6 +1090,9 @@ fn deploy_to_the_emulated_dom0() {
 
         step("static-website at its smallest memory");
         website_at_its_smallest_memory(&home, &host, web_fwd);
+
+        step("uni new's app");
+        a_new_app_on_the_board(&home, &host, new_fwd);
 
         step("stop");
         // --- stop ---

@@ -1,17 +1,15 @@
 //! `uni new`: apps written in a temporary directory outside the checkout, for each device set
 //! docs/apps.md shows, built and run by the real `uni` on unix (the http ones answering the real
-//! curl), and an app with every kind built and booted on the emulated Xen board. The unix apps
-//! share one target directory with the other tests (`uni_tests::uni`), the xen-arm one the
-//! board's (`uni_on`), so uni's crates compile once; each app adds its own crate and main.
-//! Error cases run no build.
+//! curl). The app with every kind is also built for xen-arm and run on the emulated board by
+//! tests/deploy.rs, in the board session it already has (`a_new_app_on_the_board`). The unix
+//! apps share one target directory with the other tests (`uni_tests::uni`), so uni's crates
+//! compile once; each app adds its own crate and main. Error cases run no build.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use uni_tests::{
-    curl, free_port, full_boards, root, run_uni, text, uni, uni_on, Background, DnsServer,
-};
+use uni_tests::{curl, free_port, root, run_uni, text, uni, Background, DnsServer};
 
 /// `uni new args…` in `dir`, which must succeed; the app's directory.
 fn new_app(dir: &Path, args: &[&str]) -> PathBuf {
@@ -340,59 +338,4 @@ fn every_kind_runs_on_unix() {
         out.contains("dns: example.com: dns: no nameserver configured"),
         "{out}"
     );
-}
-
-/// xen-arm: one app with every kind (xenstore too) builds and boots on the emulated board,
-/// each device's use printing on the guest's console, and serves curl through `-p`. Its devices
-/// are a superset of every set docs/apps.md shows; one build and one boot keep the cost down.
-#[test]
-fn every_kind_boots_on_the_emulated_board() {
-    let tmp = tempfile::tempdir().unwrap();
-    let every = new_app(
-        tmp.path(),
-        &[
-            "every",
-            "--devices",
-            "console,clock,random,args,kv_ro,kv_rw,block,net,dns,http,xenstore",
-        ],
-    );
-    for board in full_boards() {
-        let board = board.as_str();
-        let t0 = std::time::Instant::now();
-        let port = free_port();
-        let mut run = Background::spawn(uni_on(
-            board,
-            &every,
-            &[
-                "run",
-                "--target",
-                "xen-arm",
-                "--timeout",
-                "600",
-                "-p",
-                &format!("{port}:8080"),
-                "--",
-                "--greeting=hi",
-            ],
-        ));
-        run.wait_for("http: listening on", false, Duration::from_secs(600));
-        let out = run.out();
-        for line in [
-            "hello from every\n",
-            "args: hi (--greeting=…)\n",
-            "data: hello.txt holds 17 bytes\n",
-            "store: 0 keys, then wrote `hello`\n",
-            "disk: 2048 sectors of 512 bytes\n",
-            "dns: example.com: dns: no nameserver configured",
-            "xenstore: my domain is every\n",
-            "http: listening on 10.0.0.",
-        ] {
-            assert!(out.contains(line), "no {line:?} in\n{out}");
-        }
-        assert_eq!(
-            curl(&[&format!("http://localhost:{port}/")]).stdout,
-            b"hello from every\n"
-        );
-        eprintln!("every built and booted on {board} in {:.0?}", t0.elapsed());
-    }
 }
