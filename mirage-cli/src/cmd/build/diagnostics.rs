@@ -506,6 +506,37 @@ mod tests {
     }
 
     #[test]
+    fn the_signature_note_names_every_device_in_order_with_generics_for_http_and_tls() {
+        let file =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/static-website/unikernel.toml");
+        let cfg = crate::config::load(&file).unwrap();
+        let note = signature_note(&cfg);
+        assert!(
+            note.contains(
+                "pub async fn start<S, C>(console: impl Console, net: impl Stack, \
+                 htdocs: impl KvRo, tls: Tls<S>, https: Server<Tls<S>, C>, \
+                 http: Server<Plain<S>, C>) -> AppResult\n"
+            ),
+            "{note}"
+        );
+        assert!(
+            note.contains("where S: Stack + Clone + 'static, C: Clock + Clone + 'static"),
+            "{note}"
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut last = 0;
+        for d in &cfg.devices {
+            let (line, col) = crate::diag::line_col(&text, d.kind_span.start);
+            let at = note
+                .find(&format!("[devices.{}] kind = ", d.name))
+                .unwrap_or_else(|| panic!("{}: {note}", d.name));
+            assert!(at > last, "declaration order: {note}");
+            last = at;
+            assert!(note.contains(&format!(":{line}:{col}\n")), "{note}");
+        }
+    }
+
+    #[test]
     fn target_feature_warnings_and_missing_std_are_recognized() {
         let d: Diagnostic = serde_json::from_str(
             r#"{"message":"unstable feature specified for `-Ctarget-feature`: `neon`","code":null,
