@@ -179,6 +179,9 @@ pub struct Choice {
     /// verification algorithms ([`schemes`]); the local certificates' keys must sign with one
     /// of them too.
     pub signature_schemes: &'static [verify::Scheme],
+    /// How private keys are loaded: [`sign::KEYS`] (PKCS#8 or SEC1 DER) or [`sign::FIXED`]
+    /// (the fixed forms `uni configure` writes, without an ASN.1 parser).
+    pub keys: &'static dyn rustls::crypto::KeyProvider,
 }
 
 impl Choice {
@@ -187,6 +190,7 @@ impl Choice {
         cipher_suites: ALL_CIPHER_SUITES,
         kx_groups: ALL_KX_GROUPS,
         signature_schemes: schemes::ALL,
+        keys: &sign::KEYS,
     };
 }
 
@@ -219,7 +223,7 @@ pub fn provider_with(rng: &'static Rng, choice: &Choice) -> CryptoProvider {
         kx_groups: choice.kx_groups.iter().map(|g| g(rng)).collect(),
         signature_verification_algorithms: verify::for_schemes(choice.signature_schemes),
         secure_random: rng,
-        key_provider: &sign::KEYS,
+        key_provider: choice.keys,
     }
 }
 

@@ -39,3 +39,54 @@ pub fn private_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
     }
     PrivateKeyDer::from_pem_slice(bytes).map_err(|e| format!("no usable PEM private key: {e}"))
 }
+
+/// Reads DER certificates written one after another (what `uni configure` embeds): each is
+/// split off by its DER header, nothing else is parsed (webpki parses them when it uses them).
+pub fn der_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let mut certs = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let n = der_len(rest).ok_or_else(|| {
+            format!(
+                "certificate {}: not a DER SEQUENCE that fits in the {} bytes left",
+                certs.len() + 1,
+                rest.len()
+            )
+        })?;
+        certs.push(CertificateDer::from(rest[..n].to_vec()));
+        rest = &rest[n..];
+    }
+    if certs.is_empty() {
+        return Err("no certificate found".into());
+    }
+    Ok(certs)
+}
+
+/// The length of the DER SEQUENCE at the start of `b`, header included, if all of it is there.
+fn der_len(b: &[u8]) -> Option<usize> {
+    if *b.first()? != 0x30 {
+        return None;
+    }
+    let first = *b.get(1)? as usize;
+    let (header, len) = if first < 0x80 {
+        (2, first)
+    } else {
+        let n = first - 0x80;
+        if !(1..=3).contains(&n) {
+            return None;
+        }
+        let len = b.get(2..2 + n)?.iter().fold(0, |a, &d| a << 8 | d as usize);
+        (2 + n, len)
+    };
+    let total = header + len;
+    (total <= b.len()).then_some(total)
+}
+
+/// A private key in one of uni-crypto's fixed PKCS#8 forms (`crate::sign::P256_PKCS8_PREFIX`
+/// and the others), as `uni configure` embeds it: taken as PKCS#8 unparsed;
+/// [`crate::sign::FIXED`] checks its form when it loads it.
+pub fn fixed_private_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        bytes.to_vec(),
+    )))
+}

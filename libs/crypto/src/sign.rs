@@ -118,6 +118,74 @@ pub fn load(key: &PrivateKeyDer<'_>) -> Result<Key, Error> {
     }
 }
 
+/// The fixed PKCS#8 form `uni configure` writes a P-256 key in (RFC 5208 around an RFC 5915
+/// `ECPrivateKey` holding only the scalar): these bytes, then the 32-byte scalar.
+pub const P256_PKCS8_PREFIX: [u8; 35] = [
+    0x30, 0x41, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x27, 0x30, 0x25, 0x02, 0x01,
+    0x01, 0x04, 0x20,
+];
+/// The fixed PKCS#8 form of a P-384 key: these bytes, then the 48-byte scalar.
+pub const P384_PKCS8_PREFIX: [u8; 32] = [
+    0x30, 0x4e, 0x02, 0x01, 0x00, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+    0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22, 0x04, 0x37, 0x30, 0x35, 0x02, 0x01, 0x01, 0x04, 0x30,
+];
+/// The fixed PKCS#8 form of an Ed25519 key (RFC 8410): these bytes, then the 32-byte seed.
+pub const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The key provider for keys `uni configure` decoded: only the fixed PKCS#8 forms above, read
+/// by comparing bytes, so an image that uses it links no ASN.1, PKCS#8, SEC1 or PEM parser.
+#[derive(Debug)]
+pub struct Fixed;
+
+/// The key provider for keys in the fixed forms.
+pub static FIXED: Fixed = Fixed;
+
+impl KeyProvider for Fixed {
+    fn load_private_key(
+        &self,
+        key_der: PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn SigningKey>, Error> {
+        load_fixed(&key_der).map(|k| Arc::new(k) as Arc<dyn SigningKey>)
+    }
+}
+
+/// Loads a key in one of the fixed PKCS#8 forms ([`P256_PKCS8_PREFIX`] and the others).
+pub fn load_fixed(key: &PrivateKeyDer<'_>) -> Result<Key, Error> {
+    let bad = || {
+        Error::General(format!(
+            "private key: not in the fixed PKCS#8 form `uni configure` writes (supported: {SUPPORTED})"
+        ))
+    };
+    let PrivateKeyDer::Pkcs8(k) = key else {
+        return Err(bad());
+    };
+    let der = k.secret_pkcs8_der();
+    if let Some(s) = der.strip_prefix(&P256_PKCS8_PREFIX[..]) {
+        return p256::ecdsa::SigningKey::from_slice(s)
+            .ok()
+            .filter(|_| s.len() == 32)
+            .map(Key::P256)
+            .ok_or_else(bad);
+    }
+    #[cfg(feature = "p384")]
+    if let Some(s) = der.strip_prefix(&P384_PKCS8_PREFIX[..]) {
+        return p384::ecdsa::SigningKey::from_slice(s)
+            .ok()
+            .filter(|_| s.len() == 48)
+            .map(Key::P384)
+            .ok_or_else(bad);
+    }
+    #[cfg(feature = "ed25519")]
+    if let Some(s) = der.strip_prefix(&ED25519_PKCS8_PREFIX[..]) {
+        let seed: &[u8; 32] = s.try_into().map_err(|_| bad())?;
+        return Ok(Key::Ed25519(ed25519_dalek::SigningKey::from_bytes(seed)));
+    }
+    Err(bad())
+}
+
 impl Key {
     fn scheme(&self) -> SignatureScheme {
         match self {

@@ -230,9 +230,10 @@ pub fn for_schemes(schemes: &[Scheme]) -> WebPkiSupportedAlgorithms {
     }
 }
 
-/// Whether two algorithm references are the same static.
+/// Whether two algorithms are the same one: the same key and signature algorithm identifiers.
+/// (Not by address: the algorithms are zero-sized statics, which may share one.)
 fn same(a: &dyn SignatureVerificationAlgorithm, b: &dyn SignatureVerificationAlgorithm) -> bool {
-    core::ptr::addr_eq(a, b)
+    a.public_key_alg_id() == b.public_key_alg_id() && a.signature_alg_id() == b.signature_alg_id()
 }
 
 #[cfg(feature = "rsa")]

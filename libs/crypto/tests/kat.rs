@@ -504,3 +504,74 @@ fn rng_is_the_providers_randomness() {
     );
     assert!(p.kx_groups[0].start().is_err());
 }
+
+/// The fixed PKCS#8 forms `uni configure` writes are PKCS#8 that the general decoders read as
+/// the same key, and `sign::FIXED` loads them (and only them) without a parser.
+#[test]
+fn fixed_pkcs8_forms_are_pkcs8_and_load_without_a_parser() {
+    use pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::crypto::KeyProvider;
+    let pkcs8 = |prefix: &[u8], secret: &[u8]| {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from([prefix, secret].concat()))
+    };
+    let cases = [
+        (
+            pkcs8(&uni_crypto::sign::P256_PKCS8_PREFIX, &[7u8; 32]),
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+        ),
+        (
+            pkcs8(&uni_crypto::sign::P384_PKCS8_PREFIX, &[7u8; 48]),
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+        ),
+        (
+            pkcs8(&uni_crypto::sign::ED25519_PKCS8_PREFIX, &[7u8; 32]),
+            SignatureScheme::ED25519,
+        ),
+    ];
+    for (key, scheme) in cases {
+        let fixed = uni_crypto::sign::FIXED
+            .load_private_key(key.clone_key())
+            .unwrap_or_else(|e| panic!("{scheme:?}: {e}"));
+        let general = uni_crypto::sign::KEYS.load_private_key(key).unwrap();
+        let signer = fixed
+            .choose_scheme(&[scheme])
+            .expect("signs with its scheme");
+        // The same key: what one signs, the other's public half verifies (through the
+        // provider's verifier); Ed25519 and RFC 6979 ECDSA are deterministic, so compare.
+        let other = general.choose_scheme(&[scheme]).unwrap();
+        assert_eq!(
+            signer.sign(b"m").unwrap(),
+            other.sign(b"m").unwrap(),
+            "{scheme:?}"
+        );
+    }
+    // Anything else is refused, with the reason.
+    let general = pkcs8(&uni_crypto::sign::P256_PKCS8_PREFIX, &[7u8; 31]);
+    let e = uni_crypto::sign::FIXED
+        .load_private_key(general)
+        .unwrap_err();
+    assert!(e.to_string().contains("fixed PKCS#8 form"), "{e}");
+}
+
+/// The provider built from every scheme verifies with every algorithm compiled in (the
+/// algorithms are zero-sized statics, so telling them apart must not go by address).
+#[test]
+fn every_scheme_keeps_every_algorithm() {
+    let p = uni_crypto::provider(rng());
+    let ids = |algs: &[&'static dyn pki_types::SignatureVerificationAlgorithm]| {
+        let mut v: Vec<_> = algs
+            .iter()
+            .map(|a| (a.public_key_alg_id(), a.signature_alg_id()))
+            .collect();
+        v.sort_by_key(|(k, s)| (k.as_ref().to_vec(), s.as_ref().to_vec()));
+        v
+    };
+    assert_eq!(
+        ids(p.signature_verification_algorithms.all),
+        ids(uni_crypto::verify::ALGORITHMS.all)
+    );
+    assert_eq!(
+        p.signature_verification_algorithms.mapping.len(),
+        uni_crypto::verify::ALGORITHMS.mapping.len()
+    );
+}

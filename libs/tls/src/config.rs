@@ -44,10 +44,15 @@ impl Clone for Identity {
 impl Identity {
     /// Reads a chain and a key from PEM (or DER) bytes.
     pub fn from_pem(cert: &[u8], key: &[u8]) -> Result<Identity, TlsError> {
-        let chain = uni_crypto::pem::certificates(cert)
+        Identity::decode(cert, key, &crate::Decode::PEM)
+    }
+
+    /// Reads a chain and a key as `decode` says.
+    pub fn decode(cert: &[u8], key: &[u8], decode: &crate::Decode) -> Result<Identity, TlsError> {
+        let chain = (decode.certificates)(cert)
             .map_err(|e| TlsError::Config(format!("certificate: {e}")))?;
-        let key = uni_crypto::pem::private_key(key)
-            .map_err(|e| TlsError::Config(format!("private key: {e}")))?;
+        let key =
+            (decode.private_key)(key).map_err(|e| TlsError::Config(format!("private key: {e}")))?;
         Ok(Identity { chain, key })
     }
 

@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use pki_types::CertificateDer;
+use pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::time_provider::TimeProvider;
@@ -52,6 +52,39 @@ pub struct Files<'a> {
     /// The cipher suites, key-exchange groups and signature schemes, on both sides
     /// (`cipher-suites`, `kx-groups`, `signature-schemes`; default: all compiled in).
     pub choice: uni_crypto::Choice,
+    /// How the certificates and keys above are read.
+    pub decode: Decode,
+}
+
+/// How a [`Files`]'s certificates and keys are read at boot. Which one the generated main
+/// names decides which reader the image links.
+#[derive(Debug, Clone, Copy)]
+pub struct Decode {
+    /// Certificates: a chain, end entity first, or trust anchors.
+    pub certificates: fn(&[u8]) -> Result<Vec<CertificateDer<'static>>, String>,
+    /// A private key.
+    pub private_key: fn(&[u8]) -> Result<PrivateKeyDer<'static>, String>,
+}
+
+impl Decode {
+    /// PEM (or one DER certificate; a DER PKCS#8 or SEC1 key): [`uni_crypto::pem`].
+    pub const PEM: Decode = Decode {
+        certificates: uni_crypto::pem::certificates,
+        private_key: uni_crypto::pem::private_key,
+    };
+    /// What `uni configure` writes: DER certificates, one after another, and keys in
+    /// uni-crypto's fixed PKCS#8 forms (load them with [`uni_crypto::sign::FIXED`]). Reading
+    /// them splits DER headers and parses nothing else.
+    pub const DER: Decode = Decode {
+        certificates: uni_crypto::pem::der_certificates,
+        private_key: uni_crypto::pem::fixed_private_key,
+    };
+}
+
+impl Default for Decode {
+    fn default() -> Decode {
+        Decode::PEM
+    }
 }
 
 /// TLS over a stack: a server configuration (if a certificate was given), trust anchors for
@@ -97,7 +130,7 @@ impl<S: Stack> Tls<S> {
         let versions = (!files.versions.is_empty()).then(|| files.versions.to_vec());
         let time: Arc<dyn TimeProvider> = Arc::new(ClockTime(clock));
         let identity = match (files.cert, files.key) {
-            (Some(c), Some(k)) => Some(Identity::from_pem(c, k)?),
+            (Some(c), Some(k)) => Some(Identity::decode(c, k, &files.decode)?),
             (None, None) => None,
             _ => return Err(TlsError::Config("`cert` and `key` go together".into())),
         };
@@ -105,12 +138,16 @@ impl<S: Stack> Tls<S> {
         for s in files.sni {
             sni.push((
                 String::from(s.name),
-                Identity::from_pem(s.cert, s.key)
+                Identity::decode(s.cert, s.key, &files.decode)
                     .map_err(|e| TlsError::Config(alloc::format!("SNI name {}: {e}", s.name)))?,
             ));
         }
         let alpn: Vec<Vec<u8>> = files.alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
-        let client_ca = files.client_ca.map(config::roots).transpose()?;
+        let roots = |pem: &[u8]| {
+            (files.decode.certificates)(pem)
+                .map_err(|e| TlsError::Config(alloc::format!("CA certificates: {e}")))
+        };
+        let client_ca = files.client_ca.map(roots).transpose()?;
         let server = if identity.is_some() || !sni.is_empty() {
             let opts = ServerOptions {
                 identity: identity.clone(),
@@ -125,7 +162,7 @@ impl<S: Stack> Tls<S> {
         } else {
             None
         };
-        let roots = files.ca.map(config::roots).transpose()?.unwrap_or_default();
+        let roots = files.ca.map(roots).transpose()?.unwrap_or_default();
         Ok(Tls {
             stack,
             rng,

@@ -28,7 +28,7 @@ mod x509;
 
 pub use config::{ClientOptions, Identity, ServerOptions};
 pub use core_session::{Output, Session, SessionInfo, Status};
-pub use device::{Files, SniFiles, Tls, TlsListener};
+pub use device::{Decode, Files, SniFiles, Tls, TlsListener};
 pub use error::{CertError, ChainCert, ChainPosition, Failure, Rejection, TlsError};
 pub use flow::TlsFlow;
 pub use rustls;

@@ -12,6 +12,7 @@ use super::{
 use crate::target::Target;
 
 mod check;
+mod fixed;
 
 pub const KIND: Kind = Kind {
     name: "tls",
@@ -640,13 +641,6 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
     }))
 }
 
-fn include_opt(f: &Option<EmbeddedFile>) -> String {
-    match f {
-        Some(f) => format!("Some({})", f.include()),
-        None => "None".into(),
-    }
-}
-
 impl Device for Tls {
     fn kind(&self) -> &'static Kind {
         &KIND
@@ -682,14 +676,35 @@ impl Device for Tls {
     }
 
     fn implement(&self, _name: &str, _target: Target) -> Result<Implementation, Unsupported> {
+        // Decoded at configure time when every file decodes (fixed::Embed), so that the image
+        // links no PEM or PKCS#8 parser.
+        let embed = fixed::Embed::of(
+            [
+                (&self.cert, false),
+                (&self.key, true),
+                (&self.ca, false),
+                (&self.client_ca, false),
+            ]
+            .into_iter()
+            .filter_map(|(f, key)| f.as_ref().map(|f| (f, key)))
+            .chain(
+                self.sni
+                    .iter()
+                    .flat_map(|(_, c, k)| [(c, false), (k, true)]),
+            ),
+        );
+        let opt = |f: &Option<EmbeddedFile>, key: bool| match f {
+            Some(f) => format!("Some({})", embed.expr(f, key)),
+            None => "None".to_string(),
+        };
         let sni: Vec<String> = self
             .sni
             .iter()
             .map(|(name, cert, key)| {
                 format!(
                     "uni_tls::SniFiles {{ name: {name:?}, cert: {}, key: {} }}",
-                    cert.include(),
-                    key.include()
+                    embed.expr(cert, false),
+                    embed.expr(key, true)
                 )
             })
             .collect();
@@ -697,30 +712,36 @@ impl Device for Tls {
         let (versions, choice) = match &self.narrow {
             None => (
                 String::new(),
-                "uni_tls::uni_crypto::Choice::ALL".to_string(),
+                if embed.der {
+                    "uni_tls::uni_crypto::Choice { keys: &uni_tls::uni_crypto::sign::FIXED, ..uni_tls::uni_crypto::Choice::ALL }".to_string()
+                } else {
+                    "uni_tls::uni_crypto::Choice::ALL".to_string()
+                },
             ),
             Some(n) => {
                 let list = |v: Vec<String>| v.join(", ");
                 (
                     list(n.versions.iter().map(|v| format!("&uni_tls::rustls::version::{}", if v.tls12 { "TLS12" } else { "TLS13" })).collect()),
                     format!(
-                        "uni_tls::uni_crypto::Choice {{ cipher_suites: &[{}], kx_groups: &[{}], signature_schemes: &[{}] }}",
+                        "uni_tls::uni_crypto::Choice {{ cipher_suites: &[{}], kx_groups: &[{}], signature_schemes: &[{}], keys: &uni_tls::uni_crypto::sign::{} }}",
                         list(n.suites.iter().map(|s| format!("uni_tls::uni_crypto::suites::{}", s.name)).collect()),
                         list(n.groups.iter().map(|g| format!("uni_tls::uni_crypto::kx::{}", g.constructor)).collect()),
                         list(n.schemes.iter().map(|s| format!("uni_tls::uni_crypto::schemes::{}", s.name)).collect()),
+                        if embed.der { "FIXED" } else { "KEYS" },
                     ),
                 )
             }
         };
         let files = format!(
-            "uni_tls::Files {{ cert: {}, key: {}, sni: &[{}], alpn: &[{}], client_ca: {}, ca: {}, resumption: {}, versions: &[{versions}], choice: {choice} }}",
-            include_opt(&self.cert),
-            include_opt(&self.key),
+            "uni_tls::Files {{ cert: {}, key: {}, sni: &[{}], alpn: &[{}], client_ca: {}, ca: {}, resumption: {}, versions: &[{versions}], choice: {choice}, decode: uni_tls::Decode::{} }}",
+            opt(&self.cert, false),
+            opt(&self.key, true),
             sni.join(", "),
             alpn.join(", "),
-            include_opt(&self.client_ca),
-            include_opt(&self.ca),
-            self.resumption
+            opt(&self.client_ca, false),
+            opt(&self.ca, false),
+            self.resumption,
+            if embed.der { "DER" } else { "PEM" },
         );
         let mut constructor = format!(
             "uni_tls::Tls::new({}.clone(), uni_runtime::platform::Random::new(), uni_runtime::platform::Clock::new(), &{files})",
