@@ -124,8 +124,9 @@ fn run_traced(name: &str, artifact: &Path, boot_args: &[String], out: &Path) -> 
         status("Traced", format!("{} to {}", ring.summary(), show(out)));
     } else {
         bail!(
-            "the unikernel ended without writing its trace to {}",
-            show(&raw)
+            "the unikernel ended ({exit}) without writing its trace to {}: was {} built with tracing? (with --no-build it runs as it was built; `uni build --trace` builds it so)",
+            show(&raw),
+            show(artifact)
         );
     }
     use std::os::unix::process::ExitStatusExt;
