@@ -593,9 +593,19 @@ fn notes_on_the_board(home: &SshHome, host: &str, port: u16, fwd: u16) {
             sent.push((key, value.into_bytes()));
         }
         let ca = example("static-website").join("pki/ca.pem");
-        // line-buffered (stdbuf), so that each PUT's status arrives as it is answered
+        // line-buffered (stdbuf), so that each PUT's status arrives as it is answered; 2 PUTs a
+        // second at most (curl --rate), so that the cut, an ssh command to dom0, lands among them
         let mut client = Command::new("stdbuf")
-            .args(["-oL", "curl", "--silent", "--max-time", "120", "--cacert"])
+            .args([
+                "-oL",
+                "curl",
+                "--rate",
+                "2/s",
+                "--silent",
+                "--max-time",
+                "120",
+            ])
+            .arg("--cacert")
             .arg(&ca)
             .args(&args)
             .stdout(std::process::Stdio::piped())
@@ -604,10 +614,9 @@ fn notes_on_the_board(home: &SshHome, host: &str, port: u16, fwd: u16) {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        // The cut comes right after the k-th answer (k from 1 to 19), with the next PUT on its
-        // way: the 20 PUTs take well under a second here, too short for a cut at a random time
-        // to land among them.
-        let k = 1 + (rng % 19) as usize;
+        // The cut comes right after the k-th answer (k from 1 to 8): unpaced, the 20 PUTs took
+        // less than the ssh round trip of `xl destroy`, and every cut came after all of them.
+        let k = 1 + (rng % 8) as usize;
         let mut stdout = std::io::BufReader::new(client.stdout.take().unwrap());
         let mut codes = String::new();
         for _ in 0..k {
@@ -616,8 +625,12 @@ fn notes_on_the_board(home: &SshHome, host: &str, port: u16, fwd: u16) {
             }
         }
         dom0(home, port, "xl destroy notes");
-        std::io::Read::read_to_string(&mut stdout, &mut codes).unwrap();
+        // what was answered before the cut is in the pipe by now; the PUT the cut caught would
+        // wait out curl's --max-time, and each after it too
+        std::thread::sleep(Duration::from_secs(3));
+        let _ = client.kill();
         client.wait().unwrap();
+        std::io::Read::read_to_string(&mut stdout, &mut codes).unwrap();
         let mut in_flight = None;
         for (i, (key, value)) in sent.into_iter().enumerate() {
             match codes.lines().nth(i) {
@@ -660,6 +673,10 @@ fn notes_on_the_board(home: &SshHome, host: &str, port: u16, fwd: u16) {
         }
     }
     assert!(acked > 0, "no PUT was acknowledged in {ROUNDS} rounds");
+    assert!(
+        acked < ROUNDS as usize * 20,
+        "every PUT was acknowledged: no cut came among them"
+    );
     eprintln!("notes on the board: {ROUNDS} power cuts, {acked} acknowledged PUTs");
 
     // a redeploy keeps the store
