@@ -21,7 +21,7 @@ pub fn verbose() -> bool {
 }
 
 /// Whether stderr gets colour: as cargo decides (see [`crate::diag::stderr_color`]).
-fn color() -> bool {
+pub fn color() -> bool {
     crate::diag::stderr_color()
 }
 

@@ -317,11 +317,10 @@ impl Diagnostics {
     }
 }
 
-/// Whether stderr gets colour: a terminal, and no `NO_COLOR`; rustc's diagnostics are then
-/// rendered with ANSI colours too.
+/// Whether stderr gets colour, as for uni's own lines (cargo's rules: NO_COLOR, CLICOLOR,
+/// CLICOLOR_FORCE, a terminal); rustc's diagnostics are then rendered with ANSI colours too.
 pub fn color() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    crate::status::color()
 }
 
 /// `error: …`, as rustc and cargo print it (bold red `error` on a terminal), without a newline.
