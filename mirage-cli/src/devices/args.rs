@@ -229,7 +229,7 @@ pub fn check_boot_args(line: &str, accepted: &[(&str, &str)], open: bool) -> Res
             }
             None if open => {}
             None => {
-                let near = nearest(k, accepted.iter().map(|(n, _)| *n));
+                let near = uni_runtime::boot::nearest(k, accepted.iter().map(|(n, _)| *n));
                 return Err(match near {
                     Some(n) => format!("unknown boot argument --{k}: did you mean --{n}?"),
                     None => format!("unknown boot argument --{k}"),
@@ -238,44 +238,6 @@ pub fn check_boot_args(line: &str, accepted: &[(&str, &str)], open: bool) -> Res
         }
     }
     Ok(())
-}
-
-/// As `uni_runtime::boot::nearest`: the nearest key by edit distance, if near enough, or one
-/// that is `key` with a device's prefix.
-fn nearest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let mut best: Option<(usize, &'a str)> = None;
-    for c in candidates {
-        let d = if c.ends_with(&format!("-{key}")) || key.ends_with(&format!("-{c}")) {
-            1
-        } else {
-            strsim_levenshtein(key, c)
-        };
-        if best.is_none_or(|(b, _)| d < b) {
-            best = Some((d, c));
-        }
-    }
-    let limit = (key.chars().count() / 3).max(2);
-    best.filter(|&(d, _)| d <= limit).map(|(_, c)| c)
-}
-
-/// Levenshtein distance, in characters.
-fn strsim_levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diag = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let up = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                diag
-            } else {
-                1 + diag.min(up).min(row[j])
-            };
-            diag = up;
-        }
-    }
-    row[b.len()]
 }
 
 impl Device for Args {
