@@ -187,12 +187,8 @@ fn private_key(bytes: &[u8]) -> Result<Public, Refused> {
             KEYS_ACCEPTED.into(),
         )
     };
-    let key = if bytes.first() == Some(&0x30) {
-        if p256::pkcs8::PrivateKeyInfo::try_from(bytes).is_ok() {
-            PrivateKeyDer::Pkcs8(bytes.to_vec().into())
-        } else {
-            PrivateKeyDer::Sec1(bytes.to_vec().into())
-        }
+    let key = if let Some(key) = super::fixed::der_key(bytes) {
+        key
     } else {
         if String::from_utf8_lossy(bytes).contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
             return Err(Refused(

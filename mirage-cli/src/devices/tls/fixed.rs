@@ -39,18 +39,25 @@ pub(super) fn certificates(bytes: &[u8]) -> Option<Vec<u8>> {
     (!certs.is_empty()).then(|| certs.iter().flat_map(|c| c.as_ref().to_vec()).collect())
 }
 
-/// A private key (PEM or DER; PKCS#8 or SEC1; ECDSA P-256/P-384 or Ed25519) in the fixed
-/// PKCS#8 form of its type; `None` for any other key (the device's checks have reported it).
-pub(super) fn private_key(bytes: &[u8]) -> Option<Vec<u8>> {
-    use p256::pkcs8::DecodePrivateKey;
-    let key = if bytes.first() == Some(&0x30) {
+/// A key file in DER (it starts with a SEQUENCE): PKCS#8 when it parses as that, else SEC1, as
+/// uni-crypto tells them apart at boot; `None` for a PEM file.
+pub(super) fn der_key(bytes: &[u8]) -> Option<PrivateKeyDer<'static>> {
+    (bytes.first() == Some(&0x30)).then(|| {
         if p256::pkcs8::PrivateKeyInfo::try_from(bytes).is_ok() {
             PrivateKeyDer::Pkcs8(bytes.to_vec().into())
         } else {
             PrivateKeyDer::Sec1(bytes.to_vec().into())
         }
-    } else {
-        PrivateKeyDer::from_pem_slice(bytes).ok()?
+    })
+}
+
+/// A private key (PEM or DER; PKCS#8 or SEC1; ECDSA P-256/P-384 or Ed25519) in the fixed
+/// PKCS#8 form of its type; `None` for any other key (the device's checks have reported it).
+pub(super) fn private_key(bytes: &[u8]) -> Option<Vec<u8>> {
+    use p256::pkcs8::DecodePrivateKey;
+    let key = match der_key(bytes) {
+        Some(key) => key,
+        None => PrivateKeyDer::from_pem_slice(bytes).ok()?,
     };
     let fixed = |prefix: &[u8], secret: &[u8]| Some([prefix, secret].concat());
     match key {
