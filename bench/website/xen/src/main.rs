@@ -43,6 +43,9 @@ use anyhow::{bail, Context, Result};
 use mirage_cli::{board, emu};
 use xen_boot_bench::xl_value;
 
+mod common;
+use common::key;
+
 /// The request line the host's first fetch makes the guest log (uni-http's log format:
 /// `https: <peer> "GET / HTTP/1.1" 200 <bytes> <duration>`).
 const SERVED: &str = "\"GET / HTTP/1.1\" 200";
@@ -172,23 +175,7 @@ fn run() -> Result<ExitCode> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
-    // The host's ARP: resolve a guest within 100 ms of its coming up (the default re-asks once
-    // a second), on this run's TAP device (made by run_guests, in this process's namespace).
-    {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let f = format!(
-                "/proc/sys/net/ipv4/neigh/{}/retrans_time_ms",
-                emu::net::TAP_NAME
-            );
-            while !stop.load(Ordering::Relaxed) {
-                if std::fs::write(&f, "100").is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-    }
+    common::fast_arp(stop.clone());
     let fetches: Arc<Mutex<HashMap<String, Fetch>>> = Arc::default();
     let mut pollers = Vec::new();
     for (k, name) in names.iter().enumerate() {
@@ -387,13 +374,6 @@ follow() {{
 }}
 {calls}"#
     )
-}
-
-/// The key of an `xl` file's `key = value` line.
-fn key(line: &str) -> Option<&str> {
-    let (k, _) = line.split_once('=')?;
-    let k = k.trim();
-    (!k.starts_with('#') && !k.is_empty()).then_some(k)
 }
 
 /// A guest from an xl file; its image is the xl file's `kernel`, relative to `kernel_dir`'s

@@ -47,6 +47,9 @@ use anyhow::{bail, Context, Result};
 use mirage_cli::{board, emu};
 use xen_boot_bench::xl_value;
 
+mod common;
+use common::key;
+
 /// static-website's console line for the host's first `GET /` answered 200.
 const UNI_SERVED: &str = "\"GET / HTTP/1.1\" 200";
 /// The Linux domU's /init line once nginx has logged a 200.
@@ -235,22 +238,7 @@ fn run() -> Result<ExitCode> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
-    // the host's ARP on this run's TAP device: resolve a guest within 100 ms of its coming up
-    {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let f = format!(
-                "/proc/sys/net/ipv4/neigh/{}/retrans_time_ms",
-                emu::net::TAP_NAME
-            );
-            while !stop.load(Ordering::Relaxed) {
-                if std::fs::write(&f, "100").is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-    }
+    common::fast_arp(stop.clone());
     let results: Arc<Mutex<Vec<Option<Measured>>>> = Arc::new(Mutex::new(vec![None; specs.len()]));
     let plan: Vec<(Kind, bool, String)> = specs
         .iter()
@@ -672,11 +660,4 @@ follow() {{
 }}
 {calls}"#
     )
-}
-
-/// The key of an `xl` file's `key = value` line.
-fn key(line: &str) -> Option<&str> {
-    let (k, _) = line.split_once('=')?;
-    let k = k.trim();
-    (!k.starts_with('#') && !k.is_empty()).then_some(k)
 }
