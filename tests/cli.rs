@@ -67,14 +67,7 @@ fn dry_run_writes_nothing_and_check_detects_staleness() {
     // Work on a copy so other tests' builds of the real example are not disturbed.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    fs::write(
-        dir.join("unikernel.toml"),
-        format!(
-            "[unikernel]\nschema = 1\nname = \"hello\"\napp = {:?}\n\n[devices.console]\nkind = \"console\"\n\n[devices.clock]\nkind = \"clock\"\n",
-            example("hello")
-        ),
-    )
-    .unwrap();
+    hello_config(dir);
 
     let o = run_uni(dir, &["configure", "--dry-run"]);
     let (out, err) = text(&o);
