@@ -174,8 +174,21 @@ fn run() -> Result<ExitCode> {
         r = plan.repeat
     );
     println!("|---|---|---:|---:|---:|---:|---:|---|");
+    // (name, medians) of the guests measured, for the ratios below
+    let mut measured: Vec<(&str, [Option<f64>; 4])> = Vec::new();
     for (g, f) in report.guests.iter().zip(&figures) {
         let Some(f) = f else { continue }; // a spare boot of a guest already measured
+        if f.error.is_none() {
+            measured.push((
+                &g.name,
+                [
+                    median_of(&f.to_guest),
+                    median_of(&f.from_guest),
+                    f.conns_1.map(|c| c.0),
+                    f.conns_8.map(|c| c.0),
+                ],
+            ));
+        }
         let ready = g
             .marker
             .map(|s| format!("{s:.1} s"))
@@ -202,7 +215,31 @@ fn run() -> Result<ExitCode> {
             conns(f.conns_8)
         );
     }
+    // The first guest against each later one, as ratios of the medians (issue #16 item 3's
+    // goal: at least 1.2 both ways against the Linux domU).
+    if let Some(((first, a), rest)) = measured.split_first() {
+        for (other, b) in rest {
+            let ratio = |i: usize| match (a[i], b[i]) {
+                (Some(x), Some(y)) if y > 0.0 => format!("{:.2}x", x / y),
+                _ => "—".into(),
+            };
+            println!(
+                "\n{first} / {other} on {board_name}: host→guest {}, guest→host {}, connections/s {} (1 client), {} (8 clients)",
+                ratio(0),
+                ratio(1),
+                ratio(2),
+                ratio(3)
+            );
+        }
+    }
     Ok(ExitCode::from(report.outcome.exit_code()))
+}
+
+/// The median, if any.
+fn median_of(v: &[f64]) -> Option<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s.get(s.len() / 2).copied()
 }
 
 /// The median and the range, `3.1 (2.9–3.3)`, or `—`.
@@ -212,7 +249,7 @@ fn median(v: &[f64]) -> String {
     }
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
-    let m = s[s.len() / 2];
+    let m = median_of(v).unwrap_or_default();
     if s.len() == 1 {
         format!("{m:.2}")
     } else {

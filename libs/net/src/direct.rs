@@ -21,7 +21,7 @@
 //!   FIN-WAIT-2, at most that long of silence from the peer in any state, and `--tcp-timeout`
 //!   seconds in all. smoltcp has no FIN-WAIT-2 timer of its own, so the driver aborts such
 //!   sockets itself (with a RST). TIME-WAIT sockets are freed at once (a TIME-WAIT is not worth
-//!   a socket's 64 KiB of buffers).
+//!   a socket's buffers, 64 to 384 KiB).
 //! * **Handshakes** (SYN-RECEIVED on a listener, SYN-SENT on connect): given up after
 //!   `--tcp-syn-timeout` seconds (63, what Linux's `tcp_synack_retries` = 5 amounts to); the
 //!   listener's socket then listens again, and `connect` fails with [`NetError::TimedOut`]. A
@@ -48,11 +48,17 @@
 //!
 //! # Memory
 //!
-//! A TCP socket costs its two [`TCP_BUFFER`]s (64 KiB) plus a slot in smoltcp's socket table;
-//! a listener with no connection in progress costs nothing but its entry. Under a SYN flood a
-//! listener holds its backlog's sockets, so the backlog is sized to the heap (see
-//! [`backlog_for_heap`]): [`BACKLOG`] on a heap of 8 MiB or more, fewer below (5 for static-website at
-//! 4 MiB), so that a flood on two ports holds at most a quarter of the heap.
+//! A TCP socket costs its receive and transmit buffers plus a slot in smoltcp's socket table.
+//! The buffers are allocated when its SYN arrives (or at `connect`) and sized to the heap
+//! ([`tcp_buffers_for_heap`]): 32 KiB each way ([`TCP_BUFFER`]) below a heap of 6 MiB and on
+//! unix, up to a 256 KiB receive buffer (a window that needs TCP window scaling, which smoltcp
+//! then offers in its SYN-ACK) and a 128 KiB transmit buffer from a heap of 24 MiB, so that a
+//! flow is not held to 32 KiB per round trip where memory allows more. A listener with no
+//! connection in progress costs nothing but its entry. Under a SYN flood a listener holds its
+//! backlog's sockets, so the backlog is sized to the heap and its buffers (see
+//! [`backlog_for_heap`]): 5 for static-website at 4 MiB, 10 for a guest of 32 MiB,
+//! [`BACKLOG`] from a heap of 48 MiB, so that a flood on two ports holds at most a quarter of
+//! the heap.
 //!
 //! The table (a `Vec` inside `SocketSet`) grows, doubling, to the most sockets ever open at
 //! once and never shrinks, since a socket's handle is its index: so after a burst the heap
@@ -81,9 +87,31 @@ use uni_runtime::BootArgs;
 
 use crate::{Ipv4Setting, NetConfig, NetConfigError};
 
-/// Bytes of receive and of transmit buffer per TCP socket: a flow's writer is held back once
-/// this much is written and not yet acknowledged by the peer.
+/// Bytes of receive and of transmit buffer per TCP socket on the smallest heaps, and always on
+/// unix: a flow's writer is held back once this much is written and not yet acknowledged by the
+/// peer, and the peer once this much is received and not yet read. Larger heaps get larger
+/// buffers ([`tcp_buffers_for_heap`]).
 pub const TCP_BUFFER: usize = 32 * 1024;
+/// The largest receive buffer (from a heap of 24 MiB, a guest of `memory = 26` or so): a
+/// window of 256 KiB, announced with window scaling, which smoltcp offers for receive buffers
+/// beyond 64 KiB. The transmit buffer is half the receive buffer.
+pub const MAX_TCP_BUFFER: usize = 256 * 1024;
+
+/// The receive and transmit buffers of one TCP socket, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpBuffers {
+    /// The receive buffer: the most the peer may send ahead of the app's reads (the window).
+    pub rx: usize,
+    /// The transmit buffer: the most the app may write ahead of the peer's acknowledgements.
+    pub tx: usize,
+}
+
+impl TcpBuffers {
+    /// Both together: what a socket costs.
+    pub const fn total(&self) -> usize {
+        self.rx + self.tx
+    }
+}
 /// The most connections a listened port holds between SYN and accept (on a heap of 8 MiB or
 /// more; see [`backlog_for_heap`]): SYNs arriving while all are taken are dropped.
 pub const BACKLOG: usize = 16;
@@ -168,11 +196,45 @@ impl TcpTimeouts {
     }
 }
 
-/// The backlog of each listened port on a heap of `heap` bytes: as many sockets (two
-/// [`TCP_BUFFER`]s each) as fit in an eighth of it, from [`MIN_BACKLOG`] to [`BACKLOG`]. So a
-/// SYN flood on two ports holds at most a quarter of the heap, and the app keeps the rest.
+/// The buffers of each TCP socket on a heap of `heap` bytes. The receive buffer is the largest
+/// power of two that is at most a 96th of the heap, from [`TCP_BUFFER`] (32 KiB, below a heap
+/// of 6 MiB: static-website at `memory = 4` has about 2.9 MiB) to [`MAX_TCP_BUFFER`] (256 KiB,
+/// from 24 MiB); the transmit buffer is half of it, and at least [`TCP_BUFFER`]. A flow moves
+/// at most one receive buffer per round trip towards the unikernel, and one transmit buffer
+/// away from it.
+pub const fn tcp_buffers_for_heap(heap: usize) -> TcpBuffers {
+    let mut rx = TCP_BUFFER;
+    while rx < MAX_TCP_BUFFER && 2 * rx <= heap / 96 {
+        rx *= 2;
+    }
+    let tx = if rx / 2 > TCP_BUFFER {
+        rx / 2
+    } else {
+        TCP_BUFFER
+    };
+    TcpBuffers { rx, tx }
+}
+
+/// The buffers for this platform's heap: sized to it on Xen ([`tcp_buffers_for_heap`]);
+/// [`TCP_BUFFER`] each on unix.
+fn default_tcp_buffers() -> TcpBuffers {
+    if cfg!(target_os = "none") {
+        let h = uni_runtime::platform::heap();
+        tcp_buffers_for_heap(h.used + h.free)
+    } else {
+        TcpBuffers {
+            rx: TCP_BUFFER,
+            tx: TCP_BUFFER,
+        }
+    }
+}
+
+/// The backlog of each listened port on a heap of `heap` bytes: as many sockets (with
+/// [`tcp_buffers_for_heap`]'s buffers) as fit in an eighth of it, from [`MIN_BACKLOG`] to
+/// [`BACKLOG`]. So a SYN flood on two ports holds at most a quarter of the heap, and the app
+/// keeps the rest.
 pub const fn backlog_for_heap(heap: usize) -> usize {
-    let n = heap / 8 / (2 * TCP_BUFFER);
+    let n = heap / 8 / tcp_buffers_for_heap(heap).total();
     if n < MIN_BACKLOG {
         MIN_BACKLOG
     } else if n > BACKLOG {
@@ -193,24 +255,32 @@ fn default_backlog() -> usize {
     }
 }
 
-/// The heap a new connection needs free before its SYN is taken: its socket's buffers, and
-/// twice as much again for what an app keeps per connection (an HTTPS server: the TLS
-/// session's 18 KiB record buffer and rustls's own, an HTTP head buffer and body chunks).
-pub const ROOM_PER_CONNECTION: usize = 2 * TCP_BUFFER + 128 * 1024;
+/// The heap a new connection needs free before its SYN is taken, with [`TCP_BUFFER`]s: its
+/// socket's buffers, and twice as much again for what an app keeps per connection (an HTTPS
+/// server: the TLS session's 18 KiB record buffer and rustls's own, an HTTP head buffer and
+/// body chunks). With larger buffers, their size instead of [`TCP_BUFFER`]'s
+/// ([`room_per_connection`]).
+pub const ROOM_PER_CONNECTION: usize = room_per_connection(2 * TCP_BUFFER);
+
+/// The heap a new connection whose socket's buffers take `buffers` bytes needs free: see
+/// [`ROOM_PER_CONNECTION`].
+pub const fn room_per_connection(buffers: usize) -> usize {
+    buffers + 128 * 1024
+}
 /// The heap kept free beyond the connections.
 pub const HEAP_RESERVE: usize = 128 * 1024;
 
-/// How many new connections the heap has room for ([`ROOM_PER_CONNECTION`] each, beyond
-/// [`HEAP_RESERVE`]) when `free` bytes of it are free.
-pub const fn connections_with_free_heap(free: usize) -> usize {
-    free.saturating_sub(HEAP_RESERVE) / ROOM_PER_CONNECTION
+/// How many new connections whose socket's buffers take `buffers` bytes the heap has room for
+/// ([`room_per_connection`] each, beyond [`HEAP_RESERVE`]) when `free` bytes of it are free.
+pub const fn connections_with_free_heap(free: usize, buffers: usize) -> usize {
+    free.saturating_sub(HEAP_RESERVE) / room_per_connection(buffers)
 }
 
 /// How many new connections this platform's heap has room for now: on Xen, where the heap is
 /// the guest's memory and running out of it is a crash, from what is free; on unix, no limit.
-fn connection_room() -> usize {
+fn connection_room(buffers: usize) -> usize {
     if cfg!(target_os = "none") {
-        connections_with_free_heap(uni_runtime::platform::heap().free)
+        connections_with_free_heap(uni_runtime::platform::heap().free, buffers)
     } else {
         usize::MAX
     }
@@ -281,6 +351,8 @@ struct State<N> {
     room: Cell<usize>,
     /// SYNs to listened ports held back from smoltcp until a socket is made for each.
     held: RefCell<Vec<Vec<u8>>>,
+    /// Each TCP socket's buffers.
+    tcp_buffers: TcpBuffers,
     /// Sockets in the table now, and the most there ever were (the table's length).
     open: usize,
     slots: usize,
@@ -388,6 +460,7 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
             free_listeners: RefCell::new(vec![]),
             room: Cell::new(0),
             held: RefCell::new(vec![]),
+            tcp_buffers: default_tcp_buffers(),
             open: usize::from(dhcp.is_some()),
             slots: usize::from(dhcp.is_some()),
             next_port: 49152,
@@ -606,7 +679,7 @@ impl<N: Netif> State<N> {
             );
         }
         if !self.listens.is_empty() {
-            self.room.set(connection_room());
+            self.room.set(connection_room(self.tcp_buffers.total()));
         }
         let mut more = false;
         {
@@ -680,7 +753,7 @@ impl<N: Netif> State<N> {
             let Some(l) = self.listens.iter().position(|l| l.port == port) else {
                 continue;
             };
-            let mut s = tcp_socket(t);
+            let mut s = tcp_socket(t, self.tcp_buffers);
             // A fresh socket and a port that is not 0: this cannot fail.
             let _ = s.listen(port);
             if let Some(w) = &self.listens[l].waker {
@@ -949,11 +1022,11 @@ async fn yield_now() {
     .await
 }
 
-/// A TCP socket for a handshake: it gives up after the SYN timeout.
-fn tcp_socket(t: &TcpTimeouts) -> tcp::Socket<'static> {
+/// A TCP socket for a handshake, with these buffers: it gives up after the SYN timeout.
+fn tcp_socket(t: &TcpTimeouts, b: TcpBuffers) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+        tcp::SocketBuffer::new(vec![0; b.rx]),
+        tcp::SocketBuffer::new(vec![0; b.tx]),
     );
     s.set_timeout(Some(smol_duration(t.syn_timeout)));
     s.set_nagle_enabled(false);
@@ -1004,7 +1077,7 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
         let h = {
             let mut st = self.sh.st.borrow_mut();
             let local = st.ephemeral_port();
-            let mut s = tcp_socket(&self.sh.timeouts);
+            let mut s = tcp_socket(&self.sh.timeouts, st.tcp_buffers);
             let State { iface, .. } = &mut *st;
             s.connect(iface.context(), (*v4.ip(), v4.port()), local)
                 .map_err(|e| NetError::Other(alloc::format!("connect: {e}")))?;
@@ -1402,36 +1475,66 @@ mod tests {
 
     #[test]
     fn new_connections_need_room_in_the_heap() {
-        assert_eq!(connections_with_free_heap(0), 0);
-        assert_eq!(connections_with_free_heap(HEAP_RESERVE), 0);
-        assert_eq!(
-            connections_with_free_heap(HEAP_RESERVE + ROOM_PER_CONNECTION - 1),
-            0
-        );
-        assert_eq!(
-            connections_with_free_heap(HEAP_RESERVE + ROOM_PER_CONNECTION),
-            1
-        );
-        assert_eq!(connections_with_free_heap(1 << 20), 4);
+        let c = |free| connections_with_free_heap(free, 2 * TCP_BUFFER);
+        assert_eq!(c(0), 0);
+        assert_eq!(c(HEAP_RESERVE), 0);
+        assert_eq!(c(HEAP_RESERVE + ROOM_PER_CONNECTION - 1), 0);
+        assert_eq!(c(HEAP_RESERVE + ROOM_PER_CONNECTION), 1);
+        assert_eq!(c(1 << 20), 4);
+        // Larger buffers, more room each: 256 + 128 KiB of buffers, and 128 KiB.
+        let big = tcp_buffers_for_heap(1 << 30).total();
+        assert_eq!(room_per_connection(big), 512 * 1024);
+        assert_eq!(connections_with_free_heap(1 << 20, big), 1);
         // unix has no such limit
-        assert_eq!(connection_room(), usize::MAX);
+        assert_eq!(connection_room(2 * TCP_BUFFER), usize::MAX);
+    }
+
+    #[test]
+    fn the_buffers_are_sized_to_the_heap() {
+        const MIB: usize = 1 << 20;
+        const KIB: usize = 1 << 10;
+        let b = |heap| {
+            let b = tcp_buffers_for_heap(heap);
+            (b.rx / KIB, b.tx / KIB)
+        };
+        // static-website at memory = 4 (about 2.9 MiB of heap) keeps 32 KiB each way; a guest
+        // of memory = 32 (about 31 MiB of heap) gets a 256 KiB window, which smoltcp announces
+        // with window scaling.
+        assert_eq!(b(0), (32, 32));
+        assert_eq!(b(2 * MIB + 900 * KIB), (32, 32));
+        assert_eq!(b(6 * MIB - 1), (32, 32));
+        assert_eq!(b(6 * MIB), (64, 32));
+        assert_eq!(b(12 * MIB), (128, 64));
+        assert_eq!(b(24 * MIB), (256, 128));
+        assert_eq!(b(31 * MIB), (256, 128));
+        assert_eq!(b(1 << 30), (MAX_TCP_BUFFER / KIB, 128));
+        for heap in (0..80).map(|m| m * MIB / 2) {
+            let TcpBuffers { rx, tx } = tcp_buffers_for_heap(heap);
+            assert!(rx.is_power_of_two() && (TCP_BUFFER..=MAX_TCP_BUFFER).contains(&rx));
+            assert!(rx == TCP_BUFFER || rx <= heap / 96, "{heap}: {rx}");
+            assert_eq!(tx, (rx / 2).max(TCP_BUFFER));
+        }
+        // unix keeps the smallest (its memory tests count them)
+        assert_eq!(default_tcp_buffers().total(), 2 * TCP_BUFFER);
     }
 
     #[test]
     fn the_backlog_is_sized_to_the_heap() {
         const MIB: usize = 1 << 20;
         // A 4 MiB guest has about 2.9 MiB of heap (static-website's image, .bss and stack take
-        // 1.2 MiB); 8 MiB and more get the full backlog.
+        // 1.2 MiB); the backlog grows with the heap, and shrinks where the buffers double.
         assert_eq!(backlog_for_heap(2 * MIB + 900 * 1024), 5);
-        assert_eq!(backlog_for_heap(6 * MIB), 12);
-        assert_eq!(backlog_for_heap(8 * MIB), BACKLOG);
+        assert_eq!(backlog_for_heap(6 * MIB - 1), 11);
+        assert_eq!(backlog_for_heap(6 * MIB), 8);
+        assert_eq!(backlog_for_heap(31 * MIB), 10);
+        assert_eq!(backlog_for_heap(48 * MIB), BACKLOG);
         assert_eq!(backlog_for_heap(1 << 30), BACKLOG);
         assert_eq!(backlog_for_heap(MIB), MIN_BACKLOG);
         assert_eq!(backlog_for_heap(0), MIN_BACKLOG);
         // Two ports' full backlogs are at most a quarter of the heap, above the minimum.
-        for heap in [2 * MIB, 3 * MIB, 5 * MIB, 7 * MIB, 9 * MIB] {
+        for heap in (2..160).map(|m| m * MIB / 2) {
             assert!(
-                2 * backlog_for_heap(heap) * 2 * TCP_BUFFER <= heap / 4,
+                2 * backlog_for_heap(heap) * tcp_buffers_for_heap(heap).total() <= heap / 4,
                 "{heap}"
             );
         }
