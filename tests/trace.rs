@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use uni_tests::{example, free_port, text, uni, Background};
+use uni_tests::{example, free_port, full_boards, text, uni, uni_on, Background};
 
 /// A copy of `example`'s unikernel.toml in a directory of its own (so that its `_build` and
 /// `dist` are this test's), with its paths made absolute.
@@ -92,18 +92,24 @@ fn a_traced_https_request_shows_tcp_tls_and_http_in_order() {
     assert_eq!(status.code(), Some(143), "{}\n{}", p.out(), p.err());
     assert!(p.err().contains("Traced"), "{}", p.err());
 
-    let evs = events(&out);
-    // curl's connection: the track named after a peer on 127.0.0.1.
+    check_https_request(&events(&out), https, "tcp 127.0.0.1:");
+}
+
+/// The trace of one HTTPS request from curl, accepted on `port`, from a peer whose track name
+/// starts with `peer`: its TCP accept, TLS handshake steps and HTTP request in order on the
+/// connection's track, with increasing timestamps, the flow through the layers, and the task
+/// that served it.
+fn check_https_request(evs: &[Value], port: u16, peer: &str) {
     let accept = evs
         .iter()
         .find(|e| e["name"] == "tcp accept")
         .unwrap_or_else(|| panic!("no tcp accept in {evs:#?}"));
-    assert_eq!(accept["args"]["local port"], https);
+    assert_eq!(accept["args"]["local port"], port);
     let tid = accept["tid"].clone();
     assert!(
-        thread_name(&evs, &tid).starts_with("tcp 127.0.0.1:"),
+        thread_name(evs, &tid).starts_with(peer),
         "{}",
-        thread_name(&evs, &tid)
+        thread_name(evs, &tid)
     );
     let on_conn: Vec<&Value> = evs
         .iter()
@@ -157,7 +163,7 @@ fn a_traced_https_request_shows_tcp_tls_and_http_in_order() {
     assert!(evs.iter().any(|e| e["name"] == "task spawned"));
     assert!(evs
         .iter()
-        .any(|e| e["name"] == "task run" && thread_name(&evs, &e["tid"]).starts_with("task ")));
+        .any(|e| e["name"] == "task run" && thread_name(evs, &e["tid"]).starts_with("task ")));
 }
 
 fn sha(path: &Path) -> Vec<u8> {
@@ -291,4 +297,113 @@ fn the_trace_table_configures_tracing_and_checks_its_size() {
     ] {
         assert!(err.contains(want), "no {want:?} in: {err}");
     }
+}
+
+/// The Xen half, on the emulated board: dom0 copies the guest's ring from the pages the guest
+/// granted it (`uni-trace-dump`, through gntdev) and `uni run` converts it. Two boots, one after
+/// the other: a traced static-website answers curl over HTTPS through a `-p` forward and is
+/// stopped by SIGTERM (uni asks dom0 for the running guest's ring first); and the traced crash
+/// example, whose ring dom0 reads from the crashed domain (preserved) and which ends with the
+/// panic. The crash image built without tracing is the same bytes before and after.
+#[test]
+fn on_xen_dom0_reads_the_ring_of_a_running_and_of_a_crashed_guest() {
+    let board = full_boards().remove(0);
+    let tmp = tempfile::tempdir().unwrap();
+
+    let site = tmp.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    let dir = config_copy("static-website", &site);
+    let out = site.join("out.json");
+    let https = free_port();
+    let mut p = Background::spawn(uni_on(
+        &board,
+        &dir,
+        &[
+            "run",
+            "--target",
+            "xen-arm",
+            "--timeout",
+            "900",
+            "--trace",
+            out.to_str().unwrap(),
+            "-p",
+            &format!("{https}:443"),
+        ],
+    ));
+    p.wait_for("https: listening on", false, Duration::from_secs(900));
+    let ca = example("static-website").join("pki/ca.pem");
+    let c = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "60", "--cacert"])
+        .arg(&ca)
+        .args(["-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("https://localhost:{https}/"))
+        .output()
+        .unwrap();
+    let (code, err) = text(&c);
+    assert_eq!(code, "200", "curl: {err}");
+    Command::new("kill")
+        .arg(p.child.id().to_string())
+        .status()
+        .unwrap();
+    let status = p.child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{}\n{}", p.out(), p.err());
+    assert!(
+        p.err().contains("asked dom0 for the running guest's trace") && p.err().contains("Traced"),
+        "{}",
+        p.err()
+    );
+    // curl's connection reaches the guest from the host's end of the board's LAN.
+    check_https_request(&events(&out), 443, "tcp 10.0.0.254:");
+
+    let crash = tmp.path().join("crash");
+    std::fs::create_dir(&crash).unwrap();
+    let dir = config_copy("crash", &crash);
+    let image = dir.join("dist/crash.xen");
+    let o = uni_on(&board, &dir, &["build", "--target", "xen-arm"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    let plain = sha(&image);
+    let out = crash.join("out.json");
+    let o = uni_on(
+        &board,
+        &dir,
+        &[
+            "run",
+            "--target",
+            "xen-arm",
+            "--timeout",
+            "600",
+            "--trace",
+            out.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert_ne!(sha(&image), plain, "the traced image is another program");
+    let evs = events(&out);
+    let last = evs.iter().rev().find(|e| e["ph"] != "M").unwrap();
+    assert_eq!(last["name"], "panic", "{evs:#?}");
+    let message = last["args"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("crash/src/lib.rs:13:5")
+            && message.contains("deliberate panic at depth 3"),
+        "{message}"
+    );
+    let ts: Vec<f64> = evs
+        .iter()
+        .filter(|e| e["ph"] != "M" && e["cat"] != "flow")
+        .map(|e| e["ts"].as_f64().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "timestamps: {ts:?}");
+
+    let o = uni_on(&board, &dir, &["build", "--target", "xen-arm"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        sha(&image) == plain,
+        "the image built without tracing changed after a traced build"
+    );
 }

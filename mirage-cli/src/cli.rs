@@ -161,9 +161,10 @@ pub struct Run {
     /// building (an image built earlier, or by another user).
     #[arg(long, conflicts_with = "dom0")]
     pub no_build: bool,
-    /// unix: build with event tracing compiled in and write the trace to FILE, as Chrome
-    /// trace-event JSON (ui.perfetto.dev), when the unikernel ends (Ctrl-C, SIGTERM and a panic
-    /// included) and on each SIGUSR1 sent to uni (docs/tracing.md).
+    /// Build with event tracing compiled in and write the trace to FILE, as Chrome trace-event
+    /// JSON (ui.perfetto.dev). unix: when the unikernel ends (Ctrl-C, SIGTERM and a panic
+    /// included) and on each SIGUSR1 sent to uni. xen-arm: when the guest has ended (powered
+    /// off or crashed; dom0 reads its ring before the domain is destroyed) (docs/tracing.md).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<std::path::PathBuf>,
     /// Boot arguments for this run: argv on unix; on xen-arm, appended to the xl `extra=`.

@@ -353,6 +353,76 @@ pub fn convert(raw: &std::path::Path, out: &std::path::Path, process: &str) -> R
     Ok(ring)
 }
 
+/// The Rust target and the Debian cross linker of a dom0 architecture (Debian's name).
+pub fn dom0_target(arch: &str) -> Result<(&'static str, &'static str, &'static str)> {
+    Ok(match arch {
+        "armhf" => (
+            "armv7-unknown-linux-gnueabihf",
+            "arm-linux-gnueabihf-gcc",
+            "gcc-arm-linux-gnueabihf",
+        ),
+        "arm64" => (
+            "aarch64-unknown-linux-gnu",
+            "aarch64-linux-gnu-gcc",
+            "gcc-aarch64-linux-gnu",
+        ),
+        other => bail!(
+            "no dom0 trace reader for a dom0 of architecture `{other}` (uni builds it for armhf and arm64)"
+        ),
+    })
+}
+
+/// Builds `uni-trace-dump` (runtime/src/bin, feature `dom0`), the program that copies a
+/// guest's trace ring in dom0, for a dom0 of architecture `arch` (`armhf` or `arm64`): a static
+/// executable (glibc's `+crt-static`, so it runs whatever dom0's libraries are), linked by
+/// Debian's cross gcc. Cargo rebuilds it only when its sources changed. Returns its path.
+pub fn dom0_reader(arch: &str) -> Result<std::path::PathBuf> {
+    use anyhow::Context as _;
+    let (target, linker, package) = dom0_target(arch)?;
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(linker).is_file()));
+    if !found {
+        bail!(
+            "building the dom0 trace reader for {arch} needs the linker `{linker}`: install Debian's {package} (and `rustup target add {target}`), as .ci/setup does"
+        );
+    }
+    let home = crate::home::home()?;
+    let var = target.to_uppercase().replace('-', "_");
+    let out = crate::toolchain::command("cargo")
+        .args(["build", "--release", "--quiet", "--message-format=json"])
+        .args([
+            "-p",
+            "uni-runtime",
+            "--features",
+            "dom0",
+            "--bin",
+            "uni-trace-dump",
+        ])
+        .args(["--target", target, "--manifest-path"])
+        .arg(home.join("Cargo.toml"))
+        .env(format!("CARGO_TARGET_{var}_LINKER"), linker)
+        .env(
+            format!("CARGO_TARGET_{var}_RUSTFLAGS"),
+            "-C target-feature=+crt-static -C strip=symbols",
+        )
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cargo to build the dom0 trace reader")?;
+    if !out.status.success() {
+        bail!(
+            "building the dom0 trace reader (uni-trace-dump for {target}) failed; if cargo says the target is missing: `rustup target add {target}`"
+        );
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .find_map(|m| m["executable"].as_str().map(std::path::PathBuf::from))
+        .context("cargo built no uni-trace-dump executable")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

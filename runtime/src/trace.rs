@@ -132,8 +132,9 @@ kinds! {
 
 /// The ring and its name table: one per program.
 struct Ring {
-    /// The whole image, header, records and name table, as words.
-    words: Box<[AtomicU32]>,
+    /// The whole image, header, records and name table, as words (allocated once and never
+    /// freed; on Xen page-aligned, so that its pages can be granted to dom0).
+    words: &'static [AtomicU32],
     mask: u32,
     names_at: usize,
     names: spin::Mutex<Names>,
@@ -170,7 +171,7 @@ impl Ring {
     fn new(capacity: u32) -> Ring {
         let names_at = HEADER_SIZE + capacity as usize * RECORD_SIZE;
         let len = (names_at + NAMES_SIZE) / 4;
-        let words: Box<[AtomicU32]> = (0..len).map(|_| AtomicU32::new(0)).collect();
+        let words = alloc_words(len);
         let header = [
             MAGIC,
             u32::from(VERSION) | (HEADER_SIZE as u32) << 16,
@@ -260,6 +261,19 @@ impl Ring {
             .flat_map(|w| w.load(Ordering::Acquire).to_le_bytes())
             .collect()
     }
+}
+
+/// `len` zeroed words that live as long as the program.
+#[cfg(not(all(target_arch = "arm", target_os = "none")))]
+fn alloc_words(len: usize) -> &'static [AtomicU32] {
+    Box::leak((0..len).map(|_| AtomicU32::new(0)).collect())
+}
+
+/// `len` zeroed words that live as long as the program, from whole pages of their own (so that
+/// they can be granted to dom0, see [`Session`]).
+#[cfg(all(target_arch = "arm", target_os = "none"))]
+fn alloc_words(len: usize) -> &'static [AtomicU32] {
+    crate::platform::trace_ring_alloc(len)
 }
 
 #[cfg(unix)]
@@ -358,6 +372,37 @@ pub fn panic(message: &str) {
     instant(Kind::Panic, id.into(), 0);
 }
 
+/// Records a panic whose message is formatted from `message` into a buffer on the stack (cut
+/// to 1024 bytes), without allocating: for a panic handler, which may run because the heap is
+/// exhausted.
+pub fn panic_fmt(message: core::fmt::Arguments<'_>) {
+    struct Buf {
+        bytes: [u8; 1024],
+        len: usize,
+    }
+    impl core::fmt::Write for Buf {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let mut n = s.len().min(self.bytes.len() - self.len);
+            while !s.is_char_boundary(n) {
+                n -= 1;
+            }
+            self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+            self.len += n;
+            Ok(())
+        }
+    }
+    let mut buf = Buf {
+        bytes: [0; 1024],
+        len: 0,
+    };
+    if RING.get().is_none() {
+        return; // no session: nothing to record into (and no ring to allocate now)
+    }
+    let _ = core::fmt::Write::write_fmt(&mut buf, message);
+    // Whole characters only were copied in, so this never fails.
+    panic(core::str::from_utf8(&buf.bytes[..buf.len]).unwrap_or("panicked"));
+}
+
 /// A copy of the ring's memory image as it is now (the format docs/tracing.md describes).
 pub fn image() -> Vec<u8> {
     ring().image()
@@ -415,8 +460,14 @@ impl<F: core::future::Future<Output = ()>> core::future::Future for Traced<F> {
 /// (before the platform's own panic handling), on SIGINT and SIGTERM (then the process ends
 /// with status 128 + the signal's number, as the signal would have ended it) and on SIGUSR1
 /// (a snapshot: the app keeps running). The ring holds `events` events (`[trace] events` in
-/// unikernel.toml); on unix `UNI_TRACE_EVENTS` overrides it. On Xen it only allocates the ring
-/// (the dom0 reader is not built yet).
+/// unikernel.toml); on unix `UNI_TRACE_EVENTS` overrides it.
+///
+/// On Xen the ring lives in pages of its own, which the session grants to dom0 read-only and
+/// publishes in the guest's xenstore directory (`data/uni-trace/`: `refs-K`, the grant
+/// references of pages 512K to 512K + 511, in order, decimal, space-separated; then `pages`,
+/// their number, written last), so that a program in dom0 (`uni-trace-dump`) can map and copy
+/// it while the guest runs, and after it crashed (with `on_crash = "preserve"`). The panic
+/// handler records the panic in the ring before the domain shuts down.
 #[derive(Debug)]
 #[must_use = "the trace is written when the session is dropped"]
 pub struct Session(());
@@ -435,7 +486,15 @@ impl Session {
             }
             dump::start();
         }
-        ring();
+        let r = ring();
+        #[cfg(all(target_arch = "arm", target_os = "none"))]
+        if let Err(e) = crate::platform::trace_ring_share(r.words) {
+            crate::platform::diag(&alloc::format!(
+                "trace: the ring is not shared with dom0: {e}"
+            ));
+        }
+        #[cfg(not(all(target_arch = "arm", target_os = "none")))]
+        let _ = r;
         Session(())
     }
 }

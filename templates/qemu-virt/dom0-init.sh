@@ -14,6 +14,9 @@
 #   @@uni:c <text>              output of the dom0 check (DOM0_CHECK), once it has finished
 #   @@uni:cend <status>         the dom0 check's exit status
 #   @@uni:gend <reason> <detail> the current guest has ended (same reasons as below)
+#   @@uni:T <base64>            one line of the ended guest's trace ring (TRACE=1), then
+#   @@uni:Terr <text>           the reader's errors, and
+#   @@uni:Tend <status>         its exit status (all before the guest's @@uni:gend)
 #   @@uni:end <reason> <detail> the last line. <reason> is one of: poweroff reboot suspend crash
 #                               watchdog soft_reset (the last guest's shutdown code), create-failed
 #                               (xl create failed), dom0-failed (the toolstack did not come up)
@@ -76,6 +79,8 @@ s "dom0 up: $(uname -r) $(uname -m)"
 #   DHCP_STATIC        "mac ip;mac ip;..." static leases for udhcpd
 #   GUEST_IP           the first guest's address (for DOM0_CHECK)
 #   DOM0_CHECK         a command run once the first guest exists; its output and status reported
+#   TRACE              1: after each guest ends, send its trace ring (uni run --trace), read by
+#                      /guest/uni-trace-dump
 #   SSH                1: serve (`uni run --dom0`): no guests of its own; an SSH server on the NIC
 #                      with MAC SSH_MAC (QEMU's user network, 10.0.2.15), for `uni deploy`. The
 #                      host put root's authorized_keys in /root/.ssh and the session's host key
@@ -279,6 +284,7 @@ run_guest() {
 		if [ -z "$DOMID" ]; then
 			DOMID=$(sed -n 's/^Waiting for domain .* (domid \([0-9]*\)) to die.*/\1/p' /tmp/xl.log)
 			if [ -n "$DOMID" ]; then
+				echo "$DOMID" >/tmp/uni-domid
 				s "guest created domid=$DOMID"
 				if [ "$n" = 1 ] && [ -n "$DOM0_CHECK" ]; then
 					(
@@ -295,6 +301,7 @@ run_guest() {
 	done
 	wait $XL
 	RC=$?
+	rm -f /tmp/uni-domid
 	kill $TIMER 2>/dev/null
 	# a guest that ended within the first poll (a crash at boot) was never seen running
 	if [ -z "$DOMID" ]; then
@@ -342,6 +349,9 @@ run_guest() {
 	fi
 	drain
 	s "console drained"
+	# uni run --trace: the guest's trace ring, copied from the pages it granted while the
+	# domain is still there (preserved, even crashed)
+	[ "$TRACE" != 1 ] || [ -z "$DOMID" ] || trace_dump "$DOMID"
 
 	if [ "$REASON" != poweroff ] || [ "$size" = 0 ]; then
 		xl dmesg 2>/dev/null | grep -E "d${DOMID:-1}v|\(d${DOMID:-1}\)" | tail -n 40 |
@@ -350,6 +360,17 @@ run_guest() {
 	fi
 	# the next guest needs the memory; this one has told all it will
 	[ -z "$DOMID" ] || [ "$n" -ge "$GUESTS" ] || xl destroy "$DOMID" >/dev/null 2>&1
+}
+
+# trace_dump DOMID: the guest's trace ring (/guest/uni-trace-dump) as base64 @@uni:T lines, the
+# reader's errors as @@uni:Terr lines, then @@uni:Tend and its exit status
+trace_dump() {
+	/guest/uni-trace-dump "$1" >/tmp/trace.bin 2>/tmp/trace.err
+	rc=$?
+	base64 /tmp/trace.bin | sed 's/^/@@uni:T /'
+	sed 's/^/@@uni:Terr /' /tmp/trace.err
+	echo "@@uni:Tend $rc"
+	rm -f /tmp/trace.bin /tmp/trace.err
 }
 
 # drain: wait for the reader to reach the end line (at most 10 s), then stop tail
@@ -361,6 +382,24 @@ drain() {
 	wait $READER
 	kill $TAIL
 }
+
+# uni run --trace, stopped by a signal or its timeout: the host asks for the running guest's
+# trace with the line "uni-trace-now" on the serial input, before it stops the board
+if [ "$TRACE" = 1 ]; then
+	stty -echo </dev/console 2>/dev/null
+	while IFS= read -r l; do
+		case $l in
+		*uni-trace-now*)
+			if [ -s /tmp/uni-domid ]; then
+				trace_dump "$(cat /tmp/uni-domid)"
+			else
+				echo "@@uni:Terr no guest is running"
+				echo "@@uni:Tend 3"
+			fi
+			;;
+		esac
+	done </dev/console &
+fi
 
 n=1
 while [ $n -le "${GUESTS:-0}" ]; do

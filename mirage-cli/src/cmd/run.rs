@@ -20,9 +20,6 @@ pub fn run(args: Run, file: &Path) -> Result<ExitCode> {
     let (mut cfg, target) = super::load_on(file, args.target, args.dom0.board.as_deref())?;
     refuse_flags(&args, target)?;
     if args.trace.is_some() {
-        if target != Target::Unix {
-            bail!("--trace works on the unix target only for now: the Xen guest's ring is not read from dom0 yet (docs/tracing.md); build with `uni build --target xen-arm --trace` to compile it in");
-        }
         cfg.trace.get_or_insert_with(Default::default);
     }
     let name = cfg.name.clone();
@@ -192,6 +189,10 @@ fn run_xen(args: &Run, file: &Path, image: std::path::PathBuf) -> Result<ExitCod
         xl,
         marker: None,
     };
+    let trace_reader = match &args.trace {
+        Some(_) => Some(crate::trace::dom0_reader(prepared.dom0_arch())?),
+        None => None,
+    };
     let opts = emu::RunOptions {
         timeout: std::time::Duration::from_secs(args.timeout.unwrap_or(300)),
         verbose: crate::status::verbose(),
@@ -201,12 +202,31 @@ fn run_xen(args: &Run, file: &Path, image: std::path::PathBuf) -> Result<ExitCod
         dom0_check: std::env::var("UNI_DOM0_CHECK")
             .ok()
             .filter(|c| !c.trim().is_empty()),
+        trace_reader,
     };
-    let outcome = emu::run(&prepared, &guest, &opts)?;
+    let report = emu::run_guests(&prepared, std::slice::from_ref(&guest), &opts)?;
+    let outcome = report.outcome;
     status(
         "Finished",
         format!("{} {outcome} (exit code {})", cfg.name, outcome.exit_code()),
     );
+    if let Some(out) = &args.trace {
+        let raw = guest.image.with_extension("trace");
+        let _ = std::fs::remove_file(&raw);
+        match report.guests.first().and_then(|g| g.trace.clone()) {
+            Some(Ok(bytes)) => {
+                std::fs::write(&raw, bytes)
+                    .with_context(|| format!("writing {}", show(&raw)))?;
+                let ring = crate::trace::convert(&raw, out, &cfg.name)?;
+                status("Traced", format!("{} to {}", ring.summary(), show(out)));
+            }
+            Some(Err(why)) => bail!("{} {outcome}, but its trace was not read: {why}", cfg.name),
+            None => bail!(
+                "{} {outcome} before dom0 could read its trace (dom0 reads it once the guest has ended; a run stopped by a signal or --timeout ends first)",
+                cfg.name
+            ),
+        }
+    }
     Ok(ExitCode::from(outcome.exit_code()))
 }
 

@@ -70,6 +70,10 @@ pub struct RunOptions {
     /// example `ping -c 3 -w 60 $GUEST_IP`); its output and exit status are reported on stderr
     /// and in [`Report::check`]. It should wait for the guest itself.
     pub dom0_check: Option<String>,
+    /// `uni-trace-dump` for dom0's architecture (`uni run --trace`): put into dom0, which runs
+    /// it on each guest once it has ended (before the domain is destroyed) and sends the
+    /// guest's trace ring back ([`GuestRun::trace`]).
+    pub trace_reader: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -80,6 +84,7 @@ impl RunOptions {
             log,
             forwards: Vec::new(),
             dom0_check: None,
+            trace_reader: None,
         }
     }
 }
@@ -148,6 +153,9 @@ pub struct GuestRun {
     pub marker: Option<f64>,
     /// Its console lines.
     pub console: Vec<String>,
+    /// Its trace ring's memory image, read in dom0 once it ended ([`RunOptions::trace_reader`]),
+    /// or why it could not be read; `None` when not asked for, or the run ended first.
+    pub trace: Option<std::result::Result<Vec<u8>, String>>,
 }
 
 /// What a run did.
@@ -173,6 +181,13 @@ pub struct Prepared {
     qemu: Qemu,
     dom0_memory: u32,
     base: dom0::Base,
+}
+
+impl Prepared {
+    /// dom0's architecture, as Debian names it (`arm64`, `armhf`).
+    pub fn dom0_arch(&self) -> &str {
+        &self.arch
+    }
 }
 
 /// A directory for one run's own files (its initramfs, a host key), in the temporary

@@ -30,6 +30,12 @@ pub enum Line<'a> {
     GuestEnd { reason: &'a str, detail: &'a str },
     /// The last line: why the guest (or dom0) ended (`@@uni:end`).
     End { reason: &'a str, detail: &'a str },
+    /// One line of the ended guest's trace ring, base64 (`@@uni:T`, `uni run --trace`).
+    Trace(&'a str),
+    /// A line of the dom0 trace reader's stderr (`@@uni:Terr`).
+    TraceErr(&'a str),
+    /// The trace reader's exit status, after its last line (`@@uni:Tend`).
+    TraceEnd(i32),
     /// Anything else: Xen, the dom0 kernel, QEMU.
     Other(&'a str),
 }
@@ -59,6 +65,12 @@ pub fn classify(line: &str) -> Line<'_> {
         "c" => Line::Check(text),
         "cend" => match text.trim().parse() {
             Ok(status) => Line::CheckEnd(status),
+            Err(_) => Line::Other(line),
+        },
+        "T" => Line::Trace(text.trim()),
+        "Terr" => Line::TraceErr(text),
+        "Tend" => match text.trim().parse() {
+            Ok(status) => Line::TraceEnd(status),
             Err(_) => Line::Other(line),
         },
         "t" => match text
@@ -93,6 +105,12 @@ pub enum Action<'a> {
     Board(&'a str),
     /// The run is over.
     End(Outcome),
+    /// A base64 line of the ended guest's trace ring.
+    Trace(&'a str),
+    /// A line of the dom0 trace reader's stderr.
+    TraceErr(&'a str),
+    /// The trace reader is done, with this exit status.
+    TraceEnd(i32),
 }
 
 /// Keeps what a failure report needs while the lines go by.
@@ -151,6 +169,9 @@ impl Monitor {
                 Action::Board(t)
             }
             Line::End { reason, detail } => Action::End(self.outcome(reason, detail)),
+            Line::Trace(t) => Action::Trace(t),
+            Line::TraceErr(t) => Action::TraceErr(t),
+            Line::TraceEnd(st) => Action::TraceEnd(st),
             Line::Other(t) => Action::Board(t),
         }
     }

@@ -140,7 +140,14 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
         leases,
         check: opts.dom0_check.clone(),
     };
-    write_initrd(&prepared.base.initrd, &plan, &net, disks.len(), &initrd)?;
+    write_initrd(
+        &prepared.base.initrd,
+        &plan,
+        &net,
+        disks.len(),
+        opts.trace_reader.as_deref(),
+        &initrd,
+    )?;
     for (i, d) in disks.iter().enumerate() {
         status(
             "Disk",
@@ -161,7 +168,11 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
             .with_context(|| format!("creating {}", opts.log.display()))?,
     );
 
-    let qemu = qemu_command(prepared, &initrd, tap.as_ref(), None, &disks);
+    let mut qemu = qemu_command(prepared, &initrd, tap.as_ref(), None, &disks);
+    if opts.trace_reader.is_some() {
+        // the serial line's input: how a stopped run asks dom0 for the trace (below)
+        qemu.stdin(Stdio::piped());
+    }
     let names: Vec<&str> = guests.iter().map(|g| g.name.as_str()).collect();
     let (signals, t0, running) = boot(
         prepared,
@@ -174,22 +185,55 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
         rx,
         errs,
     } = running;
+    let mut serial_in = child.stdin.take();
+    // A run stopped (a signal, the timeout) while a traced guest runs first asks dom0 for its
+    // trace and waits for it, up to a minute: how the run ended, and until when it waits.
+    let mut stopping: Option<(Outcome, Instant)> = None;
 
     let mut monitor = serial::Monitor::default();
     let mut runs: Vec<GuestRun> = Vec::new();
     let mut check = None;
     let mut check_lines = Vec::new();
     let mut first_line = None;
+    // the current guest's trace ring as it arrives (base64), and its reader's errors
+    let mut trace_text = String::new();
+    let mut trace_err: Vec<String> = Vec::new();
     let deadline = t0 + opts.timeout;
     let out = std::io::stdout();
     let outcome = loop {
-        if let Some(sig) = signals.caught() {
-            break Outcome::Interrupted(sig);
+        let stop = match &stopping {
+            Some((o, until)) if Instant::now() >= *until => {
+                warn("dom0 did not send the trace in time; stopping the board");
+                break o.clone();
+            }
+            Some(_) => None,
+            None => signals
+                .caught()
+                .map(Outcome::Interrupted)
+                .or_else(|| (Instant::now() >= deadline).then_some(Outcome::Timeout)),
+        };
+        if let Some(o) = stop {
+            let guest_runs = runs
+                .last()
+                .is_some_and(|r| r.outcome.is_none() && r.domid.is_some());
+            let asked = guest_runs
+                && serial_in.as_mut().is_some_and(|w| {
+                    writeln!(w, "uni-trace-now")
+                        .and_then(|()| w.flush())
+                        .is_ok()
+                });
+            if !asked {
+                break o;
+            }
+            status("Tracing", "asked dom0 for the running guest's trace");
+            stopping = Some((o, Instant::now() + Duration::from_secs(60)));
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = match &stopping {
+            Some((_, until)) => until.saturating_duration_since(Instant::now()),
+            None => deadline.saturating_duration_since(Instant::now()),
+        };
         let raw = match rx.recv_timeout(left.min(Duration::from_millis(100))) {
             Ok(raw) => raw,
-            Err(mpsc::RecvTimeoutError::Timeout) if left.is_zero() => break Outcome::Timeout,
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let st = child.wait()?;
@@ -281,6 +325,33 @@ pub fn run_guests(prepared: &Prepared, guests: &[Guest], opts: &RunOptions) -> R
                     eprintln!("{text}");
                 }
             }
+            serial::Action::Trace(text) => trace_text.push_str(text),
+            serial::Action::TraceErr(text) => trace_err.push(text.to_string()),
+            serial::Action::TraceEnd(st) => {
+                use base64::Engine as _;
+                let text = std::mem::take(&mut trace_text);
+                let err = std::mem::take(&mut trace_err).join("; ");
+                let got = if st != 0 {
+                    Err(format!(
+                        "the trace reader in dom0 failed (exit status {st}): {err}"
+                    ))
+                } else {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(text.as_bytes())
+                        .map_err(|e| {
+                            format!(
+                                "the trace ring came from dom0 damaged ({e}; {} base64 characters)",
+                                text.len()
+                            )
+                        })
+                };
+                if let Some(r) = current.and_then(|i| runs.get_mut(i)) {
+                    r.trace = Some(got);
+                }
+                if let Some((o, _)) = stopping.take() {
+                    break o;
+                }
+            }
             serial::Action::End(o) => {
                 if let Some(r) = runs.last_mut() {
                     r.outcome.get_or_insert(o.clone());
@@ -359,6 +430,7 @@ pub(super) fn write_initrd(
     plan: &[Planned],
     net: &NetPlan,
     disks: usize,
+    trace_reader: Option<&Path>,
     to: &Path,
 ) -> Result<()> {
     let mut bytes = std::fs::read(base).with_context(|| format!("reading {}", base.display()))?;
@@ -405,6 +477,12 @@ pub(super) fn write_initrd(
         plan[0].ip.map(|ip| ip.to_string()).unwrap_or_default(),
         sh_quote(net.check.as_deref().unwrap_or(""))
     );
+    if let Some(reader) = trace_reader {
+        let data =
+            std::fs::read(reader).with_context(|| format!("reading {}", reader.display()))?;
+        w.file("guest/uni-trace-dump", 0o755, &data)?;
+        env += "TRACE=1\n";
+    }
     w.file("guest/run.env", 0o644, env.as_bytes())?;
     let (guest, _) = w.finish()?;
     bytes.extend_from_slice(&guest);
@@ -447,7 +525,7 @@ mod tests {
             leases: vec![("00:16:3e:75:6e:02".into(), net::lease_ip(0))],
             check: Some("ping -c 3 $GUEST_IP".into()),
         };
-        write_initrd(&dir.join("base"), &plan, &net, 0, &dir.join("out")).unwrap();
+        write_initrd(&dir.join("base"), &plan, &net, 0, None, &dir.join("out")).unwrap();
         let out = std::fs::read(dir.join("out")).unwrap();
         assert_eq!(&out[..8], b"12345\0\0\0");
         assert_eq!(&out[8..14], b"070701");

@@ -54,6 +54,29 @@ fn poll_platform() {
     time::expire();
 }
 
+/// Runs `future` to completion now, from synchronous code (inside a task or before the
+/// executor runs), servicing the hardware between its polls but running no other task: for the
+/// platform's own short waits, such as a xenstore write at the trace session's start. Tasks it
+/// wakes run when the executor next gets control.
+#[cfg(feature = "trace")]
+pub fn wait_now<T>(future: impl Future<Output = T>) -> T {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        poll_platform();
+        // Its event (a reply on an event channel) may have come already: poll again first.
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        time::arm_next();
+        arch::wfi();
+        poll_platform();
+    }
+}
+
 /// Runs `main` to completion, running spawned tasks alongside, and returns its output.
 pub fn block_on<T>(main: impl Future<Output = T>) -> T {
     let mut main = pin!(main);

@@ -51,6 +51,8 @@ mod mmu;
 mod netfront;
 mod shared;
 mod time;
+#[cfg(feature = "trace")]
+mod trace;
 mod xenbus;
 mod xenstore;
 
@@ -70,6 +72,8 @@ pub use executor::spawn;
 pub use grant::{GrantError, GrantTable};
 pub use hypercall::XenError;
 pub use netfront::{NetfrontError, Netif, NetifStats};
+#[cfg(feature = "trace")]
+pub use trace::{trace_ring_alloc, trace_ring_share, REFS_PER_KEY, TRACE_DIR};
 pub use xenstore::{Transaction, Watch, Xenstore};
 
 // ---------------------------------------------------------------------------------------------
@@ -557,6 +561,18 @@ static PANICKING: AtomicBool = AtomicBool::new(false);
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     if PANICKING.swap(true, Ordering::SeqCst) {
         shutdown(ShutdownReason::Crash); // a panic while reporting a panic
+    }
+    // The trace keeps the panic as its last event, for dom0 to read from the preserved domain.
+    #[cfg(feature = "trace")]
+    match info.location() {
+        Some(l) => crate::trace::panic_fmt(format_args!(
+            "panicked at {}:{}:{}:\n{}",
+            l.file(),
+            l.line(),
+            l.column(),
+            info.message()
+        )),
+        None => crate::trace::panic_fmt(format_args!("panicked:\n{}", info.message())),
     }
     let mut w = console::SyncWriter;
     let _ = match info.location() {

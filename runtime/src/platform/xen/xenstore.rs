@@ -119,6 +119,13 @@ async fn mkdir(tx: u32, path: &str) -> Result<(), XenstoreError> {
         .map(drop)
 }
 
+/// Writes `path` (relative to this domain's directory) from synchronous code, waiting for the
+/// reply at once ([`super::executor::wait_now`]).
+#[cfg(feature = "trace")]
+pub fn write_now(path: &str, value: &str) -> Result<(), XenstoreError> {
+    super::executor::wait_now(write(0, path, value))
+}
+
 /// The Xen store of this domain. Relative paths resolve under `/local/domain/<domid>`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Xenstore;
