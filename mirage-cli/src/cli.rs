@@ -66,6 +66,7 @@ pub enum Command {
     Ps(Ps),
     Stop(Stop),
     Logs(Logs),
+    Stats(Stats),
     Lan(Lan),
     Fetch(Fetch),
     Kv(crate::cmd::kv::Kv),
@@ -287,6 +288,27 @@ pub struct Logs {
     /// Keep printing what it writes (until Ctrl-C).
     #[arg(short, long)]
     pub follow: bool,
+}
+
+/// Print a running unikernel's counters (packets, bytes, connections, HTTP requests by status,
+/// heap), which dom0 asks it for through xenstore.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni stats --host root@cubie    # the unikernel of ./unikernel.toml, deployed there
+  uni stats static-website --host root@localhost:2222 --json | jq '.\"http.requests.200\"'
+
+A board of `uni run --dom0 --ssh-port PORT` is a host too: --host root@localhost:PORT. On unix,
+send the process SIGUSR2 instead: it prints the same table on stderr. The counters are
+described in docs/observability.md.")]
+pub struct Stats {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// The unikernel (default: unikernel.toml's name).
+    pub name: Option<String>,
+    /// Print one JSON object: each counter's name and its value, a number.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Write a new app, ready to run: Cargo.toml, src/lib.rs, unikernel.toml and .gitignore.

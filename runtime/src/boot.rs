@@ -120,6 +120,13 @@ pub enum BootArgError {
         /// What was expected, in words.
         expected: &'static str,
     },
+    /// A `--log-level` value that does not parse.
+    LogLevel {
+        /// The value given.
+        value: String,
+        /// What is wrong with it, with the nearest module or level.
+        why: String,
+    },
 }
 
 impl fmt::Display for BootArgError {
@@ -134,6 +141,9 @@ impl fmt::Display for BootArgError {
                 expected,
             } => {
                 write!(f, "boot argument --{key}={value}: expected {expected}")
+            }
+            BootArgError::LogLevel { value, why } => {
+                write!(f, "boot argument --log-level={value}: {why}")
             }
         }
     }
@@ -164,6 +174,9 @@ pub enum Type {
     Ipv4,
     /// An IPv4 address with a prefix length, `a.b.c.d/n`.
     Ipv4Cidr,
+    /// Log levels, `LEVEL` or `MODULE:LEVEL` items separated by commas
+    /// ([`crate::log::parse`]).
+    LogLevels,
 }
 
 impl Type {
@@ -178,6 +191,7 @@ impl Type {
             Type::Seconds => "SECONDS",
             Type::Ipv4 => "A.B.C.D",
             Type::Ipv4Cidr => "A.B.C.D/N",
+            Type::LogLevels => "[MODULE:]LEVEL,…",
         }
     }
 
@@ -192,6 +206,7 @@ impl Type {
             Type::Seconds => "a whole number of seconds, 1 or more",
             Type::Ipv4 => "an IPv4 address, like 10.0.0.1",
             Type::Ipv4Cidr => "an address with a prefix length, like 10.0.0.2/24",
+            Type::LogLevels => "a level (off, error, warn, info, debug, trace) or MODULE:LEVEL items, like net:debug,http:info",
         }
     }
 
@@ -214,6 +229,7 @@ impl Type {
             (Type::Integer, Some(v)) => is_digits(v) && v.parse::<u64>().is_ok(),
             (Type::Seconds, Some(v)) => is_digits(v) && v.parse::<u32>().is_ok_and(|s| s > 0),
             (Type::Ipv4, Some(v)) => v.parse::<Ipv4Addr>().is_ok(),
+            (Type::LogLevels, Some(v)) => crate::log::parse(v).is_ok(),
             (Type::Ipv4Cidr, Some(v)) => v.split_once('/').is_some_and(|(a, n)| {
                 a.parse::<Ipv4Addr>().is_ok()
                     && is_digits(n)
@@ -291,6 +307,13 @@ impl Spec {
 #[cfg(all(target_arch = "arm", target_os = "none"))]
 pub const PLATFORM_KEYS: &[Key] = &[
     Key::new(
+        "log-level",
+        Type::LogLevels,
+        Some("info"),
+        "platform",
+        "the log records printed: a level for all, or per module (net, http, tls, kv, runtime, xen, netfront, blkfront, app)",
+    ),
+    Key::new(
         "uni-timestamps",
         Type::Flag,
         None,
@@ -314,7 +337,15 @@ pub const PLATFORM_KEYS: &[Key] = &[
 ];
 /// The platform's own keys.
 #[cfg(not(all(target_arch = "arm", target_os = "none")))]
-pub const PLATFORM_KEYS: &[Key] = &[];
+pub const PLATFORM_KEYS: &[Key] = &[
+    Key::new(
+        "log-level",
+        Type::LogLevels,
+        Some("info"),
+        "platform",
+        "the log records printed: a level for all, or per module (net, http, tls, kv, runtime, xen, netfront, blkfront, app)",
+    ),
+];
 
 /// What [`check`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -382,6 +413,14 @@ pub fn check(args: BootArgs, spec: &Spec, defaults: &str) -> Result<Checked, Usa
     for (k, v) in &args.pairs {
         match known().find(|key| key.name == k) {
             Some(key) => {
+                if let (Type::LogLevels, Some(v)) = (key.ty, v) {
+                    if let Err(e) = crate::log::parse(v) {
+                        return Err(UsageError::Bad(BootArgError::LogLevel {
+                            value: v.clone(),
+                            why: e.0,
+                        }));
+                    }
+                }
                 if !key.ty.accepts(v.as_deref()) {
                     return Err(UsageError::Bad(BootArgError::BadValue {
                         key: k.clone(),

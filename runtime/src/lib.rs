@@ -9,6 +9,8 @@
 //! * [`boot`] parses the boot arguments (argv on unix, the xl `extra=` string on Xen).
 //! * [`dtb`] reads what the Xen platform needs from the domain's device tree (pure code, built
 //!   and tested on every target).
+//! * [`log`] is the logger behind the `log` crate's facade (`--log-level`), and [`metrics`] the
+//!   counters the devices keep (printed on SIGUSR2 on unix, read from dom0 on Xen).
 //! * [`entry!`] turns the generated `unikernel` function into the program's entry point.
 #![no_std]
 #![warn(missing_docs)]
@@ -21,6 +23,8 @@ pub mod boot;
 pub mod device;
 pub mod dtb;
 pub mod kv;
+pub mod log;
+pub mod metrics;
 // The only place `unsafe` is allowed (the workspace denies it): the platforms' hardware,
 // hypercall and shared-memory code, each block with its SAFETY argument.
 #[allow(unsafe_code)]

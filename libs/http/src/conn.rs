@@ -332,6 +332,8 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
         };
         #[cfg(feature = "trace")]
         self.trace(uni_runtime::trace::Phase::End, status.into(), bytes);
+        uni_runtime::metrics::http_response(status);
+        log::debug!("{record}");
         log.request(&record).await;
         sent.map(|_| ()).map_err(|(_, _, e)| e)
     }

@@ -230,6 +230,7 @@ impl<T: Transport, C: Clock + Clone + 'static> Listening<T, C> {
             let flow = match T::accept(&self.listener).await {
                 Ok(flow) => flow,
                 Err(e) => {
+                    log::warn!("accept failed: {e}");
                     log.error(None, &e).await;
                     self.clock.sleep(ACCEPT_BACKOFF).await;
                     continue;
@@ -237,6 +238,7 @@ impl<T: Transport, C: Clock + Clone + 'static> Listening<T, C> {
             };
             let peer = flow.peer_addr();
             if table.open_from(peer.ip()) >= self.limits.max_per_peer.max(1) {
+                log::debug!("{peer}: over the per-peer connection cap; closed");
                 // Over the peer's cap: dropping the flow closes it.
                 drop(flow);
                 continue;
@@ -257,6 +259,8 @@ impl<T: Transport, C: Clock + Clone + 'static> Listening<T, C> {
                 // An evicted connection's future is dropped where it stands, which closes its
                 // flow; its place is free as soon as `slot` is dropped.
                 if let Some(Err(e)) = unless_evicted(served, ticket).await {
+                    uni_runtime::metrics::HTTP_ERRORS.inc();
+                    log::debug!("{peer} error: {e}");
                     log.error(Some(peer), &e).await;
                 }
                 drop(slot);

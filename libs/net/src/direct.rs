@@ -1120,6 +1120,8 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
         .await?;
         #[cfg(feature = "trace")]
         uni_runtime::trace::tcp(uni_runtime::trace::Kind::TcpConnect, &addr, 0);
+        uni_runtime::metrics::TCP_CONNECTED.inc();
+        log::debug!("connected to {addr}");
         Ok(TcpFlow {
             sh: self.sh.clone(),
             h,
@@ -1215,6 +1217,8 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Listener for TcpListener<N, C>
         self.sh.kick();
         #[cfg(feature = "trace")]
         uni_runtime::trace::tcp(uni_runtime::trace::Kind::TcpAccept, &peer, self.port);
+        uni_runtime::metrics::TCP_ACCEPTED.inc();
+        log::debug!("accepted {peer} on port {}", self.port);
         Ok((
             TcpFlow {
                 sh: self.sh.clone(),
@@ -1279,6 +1283,9 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Flow for TcpFlow<N, C> {
         .await;
         // Reading opened the window; let the driver tell the peer.
         self.sh.kick();
+        if let Ok(n) = r {
+            uni_runtime::metrics::TCP_RX_BYTES.add(n as u64);
+        }
         r
     }
 
@@ -1304,6 +1311,9 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Flow for TcpFlow<N, C> {
         })
         .await;
         self.sh.kick();
+        if let Ok(n) = r {
+            uni_runtime::metrics::TCP_TX_BYTES.add(n as u64);
+        }
         r
     }
 
@@ -1321,6 +1331,8 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Flow for TcpFlow<N, C> {
     async fn close(mut self) -> Result<(), NetError> {
         #[cfg(feature = "trace")]
         uni_runtime::trace::tcp(uni_runtime::trace::Kind::TcpClose, &self.peer, 0);
+        uni_runtime::metrics::TCP_CLOSED.inc();
+        log::debug!("closing the connection with {}", self.peer);
         self.shutdown().await
         // Drop hands the socket to the driver, which removes it once TCP is done.
     }

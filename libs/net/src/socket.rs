@@ -67,6 +67,8 @@ impl net::Stack for SocketStack {
 
     async fn connect(&self, addr: SocketAddr) -> Result<Flow, NetError> {
         let s = Async::<TcpStream>::connect(addr).await.map_err(map_err)?;
+        uni_runtime::metrics::TCP_CONNECTED.inc();
+        log::debug!("connected to {addr}");
         #[cfg(feature = "trace")]
         uni_runtime::trace::tcp(
             uni_runtime::trace::Kind::TcpConnect,
@@ -102,6 +104,8 @@ impl net::Listener for Listener {
 
     async fn accept(&self) -> Result<(Flow, SocketAddr), NetError> {
         let (s, peer) = self.inner.accept().await.map_err(map_err)?;
+        uni_runtime::metrics::TCP_ACCEPTED.inc();
+        log::debug!("accepted {peer} on port {}", self.local.port());
         #[cfg(feature = "trace")]
         uni_runtime::trace::tcp(
             uni_runtime::trace::Kind::TcpAccept,
@@ -125,14 +129,18 @@ pub struct Flow {
 
 impl net::Flow for Flow {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
-        self.inner.read(buf).await.map_err(map_err)
+        let n = self.inner.read(buf).await.map_err(map_err)?;
+        uni_runtime::metrics::TCP_RX_BYTES.add(n as u64);
+        Ok(n)
     }
 
     async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.inner.write(buf).await.map_err(map_err)
+        let n = self.inner.write(buf).await.map_err(map_err)?;
+        uni_runtime::metrics::TCP_TX_BYTES.add(n as u64);
+        Ok(n)
     }
 
     async fn shutdown(&mut self) -> Result<(), NetError> {
@@ -145,6 +153,8 @@ impl net::Flow for Flow {
     async fn close(mut self) -> Result<(), NetError> {
         #[cfg(feature = "trace")]
         uni_runtime::trace::tcp(uni_runtime::trace::Kind::TcpClose, &self.peer, 0);
+        uni_runtime::metrics::TCP_CLOSED.inc();
+        log::debug!("closing the connection with {}", self.peer);
         self.inner.flush().await.map_err(map_err)?;
         // Dropping the socket closes it; the kernel still delivers what was written.
         Ok(())

@@ -83,7 +83,6 @@ impl<F: Flow> TlsFlow<F> {
 
     /// Feeds `input` to the session and sends what it produced.
     async fn feed(&mut self, input: &[u8]) -> Result<(), TlsError> {
-        #[cfg(feature = "trace")]
         let handshaking = self.session.status() == Status::Handshaking;
         #[cfg(feature = "trace")]
         if handshaking && self.traced == 0 {
@@ -96,6 +95,16 @@ impl<F: Flow> TlsFlow<F> {
         match self.session.handle(input) {
             Ok(out) => {
                 self.flow.write_all(&out.to_send).await?;
+                if handshaking && self.session.status() != Status::Handshaking {
+                    uni_runtime::metrics::TLS_HANDSHAKES.inc();
+                    let info = self.session.info();
+                    log::debug!(
+                        "{}: handshake done ({}, {})",
+                        self.flow.peer_addr(),
+                        info.version.and_then(|v| v.as_str()).unwrap_or("?"),
+                        info.cipher_suite.and_then(|s| s.as_str()).unwrap_or("?")
+                    );
+                }
                 #[cfg(feature = "trace")]
                 if handshaking {
                     if self.traced == 1 && !out.to_send.is_empty() {
@@ -127,6 +136,13 @@ impl<F: Flow> TlsFlow<F> {
                         self.trace(Kind::TlsHandshake, Phase::End, 0);
                     }
                 }
+                uni_runtime::metrics::TLS_FAILURES.inc();
+                log::debug!(
+                    "{}: session failed{}: {}",
+                    self.flow.peer_addr(),
+                    if handshaking { " in the handshake" } else { "" },
+                    f.error
+                );
                 // Tell the peer why, then give up on this connection.
                 let _ = self.flow.write_all(&f.to_send).await;
                 let _ = self.flow.shutdown().await;

@@ -25,12 +25,12 @@ const SETTLE_SECS: u32 = 2;
 const IP_WAIT_SECS: u32 = 30;
 
 /// The dom0 and the directory there.
-struct Place {
-    remote: Remote,
-    dir: String,
+pub(super) struct Place {
+    pub(super) remote: Remote,
+    pub(super) dir: String,
 }
 
-fn place(args: &RemoteArgs, cfg: Option<&Config>, board: &Board) -> Result<Place> {
+pub(super) fn place(args: &RemoteArgs, cfg: Option<&Config>, board: &Board) -> Result<Place> {
     let mut spec: HostSpec = match (&args.host, cfg.and_then(|c| c.deploy.host.clone())) {
         (Some(h), _) => h.parse().map_err(|e: String| anyhow::anyhow!("--host {e}"))?,
         (None, Some(h)) => h,
@@ -58,7 +58,7 @@ fn place(args: &RemoteArgs, cfg: Option<&Config>, board: &Board) -> Result<Place
 }
 
 /// unikernel.toml when there is one: ps, stop and logs work without it.
-fn optional_config(file: &Path) -> Result<Option<Config>> {
+pub(super) fn optional_config(file: &Path) -> Result<Option<Config>> {
     if file.is_file() {
         Ok(Some(load(file, Some(Target::XenArm))?.0))
     } else {
@@ -66,14 +66,14 @@ fn optional_config(file: &Path) -> Result<Option<Config>> {
     }
 }
 
-fn board_of(cfg: Option<&Config>) -> Result<Board> {
+pub(super) fn board_of(cfg: Option<&Config>) -> Result<Board> {
     match cfg {
         Some(c) => crate::board::for_xen(c.board.as_deref()),
         None => Ok(crate::board::find(crate::board::DEFAULT).expect("the default board exists")),
     }
 }
 
-fn name_of(name: Option<String>, cfg: Option<&Config>) -> Result<String> {
+pub(super) fn name_of(name: Option<String>, cfg: Option<&Config>) -> Result<String> {
     let name = name.or_else(|| cfg.map(|c| c.name.clone())).context(
         "which unikernel? name it, or run uni where its unikernel.toml is (or pass -f PATH)",
     )?;
@@ -423,7 +423,7 @@ fn check_arch(board: &Board, caps: &str, host: &str) -> Result<()> {
 }
 
 /// A clear message for what dom0's script reported.
-fn explain(e: anyhow::Error, host: &str) -> anyhow::Error {
+pub(super) fn explain(e: anyhow::Error, host: &str) -> anyhow::Error {
     let Some(s) = e.downcast_ref::<ScriptError>() else {
         return e;
     };

@@ -10,6 +10,7 @@ pub mod kv;
 mod lan;
 mod new;
 mod run;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ps(p) => deploy::ps(p, &file),
         Command::Stop(s) => deploy::stop(s, &file),
         Command::Logs(l) => deploy::logs(l, &file),
+        Command::Stats(s) => stats::run(s, &file),
         Command::Lan(l) => lan::run(l),
         Command::Fetch(f) => fetch::run(f, &file),
         Command::Kv(k) => kv::run(k),

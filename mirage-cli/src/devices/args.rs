@@ -171,8 +171,9 @@ fn accepts(ty: &str, v: &str) -> bool {
 /// `uni_runtime::boot::PLATFORM_KEYS` declares them.
 pub fn platform_keys(target: Target) -> &'static [(&'static str, &'static str)] {
     match target {
-        Target::Unix => &[],
+        Target::Unix => &[("log-level", "LogLevels")],
         Target::XenArm => &[
+            ("log-level", "LogLevels"),
             ("uni-timestamps", "Flag"),
             ("uni-boot-info", "Flag"),
             ("uni-seed", "Text"),

@@ -173,6 +173,8 @@ where
             return ExitCode::from(2);
         }
     };
+    crate::log::init(&args);
+    stats_on_sigusr2();
     let result = block_on(main(args));
     console::flush_stdout(EXIT_FLUSH);
     match result {
@@ -181,6 +183,30 @@ where
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Starts the thread that prints the metrics' table ([`crate::metrics::table`]) on stderr at
+/// each SIGUSR2. The counters are atomics, so it reads them while the app runs.
+fn stats_on_sigusr2() {
+    let mut signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR2]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("uni: stats: cannot handle SIGUSR2: {e}");
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("uni-stats".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                let table = crate::metrics::table();
+                // One write, so that the table's lines stay together.
+                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), table.as_bytes());
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("uni: stats: cannot start the SIGUSR2 thread: {e}");
     }
 }
 

@@ -27,6 +27,11 @@ pub fn enable_timestamps() {
     TIMESTAMPS.store(true, Ordering::Relaxed);
 }
 
+/// Whether `--uni-timestamps` stamps each line.
+pub fn timestamps_on() -> bool {
+    TIMESTAMPS.load(Ordering::Relaxed)
+}
+
 /// Hands `parts` to `out` in order, with the timestamp prefix before each line's first byte
 /// when timestamps are on.
 fn stamped(parts: &[&[u8]], mut out: impl FnMut(&[u8])) {

@@ -50,6 +50,7 @@ mod hypercall;
 mod mmu;
 mod netfront;
 mod shared;
+mod stats;
 mod time;
 #[cfg(feature = "trace")]
 mod trace;
@@ -120,6 +121,22 @@ impl device::Console for Console {
 /// be called from synchronous code.
 pub fn diag(line: &str) {
     console::write_sync_parts(&[line.as_bytes(), b"\n"]);
+}
+
+/// Writes one log record's line ([`crate::log`]) on the PV console, stamped with the guest
+/// clock (by the console itself when `--uni-timestamps` stamps every line).
+pub(crate) fn log_line(line: &str) {
+    if console::timestamps_on() {
+        return diag(line);
+    }
+    let mut buf = [0u8; crate::xen_wire::console::TIMESTAMP_MAX];
+    let n = crate::xen_wire::console::timestamp(time::now_ns(), &mut buf);
+    console::write_sync_parts(&[&buf[..n], line.as_bytes(), b"\n"]);
+}
+
+/// The ring counters of every network interface opened, summed ([`crate::metrics`]).
+pub fn netif_totals() -> NetifStats {
+    netfront::totals()
 }
 
 /// The ARM virtual counter (monotonic, from the image's first instruction) and Xen's wall clock.
@@ -225,6 +242,7 @@ where
     if args.get("uni-timestamps").is_some() {
         console::enable_timestamps();
     }
+    crate::log::init(&args);
     stage_done(STAGE_ARGS);
     // The app starts now; the boot report's own printing is not counted.
     stage_done(STAGE_APP);
@@ -232,6 +250,7 @@ where
         BOOT_INFO.store(true, Ordering::Relaxed);
         print_boot_info();
     }
+    spawn(stats::responder());
     match executor::block_on(main(args)) {
         Ok(()) => shutdown(ShutdownReason::Poweroff),
         Err(e) => {

@@ -64,6 +64,14 @@ mod rings;
 pub use error::{NetfrontError, NetifStats};
 use rings::{bump, push_requests, Broken, Rings, RxSide, TxSide, TX_STALL_NS};
 
+/// Every interface's counters, summed: [`totals`].
+static TOTALS: spin::Mutex<Option<NetifStats>> = spin::Mutex::new(None);
+
+/// The counters of every interface opened since boot, summed (for [`crate::metrics`]).
+pub fn totals() -> NetifStats {
+    TOTALS.lock().unwrap_or_default()
+}
+
 /// Ethernet header + 1500-byte payload.
 const MTU: usize = 1514;
 
