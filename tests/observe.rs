@@ -13,7 +13,10 @@ use uni_tests::{example, free_port, text, uni, website_test_site, Background};
 /// Serves the test site with `args` after the ports; returns it and its HTTPS port.
 fn serve(dir: &std::path::Path, extra: &[&str]) -> (Background, u16) {
     let (https, http) = (free_port(), free_port());
-    let (a, b) = (format!("--https-port={https}"), format!("--http-port={http}"));
+    let (a, b) = (
+        format!("--https-port={https}"),
+        format!("--http-port={http}"),
+    );
     let mut args = vec!["run", "--target", "unix", "--", &a, &b];
     args.extend_from_slice(extra);
     let mut p = Background::spawn(uni(dir, &args));
@@ -29,7 +32,15 @@ fn serve(dir: &std::path::Path, extra: &[&str]) -> (Background, u16) {
 fn get(https: u16) -> String {
     let ca = example("static-website").join("pki/ca.pem");
     let o = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20"])
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "20",
+        ])
         .arg("--cacert")
         .arg(&ca)
         .arg(format!("https://127.0.0.1:{https}/"))
@@ -84,12 +95,17 @@ fn log_levels_and_stats_on_unix() {
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("error: boot argument --log-level=nte:debug: no module `nte`: did you mean `net`?"),
+        err.contains(
+            "error: boot argument --log-level=nte:debug: no module `nte`: did you mean `net`?"
+        ),
         "{err}"
     );
-    let o = uni(dir, &["run", "--target", "unix", "--", "--log-level=verbose"])
-        .output()
-        .unwrap();
+    let o = uni(
+        dir,
+        &["run", "--target", "unix", "--", "--log-level=verbose"],
+    )
+    .output()
+    .unwrap();
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("`verbose` is not a level"), "{err}");
@@ -117,7 +133,10 @@ fn log_levels_and_stats_on_unix() {
         ("heap.used_bytes", 1),
     ] {
         let v = stat(&err, name).unwrap_or_else(|| panic!("no {name} in\n{table}"));
-        assert!(v >= least, "{name} = {v}, expected at least {least}:\n{table}");
+        assert!(
+            v >= least,
+            "{name} = {v}, expected at least {least}:\n{table}"
+        );
     }
     assert_eq!(stat(&err, "tls.failures"), Some(0), "{table}");
     drop(p);

@@ -30,17 +30,17 @@ use ::log::{Level, LevelFilter, Metadata, Record};
 /// A record's module is the one with the longest prefix of its target; `app` covers every
 /// target outside uni's crates (the app's own crate and its dependencies).
 pub const MODULES: &[(&str, &str, &str)] = &[
-    (
-        "net",
-        "uni_net",
-        "the network stack: TCP connections, DHCP",
-    ),
+    ("net", "uni_net", "the network stack: TCP connections, DHCP"),
     (
         "http",
         "uni_http",
         "the HTTP server: each request, connection errors",
     ),
-    ("tls", "uni_tls", "TLS sessions: handshakes and their failures"),
+    (
+        "tls",
+        "uni_tls",
+        "TLS sessions: handshakes and their failures",
+    ),
     ("kv", "uni_kv", "the kv_rw store"),
     ("runtime", "uni_runtime", "the runtime and its devices"),
     (
@@ -58,7 +58,11 @@ pub const MODULES: &[(&str, &str, &str)] = &[
         "uni_runtime::platform::xen::blkfront",
         "the Xen block device",
     ),
-    ("app", "", "the app's own crate and every crate outside uni's"),
+    (
+        "app",
+        "",
+        "the app's own crate and every crate outside uni's",
+    ),
 ];
 
 const LEVEL_WORDS: &str = "off, error, warn, info, debug or trace";
@@ -136,24 +140,20 @@ pub fn parse(value: &str) -> Result<Levels, LevelsError> {
     for item in value.split(',') {
         let item = item.trim();
         match item.split_once(':') {
-            None if item.is_empty() => {
-                return Err(LevelsError(format!(
-                    "an empty item in `{value}`: items are LEVEL or MODULE:LEVEL, separated by commas"
-                )))
-            }
+            None if item.is_empty() => return Err(LevelsError(format!(
+                "an empty item in `{value}`: items are LEVEL or MODULE:LEVEL, separated by commas"
+            ))),
             None => levels.default = level(item).ok_or_else(|| bad_level(item))?,
             Some((module, word)) => {
                 let Some(i) = MODULES.iter().position(|(m, _, _)| *m == module) else {
                     let names = MODULES.iter().map(|(m, _, _)| *m);
                     let list = names.clone().collect::<alloc::vec::Vec<_>>().join(", ");
-                    return Err(LevelsError(
-                        match crate::boot::nearest(module, names) {
-                            Some(n) => format!(
-                                "no module `{module}`: did you mean `{n}`? (modules: {list})"
-                            ),
-                            None => format!("no module `{module}` (modules: {list})"),
-                        },
-                    ));
+                    return Err(LevelsError(match crate::boot::nearest(module, names) {
+                        Some(n) => {
+                            format!("no module `{module}`: did you mean `{n}`? (modules: {list})")
+                        }
+                        None => format!("no module `{module}` (modules: {list})"),
+                    }));
                 };
                 let l = level(word).ok_or_else(|| bad_level(word))?;
                 levels.modules.push((i, l));
@@ -327,9 +327,18 @@ mod tests {
         assert!(e.starts_with("no module `nte`: did you mean `net`?"), "{e}");
         assert!(e.contains("modules: net, http, tls"), "{e}");
         let e = parse("net:debgu").unwrap_err().to_string();
-        assert!(e.starts_with("`debgu` is not a level: did you mean `debug`?"), "{e}");
-        assert!(parse("").unwrap_err().to_string().contains("no level given"));
-        assert!(parse("debug,").unwrap_err().to_string().contains("empty item"));
+        assert!(
+            e.starts_with("`debgu` is not a level: did you mean `debug`?"),
+            "{e}"
+        );
+        assert!(parse("")
+            .unwrap_err()
+            .to_string()
+            .contains("no level given"));
+        assert!(parse("debug,")
+            .unwrap_err()
+            .to_string()
+            .contains("empty item"));
         let e = parse("zzzzzzzz").unwrap_err().to_string();
         assert_eq!(
             e,

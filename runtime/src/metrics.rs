@@ -180,6 +180,8 @@ mod tests {
             http_response(s);
         }
         let rows = snapshot();
-        assert!(rows.iter().any(|(k, v)| k == "http.requests.other" && *v >= 1));
+        assert!(rows
+            .iter()
+            .any(|(k, v)| k == "http.requests.other" && *v >= 1));
     }
 }

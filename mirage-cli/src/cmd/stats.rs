@@ -67,7 +67,13 @@ mod tests {
     #[test]
     fn stat_lines_to_a_table_and_json() {
         let rows = parse(
-            ["tcp.accepted 3", "http.requests.200 12", "bad", "heap.used_bytes x"].into_iter(),
+            [
+                "tcp.accepted 3",
+                "http.requests.200 12",
+                "bad",
+                "heap.used_bytes x",
+            ]
+            .into_iter(),
         );
         assert_eq!(
             rows,
