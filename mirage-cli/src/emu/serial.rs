@@ -335,6 +335,21 @@ mod tests {
     }
 
     #[test]
+    fn classifies_the_trace_lines() {
+        assert_eq!(
+            classify("@@uni:T VU5JVAEAQAAgAAAA\r"),
+            Line::Trace("VU5JVAEAQAAgAAAA")
+        );
+        assert_eq!(
+            classify("@@uni:Terr uni-trace-dump: domain 1 published no trace ring"),
+            Line::TraceErr("uni-trace-dump: domain 1 published no trace ring")
+        );
+        assert_eq!(classify("@@uni:Tend 0"), Line::TraceEnd(0));
+        assert_eq!(classify("@@uni:Tend x"), Line::Other("@@uni:Tend x"));
+        assert_eq!(Monitor::default().feed("@@uni:Tend 1"), Action::TraceEnd(1));
+    }
+
+    #[test]
     fn finds_the_tag_behind_interleaved_output() {
         assert_eq!(
             classify("(XEN) d1v0 Unhandled SMC@@uni:g ok"),
