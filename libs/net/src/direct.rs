@@ -53,12 +53,14 @@
 //! ([`tcp_buffers_for_heap`]): 32 KiB each way ([`TCP_BUFFER`]) below a heap of 6 MiB and on
 //! unix, up to a 256 KiB receive buffer (a window that needs TCP window scaling, which smoltcp
 //! then offers in its SYN-ACK) and a 128 KiB transmit buffer from a heap of 24 MiB, so that a
-//! flow is not held to 32 KiB per round trip where memory allows more. A listener with no
-//! connection in progress costs nothing but its entry. Under a SYN flood a listener holds its
-//! backlog's sockets, so the backlog is sized to the heap and its buffers (see
-//! [`backlog_for_heap`]): 5 for static-website at 4 MiB, 10 for a guest of 32 MiB,
-//! [`BACKLOG`] from a heap of 48 MiB, so that a flood on two ports holds at most a quarter of
-//! the heap.
+//! flow is not held to 32 KiB per round trip where memory allows more. Large buffers are taken
+//! only while half the heap stays free; a connection made beyond that gets 32 KiB each way
+//! ([`tcp_buffers_with_free_heap`]), so that as many connections at once fit as with small
+//! buffers only. A listener with no connection in progress costs nothing but its entry. Under a
+//! SYN flood a listener holds its backlog's sockets, so the backlog is sized to the heap and
+//! its largest buffers (see [`backlog_for_heap`]): 5 for static-website at 4 MiB, 10 for a
+//! guest of 32 MiB, [`BACKLOG`] from a heap of 48 MiB, so that a flood on two ports holds at
+//! most a quarter of the heap.
 //!
 //! The table (a `Vec` inside `SocketSet`) grows, doubling, to the most sockets ever open at
 //! once and never shrinks, since a socket's handle is its index: so after a burst the heap
@@ -215,17 +217,36 @@ pub const fn tcp_buffers_for_heap(heap: usize) -> TcpBuffers {
     TcpBuffers { rx, tx }
 }
 
-/// The buffers for this platform's heap: sized to it on Xen ([`tcp_buffers_for_heap`]);
-/// [`TCP_BUFFER`] each on unix.
-fn default_tcp_buffers() -> TcpBuffers {
+/// [`TCP_BUFFER`] each way: the buffers on unix, on small heaps, and of a new connection when
+/// the heap is more than half used.
+pub const SMALL_TCP_BUFFERS: TcpBuffers = TcpBuffers {
+    rx: TCP_BUFFER,
+    tx: TCP_BUFFER,
+};
+
+/// The buffers of a new TCP socket on a heap of `heap` bytes of which `free` are free:
+/// [`tcp_buffers_for_heap`]'s while at least half the heap stays free once they are taken,
+/// [`SMALL_TCP_BUFFERS`] beyond that. So many connections at once take at most half the heap
+/// in large buffers, and the rest get the small ones that a SYN finds room for (or is dropped:
+/// [`ROOM_PER_CONNECTION`]), rather than fewer connections or a heap too fragmented for the
+/// next large buffer.
+pub const fn tcp_buffers_with_free_heap(heap: usize, free: usize) -> TcpBuffers {
+    let big = tcp_buffers_for_heap(heap);
+    if free >= big.total() + heap / 2 {
+        big
+    } else {
+        SMALL_TCP_BUFFERS
+    }
+}
+
+/// The buffers of a new TCP socket on this platform now: sized to the heap and what is free of
+/// it on Xen ([`tcp_buffers_with_free_heap`]); [`SMALL_TCP_BUFFERS`] on unix.
+fn new_tcp_buffers() -> TcpBuffers {
     if cfg!(target_os = "none") {
         let h = uni_runtime::platform::heap();
-        tcp_buffers_for_heap(h.used + h.free)
+        tcp_buffers_with_free_heap(h.used + h.free, h.free)
     } else {
-        TcpBuffers {
-            rx: TCP_BUFFER,
-            tx: TCP_BUFFER,
-        }
+        SMALL_TCP_BUFFERS
     }
 }
 
@@ -255,11 +276,10 @@ fn default_backlog() -> usize {
     }
 }
 
-/// The heap a new connection needs free before its SYN is taken, with [`TCP_BUFFER`]s: its
-/// socket's buffers, and twice as much again for what an app keeps per connection (an HTTPS
-/// server: the TLS session's 18 KiB record buffer and rustls's own, an HTTP head buffer and
-/// body chunks). With larger buffers, their size instead of [`TCP_BUFFER`]'s
-/// ([`room_per_connection`]).
+/// The heap a new connection needs free before its SYN is taken: its socket's buffers at their
+/// smallest ([`SMALL_TCP_BUFFERS`], which it gets when the heap is short), and twice as much
+/// again for what an app keeps per connection (an HTTPS server: the TLS session's 18 KiB record
+/// buffer and rustls's own, an HTTP head buffer and body chunks).
 pub const ROOM_PER_CONNECTION: usize = room_per_connection(2 * TCP_BUFFER);
 
 /// The heap a new connection whose socket's buffers take `buffers` bytes needs free: see
@@ -351,8 +371,6 @@ struct State<N> {
     room: Cell<usize>,
     /// SYNs to listened ports held back from smoltcp until a socket is made for each.
     held: RefCell<Vec<Vec<u8>>>,
-    /// Each TCP socket's buffers.
-    tcp_buffers: TcpBuffers,
     /// Sockets in the table now, and the most there ever were (the table's length).
     open: usize,
     slots: usize,
@@ -460,7 +478,6 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
             free_listeners: RefCell::new(vec![]),
             room: Cell::new(0),
             held: RefCell::new(vec![]),
-            tcp_buffers: default_tcp_buffers(),
             open: usize::from(dhcp.is_some()),
             slots: usize::from(dhcp.is_some()),
             next_port: 49152,
@@ -679,7 +696,7 @@ impl<N: Netif> State<N> {
             );
         }
         if !self.listens.is_empty() {
-            self.room.set(connection_room(self.tcp_buffers.total()));
+            self.room.set(connection_room(SMALL_TCP_BUFFERS.total()));
         }
         let mut more = false;
         {
@@ -753,7 +770,7 @@ impl<N: Netif> State<N> {
             let Some(l) = self.listens.iter().position(|l| l.port == port) else {
                 continue;
             };
-            let mut s = tcp_socket(t, self.tcp_buffers);
+            let mut s = tcp_socket(t, new_tcp_buffers());
             // A fresh socket and a port that is not 0: this cannot fail.
             let _ = s.listen(port);
             if let Some(w) = &self.listens[l].waker {
@@ -1077,7 +1094,7 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
         let h = {
             let mut st = self.sh.st.borrow_mut();
             let local = st.ephemeral_port();
-            let mut s = tcp_socket(&self.sh.timeouts, st.tcp_buffers);
+            let mut s = tcp_socket(&self.sh.timeouts, new_tcp_buffers());
             let State { iface, .. } = &mut *st;
             s.connect(iface.context(), (*v4.ip(), v4.port()), local)
                 .map_err(|e| NetError::Other(alloc::format!("connect: {e}")))?;
@@ -1493,10 +1510,6 @@ mod tests {
         assert_eq!(c(HEAP_RESERVE + ROOM_PER_CONNECTION - 1), 0);
         assert_eq!(c(HEAP_RESERVE + ROOM_PER_CONNECTION), 1);
         assert_eq!(c(1 << 20), 4);
-        // Larger buffers, more room each: 256 + 128 KiB of buffers, and 128 KiB.
-        let big = tcp_buffers_for_heap(1 << 30).total();
-        assert_eq!(room_per_connection(big), 512 * 1024);
-        assert_eq!(connections_with_free_heap(1 << 20, big), 1);
         // unix has no such limit
         assert_eq!(connection_room(2 * TCP_BUFFER), usize::MAX);
     }
@@ -1527,7 +1540,40 @@ mod tests {
             assert_eq!(tx, (rx / 2).max(TCP_BUFFER));
         }
         // unix keeps the smallest (its memory tests count them)
-        assert_eq!(default_tcp_buffers().total(), 2 * TCP_BUFFER);
+        assert_eq!(new_tcp_buffers(), SMALL_TCP_BUFFERS);
+    }
+
+    #[test]
+    fn large_buffers_only_while_half_the_heap_is_free() {
+        const MIB: usize = 1 << 20;
+        let heap = 31 * MIB;
+        let big = tcp_buffers_for_heap(heap);
+        assert_eq!(big.total(), 384 * 1024);
+        assert_eq!(tcp_buffers_with_free_heap(heap, 28 * MIB), big);
+        let edge = heap / 2 + big.total();
+        assert_eq!(tcp_buffers_with_free_heap(heap, edge), big);
+        assert_eq!(
+            tcp_buffers_with_free_heap(heap, edge - 1),
+            SMALL_TCP_BUFFERS
+        );
+        assert_eq!(tcp_buffers_with_free_heap(heap, MIB), SMALL_TCP_BUFFERS);
+        // Connections one after another from a nearly empty heap: the large ones stop once
+        // half of it is taken, and the small ones go on until the room runs out.
+        let (mut free, mut large, mut small) = (heap - MIB, 0, 0);
+        while connections_with_free_heap(free, SMALL_TCP_BUFFERS.total()) > 0 {
+            let b = tcp_buffers_with_free_heap(heap, free);
+            if b == big {
+                large += 1
+            } else {
+                small += 1
+            }
+            free -= b.total();
+        }
+        assert!(large * big.total() <= heap / 2, "{large}");
+        assert_eq!((large, small), (38, 248));
+        // On a small heap both are the small ones.
+        let heap = 2 * MIB + 900 * 1024;
+        assert_eq!(tcp_buffers_with_free_heap(heap, heap), SMALL_TCP_BUFFERS);
     }
 
     #[test]
