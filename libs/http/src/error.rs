@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use uni_runtime::device::net::NetError;
+use uni_runtime::device::net::{self, NetError};
 use uni_runtime::device::KvError;
 use uni_tls::TlsError;
 
@@ -83,17 +83,17 @@ impl fmt::Display for Error {
                 if let Some(d) = device {
                     write!(f, "http device \"{d}\": ")?;
                 }
-                write!(f, "cannot listen on port {port}: ")?;
-                // The bare network cause: "network: " would only repeat what "listen" says.
-                let net = match &**error {
-                    Error::Net(e) | Error::Tls(TlsError::Net(e)) => Some(e),
+                // The bare network cause (the stack's own "cannot listen on port N" context
+                // taken off): "network: " would only repeat what "listen" says.
+                let bare = match &**error {
+                    Error::Net(e) | Error::Tls(TlsError::Net(e)) => Some(e.cause()),
                     _ => None,
                 };
-                match net {
-                    Some(e) => write!(f, "{e}")?,
-                    None => write!(f, "{error}")?,
+                match bare {
+                    Some(e) => net::write_listen_error(f, *port, e)?,
+                    None => net::write_listen_error(f, *port, error)?,
                 }
-                match (device, net) {
+                match (device, bare) {
                     (Some(d), Some(NetError::AddrInUse)) => {
                         write!(f, " (set another with --{d}-port=N)")
                     }
@@ -179,6 +179,14 @@ mod tests {
                 Error::Net(NetError::Other("Permission denied (os error 13)".into()))
             ),
             "http device \"http\": cannot listen on port 443: Permission denied (os error 13) (ports below 1024 need privileges on unix; set another with --http-port=N)"
+        );
+        // The stack's own listen error (it names the port too) is said once.
+        assert_eq!(
+            listen(
+                Some("https"),
+                Error::Net(NetError::listen(443, NetError::AddrInUse))
+            ),
+            "http device \"https\": cannot listen on port 443: address in use (set another with --https-port=N)"
         );
         // A server made without a device name still says what failed.
         assert_eq!(

@@ -1072,7 +1072,7 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
         let mut st = self.sh.st.borrow_mut();
         let port = if port == 0 { st.ephemeral_port() } else { port };
         if st.listens.iter().any(|l| l.port == port) {
-            return Err(NetError::AddrInUse);
+            return Err(NetError::listen(port, NetError::AddrInUse));
         }
         // No socket yet: the driver makes one when a SYN comes.
         st.listens.push(Listen {

@@ -60,8 +60,9 @@ impl net::Stack for SocketStack {
     type Udp = Udp;
 
     async fn listen(&self, port: u16) -> Result<Listener, NetError> {
-        let l = Async::<TcpListener>::bind((self.bind, port)).map_err(map_err)?;
-        let local = l.get_ref().local_addr().map_err(map_err)?;
+        let failed = |e| NetError::listen(port, map_err(e));
+        let l = Async::<TcpListener>::bind((self.bind, port)).map_err(failed)?;
+        let local = l.get_ref().local_addr().map_err(failed)?;
         Ok(Listener { inner: l, local })
     }
 
@@ -241,9 +242,11 @@ mod tests {
             let (got, ()) = futures_lite::future::zip(client, server).await;
             assert_eq!(got, b"ping");
 
+            let taken = stack.listen(addr.port()).await.unwrap_err();
+            assert_eq!(taken.cause(), &NetError::AddrInUse);
             assert_eq!(
-                stack.listen(addr.port()).await.unwrap_err(),
-                NetError::AddrInUse
+                taken.to_string(),
+                alloc::format!("cannot listen on port {}: address in use", addr.port())
             );
             let refused = stack
                 .connect(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1))

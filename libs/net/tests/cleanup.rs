@@ -526,7 +526,7 @@ fn a_listener_allocates_socket_buffers_only_when_a_syn_comes() {
         let listener = stack.listen(PORT).await.unwrap();
         assert_eq!(
             stack.listen(PORT).await.err(),
-            Some(NetError::AddrInUse),
+            Some(NetError::listen(PORT, NetError::AddrInUse)),
             "a second listener on the same port"
         );
         clock.sleep(Duration::from_millis(50)).await;

@@ -128,6 +128,46 @@ pub enum NetError {
     Exhausted,
     /// Anything else, with the platform's description.
     Other(alloc::string::String),
+    /// Listening on `port` failed: what every stack's [`Stack::listen`] returns, so that the
+    /// error names the port whoever prints it ([`NetError::listen`]).
+    Listen {
+        /// The port asked for.
+        port: u16,
+        /// Why (never itself a `Listen`).
+        cause: alloc::boxed::Box<NetError>,
+    },
+}
+
+impl NetError {
+    /// `cause` as the error of a listen on `port`: "cannot listen on port 7000: address in use".
+    pub fn listen(port: u16, cause: NetError) -> NetError {
+        match cause {
+            l @ NetError::Listen { .. } => l,
+            c => NetError::Listen {
+                port,
+                cause: alloc::boxed::Box::new(c),
+            },
+        }
+    }
+
+    /// What went wrong under the context a [`NetError::Listen`] adds (itself for the rest):
+    /// the error to match on.
+    pub fn cause(&self) -> &NetError {
+        match self {
+            NetError::Listen { cause, .. } => cause,
+            e => e,
+        }
+    }
+}
+
+/// How a failed listen is said, by [`NetError::Listen`] and by the servers over it
+/// (uni-http's): "cannot listen on port 7000: " and the cause.
+pub fn write_listen_error(
+    f: &mut fmt::Formatter<'_>,
+    port: u16,
+    cause: &dyn fmt::Display,
+) -> fmt::Result {
+    write!(f, "cannot listen on port {port}: {cause}")
 }
 
 impl fmt::Display for NetError {
@@ -141,8 +181,24 @@ impl fmt::Display for NetError {
             NetError::Closed => f.write_str("flow closed"),
             NetError::Exhausted => f.write_str("out of sockets or buffers"),
             NetError::Other(s) => f.write_str(s),
+            NetError::Listen { port, cause } => write_listen_error(f, *port, cause),
         }
     }
 }
 
 impl core::error::Error for NetError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn a_failed_listen_names_its_port() {
+        let e = NetError::listen(7000, NetError::AddrInUse);
+        assert_eq!(e.to_string(), "cannot listen on port 7000: address in use");
+        assert_eq!(e.cause(), &NetError::AddrInUse);
+        assert_eq!(NetError::listen(8000, e.clone()), e, "said once");
+        assert_eq!(NetError::Refused.cause(), &NetError::Refused);
+    }
+}
