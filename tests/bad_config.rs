@@ -378,6 +378,45 @@ bad!(
     accepted = ""
 );
 
+bad!(
+    a_nested_keys_entry_is_named_in_its_path,
+    "HEAD\n[devices.args]\nkind = \"args\"\nkeys.colour = { type = \"string\", dfault = \"red\" }\n",
+    at = "unikernel.toml:7:34",
+    key = "devices.args.keys.colour.dfault",
+    wrong = "unknown key `dfault`",
+    accepted = "expected one of `type`, `default`, `doc`"
+);
+
+bad!(
+    boot_args_every_boot_would_refuse,
+    "HEAD\nboot-args = \"--prot=7000\"\n",
+    at = "unikernel.toml:5:13",
+    key = "unikernel.boot-args",
+    wrong = "unknown boot argument --prot",
+    accepted = "the unikernel would refuse this at every boot (target unix)"
+);
+
+/// `[xen] extra`, baked into the .xl, is checked at configure as `boot-args` is, on xen-arm;
+/// unix does not read it.
+#[test]
+fn xen_extra_every_boot_would_refuse() {
+    let case = |toml| Case {
+        name: "xen_extra",
+        toml,
+        at: "unikernel.toml:6:9",
+        key: "xen.extra",
+        wrong: "unknown boot argument --uni-timestamp: did you mean --uni-timestamps?",
+        accepted: "the unikernel would refuse this at every boot (target xen-arm)",
+    };
+    check(
+        &case("HEAD\n[xen]\nextra = \"--uni-timestamp\"\n"),
+        &["configure", "--target", "xen-arm"],
+    );
+    let mut wrong_form = case("HEAD\n[xen]\nextra = \"--uni-timestamps --uni-boot-info=yes\"\n");
+    wrong_form.wrong = "boot argument --uni-boot-info=yes: expected no value";
+    check(&wrong_form, &["configure", "--target", "xen-arm"]);
+}
+
 #[test]
 fn device_the_target_cannot_provide() {
     check(

@@ -130,9 +130,11 @@ fn a_wrong_start_signature_is_reported_in_the_users_paths_once_with_the_expected
 
 #[test]
 fn an_app_without_no_std_gets_one_line_on_xen_arm() {
-    // A fixed place: the app's parent directory is in the build's flags, core's included.
-    let dir = std::env::temp_dir().join("uni-tests-build-errors/std-app");
-    let _ = std::fs::remove_dir_all(&dir);
+    // A directory of its own, so that two runs at once do not clash: an app's place reaches
+    // only its own crate's flags (generated Cargo.toml's per-package rustflags), so the
+    // dependencies built for the examples are reused, core's included.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("std-app");
     let app = hello_app(
         &dir,
         "//! An app that forgot `#![no_std]`.\npub async fn start() {}\n",
@@ -160,7 +162,6 @@ fn an_app_without_no_std_gets_one_line_on_xen_arm() {
     assert!(!err.contains("error[E0463]"), "{err}");
     assert!(!err.contains("-Ctarget-feature"), "{err}");
     assert!(!err.contains("warnings emitted"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

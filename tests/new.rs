@@ -180,6 +180,15 @@ fn the_files_follow_the_devices_in_order() {
         ]
     );
     assert!(toml.contains("target = \"xen-arm\""), "{toml}");
+    // the args device declares the key its app reads (and no `port`: http has its own)
+    assert!(
+        toml.contains(
+            "keys.greeting = { type = \"string\", default = \"hello\", doc = \"what the app says at boot\" }\n"
+        ),
+        "{toml}"
+    );
+    assert!(!toml.contains("keys.port"), "{toml}");
+    assert!(lib.contains("args.get(\"greeting\")"), "{lib}");
     let cargo = std::fs::read_to_string(app.join("Cargo.toml")).unwrap();
     for (package, dir) in [("uni-runtime", "runtime"), ("uni-http", "libs/http")] {
         let line = format!(
@@ -257,9 +266,41 @@ fn the_apps_of_the_docs_run_on_unix() {
         tmp.path(),
         &["tcp", "--devices", "console,net,args", "--path", "tcp-app"],
     );
+    // its args device declares both keys the app reads: --help lists them, others are refused
+    let toml = std::fs::read_to_string(tcp.join("unikernel.toml")).unwrap();
+    assert!(
+        toml.contains("keys.port = { type = \"port\", default = 8080, doc = "),
+        "{toml}"
+    );
+    let o = run_uni(&tcp, &["build"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = run_uni(&tcp, &["run", "--", "--help"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    for want in [
+        "--greeting=TEXT",
+        "what the app says at boot",
+        "--port=PORT",
+        "the TCP port the app says hello on",
+    ] {
+        assert!(out.contains(want), "no {want:?} in --help:\n{out}");
+    }
+    let o = run_uni(&tcp, &["run", "--", "--greting=hi"]);
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unknown boot argument --greting: did you mean --greeting?"),
+        "{err}"
+    );
     let port = free_port();
     let mut run = Background::spawn(uni(&tcp, &["run", "--", &format!("--port={port}")]));
     run.wait_for("net: listening on", false, Duration::from_secs(600));
+    // --greeting not given: the default unikernel.toml declares
+    assert!(
+        run.out().contains("args: hello (--greeting=…)"),
+        "{}",
+        run.out()
+    );
     let got = uni_tests::echo_roundtrip(("127.0.0.1", port), b"");
     assert_eq!(got, b"hello from tcp\n");
     run.wait_for(

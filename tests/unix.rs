@@ -266,6 +266,79 @@ fn http_listen_errors_name_the_device_port_and_override() {
     );
 }
 
+/// A port an app's own listener cannot take (echo's `net.listen`, tls-echo's `tls.listen`):
+/// the error the runtime's stacks return names the port, without the app saying it.
+#[test]
+fn app_listen_errors_name_the_port() {
+    let taken = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for (app, want) in [
+        (
+            "echo",
+            format!("error: cannot listen on port {port}: address in use"),
+        ),
+        (
+            "tls-echo",
+            format!("error: TLS: cannot listen on port {port}: address in use"),
+        ),
+    ] {
+        let o = run_uni(
+            &example(app),
+            &["run", "--target", "unix", "--", &format!("--port={port}")],
+        );
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{app}: {out}\n{err}");
+        assert!(err.contains(&want), "{app}: no {want:?} in:\n{err}");
+        assert!(!out.contains("listening"), "{app}: {out}");
+    }
+    drop(taken);
+}
+
+/// `--board` on the unix target is refused by `build` and `configure` before anything is
+/// written, naming the target, as `uni run` refuses it; the config's own target counts too.
+#[test]
+fn build_and_configure_refuse_a_board_on_unix() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("unikernel.toml"),
+        format!(
+            "[unikernel]\nschema = 1\nname = \"hello\"\napp = {:?}\ntarget = \"unix\"\n\n\
+             [devices.console]\nkind = \"console\"\n\n[devices.clock]\nkind = \"clock\"\n",
+            example("hello").display().to_string()
+        ),
+    )
+    .unwrap();
+    for args in [
+        &["build", "--target", "unix", "--board", "cubieboard2"][..],
+        &["configure", "--target", "unix", "--board", "cubieboard2"],
+        &["configure", "--board", "qemu-virt"],
+    ] {
+        let o = run_uni(tmp.path(), args);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        let board = args[args.len() - 1];
+        let want = format!("error: `--board {board}` does not apply to target unix");
+        assert!(err.contains(&want), "{args:?}: no {want:?} in:\n{err}");
+        assert!(err.contains("--target xen-arm"), "{args:?}: {err}");
+        assert!(
+            !tmp.path().join("_build").exists(),
+            "{args:?} configured before refusing"
+        );
+    }
+    let o = run_uni(
+        tmp.path(),
+        &[
+            "configure",
+            "--dry-run",
+            "--target",
+            "xen-arm",
+            "--board",
+            "cubieboard2",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+}
+
 struct Echo {
     child: Child,
     port: u16,
@@ -674,7 +747,9 @@ fn configure_checks_declared_keys_and_boot_args() {
     let (code, err) = configure();
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("`boot-args = \"--prot=7000\"` in [unikernel]: unknown boot argument --prot: did you mean --port?"),
+        err.contains(
+            "error: `unikernel.boot-args`: unknown boot argument --prot: did you mean --port?"
+        ),
         "{err}"
     );
 

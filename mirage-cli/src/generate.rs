@@ -208,18 +208,37 @@ pub fn plan(cfg: &Config, target: Target) -> Result<Plan> {
         });
     }
 
-    // The compiled-in `boot-args` are checked as the runtime will check them at every boot.
+    // The compiled-in `boot-args`, and on xen-arm the xl file's `extra=`, are checked as the
+    // runtime will check them at every boot, at their place in unikernel.toml.
     let mut accepted: Vec<(&str, &str)> = known_keys
         .iter()
         .map(|(n, t, _, _)| (n.as_str(), *t))
         .collect();
     accepted.extend(crate::devices::platform_keys(target).iter().copied());
-    if let Err(e) = crate::devices::check_boot_args(&cfg.boot_args, &accepted, open_keys) {
-        bail!(
-            "{}: `boot-args = {:?}` in [unikernel]: {e}; the unikernel would refuse it at every boot",
-            cfg.file.display(),
-            cfg.boot_args
-        );
+    let mut refused = vec![];
+    let mut check = |line: &str, span: &Option<std::ops::Range<usize>>, key: &str| {
+        if let (Err(e), Some(span)) = (
+            crate::devices::check_boot_args(line, &accepted, open_keys),
+            span,
+        ) {
+            refused.push(cfg.source.error(
+                span.clone(),
+                key,
+                e,
+                "refused at every boot",
+                Some(format!(
+                    "the unikernel would refuse this at every boot (target {target}); `uni run \
+                     -- --help` lists the keys it accepts"
+                )),
+            ));
+        }
+    };
+    check(&cfg.boot_args, &cfg.boot_args_span, "unikernel.boot-args");
+    if target == Target::XenArm {
+        check(&cfg.xen.extra, &cfg.xen.extra_span, "xen.extra");
+    }
+    if !refused.is_empty() {
+        return Err(Diagnostics(refused).into());
     }
 
     let uni_link = uni_link(&dir, &cfg.app_dir)?;

@@ -174,6 +174,8 @@ pub enum Type {
     Ipv4,
     /// An IPv4 address with a prefix length, `a.b.c.d/n`.
     Ipv4Cidr,
+    /// An IPv4 address with an optional port, `a.b.c.d` or `a.b.c.d:port` (a server to ask).
+    Ipv4Port,
     /// Log levels, `LEVEL` or `MODULE:LEVEL` items separated by commas
     /// ([`crate::log::parse`]).
     LogLevels,
@@ -191,6 +193,7 @@ impl Type {
             Type::Seconds => "SECONDS",
             Type::Ipv4 => "A.B.C.D",
             Type::Ipv4Cidr => "A.B.C.D/N",
+            Type::Ipv4Port => "A.B.C.D[:PORT]",
             Type::LogLevels => "[MODULE:]LEVEL,…",
         }
     }
@@ -206,6 +209,7 @@ impl Type {
             Type::Seconds => "a whole number of seconds, 1 or more",
             Type::Ipv4 => "an IPv4 address, like 10.0.0.1",
             Type::Ipv4Cidr => "an address with a prefix length, like 10.0.0.2/24",
+            Type::Ipv4Port => "an IPv4 address with an optional port, like 10.0.0.1 or 10.0.0.1:53",
             Type::LogLevels => "a level (off, error, warn, info, debug, trace) or MODULE:LEVEL items, like net:debug,http:info",
         }
     }
@@ -235,6 +239,10 @@ impl Type {
                     && is_digits(n)
                     && n.parse::<u8>().is_ok_and(|n| n <= 32)
             }),
+            (Type::Ipv4Port, Some(v)) => match v.split_once(':') {
+                Some((a, p)) => a.parse::<Ipv4Addr>().is_ok() && Type::Port.accepts(Some(p)),
+                None => v.parse::<Ipv4Addr>().is_ok(),
+            },
         }
     }
 }
@@ -556,6 +564,23 @@ mod tests {
         assert_eq!(a.get("missing"), None);
         assert_eq!(a.get_or("port", 7u16), Ok(80));
         assert_eq!(a.get_or("missing", 7u16), Ok(7));
+    }
+
+    #[test]
+    fn a_server_address_takes_an_optional_port() {
+        for good in ["10.0.0.1", "127.0.0.1:5353"] {
+            assert!(Type::Ipv4Port.accepts(Some(good)), "{good}");
+        }
+        for bad in [
+            "10.0.0",
+            "10.0.0.1:",
+            "10.0.0.1:0",
+            "10.0.0.1:+53",
+            "1.2.3.4:65536",
+            "a:53",
+        ] {
+            assert!(!Type::Ipv4Port.accepts(Some(bad)), "{bad}");
+        }
     }
 
     #[test]

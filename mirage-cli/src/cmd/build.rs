@@ -31,10 +31,24 @@ pub struct Built {
 
 pub fn run(args: Build, file: &Path) -> Result<Built> {
     let (mut cfg, target) = super::load_on(file, args.target, args.board.as_deref())?;
+    refuse_board(target, args.board.as_deref(), "build")?;
     if args.trace {
         cfg.trace.get_or_insert_with(Default::default);
     }
     build(cfg, target)
+}
+
+/// Refuses `--board` on the unix target, naming the target, as `uni run` does: only xen-arm
+/// builds for a board, and unix would ignore it.
+pub(super) fn refuse_board(target: Target, board: Option<&str>, command: &str) -> Result<()> {
+    if let (Target::Unix, Some(b)) = (target, board) {
+        bail!(
+            "`--board {b}` does not apply to target unix: only the xen-arm target is built for \
+             a board; on unix `uni {command}` makes a program for this machine (drop --board, \
+             or add --target xen-arm)"
+        );
+    }
+    Ok(())
 }
 
 /// Where cargo puts its output: `$CARGO_TARGET_DIR`, else `_build/target` next to the config.

@@ -14,6 +14,7 @@ use crate::status::{self, status};
 
 pub fn run(args: Configure, file: &Path) -> Result<ExitCode> {
     let (cfg, target) = super::load_on(file, args.target, args.board.as_deref())?;
+    super::build::refuse_board(target, args.board.as_deref(), "configure")?;
     let plan = generate::plan(&cfg, target)?;
     if args.dry_run {
         let mut o = String::new();

@@ -46,13 +46,6 @@ fn nodes(cfg: &Config, target: Target) -> Vec<Node> {
         .map(|d| {
             let kind = d.kind().name;
             let uses: Vec<String> = d.device.uses().iter().map(|u| u.to_string()).collect();
-            let kind_of = |name: &str| {
-                cfg.devices
-                    .iter()
-                    .find(|o| o.name == name)
-                    .map(|o| o.kind().name)
-            };
-            let over_tls = uses.iter().any(|u| kind_of(u) == Some("tls"));
             let built_by = d
                 .implement(target)
                 .map(|i| head(&i.constructor))
@@ -61,32 +54,11 @@ fn nodes(cfg: &Config, target: Target) -> Vec<Node> {
                 name: d.name.clone(),
                 kind,
                 uses,
-                receives: receives(kind, over_tls).to_string(),
+                receives: d.receives().to_string(),
                 built_by,
             }
         })
         .collect()
-}
-
-/// The type `start` takes for a device of `kind` (`over_tls`: an http device over a tls one),
-/// as docs/apps.md's table has it.
-fn receives(kind: &str, over_tls: bool) -> &'static str {
-    match kind {
-        "console" => "impl Console",
-        "clock" => "impl Clock",
-        "random" => "impl Random",
-        "args" => "BootArgs",
-        "net" => "impl Stack",
-        "kv_ro" => "impl KvRo",
-        "kv_rw" => "impl KvRw",
-        "block" => "impl Block",
-        "tls" => "Tls<S>",
-        "http" if over_tls => "Server<Tls<S>, C>",
-        "http" => "Server<Plain<S>, C>",
-        "dns" => "impl Resolver",
-        "xenstore" => "impl Xenstore",
-        _ => "?",
-    }
 }
 
 /// A constructor expression cut to what names the implementation: the path it calls
@@ -243,13 +215,13 @@ fn dot(cfg: &Config, target: Target, nodes: &[Node]) -> String {
 mod tests {
     use super::*;
 
-    /// Every kind has a type here, and it is the one docs/apps.md's table gives.
+    /// The type each kind gives `start` (devices/<kind>.rs, [`crate::devices::Kind::receives`])
+    /// is the one docs/apps.md's table gives.
     #[test]
     fn every_kind_receives_the_type_docs_apps_md_gives() {
         let doc = include_str!("../../../docs/apps.md");
         for k in crate::devices::KINDS {
-            let ty = receives(k.name, false);
-            assert_ne!(ty, "?", "describe.rs has no type for kind {}", k.name);
+            let ty = k.receives;
             let row = doc
                 .lines()
                 .find(|l| l.starts_with(&format!("| `{}` |", k.name)))
@@ -259,7 +231,7 @@ mod tests {
                 "docs/apps.md says {row:?}, describe says `{ty}`"
             );
         }
-        assert!(doc.contains(&format!("`{}`", receives("http", true))));
+        assert!(doc.contains(&format!("`{}`", crate::devices::HTTP_OVER_TLS)));
     }
 
     #[test]

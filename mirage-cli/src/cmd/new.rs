@@ -26,8 +26,6 @@ struct Template {
     needs: &'static [&'static str],
     /// Its keys in unikernel.toml, after `kind`, with a comment line or two.
     toml: &'static str,
-    /// The parameter's type in `start`.
-    param: &'static str,
     /// What `start` does with it: lines of Rust, `{name}` is the app's name.
     body: &'static str,
     /// `use` lines it needs.
@@ -43,7 +41,6 @@ const TEMPLATES: &[Template] = &[
         name: "console",
         needs: &[],
         toml: "",
-        param: "impl Console",
         body: "console.log(\"hello from {name}\").await?;",
         uses: &["uni_runtime::device::Console"],
         crates: &[],
@@ -53,7 +50,6 @@ const TEMPLATES: &[Template] = &[
         name: "clock",
         needs: &[],
         toml: "",
-        param: "impl Clock",
         body: "let ms = clock.now().as_nanos() / 1_000_000;\n\
                console.log(&format!(\"clock: {ms} ms since boot\")).await?;",
         uses: &["uni_runtime::device::Clock"],
@@ -64,7 +60,6 @@ const TEMPLATES: &[Template] = &[
         name: "random",
         needs: &[],
         toml: "",
-        param: "impl Random",
         body: "let mut bytes = [0u8; 8];\n\
                random.fill(&mut bytes);\n\
                console.log(&format!(\"random: {:016x}\", u64::from_le_bytes(bytes))).await?;",
@@ -75,9 +70,12 @@ const TEMPLATES: &[Template] = &[
         kind: "args",
         name: "args",
         needs: &[],
-        toml: "# The boot arguments: `uni run -- --greeting=hi` on unix, `extra=` in the xl file on Xen.\n",
-        param: "BootArgs",
-        body: "let greeting = args.get(\"greeting\").unwrap_or(\"hello\");\n\
+        toml: "# The boot arguments: `uni run -- --greeting=hi` on unix, `extra=` in the xl file on Xen.\n\
+               # Each key the app reads is declared here with its type, default and doc: `--help`\n\
+               # lists them, and a key not declared (or a value of the wrong form) is refused at boot.\n\
+               keys.greeting = { type = \"string\", default = \"hello\", doc = \"what the app says at boot\" }\n",
+        body: "// --greeting=TEXT: its default is the one unikernel.toml declares\n\
+               let greeting = args.get(\"greeting\").unwrap_or_default();\n\
                console.log(&format!(\"args: {greeting} (--greeting=…)\")).await?;",
         uses: &["uni_runtime::BootArgs"],
         crates: &[],
@@ -87,7 +85,6 @@ const TEMPLATES: &[Template] = &[
         name: "net",
         needs: &[],
         toml: "# The host's sockets on unix; smoltcp over Xen netfront, with DHCP, on xen-arm.\n",
-        param: "impl Stack",
         body: "",
         uses: &["uni_runtime::device::net::Stack"],
         crates: &[],
@@ -97,7 +94,6 @@ const TEMPLATES: &[Template] = &[
         name: "data",
         needs: &[],
         toml: "# The files of data/, packed into the image by `uni build`.\ndir = \"data\"\n",
-        param: "impl KvRo",
         body: "let hello = data.get(\"hello.txt\").await?;\n\
                console.log(&format!(\"data: hello.txt holds {} bytes\", hello.len())).await?;",
         uses: &["uni_runtime::device::KvRo"],
@@ -109,7 +105,6 @@ const TEMPLATES: &[Template] = &[
         needs: &[],
         toml: "# A store on store.img (16 MiB, zeroed by `uni new`): formatted at the first boot.\n\
                file = \"store.img\"\nformat = true\n",
-        param: "impl KvRw",
         body: "let keys = store.list(\"\").await?.len();\n\
                store.set(\"hello\", b\"hello from {name}\").await?;\n\
                console.log(&format!(\"store: {keys} keys, then wrote `hello`\")).await?;",
@@ -122,7 +117,6 @@ const TEMPLATES: &[Template] = &[
         needs: &[],
         toml: "# disk.img (1 MiB, zeroed by `uni new`): the file on unix, a Xen disk on xen-arm.\n\
                file = \"disk.img\"\n",
-        param: "impl Block",
         body: "let info = disk.info();\n\
                let mut sector = vec![0u8; info.sector_size as usize];\n\
                disk.read(0, &mut sector).await?;\n\
@@ -135,7 +129,6 @@ const TEMPLATES: &[Template] = &[
         name: "http",
         needs: &["net"],
         toml: "# Port 8080; --http-port=N at boot overrides it.\nnet = \"net\"\nport = 8080\n",
-        param: "Server<Plain<S>, C>",
         body: "let http = http.listen().await?;\n\
                console.log(&format!(\"http: listening on {}\", http.local_addr())).await?;\n\
                let Err(e) = http.serve(Hello, console).await;\n\
@@ -152,7 +145,6 @@ const TEMPLATES: &[Template] = &[
         name: "dns",
         needs: &["net"],
         toml: "# Asks the nameserver of --nameserver=A.B.C.D[:PORT] at boot.\nnet = \"net\"\n",
-        param: "impl Resolver",
         body: "let answer = match dns.lookup_ipv4(\"example.com\").await {\n\
                Ok(addrs) => addrs.iter().map(|a| format!(\"{a}\")).collect::<Vec<_>>().join(\", \"),\n\
                Err(e) => format!(\"{e}\"),\n\
@@ -166,7 +158,6 @@ const TEMPLATES: &[Template] = &[
         name: "xenstore",
         needs: &[],
         toml: "",
-        param: "impl Xenstore",
         body: "let me = xenstore.read(\"name\").await?;\n\
                console.log(&format!(\"xenstore: my domain is {me}\")).await?;",
         uses: &["uni_runtime::device::Xenstore"],
@@ -328,14 +319,26 @@ impl App<'_> {
             for k in keys {
                 writeln!(s, "{k}").unwrap();
             }
+            if t.kind == "args" && self.serves_tcp() {
+                writeln!(
+                    s,
+                    "keys.port = {{ type = \"port\", default = {HELLO_PORT}, doc = \"the TCP port the app says hello on\" }}"
+                )
+                .unwrap();
+            }
         }
         s
+    }
+
+    /// An app with a net device and no http device: it runs a TCP server of its own.
+    fn serves_tcp(&self) -> bool {
+        self.has("net") && !self.has("http")
     }
 
     fn lib_rs(&self) -> String {
         let name = self.name;
         let http = self.has("http");
-        let serves_tcp = self.has("net") && !http;
+        let serves_tcp = self.serves_tcp();
         let mut uses: Vec<String> = vec!["uni_runtime::AppResult".into()];
         if self.devices.iter().any(|t| t.kind != "console") {
             uses.push("alloc::format".into());
@@ -364,10 +367,22 @@ impl App<'_> {
         s.push_str(
             "\n/// Entry point; the devices come from `unikernel.toml` in declaration order.\n",
         );
-        let generics = if http { "<S, C>" } else { "" };
+        let mut generics: Vec<&str> = vec![];
+        for t in &self.devices {
+            for g in devices::generics(t.receives()) {
+                if !generics.contains(&g) {
+                    generics.push(g);
+                }
+            }
+        }
+        let generics = if generics.is_empty() {
+            String::new()
+        } else {
+            format!("<{}>", generics.join(", "))
+        };
         writeln!(s, "pub async fn start{generics}(").unwrap();
         for t in &self.devices {
-            let mut param = t.param.to_string();
+            let mut param = t.receives().to_string();
             if t.kind == "console" && http {
                 // the http server logs each request to it
                 param.push_str(" + 'static");
@@ -513,6 +528,15 @@ fn group(paths: Vec<String>) -> Vec<String> {
             }
         })
         .collect()
+}
+
+impl Template {
+    /// The parameter's type in `start`: what a device of its kind receives (devices/<kind>.rs).
+    fn receives(&self) -> &'static str {
+        devices::kind(self.kind)
+            .expect("every template is of a known kind")
+            .receives
+    }
 }
 
 fn template(kind: &str) -> &'static Template {

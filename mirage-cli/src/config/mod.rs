@@ -33,6 +33,8 @@ pub struct Config {
     pub board_span: Range<usize>,
     /// Compiled-in default boot arguments.
     pub boot_args: String,
+    /// The span of `boot-args`' value, where errors about it point (`None`: not given).
+    pub boot_args_span: Option<Range<usize>>,
     pub devices: Vec<DeviceConfig>,
     pub xen: XenConfig,
     pub deploy: DeployConfig,
@@ -60,6 +62,8 @@ pub struct XenConfig {
     pub vcpus: Option<u32>,
     pub bridge: Option<String>,
     pub extra: String,
+    /// The span of `extra`'s value, where errors about it point (`None`: not given).
+    pub extra_span: Option<Range<usize>>,
     pub on_crash: Option<String>,
 }
 

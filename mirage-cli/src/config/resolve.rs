@@ -240,6 +240,7 @@ impl Cx<'_> {
             board,
             board_span,
             boot_args: boot_args.unwrap_or_default(),
+            boot_args_span: uk.boot_args.as_ref().map(Spanned::span),
             devices,
             xen,
             deploy,
@@ -356,12 +357,14 @@ impl Cx<'_> {
             }
             o.get_ref().clone()
         });
+        let extra_span = x.extra.as_ref().map(Spanned::span);
         let extra = x.extra.map(|e| e.into_inner()).unwrap_or_default();
         XenConfig {
             memory,
             vcpus,
             bridge,
             extra,
+            extra_span,
             on_crash,
         }
     }

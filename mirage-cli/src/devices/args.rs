@@ -10,12 +10,15 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use toml::Spanned;
 
+use uni_runtime::boot::Type;
+
 use super::{BootArgs, BootKey, Device, Implementation, Kind, Resolver, Unsupported};
 use crate::target::Target;
 
 pub const KIND: Kind = Kind {
     name: "args",
     summary: "the boot arguments, for the app's own keys",
+    receives: "BootArgs",
     targets: Target::ALL,
     elsewhere: ("", None),
     keys: serde_aux::serde_introspection::serde_introspect::<Keys>,
@@ -27,7 +30,8 @@ pub const KIND: Kind = Kind {
 struct Keys {
     #[serde(rename = "kind")]
     _kind: IgnoredAny,
-    keys: Option<indexmap::IndexMap<Spanned<String>, AppKey>>,
+    /// Each entry is read on its own ([`Resolver::at`]), so that its errors name it.
+    keys: Option<indexmap::IndexMap<Spanned<String>, IgnoredAny>>,
 }
 
 /// One `keys.<name>` entry.
@@ -63,7 +67,7 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
         return Some(Box::new(Args { keys: None }));
     };
     let mut keys = vec![];
-    for (name, key) in declared {
+    for name in declared.into_keys() {
         let path = format!("keys.{}", name.get_ref());
         let n = name.get_ref();
         let good_name = !n.is_empty()
@@ -90,6 +94,9 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
             );
             continue;
         }
+        let Some(key) = r.at::<AppKey>(&["keys", n]) else {
+            continue;
+        };
         let accepted = || {
             TYPES
                 .iter()
@@ -156,15 +163,7 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
 /// Whether `v` is a value of the runtime type `ty`, as `uni_runtime::boot::Type::accepts`
 /// decides at boot.
 fn accepts(ty: &str, v: &str) -> bool {
-    let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
-    match ty {
-        "Port" => digits && v.parse::<u16>().is_ok_and(|p| p > 0),
-        "Integer" => digits && v.parse::<u64>().is_ok(),
-        "Seconds" => digits && v.parse::<u32>().is_ok_and(|s| s > 0),
-        "Ipv4" => v.parse::<std::net::Ipv4Addr>().is_ok(),
-        "Path" => !v.is_empty(),
-        _ => true,
-    }
+    runtime_type(ty).accepts(Some(v))
 }
 
 /// The platform's own boot arguments on `target` and their runtime types, as
@@ -178,6 +177,25 @@ pub fn platform_keys(target: Target) -> &'static [(&'static str, &'static str)] 
             ("uni-boot-info", "Flag"),
             ("uni-seed", "Text"),
         ],
+    }
+}
+
+/// The runtime's type of a boot argument, by the name the generated main gives it
+/// ([`super::BootKey::ty`]): the runtime checks values at boot with it, and configure checks
+/// `boot-args` and `[xen] extra` with it too. A type not named here is left to the boot's check.
+fn runtime_type(ty: &str) -> Type {
+    match ty {
+        "Flag" => Type::Flag,
+        "Text" => Type::Text,
+        "Path" => Type::Path,
+        "Port" => Type::Port,
+        "Integer" => Type::Integer,
+        "Seconds" => Type::Seconds,
+        "Ipv4" => Type::Ipv4,
+        "Ipv4Cidr" => Type::Ipv4Cidr,
+        "Ipv4Port" => Type::Ipv4Port,
+        "LogLevels" => Type::LogLevels,
+        _ => Type::Text,
     }
 }
 
@@ -204,24 +222,9 @@ pub fn check_boot_args(line: &str, accepted: &[(&str, &str)], open: bool) -> Res
         }
         match accepted.iter().find(|(n, _)| *n == k) {
             Some((_, ty)) => {
-                let good = match (*ty, v) {
-                    ("Flag", v) => v.is_none(),
-                    ("Text", _) => true,
-                    ("Ipv4Cidr", Some(v)) => v.split_once('/').is_some_and(|(a, n)| {
-                        a.parse::<std::net::Ipv4Addr>().is_ok()
-                            && !n.is_empty()
-                            && n.bytes().all(|b| b.is_ascii_digit())
-                            && n.parse::<u8>().is_ok_and(|n| n <= 32)
-                    }),
-                    (ty, Some(v)) => accepts(ty, v),
-                    (_, None) => false,
-                };
-                if !good {
-                    let expected = TYPES
-                        .iter()
-                        .find(|(_, t, _)| t == ty)
-                        .map(|(_, _, e)| *e)
-                        .unwrap_or("an address with a prefix length, like 10.0.0.2/24");
+                let ty = runtime_type(ty);
+                if !ty.accepts(v) {
+                    let expected = ty.expected();
                     return Err(format!(
                         "boot argument --{k}={}: expected {expected}",
                         v.unwrap_or("")

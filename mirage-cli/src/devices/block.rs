@@ -17,6 +17,7 @@ use crate::target::Target;
 pub const KIND: Kind = Kind {
     name: "block",
     summary: "a block device",
+    receives: "impl Block",
     targets: Target::ALL,
     elsewhere: ("", None),
     keys: serde_aux::serde_introspection::serde_introspect::<Keys>,

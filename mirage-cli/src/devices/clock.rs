@@ -6,6 +6,7 @@ use crate::target::Target;
 pub const KIND: Kind = Kind {
     name: "clock",
     summary: "monotonic and wall clocks, sleeping",
+    receives: "impl Clock",
     targets: Target::ALL,
     elsewhere: ("", None),
     keys: super::no_keys,

@@ -6,6 +6,7 @@ use crate::target::Target;
 pub const KIND: Kind = Kind {
     name: "console",
     summary: "text output",
+    receives: "impl Console",
     targets: Target::ALL,
     elsewhere: ("", None),
     keys: super::no_keys,

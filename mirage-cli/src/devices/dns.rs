@@ -14,6 +14,7 @@ use crate::target::Target;
 pub const KIND: Kind = Kind {
     name: "dns",
     summary: "a DNS resolver",
+    receives: "impl Resolver",
     targets: Target::ALL,
     elsewhere: ("", None),
     keys: serde_aux::serde_introspection::serde_introspect::<Keys>,
@@ -77,7 +78,7 @@ impl Device for Dns {
             fallible: true,
             boot_args: BootArgs::Keys(vec![BootKey::new(
                 "nameserver",
-                "Text",
+                "Ipv4Port",
                 self.nameserver.map(|n| n.to_string()),
                 "the DNS server, A.B.C.D or A.B.C.D:PORT",
             )]),

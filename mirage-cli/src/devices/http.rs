@@ -12,11 +12,15 @@ use crate::target::Target;
 pub const KIND: Kind = Kind {
     name: "http",
     summary: "an HTTP server",
+    receives: "Server<Plain<S>, C>",
     targets: Target::ALL,
     elsewhere: ("", None),
     keys: serde_aux::serde_introspection::serde_introspect::<Keys>,
     resolve,
 };
+
+/// What `start` receives for an http device over a tls device (plain: [`KIND`]'s).
+pub const OVER_TLS: &str = "Server<Tls<S>, C>";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +69,13 @@ fn resolve(r: &mut Resolver<'_>) -> Option<Box<dyn Device>> {
 impl Device for Http {
     fn kind(&self) -> &'static Kind {
         &KIND
+    }
+
+    fn receives(&self) -> &'static str {
+        match self.tls {
+            Some(_) => OVER_TLS,
+            None => KIND.receives,
+        }
     }
 
     fn uses(&self) -> Vec<&str> {

@@ -13,6 +13,7 @@ use crate::target::Target;
 pub const KIND: Kind = Kind {
     name: "kv_ro",
     summary: "a directory embedded into the image",
+    receives: "impl KvRo",
     targets: Target::ALL,
     elsewhere: ("", None),
     keys: serde_aux::serde_introspection::serde_introspect::<Keys>,

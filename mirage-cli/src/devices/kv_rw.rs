@@ -15,6 +15,7 @@ use crate::target::Target;
 pub const KIND: Kind = Kind {
     name: "kv_rw",
     summary: "a crash-safe key-value store on a disk image",
+    receives: "impl KvRw",
     targets: Target::ALL,
     elsewhere: ("", None),
     keys: serde_aux::serde_introspection::serde_introspect::<Keys>,

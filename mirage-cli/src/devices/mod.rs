@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub(crate) use args::{check_boot_args, platform_keys};
+pub use http::OVER_TLS as HTTP_OVER_TLS;
 pub(crate) use resolver::quoted;
 pub use resolver::Resolver;
 
@@ -38,6 +39,9 @@ use crate::target::Target;
 pub struct Kind {
     pub name: &'static str,
     pub summary: &'static str,
+    /// The type the app's `start` receives for a device of this kind (docs/apps.md, "The
+    /// signature rule"); a device may refine it ([`Device::receives`]: http over tls).
+    pub receives: &'static str,
     /// The targets that provide it.
     pub targets: &'static [Target],
     /// Why another target cannot, and what to use there instead (`None`: the kinds that target
@@ -146,6 +150,12 @@ pub trait Device: fmt::Debug + Send + Sync {
         vec![]
     }
 
+    /// The type the app's `start` receives for it: its kind's [`Kind::receives`] unless the
+    /// device says otherwise.
+    fn receives(&self) -> &'static str {
+        self.kind().receives
+    }
+
     /// How `target` provides it. Only called for the kind's [`Kind::targets`].
     fn implement(&self, name: &str, target: Target) -> Result<Implementation, Unsupported>;
 
@@ -196,6 +206,11 @@ pub struct DeviceConfig {
 }
 
 impl DeviceConfig {
+    /// The type `start` receives for this device ([`Device::receives`]).
+    pub fn receives(&self) -> &'static str {
+        self.device.receives()
+    }
+
     pub fn key(&self) -> String {
         format!("devices.{}", self.name)
     }
@@ -359,6 +374,21 @@ pub fn runtime_path(written: &str) -> String {
     }
 }
 
+/// The type parameters a [`Kind::receives`] type names (`S` in `Tls<S>`; `S` and `C` in
+/// `Server<Plain<S>, C>`): its one-letter capitals, in order of first appearance.
+pub fn generics(ty: &str) -> Vec<&str> {
+    let mut out: Vec<&str> = vec![];
+    for word in ty.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if word.len() == 1
+            && word.starts_with(|c: char| c.is_ascii_uppercase())
+            && !out.contains(&word)
+        {
+            out.push(word);
+        }
+    }
+    out
+}
+
 /// `Some("..")` or `None`, as Rust source.
 fn opt_str(v: &Option<impl fmt::Display>) -> String {
     match v {
@@ -381,6 +411,13 @@ mod tests {
             sorted.dedup();
             assert_eq!(sorted.len(), keys.len(), "{}", k.name);
         }
+    }
+
+    #[test]
+    fn type_parameters_of_what_start_receives() {
+        assert_eq!(generics("Server<Plain<S>, C>"), ["S", "C"]);
+        assert_eq!(generics("Tls<S>"), ["S"]);
+        assert!(generics("impl KvRo").is_empty() && generics("BootArgs").is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::target::Target;
 pub const KIND: Kind = Kind {
     name: "net",
     summary: "a TCP/IP stack",
+    receives: "impl Stack",
     targets: Target::ALL,
     elsewhere: ("", None),
     keys: serde_aux::serde_introspection::serde_introspect::<Keys>,
@@ -296,4 +297,44 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
         *b = u8::from_str_radix(p, 16).ok()?;
     }
     parts.next().is_none().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults `--help` shows for the TCP timeouts are uni-net's
+    /// (`TcpTimeouts::default` in libs/net/src/direct.rs, whose `from_boot_args` ties each key
+    /// to its field), and the keys are the ones it reads.
+    #[test]
+    fn tcp_timeout_defaults_are_uni_nets() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let src = std::fs::read_to_string(root.join("libs/net/src/direct.rs")).unwrap();
+        let between = |from: &str, to: &str| -> String {
+            let rest = src
+                .split(from)
+                .nth(1)
+                .unwrap_or_else(|| panic!("libs/net/src/direct.rs has no {from:?}"));
+            rest.split(to).next().unwrap().to_string()
+        };
+        let defaults = between("fn default() -> TcpTimeouts {", "\n    }\n");
+        let table = between("let mut t = TcpTimeouts::default();", "] {");
+        let keys = direct_keys("dhcp", &None, false);
+        let tcp: Vec<&BootKey> = keys.iter().filter(|k| k.name.starts_with("tcp-")).collect();
+        assert_eq!(tcp.len(), table.matches("(\"tcp-").count());
+        for k in tcp {
+            let field = between(&format!("(\"{}\", &mut t.", k.name), ")");
+            let want = format!(
+                "{field}: Duration::from_secs({}),",
+                k.default.as_deref().unwrap()
+            );
+            assert!(
+                defaults.contains(&want),
+                "--{} defaults to {:?} here, but uni-net's TcpTimeouts::default has no `{want}`",
+                k.name,
+                k.default
+            );
+            assert_eq!(k.ty, "Seconds");
+        }
+    }
 }

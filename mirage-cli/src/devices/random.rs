@@ -7,6 +7,7 @@ use crate::target::Target;
 pub const KIND: Kind = Kind {
     name: "random",
     summary: "cryptographically secure random bytes",
+    receives: "impl Random",
     targets: Target::ALL,
     elsewhere: ("", None),
     keys: super::no_keys,

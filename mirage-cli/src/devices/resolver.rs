@@ -146,19 +146,42 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// The value at `path` inside this table (`["keys", "colour"]`, a value the kind's struct
+    /// took as any), as `T`: its errors name their whole key path,
+    /// `devices.args.keys.colour.default`, which a map with spanned keys cannot give.
+    pub fn at<T: DeserializeOwned>(&mut self, path: &[&str]) -> Option<T> {
+        match self.pick_at(path) {
+            Ok(t) => Some(t),
+            Err(d) => {
+                self.errors.push(*d);
+                self.failed = true;
+                None
+            }
+        }
+    }
+
     /// Deserializes this device's table, and only it, from the whole file, so that spans are
     /// offsets into the file.
     fn pick<T: DeserializeOwned>(&self) -> Result<T, Box<Diagnostic>> {
+        self.pick_at(&[])
+    }
+
+    /// [`Resolver::pick`] of the value at `path` inside the table.
+    fn pick_at<T: DeserializeOwned>(&self, path: &[&str]) -> Result<T, Box<Diagnostic>> {
         let de = toml::de::Deserializer::parse(&self.src.text)
             .map_err(|e| toml_error(self.src, &e, String::new()))?;
         let mut track = serde_path_to_error::Track::new();
+        let full: Vec<&str> = ["devices", self.name]
+            .into_iter()
+            .chain(path.iter().copied())
+            .collect();
         let seed = Pick::<T> {
-            path: &["devices", self.name],
+            path: &full,
             out: PhantomData,
         };
         match seed.deserialize(serde_path_to_error::Deserializer::new(de, &mut track)) {
             Ok(Some(t)) => Ok(t),
-            Ok(None) => unreachable!("the table was found by the first parse"),
+            Ok(None) => unreachable!("the value was found by the first parse"),
             Err(e) => Err(toml_error(self.src, &e, key_path(&track.path())).into()),
         }
     }

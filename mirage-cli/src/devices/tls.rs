@@ -17,6 +17,7 @@ mod fixed;
 pub const KIND: Kind = Kind {
     name: "tls",
     summary: "TLS over a net device",
+    receives: "Tls<S>",
     targets: Target::ALL,
     elsewhere: ("", None),
     keys: serde_aux::serde_introspection::serde_introspect::<Keys>,

@@ -6,6 +6,7 @@ use crate::target::Target;
 pub const KIND: Kind = Kind {
     name: "xenstore",
     summary: "the Xen store (xen-arm only)",
+    receives: "impl Xenstore",
     targets: &[Target::XenArm],
     elsewhere: (
         "the Xen store exists only on Xen",

@@ -382,39 +382,6 @@ pub fn no_std_explanation(crate_name: &str, root: &str) -> String {
     )
 }
 
-/// The parameter type of `start` that a device of `kind` gives (docs/apps.md, "The signature
-/// rule"), with the generic parameters it names.
-fn param_type(cfg: &Config, d: &crate::devices::DeviceConfig) -> (String, &'static [&'static str]) {
-    let kind = d.kind().name;
-    let t: (&str, &'static [&'static str]) = match kind {
-        "console" => ("impl Console", &[]),
-        "clock" => ("impl Clock", &[]),
-        "random" => ("impl Random", &[]),
-        "args" => ("BootArgs", &[]),
-        "net" => ("impl Stack", &[]),
-        "kv_ro" => ("impl KvRo", &[]),
-        "kv_rw" => ("impl KvRw", &[]),
-        "block" => ("impl Block", &[]),
-        "tls" => ("Tls<S>", &["S"]),
-        "http" => {
-            let over_tls = d.device.uses().iter().any(|u| {
-                cfg.devices
-                    .iter()
-                    .any(|o| o.name == *u && o.kind().name == "tls")
-            });
-            if over_tls {
-                ("Server<Tls<S>, C>", &["S", "C"])
-            } else {
-                ("Server<Plain<S>, C>", &["S", "C"])
-            }
-        }
-        "dns" => ("impl Resolver", &[]),
-        "xenstore" => ("impl Xenstore", &[]),
-        other => return (format!("(the {other} device)"), &[]),
-    };
-    (t.0.to_string(), t.1)
-}
-
 /// The note after an error in the generated crate: the `start` that unikernel.toml implies,
 /// one parameter per device in declaration order, and where each device is declared.
 pub fn signature_note(cfg: &Config) -> String {
@@ -422,9 +389,9 @@ pub fn signature_note(cfg: &Config) -> String {
     let mut params = vec![];
     let mut rows = vec![];
     for d in &cfg.devices {
-        let (ty, gs) = param_type(cfg, d);
-        for g in gs {
-            if !generics.contains(g) {
+        let ty = d.receives();
+        for g in crate::devices::generics(ty) {
+            if !generics.contains(&g) {
                 generics.push(g);
             }
         }
