@@ -478,6 +478,44 @@ fn website_at_its_smallest_memory(home: &SshHome, host: &str, fwd: u16) {
         );
     }
     eprintln!("16 clients at once, at 4 MiB, in {:.1?}", t0.elapsed());
+    // Its counters (issue #18 item 6), asked for through xenstore: at least the 17 fetches of
+    // two files each just made (one connection and one handshake each), in JSON and as a table.
+    let (json, _) = ok(
+        home.run(&dir, &["stats", "--host", host, "static-website", "--json"]),
+        "stats static-website",
+    );
+    let stats = |text: &str, name: &str| -> u64 {
+        let key = format!("\"{name}\": ");
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(&key))
+            .and_then(|v| v.trim_end_matches(',').parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in uni stats --json:\n{text}"))
+    };
+    for (name, least) in [
+        ("http.requests.200", 34),
+        ("tcp.accepted", 17),
+        ("tls.handshakes", 17),
+        ("tcp.rx_bytes", 1),
+        ("tcp.tx_bytes", 1),
+        ("netif.rx_frames", 17),
+        ("netif.tx_bytes", 1),
+        ("heap.used_bytes", 1),
+    ] {
+        let v = stats(&json, name);
+        assert!(
+            v >= least,
+            "{name} = {v}, expected at least {least}:\n{json}"
+        );
+    }
+    assert_eq!(stats(&json, "netif.rx_errors"), 0, "{json}");
+    let (table, _) = ok(
+        home.run(&dir, &["stats", "--host", host]),
+        "stats static-website (table)",
+    );
+    assert!(
+        table.starts_with("static-website (domain ") && table.contains("\n  http.requests.200 "),
+        "{table}"
+    );
     let (logs, _) = ok(
         home.run(&dir, &["logs", "--host", host]),
         "logs static-website",

@@ -169,13 +169,14 @@ stop() {
 # stats NAME: asks the running domain for its counters (runtime/src/platform/xen/stats.rs: it
 # watches data/uni-stats/request and answers with data/uni-stats/<counter> and then the
 # request's value in data/uni-stats/answered), and prints each as `uni: stat COUNTER VALUE`
+# (with dashes for the dots of its name: xenstore refuses dots in node names)
 stats() {
 	need_xl
 	command -v xenstore-read >/dev/null 2>&1 || fail no-xl "no \`xenstore-read\` on the PATH (Debian: apt-get install xenstore-utils)"
 	id=$(xl domid "$1" 2>/dev/null) || fail none "no domain \`$1\` is running"
 	d=/local/domain/$id/data/uni-stats
 	xenstore-read "$d/request" >/dev/null 2>&1 ||
-		fail stats "\`$1\` (domain $id) keeps no counters in xenstore: an image built before \`uni stats\` existed, or still booting"
+		fail stats "\`$1\` (domain $id) keeps no counters in xenstore: a unikernel without a network, an image built before \`uni stats\` existed, or one still booting"
 	req=$(date +%s%N)
 	xenstore-write "$d/request" "$req" || fail stats "cannot write $d/request"
 	i=0
@@ -184,7 +185,7 @@ stats() {
 		[ $i -le 100 ] || fail stats "\`$1\` (domain $id) did not answer within 10 s"
 		sleep 0.1
 	done
-	xenstore-ls "$d" | sed -n 's/^\([a-z0-9_.]*\) = "\([0-9]*\)"$/uni: stat \1 \2/p' |
+	xenstore-ls "$d" | sed -n 's/^\([a-z0-9_-]*\) = "\([0-9]*\)"$/uni: stat \1 \2/p' |
 		grep -v -e '^uni: stat request ' -e '^uni: stat answered '
 	echo "uni: domid $id"
 }

@@ -97,13 +97,7 @@ impl<F: Flow> TlsFlow<F> {
                 self.flow.write_all(&out.to_send).await?;
                 if handshaking && self.session.status() != Status::Handshaking {
                     uni_runtime::metrics::TLS_HANDSHAKES.inc();
-                    let info = self.session.info();
-                    log::debug!(
-                        "{}: handshake done ({}, {})",
-                        self.flow.peer_addr(),
-                        info.version.and_then(|v| v.as_str()).unwrap_or("?"),
-                        info.cipher_suite.and_then(|s| s.as_str()).unwrap_or("?")
-                    );
+                    log::debug!("{}: handshake done", self.flow.peer_addr());
                 }
                 #[cfg(feature = "trace")]
                 if handshaking {

@@ -27,12 +27,13 @@ pub fn run(args: Stats, file: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The `uni: stat NAME VALUE` lines' values, sorted by name.
+/// The `uni: stat NAME VALUE` lines' values, sorted by name. (The guest writes the names with
+/// dashes for dots, which xenstore refuses in a node's name.)
 fn parse<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<(String, u64)> {
     let mut rows: Vec<(String, u64)> = lines
         .filter_map(|l| {
             let (k, v) = l.split_once(' ')?;
-            Some((k.to_string(), v.trim().parse().ok()?))
+            Some((k.replace('-', "."), v.trim().parse().ok()?))
         })
         .collect();
     rows.sort();
@@ -68,10 +69,10 @@ mod tests {
     fn stat_lines_to_a_table_and_json() {
         let rows = parse(
             [
-                "tcp.accepted 3",
-                "http.requests.200 12",
+                "tcp-accepted 3",
+                "http-requests-200 12",
                 "bad",
-                "heap.used_bytes x",
+                "heap-used_bytes x",
             ]
             .into_iter(),
         );

@@ -50,6 +50,7 @@ mod hypercall;
 mod mmu;
 mod netfront;
 mod shared;
+#[cfg(feature = "stats")]
 mod stats;
 mod time;
 #[cfg(feature = "trace")]
@@ -250,6 +251,7 @@ where
         BOOT_INFO.store(true, Ordering::Relaxed);
         print_boot_info();
     }
+    #[cfg(feature = "stats")]
     spawn(stats::responder());
     match executor::block_on(main(args)) {
         Ok(()) => shutdown(ShutdownReason::Poweroff),

@@ -2,6 +2,8 @@
 //! `data/uni-stats/request` in the domain's xenstore directory and, each time dom0 writes a new
 //! value there, writes every counter as `data/uni-stats/<name>` and then the request's value to
 //! `data/uni-stats/answered`, which dom0 waits for (`uni stats`, templates/deploy/dom0.sh).
+//! xenstore refuses `.` in a node's name, so the names' dots are dashes there
+//! (`data/uni-stats/http-requests-200`); `uni stats` turns them back.
 //!
 //! `data/` is the directory libxl lets a guest write; the guest makes the request key itself at
 //! boot, so that it owns it and reads what dom0 writes there.
@@ -13,11 +15,11 @@ use crate::device::Xenstore as _;
 
 const DIR: &str = "data/uni-stats";
 
-/// Runs for the domain's life; a xenstore failure ends it (logged at debug level: the
-/// unikernel runs on without its stats).
+/// Runs for the domain's life; a xenstore failure ends it, with a warning (the unikernel runs on
+/// without its stats).
 pub async fn responder() {
     if let Err(e) = serve().await {
-        log::debug!("stats: no answers to dom0: {e}");
+        log::warn!("stats: no more answers to dom0's uni stats: {e}");
     }
 }
 
@@ -36,8 +38,11 @@ async fn serve() -> Result<(), crate::device::XenstoreError> {
             continue; // the watch's first firing, or our own answer's echo
         }
         for (name, value) in crate::metrics::snapshot() {
-            xs.write(&format!("{DIR}/{name}"), &format!("{value}"))
-                .await?;
+            xs.write(
+                &format!("{DIR}/{}", name.replace('.', "-")),
+                &format!("{value}"),
+            )
+            .await?;
         }
         xs.write(&answered, &req).await?;
         log::debug!("stats: answered dom0's request {req}");

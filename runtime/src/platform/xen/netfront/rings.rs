@@ -48,7 +48,13 @@ pub(super) fn push_requests(
     }
 }
 
+/// Adds to the interface's counters and to every interface's totals.
 pub(super) fn bump(stats: &Cell<NetifStats>, f: impl Fn(&mut NetifStats)) {
+    bump_dyn(stats, &f);
+}
+
+/// [`bump`]'s body, once for all its callers (`&dyn`).
+fn bump_dyn(stats: &Cell<NetifStats>, f: &dyn Fn(&mut NetifStats)) {
     let mut s = stats.get();
     f(&mut s);
     stats.set(s);
