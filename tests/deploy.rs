@@ -480,6 +480,7 @@ fn website_at_its_smallest_memory(home: &SshHome, host: &str, fwd: u16) {
     eprintln!("16 clients at once, at 4 MiB, in {:.1?}", t0.elapsed());
     // Its counters (issue #18 item 6), asked for through xenstore: at least the 17 fetches of
     // two files each just made (one connection and one handshake each), in JSON and as a table.
+    let t0 = Instant::now();
     let (json, _) = ok(
         home.run(&dir, &["stats", "--host", host, "static-website", "--json"]),
         "stats static-website",
@@ -516,6 +517,7 @@ fn website_at_its_smallest_memory(home: &SshHome, host: &str, fwd: u16) {
         table.starts_with("static-website (domain ") && table.contains("\n  http.requests.200 "),
         "{table}"
     );
+    eprintln!("uni stats, twice, in {:.1?}", t0.elapsed());
     let (logs, _) = ok(
         home.run(&dir, &["logs", "--host", host]),
         "logs static-website",

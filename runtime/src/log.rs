@@ -140,9 +140,11 @@ pub fn parse(value: &str) -> Result<Levels, LevelsError> {
     for item in value.split(',') {
         let item = item.trim();
         match item.split_once(':') {
-            None if item.is_empty() => return Err(LevelsError(format!(
-                "an empty item in `{value}`: items are LEVEL or MODULE:LEVEL, separated by commas"
-            ))),
+            None if item.is_empty() => {
+                return Err(LevelsError(format!(
+                    "an empty item in `{value}`: items are LEVEL or MODULE:LEVEL, separated by commas"
+                )));
+            }
             None => levels.default = level(item).ok_or_else(|| bad_level(item))?,
             Some((module, word)) => {
                 let Some(i) = MODULES.iter().position(|(m, _, _)| *m == module) else {
