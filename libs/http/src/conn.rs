@@ -287,10 +287,11 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             if !keep_alive {
                 return Ok(self.filled > 0);
             }
-            if self.filled > 0 {
-                // A pipelined request waits: the other connections' turn first.
-                yield_now().await;
-            }
+            // The next request waits for the other connections' turn, whether it is here
+            // already (pipelined) or not yet read: a client that sends its next request as
+            // soon as it has read a response would otherwise be served again and again, its
+            // read never having to wait, while the others' requests sat unread.
+            yield_now().await;
         }
     }
 

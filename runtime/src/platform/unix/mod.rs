@@ -1,6 +1,6 @@
 //! The unix platform: a Linux process. The console is stdout, written by a thread of its own
-//! (see [`Console`]); the clocks are the host's; the executor is a single-threaded
-//! `async-executor` driven by `async-io`'s reactor.
+//! (see [`Console`]); the clocks are the host's; the executor runs tasks in rounds on one
+//! thread, driven by `async-io`'s reactor (see [`block_on`]).
 
 use std::eprintln;
 use std::future::Future;
@@ -12,9 +12,13 @@ use crate::{AppResult, BootArgs};
 
 mod block;
 mod console;
+mod executor;
 mod tap;
 pub use block::Block;
 pub use console::{Console, BACKLOG};
+/// [`run`] runs the application with [`block_on`]; tests use it to run servers that spawn
+/// tasks.
+pub use executor::{block_on, spawn};
 pub use tap::Tap as Netif;
 
 /// The host's monotonic and wall clocks.
@@ -75,17 +79,6 @@ impl device::Random for Random {
     }
 }
 
-std::thread_local! {
-    static EXECUTOR: async_executor::LocalExecutor<'static> = const { async_executor::LocalExecutor::new() };
-}
-
-/// Runs `future` concurrently with the application, on the same thread.
-///
-/// A task that is still pending when the application's entry point returns is dropped.
-pub fn spawn<F: Future<Output = ()> + 'static>(future: F) {
-    EXECUTOR.with(|ex| ex.spawn(future).detach());
-}
-
 /// The boot arguments: the compiled-in `defaults`, then argv without the program name (a key
 /// given twice takes its last value, so argv overrides the defaults).
 pub fn boot_args(defaults: &str) -> Result<BootArgs, crate::boot::BootArgError> {
@@ -101,13 +94,6 @@ pub fn boot_args(defaults: &str) -> Result<BootArgs, crate::boot::BootArgError> 
 /// stderr on unix.
 pub fn diag(line: &str) {
     eprintln!("{line}");
-}
-
-/// Runs `future` to completion on this thread's executor, together with the tasks it
-/// [`spawn`]s (which are dropped, if still pending, when it completes). [`run`] uses it for the
-/// application; tests use it to run servers that spawn tasks.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    EXECUTOR.with(|ex| async_io::block_on(ex.run(future)))
 }
 
 /// How long the process waits, as it ends, for the console's reader to take what is left.
