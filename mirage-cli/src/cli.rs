@@ -67,6 +67,7 @@ pub enum Command {
     Stop(Stop),
     Logs(Logs),
     Stats(Stats),
+    Trace(Trace),
     Lan(Lan),
     Fetch(Fetch),
     Kv(crate::cmd::kv::Kv),
@@ -309,6 +310,26 @@ pub struct Stats {
     /// Print one JSON object: each counter's name and its value, a number.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Snapshot a deployed unikernel's trace ring, without stopping it, and write it as Chrome
+/// trace-event JSON (it must have been built with tracing: `uni build --trace`).
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  uni build --target xen-arm --trace && uni deploy --no-build --host root@cubie
+  uni trace --host root@cubie out.json           # the unikernel of ./unikernel.toml
+  uni trace web out.json --host root@localhost:2222
+
+dom0 copies the ring from the pages the guest granted it, with uni-trace-dump, which uni
+builds for dom0's architecture (armhf or arm64) and copies to <dir>/.tools/ when it is missing
+or changed. See docs/tracing.md.")]
+pub struct Trace {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// The unikernel (default: unikernel.toml's name), then the JSON file to write.
+    #[arg(value_name = "[NAME] OUT", num_args = 1..=2, required = true)]
+    pub args: Vec<String>,
 }
 
 /// Write a new app, ready to run: Cargo.toml, src/lib.rs, unikernel.toml and .gitignore.

@@ -11,6 +11,7 @@ mod lan;
 mod new;
 mod run;
 mod stats;
+mod trace;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stop(s) => deploy::stop(s, &file),
         Command::Logs(l) => deploy::logs(l, &file),
         Command::Stats(s) => stats::run(s, &file),
+        Command::Trace(t) => trace::run(t, &file),
         Command::Lan(l) => lan::run(l),
         Command::Fetch(f) => fetch::run(f, &file),
         Command::Kv(k) => kv::run(k),
