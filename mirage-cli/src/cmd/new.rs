@@ -2,9 +2,11 @@
 //! paths the installed uni uses), a `#![no_std]` src/lib.rs whose `start` takes the devices in
 //! declaration order, with one real use of each, unikernel.toml and .gitignore.
 //!
-//! What each kind gives the app and how to use it is kept in [`TEMPLATES`] here rather than in
+//! The type `start` receives for each kind is the kind's own (`devices::Kind::receives`, as
+//! `uni describe` and the build's signature note show it). How the app uses it (a sample
+//! body, its unikernel.toml lines) is kept in [`TEMPLATES`] here rather than in
 //! `devices/<kind>.rs`: a field on `devices::Kind` would have to be set in every kind's module,
-//! tls's among them.
+//! tls's among them, which `uni new` does not write.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
