@@ -223,6 +223,12 @@ pub fn check_boot_args(line: &str, accepted: &[(&str, &str)], open: bool) -> Res
         match accepted.iter().find(|(n, _)| *n == k) {
             Some((_, ty)) => {
                 let ty = runtime_type(ty);
+                // --log-level: the runtime's own reason, with the nearest module or level.
+                if let (Type::LogLevels, Some(v)) = (ty, v) {
+                    if let Err(e) = uni_runtime::log::parse(v) {
+                        return Err(format!("boot argument --{k}={v}: {e}"));
+                    }
+                }
                 if !ty.accepts(v) {
                     let expected = ty.expected();
                     return Err(format!(
@@ -318,6 +324,24 @@ mod tests {
             declared += 1;
         }
         assert_eq!(xen.matches("Key::new(").count(), declared);
+    }
+
+    #[test]
+    fn a_bad_log_level_names_the_nearest_module() {
+        let e = check_boot_args("--log-level=nte:debug", platform_keys(Target::Unix), false)
+            .unwrap_err();
+        assert!(
+            e.starts_with(
+                "boot argument --log-level=nte:debug: no module `nte`: did you mean `net`?"
+            ),
+            "{e}"
+        );
+        assert!(check_boot_args(
+            "--log-level=warn,net:debug",
+            platform_keys(Target::XenArm),
+            false
+        )
+        .is_ok());
     }
 
     #[test]
