@@ -7,22 +7,26 @@ use uni_tests::{example, run_uni, text};
 #[test]
 fn help_carries_examples_for_every_command() {
     let dir = example("hello");
-    for args in [
-        &["--help"][..],
-        &["configure", "--help"],
-        &["build", "--help"],
-        &["run", "--help"],
-        &["deploy", "--help"],
-        &["ps", "--help"],
-        &["stop", "--help"],
-        &["logs", "--help"],
-        &["lan", "--help"],
-        &["fetch", "--help"],
-        &["kv", "--help"],
-        &["describe", "--help"],
-        &["clean", "--help"],
-        &["completions", "--help"],
+    // Every command `uni --help` lists, so that a new command cannot come without examples.
+    let o = run_uni(&dir, &["--help"]);
+    let (top, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let commands: Vec<&str> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Options:"))
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    for c in [
+        "new", "build", "run", "deploy", "trace", "stats", "describe",
     ] {
+        assert!(commands.contains(&c), "{c} is not among {commands:?}");
+    }
+    let lists: Vec<[&str; 2]> = commands.iter().map(|c| [*c, "--help"]).collect();
+    for args in std::iter::once(&["--help"][..]).chain(lists.iter().map(|a| &a[..])) {
         let o = run_uni(&dir, args);
         let (out, err) = text(&o);
         assert!(o.status.success(), "{args:?}: {err}");

@@ -100,7 +100,12 @@ fn app_error_becomes_exit_code_and_bad_boot_args_are_reported() {
     let o = run_uni(&dir, &["run", "--", &format!("--port={port}")]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("error: address in use"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: cannot listen on port {port}: address in use"
+        )),
+        "{err}"
+    );
 }
 
 /// `--help`, unknown keys and values of the wrong form, checked by the runtime against the
