@@ -102,7 +102,7 @@ fn app_error_becomes_exit_code_and_bad_boot_args_are_reported() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!(
-            "error: cannot listen on port {port}: address in use"
+            "error: net device \"net\": cannot listen on port {port}: address in use"
         )),
         "{err}"
     );
@@ -272,19 +272,20 @@ fn http_listen_errors_name_the_device_port_and_override() {
 }
 
 /// A port an app's own listener cannot take (echo's `net.listen`, tls-echo's `tls.listen`):
-/// the error the runtime's stacks return names the port, without the app saying it.
+/// the error the runtime's stacks return names the net device and the port, without the app
+/// saying them.
 #[test]
-fn app_listen_errors_name_the_port() {
+fn app_listen_errors_name_the_device_and_port() {
     let taken = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     for (app, want) in [
         (
             "echo",
-            format!("error: cannot listen on port {port}: address in use"),
+            format!("error: net device \"net\": cannot listen on port {port}: address in use"),
         ),
         (
             "tls-echo",
-            format!("error: TLS: cannot listen on port {port}: address in use"),
+            format!("error: TLS: net device \"net\": cannot listen on port {port}: address in use"),
         ),
     ] {
         let o = run_uni(

@@ -35,7 +35,7 @@ where
 }
 
 fn stack() -> SocketStack {
-    SocketStack::configure("127.0.0.1/8", None, &BootArgs::default()).unwrap()
+    SocketStack::configure("net", "127.0.0.1/8", None, &BootArgs::default()).unwrap()
 }
 
 type Lines = Arc<Mutex<Vec<String>>>;

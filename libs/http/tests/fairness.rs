@@ -31,7 +31,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 const BOUND: Duration = Duration::from_millis(500);
 
 fn stack() -> SocketStack {
-    SocketStack::configure("127.0.0.1/8", None, &BootArgs::default()).unwrap()
+    SocketStack::configure("net", "127.0.0.1/8", None, &BootArgs::default()).unwrap()
 }
 
 /// The test site over plain HTTP on 127.0.0.1, logging to `log`, on a thread of its own.

@@ -30,7 +30,8 @@ fn server(limits: Limits) -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         block_on(async move {
-            let stack = SocketStack::configure("127.0.0.1/8", None, &BootArgs::default()).unwrap();
+            let stack =
+                SocketStack::configure("net", "127.0.0.1/8", None, &BootArgs::default()).unwrap();
             let server = Server::plain(stack, Clock::new(), 0)
                 .with_limits(limits)
                 .listen()

@@ -365,6 +365,9 @@ struct State<N> {
     orphans: Vec<Orphan>,
     /// The listened ports, each with its backlog.
     listens: Vec<Listen>,
+    /// The net device this stack is (its name in unikernel.toml), for errors; set by
+    /// [`DirectStack::configure`].
+    device: Option<&'static str>,
     /// Per listened port, how many more SYNs its backlog can take this round.
     free_listeners: RefCell<Vec<(u16, usize)>>,
     /// How many more SYNs the heap has room for this round (all ports together).
@@ -404,6 +407,7 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
     /// `"A.B.C.D/N"`), with `--ipv4`/`--ipv4-gateway` from the boot arguments applied. Waits for
     /// an address (DHCP), then reports it with `log`.
     pub async fn configure(
+        device: &'static str,
         dev: N,
         clock: C,
         ipv4: &str,
@@ -414,6 +418,7 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
         let config = NetConfig::parse(ipv4, gateway)?.with_boot_args(boot_args)?;
         let timeouts = TcpTimeouts::from_boot_args(boot_args)?;
         let stack = DirectStack::with_timeouts(dev, clock, config.ipv4, timeouts);
+        stack.sh.st.borrow_mut().device = Some(device);
         if config.ipv4 == Ipv4Setting::Dhcp {
             log("net: asking DHCP for an address");
         }
@@ -475,6 +480,7 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
             dns_servers: vec![],
             orphans: vec![],
             listens: vec![],
+            device: None,
             free_listeners: RefCell::new(vec![]),
             room: Cell::new(0),
             held: RefCell::new(vec![]),
@@ -1007,7 +1013,7 @@ async fn drive<N: Netif, C: Clock>(sh: Rc<Shared<N, C>>) {
         let delay = sh.poll();
         if delay.is_zero() {
             // More work right away, but let other tasks run first.
-            yield_now().await;
+            uni_runtime::task::yield_now().await;
             continue;
         }
         let mut sleep = pin!(sh.clock.sleep(delay));
@@ -1023,20 +1029,6 @@ async fn drive<N: Netif, C: Clock>(sh: Rc<Shared<N, C>>) {
         })
         .await;
     }
-}
-
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
 }
 
 /// A TCP socket for a handshake, with these buffers: it gives up after the SYN timeout.
@@ -1072,7 +1064,7 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Stack for DirectStack<N, C> {
         let mut st = self.sh.st.borrow_mut();
         let port = if port == 0 { st.ephemeral_port() } else { port };
         if st.listens.iter().any(|l| l.port == port) {
-            return Err(NetError::listen(port, NetError::AddrInUse));
+            return Err(NetError::listen_on(st.device, port, NetError::AddrInUse));
         }
         // No socket yet: the driver makes one when a SYN comes.
         st.listens.push(Listen {

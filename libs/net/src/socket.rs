@@ -17,12 +17,16 @@ use crate::{Ipv4Setting, NetConfig, NetConfigError};
 pub struct SocketStack {
     bind: IpAddr,
     ipv4: Option<Ipv4Config>,
+    /// The net device this stack is (its name in unikernel.toml), for errors.
+    device: &'static str,
 }
 
 impl SocketStack {
     /// The stack as `unikernel.toml` describes it (`ipv4`, `gateway`), with the boot arguments
-    /// `--ipv4` and `--ipv4-gateway` applied. `0.0.0.0/0` means every host address.
+    /// `--ipv4` and `--ipv4-gateway` applied. `0.0.0.0/0` means every host address. `device`
+    /// is the net device's name in unikernel.toml, which a failed listen names.
     pub fn configure(
+        device: &'static str,
         ipv4: &str,
         gateway: Option<&str>,
         boot_args: &BootArgs,
@@ -30,9 +34,9 @@ impl SocketStack {
         let config = NetConfig::parse(ipv4, gateway)?.with_boot_args(boot_args)?;
         match config.ipv4 {
             Ipv4Setting::Static(c) if c.address.is_unspecified() => {
-                Ok(SocketStack { bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED), ipv4: None })
+                Ok(SocketStack { bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED), ipv4: None, device })
             }
-            Ipv4Setting::Static(c) => Ok(SocketStack { bind: IpAddr::V4(c.address), ipv4: Some(c) }),
+            Ipv4Setting::Static(c) => Ok(SocketStack { bind: IpAddr::V4(c.address), ipv4: Some(c), device }),
             Ipv4Setting::Dhcp => Err(NetConfigError {
                 arg: "ipv4",
                 value: "dhcp".into(),
@@ -60,7 +64,7 @@ impl net::Stack for SocketStack {
     type Udp = Udp;
 
     async fn listen(&self, port: u16) -> Result<Listener, NetError> {
-        let failed = |e| NetError::listen(port, map_err(e));
+        let failed = |e| NetError::listen_on(Some(self.device), port, map_err(e));
         let l = Async::<TcpListener>::bind((self.bind, port)).map_err(failed)?;
         let local = l.get_ref().local_addr().map_err(failed)?;
         Ok(Listener { inner: l, local })
@@ -216,12 +220,13 @@ mod tests {
     #[test]
     fn tcp_roundtrip_and_udp() {
         futures_lite::future::block_on(async {
-            let stack = SocketStack::configure("127.0.0.1/8", None, &BootArgs::default()).unwrap();
+            let stack =
+                SocketStack::configure("net", "127.0.0.1/8", None, &BootArgs::default()).unwrap();
             assert_eq!(stack.ipv4().unwrap().to_string(), "127.0.0.1/8");
             let overridden = BootArgs::parse(["--ipv4=127.0.0.2/8"]).unwrap();
-            let s2 = SocketStack::configure("0.0.0.0/0", None, &overridden).unwrap();
+            let s2 = SocketStack::configure("net", "0.0.0.0/0", None, &overridden).unwrap();
             assert_eq!(s2.ipv4().unwrap().address, Ipv4Addr::new(127, 0, 0, 2));
-            assert!(SocketStack::configure("dhcp", None, &BootArgs::default()).is_err());
+            assert!(SocketStack::configure("net", "dhcp", None, &BootArgs::default()).is_err());
             let l = stack.listen(0).await.unwrap();
             let addr = l.local_addr();
             let client = async {
@@ -261,7 +266,10 @@ mod tests {
             assert_eq!(taken.cause(), &NetError::AddrInUse);
             assert_eq!(
                 taken.to_string(),
-                alloc::format!("cannot listen on port {}: address in use", addr.port())
+                alloc::format!(
+                    "net device \"net\": cannot listen on port {}: address in use",
+                    addr.port()
+                )
             );
             let refused = stack
                 .connect(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1))

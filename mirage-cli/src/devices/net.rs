@@ -142,7 +142,7 @@ impl Device for Net {
         &KIND
     }
 
-    fn implement(&self, _name: &str, target: Target) -> Result<Implementation, Unsupported> {
+    fn implement(&self, name: &str, target: Target) -> Result<Implementation, Unsupported> {
         let default = match target {
             Target::Unix => Stack::Socket,
             Target::XenArm => Stack::Direct,
@@ -157,7 +157,7 @@ impl Device for Net {
                 Implementation {
                     crates: vec![Crate::Runtime, Crate::Net],
                     constructor: format!(
-                        "uni_net::socket::SocketStack::configure({addr:?}, {}, &boot_args)",
+                        "uni_net::socket::SocketStack::configure({name:?}, {addr:?}, {}, &boot_args)",
                         opt_str(&gw)
                     ),
                     fallible: true,
@@ -172,10 +172,12 @@ impl Device for Net {
                 })
             }
             (Stack::Direct, Target::Unix) => self.direct(
+                name,
                 "uni_runtime::platform::Netif::open(0, {mac}, &boot_args)?",
                 true,
             ),
             (Stack::Direct, Target::XenArm) => self.direct(
+                name,
                 "uni_runtime::platform::Netif::open(0, {mac}, &boot_args).await?",
                 false,
             ),
@@ -190,8 +192,8 @@ impl Device for Net {
 impl Net {
     /// smoltcp inside the unikernel over the platform's network interface, built by `netif`
     /// (`{mac}` is replaced by the MAC option); `tap`: the interface is a TAP device, named by
-    /// `--tap`.
-    fn direct(&self, netif: &str, tap: bool) -> Implementation {
+    /// `--tap`. `name`: the device's, which the stack's errors name.
+    fn direct(&self, name: &str, netif: &str, tap: bool) -> Implementation {
         let (addr, gw) = match &self.ipv4 {
             Some(Ipv4::Static { cidr, gateway }) => (cidr.clone(), gateway.clone()),
             None | Some(Ipv4::Dhcp) => ("dhcp".to_string(), None),
@@ -203,7 +205,7 @@ impl Net {
         Implementation {
             crates: vec![Crate::Runtime, Crate::Net],
             constructor: format!(
-                "uni_net::direct::DirectStack::configure({}, uni_runtime::platform::Clock::new(), {addr:?}, {}, &boot_args, uni_runtime::platform::diag).await",
+                "uni_net::direct::DirectStack::configure({name:?}, {}, uni_runtime::platform::Clock::new(), {addr:?}, {}, &boot_args, uni_runtime::platform::diag).await",
                 netif.replace("{mac}", &mac),
                 opt_str(&gw)
             ),

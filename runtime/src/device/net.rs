@@ -131,6 +131,9 @@ pub enum NetError {
     /// Listening on `port` failed: what every stack's [`Stack::listen`] returns, so that the
     /// error names the port whoever prints it ([`NetError::listen`]).
     Listen {
+        /// The net device (its name in unikernel.toml) whose stack was asked, when the stack
+        /// was built for one ([`NetError::listen_on`]).
+        device: Option<&'static str>,
         /// The port asked for.
         port: u16,
         /// Why (never itself a `Listen`).
@@ -141,9 +144,16 @@ pub enum NetError {
 impl NetError {
     /// `cause` as the error of a listen on `port`: "cannot listen on port 7000: address in use".
     pub fn listen(port: u16, cause: NetError) -> NetError {
+        NetError::listen_on(None, port, cause)
+    }
+
+    /// The same, naming the net `device` whose stack failed: "net device \"net\": cannot
+    /// listen on port 7000: address in use".
+    pub fn listen_on(device: Option<&'static str>, port: u16, cause: NetError) -> NetError {
         match cause {
             l @ NetError::Listen { .. } => l,
             c => NetError::Listen {
+                device,
                 port,
                 cause: alloc::boxed::Box::new(c),
             },
@@ -181,7 +191,16 @@ impl fmt::Display for NetError {
             NetError::Closed => f.write_str("flow closed"),
             NetError::Exhausted => f.write_str("out of sockets or buffers"),
             NetError::Other(s) => f.write_str(s),
-            NetError::Listen { port, cause } => write_listen_error(f, *port, cause),
+            NetError::Listen {
+                device,
+                port,
+                cause,
+            } => {
+                if let Some(d) = device {
+                    write!(f, "net device \"{d}\": ")?;
+                }
+                write_listen_error(f, *port, cause)
+            }
         }
     }
 }
@@ -200,5 +219,11 @@ mod tests {
         assert_eq!(e.cause(), &NetError::AddrInUse);
         assert_eq!(NetError::listen(8000, e.clone()), e, "said once");
         assert_eq!(NetError::Refused.cause(), &NetError::Refused);
+        let named = NetError::listen_on(Some("lan"), 7000, NetError::AddrInUse);
+        assert_eq!(
+            named.to_string(),
+            "net device \"lan\": cannot listen on port 7000: address in use"
+        );
+        assert_eq!(named.cause(), &NetError::AddrInUse);
     }
 }
