@@ -48,6 +48,28 @@ fn thread_name(evs: &[Value], tid: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// One HTTPS request to static-website's page through 127.0.0.1:`https` (it must answer
+/// 200), then SIGTERM to uni: passed on to the unikernel, or to the board, which writes the
+/// ring before it ends (128 + 15).
+fn fetch_then_sigterm(p: &mut Background, https: u16) {
+    let ca = example("static-website").join("pki/ca.pem");
+    let c = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "60", "--cacert"])
+        .arg(&ca)
+        .args(["-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("https://localhost:{https}/"))
+        .output()
+        .unwrap();
+    let (code, err) = text(&c);
+    assert_eq!(code, "200", "curl: {err}");
+    Command::new("kill")
+        .arg(p.child.id().to_string())
+        .status()
+        .unwrap();
+    let status = p.child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{}\n{}", p.out(), p.err());
+}
+
 #[test]
 fn a_traced_https_request_shows_tcp_tls_and_http_in_order() {
     let tmp = tempfile::tempdir().unwrap();
@@ -72,24 +94,7 @@ fn a_traced_https_request_shows_tcp_tls_and_http_in_order() {
         false,
         Duration::from_secs(600),
     );
-    let ca = example("static-website").join("pki/ca.pem");
-    let c = Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "60", "--cacert"])
-        .arg(&ca)
-        .args(["-o", "/dev/null", "-w", "%{http_code}"])
-        .arg(format!("https://localhost:{https}/"))
-        .output()
-        .unwrap();
-    let (code, err) = text(&c);
-    assert_eq!(code, "200", "curl: {err}");
-
-    // SIGTERM to uni: passed on to the unikernel, which writes its ring and ends (128 + 15).
-    Command::new("kill")
-        .arg(p.child.id().to_string())
-        .status()
-        .unwrap();
-    let status = p.child.wait().unwrap();
-    assert_eq!(status.code(), Some(143), "{}\n{}", p.out(), p.err());
+    fetch_then_sigterm(&mut p, https);
     assert!(p.err().contains("Traced"), "{}", p.err());
 
     check_https_request(&events(&out), https, "tcp 127.0.0.1:");
@@ -331,22 +336,7 @@ fn on_xen_dom0_reads_the_ring_of_a_running_and_of_a_crashed_guest() {
         ],
     ));
     p.wait_for("https: listening on", false, Duration::from_secs(900));
-    let ca = example("static-website").join("pki/ca.pem");
-    let c = Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "60", "--cacert"])
-        .arg(&ca)
-        .args(["-o", "/dev/null", "-w", "%{http_code}"])
-        .arg(format!("https://localhost:{https}/"))
-        .output()
-        .unwrap();
-    let (code, err) = text(&c);
-    assert_eq!(code, "200", "curl: {err}");
-    Command::new("kill")
-        .arg(p.child.id().to_string())
-        .status()
-        .unwrap();
-    let status = p.child.wait().unwrap();
-    assert_eq!(status.code(), Some(143), "{}\n{}", p.out(), p.err());
+    fetch_then_sigterm(&mut p, https);
     assert!(
         p.err().contains("asked dom0 for the running guest's trace") && p.err().contains("Traced"),
         "{}",

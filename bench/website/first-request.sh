@@ -13,8 +13,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 ex="$root/examples/static-website"
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
+# port, wait_port, start_nginx, nginx_version
+. "$root/bench/website/common.sh"
 measure() {
   for _ in $(seq "$N"); do
     curl -s -o /dev/null --cacert "$ex/pki/ca.pem" -w '%{time_appconnect} %{time_starttransfer}\n' "https://localhost:$1/index.html"
@@ -28,25 +28,5 @@ for bin in "${UNI_BIN:?UNI_BIN: a build of static-website}" ${UNI_BASELINE:+"$UN
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
 p=$(port)
-mkdir -p "$work/nginx"
-cat > "$work/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  include /etc/nginx/mime.types;
-  access_log $work/nginx/access.log;
-  client_body_temp_path $work/nginx;
-  server {
-    listen 127.0.0.1:$p ssl;
-    ssl_certificate $ex/pki/server.pem;
-    ssl_certificate_key $ex/pki/server.key;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    keepalive_requests 1000000;
-    root $ex/htdocs;
-  }
-}
-NGINX
-nginx -c "$work/nginx.conf" -p "$work/nginx" & wait_port "$p"
-echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'): $(measure "$p")"
+start_nginx "$p"
+echo "nginx $(nginx_version): $(measure "$p")"

@@ -23,8 +23,8 @@ if [ -z "${UNI_BIN:-}" ]; then
   "$root/target/debug/uni" -q -f "$ex/unikernel.toml" build --target unix
 fi
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
+# port, wait_port, start_nginx, nginx_version
+. "$root/bench/website/common.sh"
 
 P1=$(port); P1R=$(port)
 # The request log goes to a file, as nginx's access log does.
@@ -38,30 +38,8 @@ if [ -n "${UNI_BASELINE:-}" ]; then
 fi
 
 P2=$(port)
-mkdir -p "$work/nginx"
-cat > "$work/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  include /etc/nginx/mime.types;
-  access_log $work/nginx/access.log;
-  client_body_temp_path $work/nginx;
-  server {
-    listen 127.0.0.1:$P2 ssl;
-    http2 off;
-    ssl_certificate $ex/pki/server.pem;
-    ssl_certificate_key $ex/pki/server.key;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    keepalive_requests 1000000;
-    root $ex/htdocs;
-  }
-}
-NGINX
-sed -i '/http2 off;/d' "$work/nginx.conf"   # nginx 1.22 knows only `listen … http2`
-nginx -c "$work/nginx.conf" -p "$work/nginx" & wait_port "$P2"
-servers+=("nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'):$P2")
+start_nginx "$P2"
+servers+=("nginx $(nginx_version):$P2")
 
 echo "wrk -t1 -c$CONNS -d${SECONDS_RUN}s --latency, $(nproc) cores, $(date -u "+%F %H:%MZ"), load average before: $(cut -d" " -f1-3 /proc/loadavg)"
 echo

@@ -53,23 +53,6 @@ pub(crate) async fn within<T, E: Into<Error>>(
     .await
 }
 
-/// Lets the executor run the other tasks once: returns `Pending` (after waking itself) on its
-/// first poll. A connection calls it where it could otherwise go on without ever waiting (the
-/// next pipelined request, the next chunk of a body to a client that reads fast), so that one
-/// connection never keeps the one thread from the others for longer than a chunk.
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await
-}
-
 /// What waiting for a request head gave.
 enum Next {
     /// A complete head of this many bytes is at the start of the buffer.
@@ -291,7 +274,7 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             // already (pipelined) or not yet read: a client that sends its next request as
             // soon as it has read a response would otherwise be served again and again, its
             // read never having to wait, while the others' requests sat unread.
-            yield_now().await;
+            uni_runtime::task::yield_now().await;
         }
     }
 
@@ -428,7 +411,7 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
                 n => self.filled = n,
             }
             // The client may send as fast as we read: the other connections' turn.
-            yield_now().await;
+            uni_runtime::task::yield_now().await;
         }
     }
 
@@ -455,7 +438,7 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
                 n => self.filled = n,
             }
             // The client may send as fast as we read: the other connections' turn.
-            yield_now().await;
+            uni_runtime::task::yield_now().await;
         }
     }
 
@@ -503,7 +486,7 @@ impl<F: Flow, C: Clock> Conn<'_, F, C> {
             if self.out.len() >= chunk {
                 self.flush().await.map_err(|e| (status, sent, e))?;
                 // The client may read as fast as we write: the other connections' turn.
-                yield_now().await;
+                uni_runtime::task::yield_now().await;
             }
         }
         if self.filled == 0 || !keep_alive {

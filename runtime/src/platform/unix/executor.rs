@@ -121,20 +121,6 @@ mod tests {
     use std::rc::Rc;
     use std::vec::Vec;
 
-    /// Pending once, after waking itself.
-    async fn yield_now() {
-        let mut yielded = false;
-        poll_fn(|cx| {
-            if yielded {
-                return Poll::Ready(());
-            }
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        })
-        .await
-    }
-
     #[test]
     fn tasks_take_turns_in_rounds_and_main_ends_the_run() {
         let order = Rc::new(RefCell::new(Vec::new()));
@@ -146,7 +132,7 @@ mod tests {
                     spawn(async move {
                         for i in 0..3 {
                             order.borrow_mut().push((name, i));
-                            yield_now().await;
+                            crate::task::yield_now().await;
                         }
                     });
                 }
@@ -154,7 +140,7 @@ mod tests {
                 let done = Rc::new(RefCell::new((false, None::<Waker>)));
                 let d = done.clone();
                 spawn(async move {
-                    yield_now().await;
+                    crate::task::yield_now().await;
                     let mut d = d.borrow_mut();
                     d.0 = true;
                     if let Some(w) = d.1.take() {
