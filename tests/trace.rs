@@ -171,6 +171,19 @@ fn check_https_request(evs: &[Value], port: u16, peer: &str) {
         .any(|e| e["name"] == "task run" && thread_name(evs, &e["tid"]).starts_with("task ")));
 }
 
+/// The last event of a traced run of examples/crash is its panic, with its message and
+/// location.
+fn last_is_the_crash_examples_panic(evs: &[Value]) {
+    let last = evs.iter().rev().find(|e| e["ph"] != "M").unwrap();
+    assert_eq!(last["name"], "panic", "{evs:#?}");
+    let message = last["args"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("crash/src/lib.rs:13:5")
+            && message.contains("deliberate panic at depth 3"),
+        "{message}"
+    );
+}
+
 fn sha(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
@@ -198,14 +211,7 @@ fn a_traced_panic_is_in_the_trace_and_an_untraced_build_is_unchanged() {
     assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
     assert_ne!(sha(&bin), plain, "the traced build is another program");
     let evs = events(&out);
-    let last = evs.iter().rev().find(|e| e["ph"] != "M").unwrap();
-    assert_eq!(last["name"], "panic", "{evs:#?}");
-    let message = last["args"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("crash/src/lib.rs:13:5")
-            && message.contains("deliberate panic at depth 3"),
-        "{message}"
-    );
+    last_is_the_crash_examples_panic(&evs);
 
     // A panic in a spawned task: on that task's track, after its spawn.
     let o = uni(
@@ -373,14 +379,7 @@ fn on_xen_dom0_reads_the_ring_of_a_running_and_of_a_crashed_guest() {
     assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
     assert_ne!(sha(&image), plain, "the traced image is another program");
     let evs = events(&out);
-    let last = evs.iter().rev().find(|e| e["ph"] != "M").unwrap();
-    assert_eq!(last["name"], "panic", "{evs:#?}");
-    let message = last["args"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("crash/src/lib.rs:13:5")
-            && message.contains("deliberate panic at depth 3"),
-        "{message}"
-    );
+    last_is_the_crash_examples_panic(&evs);
     let ts: Vec<f64> = evs
         .iter()
         .filter(|e| e["ph"] != "M" && e["cat"] != "flow")

@@ -311,16 +311,19 @@ impl Spec {
     };
 }
 
+/// `--log-level`, on every target ([`crate::log`]).
+const LOG_LEVEL: Key = Key::new(
+    "log-level",
+    Type::LogLevels,
+    Some("info"),
+    "platform",
+    "the log records printed: a level for all, or per module (net, http, tls, kv, runtime, xen, netfront, blkfront, app)",
+);
+
 /// The platform's own keys.
 #[cfg(all(target_arch = "arm", target_os = "none"))]
 pub const PLATFORM_KEYS: &[Key] = &[
-    Key::new(
-        "log-level",
-        Type::LogLevels,
-        Some("info"),
-        "platform",
-        "the log records printed: a level for all, or per module (net, http, tls, kv, runtime, xen, netfront, blkfront, app)",
-    ),
+    LOG_LEVEL,
     Key::new(
         "uni-timestamps",
         Type::Flag,
@@ -345,15 +348,7 @@ pub const PLATFORM_KEYS: &[Key] = &[
 ];
 /// The platform's own keys.
 #[cfg(not(all(target_arch = "arm", target_os = "none")))]
-pub const PLATFORM_KEYS: &[Key] = &[
-    Key::new(
-        "log-level",
-        Type::LogLevels,
-        Some("info"),
-        "platform",
-        "the log records printed: a level for all, or per module (net, http, tls, kv, runtime, xen, netfront, blkfront, app)",
-    ),
-];
+pub const PLATFORM_KEYS: &[Key] = &[LOG_LEVEL];
 
 /// What [`check`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
