@@ -303,23 +303,34 @@ mod tests {
         );
     }
 
-    /// The platform's keys here are the runtime's (runtime/src/boot.rs `PLATFORM_KEYS`).
+    /// The platform's keys here are the runtime's (runtime/src/boot.rs `PLATFORM_KEYS`, whose
+    /// entries are `Key::new(...)` or the named consts it shares between targets).
     #[test]
     fn platform_keys_match_the_runtimes() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let boot = std::fs::read_to_string(root.join("runtime/src/boot.rs")).unwrap();
-        let xen = boot
-            .split("pub const PLATFORM_KEYS: &[Key] = &[")
-            .nth(1)
-            .unwrap()
-            .split("];")
-            .next()
-            .unwrap();
+        let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+        let mut xen = squeeze(
+            boot.split("pub const PLATFORM_KEYS: &[Key] = &[")
+                .nth(1)
+                .unwrap()
+                .split("];")
+                .next()
+                .unwrap(),
+        );
+        // Named keys (`const LOG_LEVEL: Key = Key::new(...);`) stand in the list by name.
+        for named in boot.split("\nconst ").skip(1) {
+            let Some((name, rest)) = named.split_once(": Key = ") else {
+                continue;
+            };
+            let body = squeeze(rest.split(";\n").next().unwrap());
+            xen = xen.replace(&format!("{name},"), &format!("{body},"));
+        }
         let mut declared = 0;
         for (name, ty) in platform_keys(Target::XenArm) {
             assert!(
-                xen.contains(&format!("\"{name}\",\n        Type::{ty},")),
-                "runtime/src/boot.rs's PLATFORM_KEYS has no {name} of type {ty}"
+                xen.contains(&format!("Key::new(\"{name}\",Type::{ty},")),
+                "runtime/src/boot.rs's PLATFORM_KEYS has no {name} of type {ty}: {xen}"
             );
             declared += 1;
         }
