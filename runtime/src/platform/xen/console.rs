@@ -1,18 +1,29 @@
 //! The PV console: an output ring in the console page (HVM_PARAM_CONSOLE_PFN), read by
 //! xenconsoled in dom0, which is notified through HVM_PARAM_CONSOLE_EVTCHN.
 //!
-//! Writers append to a software queue in one step (so concurrent writes never interleave and
-//! keep call order), then move queued bytes into the ring as space allows, with
-//! [`xen_wire::console::write_out`](crate::xen_wire::console::write_out). A write completes once
-//! its last byte is in the ring and the backend has been notified.
+//! The app's console writes ([`write`]) never wait for dom0. Each goes whole into a fixed
+//! backlog of [`BACKLOG`] bytes in front of the ring (storage in the image's BSS, so a line
+//! costs no allocation), then as much of the backlog as fits moves into the ring with
+//! [`xen_wire::console::write_out`](crate::xen_wire::console::write_out). What does not fit is
+//! moved by a task of its own when xenconsoled has read the ring (it notifies the console's
+//! event channel after each read; the task also looks every 10 ms). When the backlog is full, a
+//! write is dropped whole, and so is every write after it until the backlog has been emptied;
+//! then one line says how much was lost, as on unix: `console: N lines (B bytes) dropped: the
+//! output was not read fast enough` (issue #16, item 4: a request used to wait for its log line
+//! to fit the 2 KiB ring, and xenconsoled reads a busy guest's ring only so often).
+//!
+//! The synchronous writers ([`write_sync`], used by panics, faults, boot errors and the
+//! platform's diagnostics) move the backlog into the ring first, then their own bytes, spinning
+//! while the ring is full; [`drain`], before the domain shuts down, does the same.
 
-use alloc::collections::VecDeque;
+use core::future::poll_fn;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::task::{Poll, Waker};
 
 use super::events::Port;
 use super::shared::SharedPage;
 use super::{hypercall, time};
-use crate::xen_wire::console::{self, timestamp, TIMESTAMP_MAX};
+use crate::xen_wire::console::{self, timestamp, Backlog, DROP_REPORT_MAX, TIMESTAMP_MAX};
 
 static PAGE: spin::Once<SharedPage> = spin::Once::new();
 static PORT: AtomicU32 = AtomicU32::new(0);
@@ -56,16 +67,16 @@ fn stamped(parts: &[&[u8]], mut out: impl FnMut(&[u8])) {
     }
 }
 
-struct Queue {
-    bytes: VecDeque<u8>,
-    /// Total bytes ever moved into the ring.
-    flushed: u64,
-}
+/// How much console output waits for room in the ring before writes are dropped: 16 KiB, 8
+/// ring-fulls, about 160 request log lines. In the BSS, not the heap.
+pub const BACKLOG: usize = 16 * 1024;
 
-static QUEUE: spin::Mutex<Queue> = spin::Mutex::new(Queue {
-    bytes: VecDeque::new(),
-    flushed: 0,
-});
+static QUEUE: spin::Mutex<Backlog<BACKLOG>> = spin::Mutex::new(Backlog::new());
+
+/// The flusher task's waker while it waits for output to move ([`flusher`]).
+static FLUSHER: spin::Mutex<Option<Waker>> = spin::Mutex::new(None);
+/// The flusher task has been spawned (with the first [`write`]).
+static FLUSHER_STARTED: AtomicBool = AtomicBool::new(false);
 
 /// Finds the console page and event channel. The page lies at 0x39000000 (GUEST_MAGIC_BASE),
 /// which must be mapped first.
@@ -88,56 +99,105 @@ pub fn is_up() -> bool {
     PAGE.get().is_some()
 }
 
-/// Copies as much of `data` as fits into the output ring and publishes it. Returns the count.
+/// Copies as much of `data` as fits into the output ring and publishes it (without notifying
+/// the backend). Returns the count.
 fn put(data: &[u8]) -> usize {
     let Some(page) = PAGE.get() else {
         return 0;
     };
-    match console::write_out(page, data) {
-        Ok(0) | Err(_) => 0,
-        Ok(n) => {
-            Port(PORT.load(Ordering::Relaxed)).notify();
-            n
-        }
-    }
+    console::write_out(page, data).unwrap_or(0)
 }
 
-/// Moves queued bytes into the ring. Returns the total flushed so far.
-fn flush(q: &mut Queue) -> u64 {
-    while !q.bytes.is_empty() {
-        let (a, _) = q.bytes.as_slices();
-        let n = put(a);
-        if n == 0 {
-            break;
+/// Notifies the backend that the ring has new bytes.
+fn notify() {
+    Port(PORT.load(Ordering::Relaxed)).notify();
+}
+
+/// Queues the concatenation of `parts` (stamped) whole, or drops it whole. The line-start state
+/// the timestamps follow is left as it was when the write is dropped.
+fn queue(q: &mut Backlog<BACKLOG>, parts: &[&[u8]]) -> bool {
+    let line_start = LINE_START.load(Ordering::Relaxed);
+    let mut w = q.write();
+    stamped(parts, |b| w.put(b));
+    let kept = w.commit();
+    if !kept {
+        LINE_START.store(line_start, Ordering::Relaxed);
+    }
+    kept
+}
+
+/// Moves queued bytes into the ring, and the drop report once the gap's turn has come; notifies
+/// the backend once if anything moved. Returns whether the backlog is now empty.
+fn flush(q: &mut Backlog<BACKLOG>) -> bool {
+    let mut moved = false;
+    loop {
+        while !q.is_empty() {
+            let n = put(q.front());
+            if n == 0 {
+                break;
+            }
+            q.consume(n);
+            moved = true;
         }
-        q.bytes.drain(..n);
-        q.flushed += n as u64;
+        match q.is_empty().then(|| q.take_drops()).flatten() {
+            Some(d) => {
+                let mut line = [0u8; DROP_REPORT_MAX];
+                let n = console::drop_report(d, &mut line);
+                let nl: &[u8] = if LINE_START.load(Ordering::Relaxed) {
+                    b""
+                } else {
+                    b"\n"
+                };
+                queue(q, &[nl, &line[..n]]);
+            }
+            None => break,
+        }
     }
-    if q.bytes.is_empty() && q.bytes.capacity() > 0 {
-        // Give the memory back: a burst of output (a line per request under load) would
-        // otherwise keep the queue at its largest size for good, a step in the heap after
-        // every busier load than the last (issue #15).
-        q.bytes = VecDeque::new();
+    if moved {
+        notify();
     }
-    q.flushed
+    q.is_empty()
 }
 
 /// Writes the concatenation of `parts` to the console as one unit (no other writer's bytes come
-/// between them); completes when they are all in the ring.
+/// between them, and it is kept or dropped whole), without waiting: what does not fit the ring
+/// now waits in the backlog, moved by the flusher task.
 pub async fn write(parts: &[&[u8]]) {
     if !is_up() {
         return;
     }
-    let target = {
+    if !FLUSHER_STARTED.swap(true, Ordering::Relaxed) {
+        // Once, with the app's first console write (the task's allocation comes at start-up, not
+        // under load).
+        super::spawn(flusher());
+    }
+    let empty = {
         let mut q = QUEUE.lock();
-        stamped(parts, |b| q.bytes.extend(b.iter().copied()));
-        q.flushed + q.bytes.len() as u64
+        queue(&mut q, parts);
+        flush(&mut q)
     };
-    loop {
-        if flush(&mut QUEUE.lock()) >= target {
-            return;
+    if !empty {
+        if let Some(w) = FLUSHER.lock().take() {
+            w.wake();
         }
-        // The ring is full: xenconsoled notifies us after it reads; poll too, in case it doesn't.
+    }
+}
+
+/// The task that moves the backlog into the ring as xenconsoled reads it: it sleeps while the
+/// backlog is empty, and otherwise waits for the console's event (xenconsoled notifies after it
+/// reads) or 10 ms, whichever comes first.
+async fn flusher() {
+    loop {
+        poll_fn(|cx| {
+            let mut q = QUEUE.lock();
+            if flush(&mut q) {
+                *FLUSHER.lock() = Some(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
         Port(PORT.load(Ordering::Relaxed))
             .wait_timeout(10_000_000)
             .await;
@@ -156,27 +216,33 @@ pub fn write_sync_parts(parts: &[&[u8]]) {
         return;
     }
     let deadline = time::now_ns() + 2_000_000_000;
-    if let Some(mut q) = QUEUE.try_lock() {
-        while !q.bytes.is_empty() && time::now_ns() < deadline {
-            flush(&mut q);
-            if !q.bytes.is_empty() {
-                hypercall::sched_yield();
-            }
-        }
-    }
+    flush_sync(deadline);
     stamped(parts, |mut rest| {
         while !rest.is_empty() && time::now_ns() < deadline {
             let n = put(rest);
             rest = &rest[n..];
             if n == 0 {
                 hypercall::sched_yield();
+            } else {
+                notify();
             }
         }
     });
 }
 
-/// Waits (at most `timeout_ns`) until the backend has read everything in the ring, so that
-/// output is not lost when the domain is destroyed right after.
+/// Moves the backlog into the ring without the executor, spinning (yielding the physical CPU)
+/// while the ring is full, until `deadline`. Skipped when the backlog is locked (a panic inside
+/// a write).
+fn flush_sync(deadline: u64) {
+    if let Some(mut q) = QUEUE.try_lock() {
+        while !flush(&mut q) && time::now_ns() < deadline {
+            hypercall::sched_yield();
+        }
+    }
+}
+
+/// Waits (at most `timeout_ns`) until the backend has read everything queued and in the ring,
+/// so that output is not lost when the domain is destroyed right after.
 pub fn drain(timeout_ns: u64) {
     if !is_up() {
         return;
@@ -185,8 +251,9 @@ pub fn drain(timeout_ns: u64) {
         return;
     };
     let deadline = time::now_ns() + timeout_ns;
+    flush_sync(deadline);
     while console::out_pending(page) != 0 && time::now_ns() < deadline {
-        Port(PORT.load(Ordering::Relaxed)).notify();
+        notify();
         hypercall::sched_yield();
     }
 }
