@@ -12,7 +12,13 @@
 //!   `data/uni-stats/answered`. `uni stats --host H NAME` does that over SSH (docs/observability.md).
 //!
 //! The names are stable: `tcp.accepted`, `http.requests.200`, `heap.used_bytes`, …
+//!
+//! A device that there can be several of (netfront, blkfront) keeps its own counters
+//! ([`device_counters!`]), registered once in a [`Devices`] list when it is opened; the totals
+//! are summed over that list when they are read, so that a bump on the hot path is one atomic
+//! add to the device's own counter, with no lock and nothing shared between devices.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
@@ -52,11 +58,94 @@ impl Default for Counter {
     }
 }
 
+/// Every device of one kind opened since boot, each with its own counters `T` (a `$live` struct
+/// of [`device_counters!`]): [`Devices::add`] when a device is opened, [`Devices::each`] to
+/// read them. The lock is taken only there, never when a counter is bumped.
+pub struct Devices<T: 'static> {
+    list: spin::Mutex<Vec<&'static T>>,
+}
+
+impl<T: Default + Sync + 'static> Devices<T> {
+    /// An empty list.
+    pub const fn new() -> Devices<T> {
+        Devices {
+            list: spin::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Counters for one more device, at zero. They are kept for the rest of the run (one small
+    /// allocation per device opened, never freed), so the totals count every device opened
+    /// since boot, closed or not.
+    pub fn add(&self) -> &'static T {
+        let counters: &'static T = Box::leak(Box::new(T::default()));
+        self.list.lock().push(counters);
+        counters
+    }
+
+    /// Calls `f` with each device's counters, in the order they were added.
+    pub fn each(&self, mut f: impl FnMut(&T)) {
+        for counters in self.list.lock().iter() {
+            f(counters);
+        }
+    }
+}
+
+impl<T: Default + Sync + 'static> Default for Devices<T> {
+    fn default() -> Self {
+        Devices::new()
+    }
+}
+
+/// Declares a device's counters twice over the same fields: `$stats`, a plain copy (`Copy`,
+/// `Default`, and `+=` to sum devices), and `$live`, one [`Counter`] per field that the device
+/// bumps (`live.rx_frames.inc()`) and whose `get` is a `$stats`. A [`Devices<$live>`] lists the
+/// open devices for the totals.
+#[cfg_attr(
+    not(all(target_arch = "arm", target_os = "none")),
+    allow(unused_macros) // only the Xen platform's devices and the tests use it
+)]
+macro_rules! device_counters {
+    (
+        $(#[$sm:meta])*
+        pub struct $stats:ident / $live:ident {
+            $( $(#[$fm:meta])* pub $f:ident, )*
+        }
+    ) => {
+        $(#[$sm])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct $stats {
+            $( $(#[$fm])* pub $f: u64, )*
+        }
+
+        impl core::ops::AddAssign for $stats {
+            fn add_assign(&mut self, other: $stats) {
+                $( self.$f += other.$f; )*
+            }
+        }
+
+        #[doc = concat!("The live counters behind [`", stringify!($stats), "`], bumped by one device.")]
+        #[derive(Debug, Default)]
+        pub struct $live {
+            $( $(#[$fm])* pub $f: $crate::metrics::Counter, )*
+        }
+
+        impl $live {
+            /// The counts now.
+            pub fn get(&self) -> $stats {
+                $stats { $( $f: self.$f.get(), )* }
+            }
+        }
+    };
+}
+#[allow(unused_imports)] // used by the Xen platform's devices and the tests
+pub(crate) use device_counters;
+
 /// TCP connections accepted (either stack).
 pub static TCP_ACCEPTED: Counter = Counter::new();
 /// TCP connections opened by this unikernel.
 pub static TCP_CONNECTED: Counter = Counter::new();
-/// TCP connections closed by this unikernel.
+/// TCP connections that ended: closed by the app, or dropped (by the app, or after an error or
+/// a reset), on either stack; each flow counts once.
 pub static TCP_CLOSED: Counter = Counter::new();
 /// Bytes read from TCP connections.
 pub static TCP_RX_BYTES: Counter = Counter::new();
@@ -132,6 +221,18 @@ pub fn snapshot() -> Vec<(String, u64)> {
         ] {
             rows.push((String::from(name), v));
         }
+        let b = crate::platform::block_totals();
+        for (name, v) in [
+            ("blkif.requests", b.requests),
+            ("blkif.flushes", b.flushes),
+            ("blkif.bytes_read", b.bytes_read),
+            ("blkif.bytes_written", b.bytes_written),
+            ("blkif.errors", b.errors),
+            ("blkif.bad_ids", b.bad_ids),
+            ("blkif.bad_responses", b.bad_responses),
+        ] {
+            rows.push((String::from(name), v));
+        }
     }
     let heap = crate::platform::heap();
     rows.push((String::from("heap.used_bytes"), heap.used as u64));
@@ -181,5 +282,58 @@ mod tests {
         assert!(rows
             .iter()
             .any(|(k, v)| k == "http.requests.other" && *v >= 1));
+    }
+
+    device_counters! {
+        /// Test counters.
+        pub struct TestStats / TestCounters {
+            /// Frames.
+            pub frames,
+            /// Bytes.
+            pub bytes,
+        }
+    }
+
+    #[test]
+    fn device_counters_are_summed_over_the_devices_when_read() {
+        static DEVICES: Devices<TestCounters> = Devices::new();
+        let sum = || {
+            let mut t = TestStats::default();
+            DEVICES.each(|c| t += c.get());
+            t
+        };
+        assert_eq!(sum(), TestStats::default(), "no device yet");
+        let a = DEVICES.add();
+        let b = DEVICES.add();
+        a.frames.inc();
+        a.bytes.add(1500);
+        b.frames.add(2);
+        b.bytes.add(60);
+        assert_eq!(
+            a.get(),
+            TestStats {
+                frames: 1,
+                bytes: 1500
+            },
+            "each device reads its own"
+        );
+        assert_eq!(
+            sum(),
+            TestStats {
+                frames: 3,
+                bytes: 1560
+            }
+        );
+        // A device that is closed still counts: its counters stay in the list (`add` hands out
+        // `&'static`), and a new device gets counters of its own.
+        let c = DEVICES.add();
+        c.bytes.add(40);
+        assert_eq!(
+            sum(),
+            TestStats {
+                frames: 3,
+                bytes: 1600
+            }
+        );
     }
 }

@@ -1340,10 +1340,10 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Flow for TcpFlow<N, C> {
     async fn close(mut self) -> Result<(), NetError> {
         #[cfg(feature = "trace")]
         uni_runtime::trace::tcp(uni_runtime::trace::Kind::TcpClose, &self.peer, 0);
-        uni_runtime::metrics::TCP_CLOSED.inc();
         log::debug!("closing the connection with {}", self.peer);
         self.shutdown().await
-        // Drop hands the socket to the driver, which removes it once TCP is done.
+        // Drop hands the socket to the driver, which removes it once TCP is done, and counts
+        // the flow in tcp.closed.
     }
 
     fn peer_addr(&self) -> SocketAddr {
@@ -1352,7 +1352,10 @@ impl<N: Netif + 'static, C: Clock + 'static> net::Flow for TcpFlow<N, C> {
 }
 
 impl<N: Netif + 'static, C: Clock + 'static> Drop for TcpFlow<N, C> {
+    /// Hands the socket to the driver; every flow that ends counts in `tcp.closed`, closed by the
+    /// app or dropped.
     fn drop(&mut self) {
+        uni_runtime::metrics::TCP_CLOSED.inc();
         match self.sh.st.try_borrow_mut() {
             Ok(mut st) => {
                 let now = smol_now(&self.sh.clock);

@@ -170,15 +170,22 @@ impl net::Flow for Flow {
     async fn close(mut self) -> Result<(), NetError> {
         #[cfg(feature = "trace")]
         uni_runtime::trace::tcp(uni_runtime::trace::Kind::TcpClose, &self.peer, 0);
-        uni_runtime::metrics::TCP_CLOSED.inc();
         log::debug!("closing the connection with {}", self.peer);
         self.inner.flush().await.map_err(map_err)?;
-        // Dropping the socket closes it; the kernel still delivers what was written.
+        // Dropping the socket closes it (and counts it: `Drop`); the kernel still delivers what
+        // was written.
         Ok(())
     }
 
     fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+}
+
+impl Drop for Flow {
+    /// Every flow that ends counts in `tcp.closed`, closed by the app or dropped.
+    fn drop(&mut self) {
+        uni_runtime::metrics::TCP_CLOSED.inc();
     }
 }
 
@@ -219,6 +226,11 @@ mod tests {
 
     #[test]
     fn tcp_roundtrip_and_udp() {
+        use uni_runtime::metrics::{TCP_ACCEPTED, TCP_CLOSED, TCP_CONNECTED};
+        // The only test of this crate's unit tests that opens flows: the counters' changes are
+        // this test's alone.
+        let counts = || (TCP_ACCEPTED.get(), TCP_CONNECTED.get(), TCP_CLOSED.get());
+        let before = counts();
         futures_lite::future::block_on(async {
             let stack =
                 SocketStack::configure("net", "127.0.0.1/8", None, &BootArgs::default()).unwrap();
@@ -261,6 +273,14 @@ mod tests {
             };
             let (got, ()) = futures_lite::future::zip(client, server).await;
             assert_eq!(got, b"ping");
+            // One accepted, one connected; both ended: the server's closed, the client's only
+            // dropped, and each counts once in tcp.closed.
+            let (accepted, connected, closed) = counts();
+            assert_eq!(
+                (accepted - before.0, connected - before.1, closed - before.2),
+                (1, 1, 2),
+                "tcp.accepted, tcp.connected, tcp.closed"
+            );
 
             let taken = stack.listen(addr.port()).await.unwrap_err();
             assert_eq!(taken.cause(), &NetError::AddrInUse);

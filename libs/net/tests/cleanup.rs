@@ -317,9 +317,18 @@ fn an_orphan_in_fin_wait_2_is_aborted_even_while_its_peer_talks() {
         uni_runtime::task::spawn(serve(stack.clone()));
         let h = peer.tcp_connect(to(), 11_000, 4096);
         peer.established(h).await.unwrap();
+        // The tests of this file run one at a time, each on its own thread's executor: the
+        // counter's change is this flow's.
+        let closed = uni_runtime::metrics::TCP_CLOSED.get();
         peer.send_all(h, b"q").await;
         assert_eq!(peer.recv(h, 64).await, b"bye");
         assert!(peer.recv(h, 64).await.is_empty(), "the server's FIN");
+        // The server dropped its flow without `close`: it still counts in tcp.closed.
+        assert_eq!(
+            uni_runtime::metrics::TCP_CLOSED.get() - closed,
+            1,
+            "tcp.closed after the server dropped its flow"
+        );
         // The peer keeps its half open and sends a byte every 200 ms, so the stack's socket
         // (FIN-WAIT-2, the app gone) always hears from it: only the fin timeout can end it.
         let clock = Clock::new();

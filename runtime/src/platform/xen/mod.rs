@@ -140,6 +140,11 @@ pub fn netif_totals() -> NetifStats {
     netfront::totals()
 }
 
+/// The counters of every block device opened, summed ([`crate::metrics`]).
+pub fn block_totals() -> BlockStats {
+    blkfront::totals()
+}
+
 /// The ARM virtual counter (monotonic, from the image's first instruction) and Xen's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Clock;

@@ -137,21 +137,22 @@ impl From<GrantError> for BlkfrontError {
     }
 }
 
-/// What a blkfront has done since it was opened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BlockStats {
-    /// Requests put on the ring (reads, writes and flushes).
-    pub requests: u64,
-    /// Cache flushes sent.
-    pub flushes: u64,
-    /// Bytes read by transfers that succeeded.
-    pub bytes_read: u64,
-    /// Bytes written by transfers that succeeded.
-    pub bytes_written: u64,
-    /// Responses with an error status.
-    pub errors: u64,
-    /// Responses with an id that was not in flight.
-    pub bad_ids: u64,
-    /// Responses whose operation is not the request's.
-    pub bad_responses: u64,
+crate::metrics::device_counters! {
+    /// What a blkfront has done since it was opened.
+    pub struct BlockStats / BlockCounters {
+        /// Requests put on the ring (reads, writes and flushes).
+        pub requests,
+        /// Cache flushes sent.
+        pub flushes,
+        /// Bytes read by transfers that succeeded.
+        pub bytes_read,
+        /// Bytes written by transfers that succeeded.
+        pub bytes_written,
+        /// Responses with an error status.
+        pub errors,
+        /// Responses with an id that was not in flight.
+        pub bad_ids,
+        /// Responses whose operation is not the request's.
+        pub bad_responses,
+    }
 }

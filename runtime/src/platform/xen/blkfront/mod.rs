@@ -39,7 +39,7 @@ use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::{Cell, RefCell};
+use core::cell::RefCell;
 use core::fmt;
 use core::future::poll_fn;
 use core::task::Poll;
@@ -58,7 +58,18 @@ use crate::xen_wire::netif::{init_shared, FrontRing, IdPool, XenbusState};
 mod error;
 mod pool;
 
-pub use error::{BlkfrontError, BlockStats};
+pub use error::{BlkfrontError, BlockCounters, BlockStats};
+
+/// Every block device opened since boot, with its counters: [`totals`].
+static DEVICES: crate::metrics::Devices<BlockCounters> = crate::metrics::Devices::new();
+
+/// The counters of every block device opened since boot, summed when read (for
+/// [`crate::metrics`]).
+pub fn totals() -> BlockStats {
+    let mut t = BlockStats::default();
+    DEVICES.each(|c| t += c.get());
+    t
+}
 use pool::{Pages, MAX_PAGES};
 
 /// A request's outcome, as the completion task stored it.
@@ -110,7 +121,8 @@ struct Inner {
     flush: Option<u8>,
     port: Port,
     ring: RefCell<Ring>,
-    stats: Cell<BlockStats>,
+    /// This device's counters, also in [`DEVICES`].
+    stats: &'static BlockCounters,
 }
 
 /// A Xen virtual block device (blkfront).
@@ -211,7 +223,7 @@ impl Block {
                 broken: None,
                 waiters: Vec::new(),
             }),
-            stats: Cell::new(BlockStats::default()),
+            stats: DEVICES.add(),
         });
         super::spawn(completions(inner.clone()));
         super::spawn(monitor(inner.clone()));
@@ -234,12 +246,6 @@ impl Block {
     }
 }
 
-fn bump(stats: &Cell<BlockStats>, f: impl FnOnce(&mut BlockStats)) {
-    let mut s = stats.get();
-    f(&mut s);
-    stats.set(s);
-}
-
 /// Collects responses for the device's lifetime (see the module docs).
 async fn completions(inner: Rc<Inner>) {
     loop {
@@ -248,7 +254,7 @@ async fn completions(inner: Rc<Inner>) {
             if r.broken.is_some() {
                 return;
             }
-            if let Err(why) = reap(&mut r, &inner.stats) {
+            if let Err(why) = reap(&mut r, inner.stats) {
                 r.stop(why);
                 return;
             }
@@ -271,7 +277,7 @@ async fn completions(inner: Rc<Inner>) {
 }
 
 /// Takes every response on the ring and stores its status under its id.
-fn reap(r: &mut Ring, stats: &Cell<BlockStats>) -> Result<(), String> {
+fn reap(r: &mut Ring, stats: &BlockCounters) -> Result<(), String> {
     let mut any = false;
     loop {
         let n = r
@@ -286,17 +292,17 @@ fn reap(r: &mut Ring, stats: &Cell<BlockStats>) -> Result<(), String> {
             let id = match u16::try_from(rsp.id) {
                 Ok(id) if r.ids.is_in_flight(id) => id,
                 _ => {
-                    bump(stats, |s| s.bad_ids += 1);
+                    stats.bad_ids.inc();
                     continue;
                 }
             };
             let slot = usize::from(id);
             if !matches!(r.done[slot], Done::Waiting) {
-                bump(stats, |s| s.bad_ids += 1);
+                stats.bad_ids.inc();
                 continue;
             }
             if rsp.operation != r.ops[slot] {
-                bump(stats, |s| s.bad_responses += 1);
+                stats.bad_responses.inc();
                 r.done[slot] = Done::Status(status::ERROR);
             } else {
                 r.done[slot] = Done::Status(rsp.status);
@@ -393,7 +399,7 @@ impl Inner {
         if ring.push_requests(page.mem()) {
             self.port.notify();
         }
-        bump(&self.stats, |s| s.requests += 1);
+        self.stats.requests.inc();
     }
 
     /// Waits for request `id`'s response; returns its status, and frees the id. The pages are
@@ -451,7 +457,7 @@ impl Inner {
     }
 
     fn status_error(&self, what: &str, sector: u64, len: usize, st: i16) -> BlockError {
-        bump(&self.stats, |s| s.errors += 1);
+        self.stats.errors.inc();
         let why = match st {
             status::EOPNOTSUPP => "the backend does not support it",
             status::ERROR => "the backend reported an error",
@@ -531,13 +537,11 @@ impl Inner {
             self.finish(f, &mut dst, what, &mut result).await;
         }
         if result.is_ok() {
-            bump(&self.stats, |s| {
-                if src.is_some() {
-                    s.bytes_written += len as u64
-                } else {
-                    s.bytes_read += len as u64
-                }
-            });
+            if src.is_some() {
+                self.stats.bytes_written.add(len as u64);
+            } else {
+                self.stats.bytes_read.add(len as u64);
+            }
         }
         result
     }
@@ -606,7 +610,7 @@ impl device::Block for Block {
         inner.submit(&req);
         let st = inner.complete(id).await;
         inner.release(pages);
-        bump(&inner.stats, |s| s.flushes += 1);
+        inner.stats.flushes.inc();
         match st? {
             status::OKAY => Ok(()),
             st => Err(inner.status_error("a cache flush", 0, 0, st)),

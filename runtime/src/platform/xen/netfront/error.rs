@@ -123,32 +123,33 @@ impl From<GrantError> for NetfrontError {
     }
 }
 
-/// Counters of one interface since it was opened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NetifStats {
-    /// Frames handed to the stack.
-    pub rx_frames: u64,
-    /// Their bytes.
-    pub rx_bytes: u64,
-    /// RX responses with an error status, no data, an impossible length or fragment flags.
-    pub rx_errors: u64,
-    /// Frames sent.
-    pub tx_frames: u64,
-    /// Their bytes.
-    pub tx_bytes: u64,
-    /// TX responses with an error status (`NETIF_RSP_ERROR`/`DROPPED`).
-    pub tx_errors: u64,
-    /// Frames the stack built longer than a page (not sent).
-    pub tx_oversize: u64,
-    /// Responses naming an id that had no request in flight.
-    pub bad_ids: u64,
-    /// Times `transmit` applied back-pressure (TX ring full).
-    pub tx_full: u64,
-    /// Event-channel notifications sent to the backend.
-    pub notifies: u64,
-    /// Extra notifications for TX requests left unanswered too long
-    /// (`TX_STALL_NS`, 200 ms).
-    pub tx_kicks: u64,
-    /// Connections made (1 + reconnects).
-    pub connects: u64,
+crate::metrics::device_counters! {
+    /// Counters of one interface since it was opened.
+    pub struct NetifStats / NetifCounters {
+        /// Frames handed to the stack.
+        pub rx_frames,
+        /// Their bytes.
+        pub rx_bytes,
+        /// RX responses with an error status, no data, an impossible length or fragment flags.
+        pub rx_errors,
+        /// Frames sent.
+        pub tx_frames,
+        /// Their bytes.
+        pub tx_bytes,
+        /// TX responses with an error status (`NETIF_RSP_ERROR`/`DROPPED`).
+        pub tx_errors,
+        /// Frames the stack built longer than a page (not sent).
+        pub tx_oversize,
+        /// Responses naming an id that had no request in flight.
+        pub bad_ids,
+        /// Times `transmit` applied back-pressure (TX ring full).
+        pub tx_full,
+        /// Event-channel notifications sent to the backend.
+        pub notifies,
+        /// Extra notifications for TX requests left unanswered too long
+        /// (`TX_STALL_NS`, 200 ms).
+        pub tx_kicks,
+        /// Connections made (1 + reconnects).
+        pub connects,
+    }
 }

@@ -61,15 +61,18 @@ use crate::BootArgs;
 mod error;
 mod rings;
 
-pub use error::{NetfrontError, NetifStats};
-use rings::{bump, push_requests, Broken, Rings, RxSide, TxSide, TX_STALL_NS};
+pub use error::{NetfrontError, NetifCounters, NetifStats};
+use rings::{push_requests, Broken, Rings, RxSide, TxSide, TX_STALL_NS};
 
-/// Every interface's counters, summed: [`totals`].
-static TOTALS: spin::Mutex<Option<NetifStats>> = spin::Mutex::new(None);
+/// Every interface opened since boot, with its counters: [`totals`].
+static INTERFACES: crate::metrics::Devices<NetifCounters> = crate::metrics::Devices::new();
 
-/// The counters of every interface opened since boot, summed (for [`crate::metrics`]).
+/// The counters of every interface opened since boot, summed when read (for
+/// [`crate::metrics`]): the hot path only adds to its own interface's counters.
 pub fn totals() -> NetifStats {
-    TOTALS.lock().unwrap_or_default()
+    let mut t = NetifStats::default();
+    INTERFACES.each(|c| t += c.get());
+    t
 }
 
 /// Ethernet header + 1500-byte payload.
@@ -90,7 +93,8 @@ struct Link {
     /// Rings of a reconnect, for the interface to adopt.
     fresh: RefCell<Option<Rings>>,
     waker: RefCell<Option<Waker>>,
-    stats: Cell<NetifStats>,
+    /// This interface's counters, also in [`INTERFACES`].
+    stats: &'static NetifCounters,
 }
 
 impl Link {
@@ -102,7 +106,7 @@ impl Link {
 }
 
 /// The handshake: fresh rings, their details in one transaction, then Connected on both sides.
-async fn connect(vif: &Vif, stats: &Cell<NetifStats>) -> Result<Rings, NetfrontError> {
+async fn connect(vif: &Vif, stats: &NetifCounters) -> Result<Rings, NetfrontError> {
     let dev = &vif.dev;
     dev.wait_backend(XenbusState::InitWait).await?;
     let rx_copy = format!("{}/feature-rx-copy", dev.backend);
@@ -127,7 +131,7 @@ async fn connect(vif: &Vif, stats: &Cell<NetifStats>) -> Result<Rings, NetfrontE
     dev.publish("ring details", &values).await?;
     dev.set_state(XenbusState::Connected).await?;
     dev.wait_backend(XenbusState::Connected).await?;
-    bump(stats, |s| s.connects += 1);
+    stats.connects.inc();
     Ok(rings)
 }
 
@@ -178,7 +182,7 @@ async fn monitor(vif: Rc<Vif>, link: Rc<Link>) {
                     let _ = xs.write(&fe_state, XenbusState::Initialising.value()).await;
                 }
             }
-            XenbusState::InitWait if !link.up.get() => match connect(&vif, &link.stats).await {
+            XenbusState::InitWait if !link.up.get() => match connect(&vif, link.stats).await {
                 Ok(rings) => {
                     *link.fresh.borrow_mut() = Some(rings);
                     link.up.set(true);
@@ -246,9 +250,9 @@ impl Netif {
             up: Cell::new(true),
             fresh: RefCell::new(None),
             waker: RefCell::new(None),
-            stats: Cell::new(NetifStats::default()),
+            stats: INTERFACES.add(),
         });
-        let rings = connect(&vif, &link.stats).await?;
+        let rings = connect(&vif, link.stats).await?;
         super::boot_milestone(&format!("vif {index} connected"));
         super::spawn(monitor(vif, link.clone()));
         Ok(Netif {
@@ -352,7 +356,7 @@ impl netif::Netif for Netif {
 pub struct RxToken<'a> {
     rx: &'a mut RxSide,
     port: Port,
-    stats: &'a Cell<NetifStats>,
+    stats: &'a NetifCounters,
     id: u16,
     range: core::ops::Range<usize>,
 }
@@ -361,7 +365,7 @@ pub struct RxToken<'a> {
 pub struct TxToken<'a> {
     tx: &'a mut TxSide,
     port: Port,
-    stats: &'a Cell<NetifStats>,
+    stats: &'a NetifCounters,
 }
 
 impl phy::RxToken for RxToken<'_> {
@@ -371,10 +375,8 @@ impl phy::RxToken for RxToken<'_> {
         // barrier) and cannot write the page again until it is re-posted, in `drop`, after the
         // slice is gone. (`bytes` checks the range, which `RxResponse::frame` bounded by the page.)
         let data = unsafe { buf.bytes(self.range.start, self.range.len()) };
-        bump(self.stats, |s| {
-            s.rx_frames += 1;
-            s.rx_bytes += data.len() as u64
-        });
+        self.stats.rx_frames.inc();
+        self.stats.rx_bytes.add(data.len() as u64);
         f(data)
     }
 }
@@ -396,7 +398,7 @@ impl phy::TxToken for TxToken<'_> {
         let Some(id) = id else {
             // Longer than a page (the stack exceeded the MTU), or no id (cannot happen: the
             // token was only handed out with one free). Let the stack build it, and count it.
-            bump(self.stats, |s| s.tx_oversize += 1);
+            self.stats.tx_oversize.inc();
             return f(&mut vec![0u8; len]);
         };
         let buf = &self.tx.bufs[usize::from(id)];
@@ -427,12 +429,10 @@ impl phy::TxToken for TxToken<'_> {
         push_requests(&self.tx.ring_page, &mut self.tx.ring, self.port, self.stats);
         if waiting > 0 && now.saturating_sub(self.tx.last_progress) > TX_STALL_NS {
             self.port.notify();
-            bump(self.stats, |s| s.tx_kicks += 1);
+            self.stats.tx_kicks.inc();
         }
-        bump(self.stats, |s| {
-            s.tx_frames += 1;
-            s.tx_bytes += len as u64
-        });
+        self.stats.tx_frames.inc();
+        self.stats.tx_bytes.add(len as u64);
         r
     }
 }
@@ -446,7 +446,7 @@ impl Device for Netif {
             rings, link, wait, ..
         } = self;
         let r = active(rings, link, wait)?;
-        let stats: &Cell<NetifStats> = &link.stats;
+        let stats: &NetifCounters = link.stats;
         if r.tx.reap(stats).is_err() {
             r.broken = true;
             return None;
@@ -485,14 +485,14 @@ impl Device for Netif {
             rings, link, wait, ..
         } = self;
         let r = active(rings, link, wait)?;
-        let stats: &Cell<NetifStats> = &link.stats;
+        let stats: &NetifCounters = link.stats;
         if r.tx.reap(stats).is_err() {
             r.broken = true;
             return None;
         }
         if r.tx.ids.available() == 0 {
             r.tx.blocked = true;
-            bump(stats, |s| s.tx_full += 1);
+            stats.tx_full.inc();
             return None;
         }
         let port = r.port;

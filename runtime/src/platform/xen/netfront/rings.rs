@@ -3,9 +3,8 @@
 
 use alloc::format;
 use alloc::vec::Vec;
-use core::cell::Cell;
 
-use super::{NetfrontError, NetifStats};
+use super::{NetfrontError, NetifCounters};
 use crate::platform::xen::events::Port;
 use crate::platform::xen::granted::{Granted, PAGE_SIZE};
 use crate::xen_wire::netif::{
@@ -40,26 +39,12 @@ pub(super) fn push_requests(
     page: &Granted,
     ring: &mut FrontRing,
     port: Port,
-    stats: &Cell<NetifStats>,
+    stats: &NetifCounters,
 ) {
     if ring.push_requests(page.mem()) {
         port.notify();
-        bump(stats, |s| s.notifies += 1);
+        stats.notifies.inc();
     }
-}
-
-/// Adds to the interface's counters and to every interface's totals.
-pub(super) fn bump(stats: &Cell<NetifStats>, f: impl Fn(&mut NetifStats)) {
-    bump_dyn(stats, &f);
-}
-
-/// [`bump`]'s body, once for all its callers (`&dyn`).
-fn bump_dyn(stats: &Cell<NetifStats>, f: &dyn Fn(&mut NetifStats)) {
-    let mut s = stats.get();
-    f(&mut s);
-    stats.set(s);
-    // The same count in every interface's totals, for the metrics (one vCPU: never contended).
-    f(super::TOTALS.lock().get_or_insert_with(NetifStats::default));
 }
 
 pub(super) struct TxSide {
@@ -96,7 +81,7 @@ pub(super) struct Broken;
 
 impl TxSide {
     /// Collects TX responses, freeing their ids (`xen_wire::netif::reap_tx`).
-    pub fn reap(&mut self, stats: &Cell<NetifStats>) -> Result<(), Broken> {
+    pub fn reap(&mut self, stats: &NetifCounters) -> Result<(), Broken> {
         let mut counts = TxReaped::default();
         let result = reap_tx(
             &mut self.ring,
@@ -107,10 +92,12 @@ impl TxSide {
         if counts.responses > 0 {
             self.last_progress = crate::platform::xen::time::now_ns();
         }
-        bump(stats, |s| {
-            s.bad_ids += u64::from(counts.bad_ids);
-            s.tx_errors += u64::from(counts.errors);
-        });
+        if counts.bad_ids > 0 {
+            stats.bad_ids.add(u64::from(counts.bad_ids));
+        }
+        if counts.errors > 0 {
+            stats.tx_errors.add(u64::from(counts.errors));
+        }
         result.map_err(|e| {
             crate::platform::xen::diag(&format!("netfront: TX ring: {e}; interface stopped"));
             Broken
@@ -144,7 +131,7 @@ impl RxSide {
     pub fn next(
         &mut self,
         port: Port,
-        stats: &Cell<NetifStats>,
+        stats: &NetifCounters,
     ) -> Result<Option<(u16, core::ops::Range<usize>)>, Broken> {
         loop {
             let event = next_rx(
@@ -160,9 +147,9 @@ impl RxSide {
             match event {
                 None => return Ok(None),
                 Some(RxEvent::Frame { id, range }) => return Ok(Some((id, range))),
-                Some(RxEvent::BadId(_)) => bump(stats, |s| s.bad_ids += 1),
+                Some(RxEvent::BadId(_)) => stats.bad_ids.inc(),
                 Some(RxEvent::Bad { id, .. }) => {
-                    bump(stats, |s| s.rx_errors += 1);
+                    stats.rx_errors.inc();
                     self.post(id);
                     push_requests(&self.ring_page, &mut self.ring, port, stats);
                 }
@@ -186,7 +173,7 @@ impl Drop for Rings {
 }
 
 impl Rings {
-    pub fn new(backend: u16, stats: &Cell<NetifStats>) -> Result<Rings, NetfrontError> {
+    pub fn new(backend: u16, stats: &NetifCounters) -> Result<Rings, NetfrontError> {
         let tx_ring = Granted::new(backend, false)?;
         let rx_ring = Granted::new(backend, false)?;
         init_shared(tx_ring.mem());
