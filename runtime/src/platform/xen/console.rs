@@ -12,6 +12,9 @@
 //! output was not read fast enough` (issue #16, item 4: a request used to wait for its log line
 //! to fit the 2 KiB ring, and xenconsoled reads a busy guest's ring only so often).
 //!
+//! Notifications of new output are paced ([`NOTIFY_EVERY_NS`]), so that xenconsoled's rate
+//! limit does not leave the ring unread for most of each 200 ms under load.
+//!
 //! The synchronous writers ([`write_sync`], used by panics, faults, boot errors and the
 //! platform's diagnostics) move the backlog into the ring first, then their own bytes, spinning
 //! while the ring is full; [`drain`], before the domain shuts down, does the same.
@@ -108,9 +111,51 @@ fn put(data: &[u8]) -> usize {
     console::write_out(page, data).unwrap_or(0)
 }
 
+/// At most one notification of new output per 10 ms, unless the ring is half full.
+/// xenconsoled handles at most 30 events of a domain per 200 ms, then leaves the domain's ring
+/// alone until the 200 ms are over (`RATE_LIMIT_ALLOWANCE`, `RATE_LIMIT_PERIOD` in
+/// tools/console/daemon/io.c): a notification per request log line spends that allowance on
+/// reads of a line or two, and then the ring is read only 5 times a second. With 20
+/// notifications a period at most, each read takes what 10 ms of output filled.
+const NOTIFY_EVERY_NS: u64 = 10_000_000;
+
+/// When the backend was last notified, and whether bytes it was not told of are in the ring.
+struct Notified {
+    at: u64,
+    owed: bool,
+}
+
+static NOTIFIED: spin::Mutex<Notified> = spin::Mutex::new(Notified { at: 0, owed: false });
+
 /// Notifies the backend that the ring has new bytes.
 fn notify() {
     Port(PORT.load(Ordering::Relaxed)).notify();
+    let mut n = NOTIFIED.lock();
+    (n.at, n.owed) = (time::now_ns(), false);
+}
+
+/// Notifies the backend of bytes put in the ring, now when `force`, when the ring is at least
+/// half full or the last notification is [`NOTIFY_EVERY_NS`] old; otherwise later. Returns how
+/// long until the notification owed is due (None: nothing owed).
+fn notify_paced(moved: bool, force: bool) -> Option<u64> {
+    let now = time::now_ns();
+    {
+        let mut n = NOTIFIED.lock();
+        n.owed |= moved;
+        if !n.owed {
+            return None;
+        }
+        let half = PAGE
+            .get()
+            .is_some_and(|p| console::out_pending(p) >= console::OUT_RING.size() / 2);
+        let due = n.at.saturating_add(NOTIFY_EVERY_NS);
+        if !(force || half || now >= due) {
+            return Some(due - now);
+        }
+        (n.at, n.owed) = (now, false);
+    }
+    Port(PORT.load(Ordering::Relaxed)).notify();
+    None
 }
 
 /// Queues the concatenation of `parts` (stamped) whole, or drops it whole. The line-start state
@@ -126,9 +171,17 @@ fn queue(q: &mut Backlog<BACKLOG>, parts: &[&[u8]]) -> bool {
     kept
 }
 
-/// Moves queued bytes into the ring, and the drop report once the gap's turn has come; notifies
-/// the backend once if anything moved. Returns whether the backlog is now empty.
-fn flush(q: &mut Backlog<BACKLOG>) -> bool {
+/// What [`flush`] left.
+struct Flushed {
+    /// The backlog is empty.
+    empty: bool,
+    /// A notification is owed, due in this many nanoseconds ([`notify_paced`]).
+    owed: Option<u64>,
+}
+
+/// Moves queued bytes into the ring, and the drop report once the gap's turn has come, and
+/// notifies the backend ([`notify_paced`]; at once when `force`).
+fn flush(q: &mut Backlog<BACKLOG>, force: bool) -> Flushed {
     let mut moved = false;
     loop {
         while !q.is_empty() {
@@ -153,15 +206,16 @@ fn flush(q: &mut Backlog<BACKLOG>) -> bool {
             None => break,
         }
     }
-    if moved {
-        notify();
+    Flushed {
+        empty: q.is_empty(),
+        owed: notify_paced(moved, force),
     }
-    q.is_empty()
 }
 
 /// Writes the concatenation of `parts` to the console as one unit (no other writer's bytes come
 /// between them, and it is kept or dropped whole), without waiting: what does not fit the ring
-/// now waits in the backlog, moved by the flusher task.
+/// now waits in the backlog, moved by the flusher task, which also sends the notification when
+/// it is not due yet.
 pub async fn write(parts: &[&[u8]]) {
     if !is_up() {
         return;
@@ -171,36 +225,37 @@ pub async fn write(parts: &[&[u8]]) {
         // under load).
         super::spawn(flusher());
     }
-    let empty = {
+    let f = {
         let mut q = QUEUE.lock();
         queue(&mut q, parts);
-        flush(&mut q)
+        flush(&mut q, false)
     };
-    if !empty {
+    if !f.empty || f.owed.is_some() {
         if let Some(w) = FLUSHER.lock().take() {
             w.wake();
         }
     }
 }
 
-/// The task that moves the backlog into the ring as xenconsoled reads it: it sleeps while the
-/// backlog is empty, and otherwise waits for the console's event (xenconsoled notifies after it
-/// reads) or 10 ms, whichever comes first.
+/// The task that moves the backlog into the ring as xenconsoled reads it, and sends the
+/// notifications [`notify_paced`] put off: it sleeps while there is nothing to do, and
+/// otherwise waits for the console's event (xenconsoled notifies after it reads), the owed
+/// notification's time, or 10 ms, whichever comes first.
 async fn flusher() {
     loop {
-        poll_fn(|cx| {
+        let f = poll_fn(|cx| {
             let mut q = QUEUE.lock();
-            if flush(&mut q) {
+            let f = flush(&mut q, false);
+            if f.empty && f.owed.is_none() {
                 *FLUSHER.lock() = Some(cx.waker().clone());
                 Poll::Pending
             } else {
-                Poll::Ready(())
+                Poll::Ready(f)
             }
         })
         .await;
-        Port(PORT.load(Ordering::Relaxed))
-            .wait_timeout(10_000_000)
-            .await;
+        let wait = f.owed.unwrap_or(10_000_000).clamp(1, 10_000_000);
+        Port(PORT.load(Ordering::Relaxed)).wait_timeout(wait).await;
     }
 }
 
@@ -235,7 +290,7 @@ pub fn write_sync_parts(parts: &[&[u8]]) {
 /// a write).
 fn flush_sync(deadline: u64) {
     if let Some(mut q) = QUEUE.try_lock() {
-        while !flush(&mut q) && time::now_ns() < deadline {
+        while !flush(&mut q, true).empty && time::now_ns() < deadline {
             hypercall::sched_yield();
         }
     }
