@@ -624,10 +624,57 @@ fn dom0_script(specs: &[Spec]) -> String {
         };
         calls += &format!("follow {} '{end}' '{skip_if}' '{next}' {limit}\n", s.name);
     }
+    let uni: Vec<&str> = specs
+        .iter()
+        .filter(|s| s.kind == Kind::Uni)
+        .map(|s| s.name.as_str())
+        .collect();
+    let (uni_count, uni_names) = (uni.len(), uni.join(" "));
     format!(
         r#"if [ -e /sys/devices/system/cpu/cpu1/online ]; then echo 0 > /sys/devices/system/cpu/cpu1/online; fi
 xl vcpu-pin Domain-0 0 0
 xl vcpu-list
+# splits GUEST T0: from T0, the start of its `xl create` (seconds since dom0 booted), until its
+# first 200 shows in its console log, a look every 0.1 s: `split GUEST SECONDS what` for the xl
+# create log's lines about the devices' hotplug scripts and the domain's unpause, and for the
+# guest's first console line, its address line and its first 200. One awk a look (dom0 forks
+# slowly under TCG, and every look takes dom0 time from the xl create it times).
+splits() {{
+  g=$1; t0=$2; mark='{served}'; L=/var/log/xen/console/guest-$g.log; S=/tmp/split-$g
+  echo "split $g 0.00 xl create started (its process's start time)"
+  seen=0; flags=...; k=0
+  while [ $k -lt 1200 ]; do
+    awk -v t0="$t0" -v seen="$seen" -v flags="$flags" -v g="$g" -v mark="$mark" -v state="$S" '
+      FILENAME == "/proc/uptime" {{ t = sprintf("%.2f", $1 - t0); next }}
+      FILENAME == "/tmp/xl.log" {{ n = FNR; if (FNR > seen && $0 ~ /hotplug|unpause|Waiting for domain|complete, rc|create: how/) print "split " g " " t " xl: " $0; next }}
+      {{ if (substr(flags, 1, 1) == ".") {{ print "split " g " " t " console: first line"; flags = "1" substr(flags, 2) }}
+        if (substr(flags, 2, 1) == "." && $0 ~ /\(DHCP\)/) {{ print "split " g " " t " console: its address (DHCP): " $0; flags = substr(flags, 1, 1) "1" substr(flags, 3) }}
+        if (substr(flags, 3, 1) == "." && index($0, mark)) {{ print "split " g " " t " console: the first 200"; flags = substr(flags, 1, 2) "1" }} }}
+      END {{ print (n > seen ? n : seen) " " flags > state }}' /proc/uptime /tmp/xl.log "$L" 2>/dev/null
+    read -r seen flags <"$S"
+    [ "$flags" != 111 ] || break
+    k=$((k + 1)); sleep 0.1
+  done
+}}
+# the static-website guests' `xl create`s, found within 0.5 s by their xl process (dom0's /init
+# runs `xl create -F /guest/<i>-<name>.xl`), timed from that process's start time
+# (/proc/PID/stat field 22, in 1/100 s since boot); each gets its splits
+watch_creates() {{
+  found=; n=0; k=0
+  while [ $n -lt {uni_count} ] && [ $k -lt 1200 ]; do
+    for p in $(pidof xl 2>/dev/null); do
+      case " $found " in *" $p "*) continue ;; esac
+      c=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)
+      case $c in *" create "*) ;; *) continue ;; esac
+      found="$found $p"
+      for g in {uni_names}; do
+        case $c in *"-$g.xl"*) n=$((n + 1)); splits "$g" "$(awk '{{ print $22 / 100 }}' /proc/$p/stat)" & ;; esac
+      done
+    done
+    k=$((k + 1)); sleep 0.5
+  done
+}}
+watch_creates &
 follow() {{
   g=$1; end=$2; skip_if=$3; next=$4; lim=$5
   L=/var/log/xen/console/guest-$g.log
@@ -658,6 +705,7 @@ follow() {{
   echo "verdict $g $r ${{el}}s"
   xl destroy "$g" >/dev/null 2>&1
 }}
-{calls}"#
+{calls}"#,
+        served = UNI_SERVED,
     )
 }
