@@ -19,7 +19,38 @@ const RECORD: usize = 32;
 /// Track classes (the top 4 bits of a track).
 const TASK: u32 = 0x1000_0000;
 const CONN: u32 = 0x2000_0000;
+const DEVICE: u32 = 0x3000_0000;
 const CLASS: u32 = 0xf000_0000;
+
+/// A device track's name: its kind in bits 16 to 27, its index below (the runtime's
+/// `trace::device_track`).
+fn device_name(track: u32) -> String {
+    let index = track & 0xffff;
+    match track >> 16 & 0xfff {
+        1 => "event channels".into(),
+        2 => format!("netfront vif{index}"),
+        3 => format!("blkfront {index}"),
+        4 => "xenstore".into(),
+        kind => format!("device {kind}.{index}"),
+    }
+}
+
+/// A xenstore message type's name (`enum xsd_sockmsg_type`).
+fn xs_type(t: u32) -> String {
+    match t {
+        1 => "directory".into(),
+        2 => "read".into(),
+        4 => "watch".into(),
+        5 => "unwatch".into(),
+        6 => "transaction start".into(),
+        7 => "transaction end".into(),
+        10 => "get domain path".into(),
+        11 => "write".into(),
+        12 => "mkdir".into(),
+        13 => "rm".into(),
+        t => format!("type {t}"),
+    }
+}
 
 /// The event kinds, by number (the runtime's `trace::Kind`; docs/tracing.md lists them).
 pub const KINDS: &[(u16, &str)] = &[
@@ -27,6 +58,8 @@ pub const KINDS: &[(u16, &str)] = &[
     (2, "task run"),
     (3, "task woken"),
     (4, "task finished"),
+    (8, "timer armed"),
+    (9, "timer fired"),
     (16, "tcp accept"),
     (17, "tcp connect"),
     (18, "tcp retransmit"),
@@ -40,8 +73,18 @@ pub const KINDS: &[(u16, &str)] = &[
     (64, "kv get"),
     (65, "kv set"),
     (66, "kv remove"),
+    (67, "block read"),
+    (68, "block write"),
     (80, "span"),
     (96, "panic"),
+    (112, "evtchn upcall"),
+    (113, "netfront rx batch"),
+    (114, "netfront tx batch"),
+    (115, "netfront tx ring full"),
+    (116, "blkfront request"),
+    (117, "blkfront responses"),
+    (118, "xenstore request"),
+    (119, "xenstore reply"),
 ];
 
 /// One decoded record.
@@ -192,7 +235,7 @@ impl Ring {
     }
 
     /// The trace as Chrome trace-event JSON: `{"traceEvents": [...]}`, one track (tid) per
-    /// task and per connection, `B`/`E`/`i` events, and a flow (`s`, `t`, `f`) from each TCP
+    /// task, per connection and per device, `B`/`E`/`i` events, and a flow (`s`, `t`, `f`) from each TCP
     /// accept through the TLS handshake to the connection's first HTTP request. `process` names
     /// the process (the unikernel's name).
     pub fn to_chrome(&self, process: &str) -> Value {
@@ -214,6 +257,7 @@ impl Ring {
                     TASK if e.track == TASK => "main task".into(),
                     TASK => format!("task {}", e.track & !CLASS),
                     CONN => format!("connection {:07x}", e.track & !CLASS),
+                    DEVICE => device_name(e.track),
                     _ => format!("track {:#x}", e.track),
                 });
             let mut name = kind_name(e.kind);
@@ -228,7 +272,14 @@ impl Ring {
                     args.insert("local port".into(), json!(e.arg1 >> 16 & 0xffff));
                     tracks.insert(e.track, format!("tcp {p}"));
                 }
+                8 => {
+                    args.insert("in ns".into(), json!(e.arg1));
+                }
+                9 => {
+                    args.insert("late ns".into(), json!(e.arg1));
+                }
                 18 => {
+                    args.insert("length".into(), json!(e.arg0));
                     args.insert("count".into(), json!(e.arg1));
                 }
                 35 => {
@@ -243,9 +294,23 @@ impl Ring {
                     args.insert("status".into(), json!(e.arg0));
                     args.insert("bytes".into(), json!(e.arg1));
                 }
+                64..=66 if e.phase == 1 => {
+                    let key = self
+                        .name(e.arg0)
+                        .map_or_else(|| "(not recorded)".to_string(), str::to_string);
+                    args.insert("key".into(), json!(key));
+                    args.insert("offset".into(), json!(e.arg1));
+                }
                 64..=66 if e.phase == 2 => {
                     args.insert("found".into(), json!(e.arg0 != 0));
                     args.insert("bytes".into(), json!(e.arg1));
+                }
+                67 | 68 if e.phase == 1 => {
+                    args.insert("bytes".into(), json!(e.arg0));
+                    args.insert("sector".into(), json!(e.arg1));
+                }
+                67 | 68 if e.phase == 2 => {
+                    args.insert("ok".into(), json!(e.arg0 != 0));
                 }
                 80 => {
                     name = self.name(e.arg0).unwrap_or("(unnamed span)").to_string();
@@ -256,17 +321,63 @@ impl Ring {
                         json!(self.name(e.arg0).unwrap_or("(not recorded)")),
                     );
                 }
+                112 => {
+                    let ports: Vec<u32> = (0..64).filter(|p| e.arg1 >> p & 1 == 1).collect();
+                    args.insert("pending ports".into(), json!(e.arg0));
+                    args.insert("ports below 64".into(), json!(ports));
+                }
+                113 => {
+                    args.insert("frames".into(), json!(e.arg0));
+                    args.insert("bytes".into(), json!(e.arg1));
+                }
+                114 => {
+                    args.insert("frames".into(), json!(e.arg0));
+                    args.insert("notifications".into(), json!(e.arg1));
+                }
+                115 => {
+                    args.insert("refused".into(), json!(e.arg0));
+                }
+                116 => {
+                    let op = match e.arg0 & 0xff {
+                        0 => "read".to_string(),
+                        1 => "write".to_string(),
+                        op => format!("operation {op}"),
+                    };
+                    args.insert("operation".into(), json!(op));
+                    args.insert("segments".into(), json!(e.arg0 >> 8 & 0xff));
+                    args.insert("sector".into(), json!(e.arg1));
+                }
+                117 => {
+                    args.insert("responses".into(), json!(e.arg0));
+                }
+                118 | 119 => {
+                    args.insert("type".into(), json!(xs_type(e.arg0)));
+                    if e.kind == 118 {
+                        args.insert("request id".into(), json!(e.arg1));
+                    } else {
+                        args.insert("waited ns".into(), json!(e.arg1));
+                    }
+                }
                 _ => {}
             }
-            let ph = match e.phase {
-                1 => "B",
-                2 => "E",
+            // A block transfer waits for the device across several polls of its task, so its
+            // begin and end would not nest inside the task's runs: it is an async slice, by
+            // task (a task does one transfer at a time).
+            let block = matches!(e.kind, 67 | 68);
+            let ph = match (e.phase, block) {
+                (1, false) => "B",
+                (2, false) => "E",
+                (1, true) => "b",
+                (2, true) => "e",
                 _ => "i",
             };
             let mut ev = json!({
                 "name": name, "cat": category(e.kind), "ph": ph, "ts": ts,
                 "pid": 1, "tid": tid, "args": args,
             });
+            if block {
+                ev["id"] = json!(format!("{:#x}", e.track));
+            }
             if ph == "i" {
                 ev["s"] = json!("t");
             }
@@ -332,12 +443,14 @@ impl Ring {
 
 fn category(kind: u16) -> &'static str {
     match kind {
-        1..=15 => "task",
+        1..=7 => "task",
+        8..=15 => "timer",
         16..=31 => "tcp",
         32..=47 => "tls",
         48..=63 => "http",
         64..=79 => "kv",
         80..=95 => "app",
+        112..=127 => "xen",
         _ => "runtime",
     }
 }
@@ -538,5 +651,98 @@ mod tests {
         let at = u32_at(&b, 20) as usize;
         b[at] = 200; // a name longer than the table's used part
         assert!(err(&b).contains("runs past"));
+    }
+
+    #[test]
+    fn timers_devices_retransmits_and_storage_go_on_their_tracks() {
+        let vif0 = DEVICE | 2 << 16;
+        let evtchn = DEVICE | 1 << 16;
+        let blk = DEVICE | 3 << 16 | 51712;
+        let xs = DEVICE | 4 << 16;
+        let c = CONN | 9;
+        let t = TASK | 3;
+        let b = image(
+            32,
+            &[
+                (100, t, 8, 0, 0, 5_000_000),
+                (200, t, 9, 0, 0, 1_500),
+                (300, evtchn, 112, 0, 2, 1 << 3 | 1 << 9),
+                (400, vif0, 113, 0, 7, 9000),
+                (500, vif0, 114, 0, 5, 2),
+                (600, vif0, 115, 0, 3, 0),
+                (700, blk, 116, 0, 1 << 8 | 1, 2048),
+                (800, blk, 117, 0, 1, 0),
+                (900, xs, 118, 0, 2, 17),
+                (1000, xs, 119, 0, 2, 250_000),
+                (1100, c, 18, 0, 1448, 1),
+                (1200, t, 64, 1, 1, 0),
+                (1300, t, 64, 2, 1, 512),
+                (1400, t, 67, 1, 4096, 8),
+                (1500, t, 67, 2, 1, 0),
+            ],
+            &["index.html"],
+        );
+        let v = decode(&b).unwrap().to_chrome("web");
+        let evs = v["traceEvents"].as_array().unwrap();
+        let find = |name: &str| {
+            evs.iter()
+                .find(|e| e["name"] == name)
+                .unwrap_or_else(|| panic!("no {name} in {v}"))
+        };
+        let track = |e: &Value| {
+            let tid = &e["tid"];
+            evs.iter()
+                .find(|m| m["ph"] == "M" && m["name"] == "thread_name" && &m["tid"] == tid)
+                .map(|m| m["args"]["name"].as_str().unwrap().to_string())
+                .unwrap()
+        };
+        let armed = find("timer armed");
+        assert_eq!(
+            (track(armed), &armed["cat"]),
+            ("task 3".into(), &json!("timer"))
+        );
+        assert_eq!(armed["args"]["in ns"], 5_000_000);
+        assert_eq!(find("timer fired")["args"]["late ns"], 1_500);
+        let up = find("evtchn upcall");
+        assert_eq!(track(up), "event channels");
+        assert_eq!(up["args"]["ports below 64"], json!([3, 9]));
+        let rx = find("netfront rx batch");
+        assert_eq!(
+            (track(rx), &rx["cat"]),
+            ("netfront vif0".into(), &json!("xen"))
+        );
+        assert_eq!(
+            (&rx["args"]["frames"], &rx["args"]["bytes"]),
+            (&json!(7), &json!(9000))
+        );
+        assert_eq!(find("netfront tx batch")["args"]["notifications"], 2);
+        assert_eq!(find("netfront tx ring full")["args"]["refused"], 3);
+        let req = find("blkfront request");
+        assert_eq!(track(req), "blkfront 51712");
+        assert_eq!(req["args"]["operation"], "write");
+        assert_eq!(req["args"]["segments"], 1);
+        assert_eq!(find("blkfront responses")["args"]["responses"], 1);
+        let xr = find("xenstore reply");
+        assert_eq!(
+            (track(xr), &xr["args"]["type"]),
+            ("xenstore".into(), &json!("read"))
+        );
+        let rt = find("tcp retransmit");
+        assert_eq!(rt["tid"], u64::from(c));
+        assert_eq!(
+            (&rt["args"]["length"], &rt["args"]["count"]),
+            (&json!(1448), &json!(1))
+        );
+        let get = find("kv get");
+        assert_eq!(
+            (&get["ph"], &get["args"]["key"]),
+            (&json!("B"), &json!("index.html"))
+        );
+        let read: Vec<&Value> = evs.iter().filter(|e| e["name"] == "block read").collect();
+        assert_eq!(read.len(), 2);
+        assert_eq!((&read[0]["ph"], &read[1]["ph"]), (&json!("b"), &json!("e")));
+        assert_eq!(read[0]["id"], read[1]["id"]);
+        assert_eq!(read[0]["args"]["sector"], 8);
+        assert_eq!(read[1]["args"]["ok"], true);
     }
 }

@@ -265,16 +265,27 @@ impl KvRo for Embedded {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, KvError> {
-        Ok(self.value(key)?.data.to_vec())
+        self.get_partial(key, 0, usize::MAX).await
     }
 
     async fn get_partial(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>, KvError> {
-        let data = self.value(key)?.data;
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(data.len());
-        let end = start.saturating_add(len).min(data.len());
-        Ok(data[start..end].to_vec())
+        #[cfg(feature = "trace")]
+        let op = crate::trace::op(
+            crate::trace::Kind::KvGet,
+            crate::trace::key_name(key).into(),
+            offset,
+        );
+        let r = self.value(key).map(|v| {
+            let data = v.data;
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(data.len());
+            let end = start.saturating_add(len).min(data.len());
+            data[start..end].to_vec()
+        });
+        #[cfg(feature = "trace")]
+        op.end(r.is_ok().into(), r.as_ref().map_or(0, |d| d.len() as u64));
+        r
     }
 
     async fn size(&self, key: &str) -> Result<u64, KvError> {

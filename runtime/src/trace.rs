@@ -24,7 +24,7 @@
 //!   len u16, zero u16, len bytes of UTF-8, zero padding to a multiple of 4
 //! ```
 //!
-//! The ring is allocated once, at the first event, with [`configure`]'s capacity (default
+//! The ring is allocated once, by [`Session::start`] (or a first name or image), with [`configure`]'s capacity (default
 //! [`DEFAULT_EVENTS`]); after that an event is a handful of atomic stores into it, and the
 //! oldest events are overwritten. The image is made of `AtomicU32` words, so a reader on another
 //! thread (the unix dump on `SIGUSR1`) can copy it while events are written; a record it catches
@@ -58,6 +58,21 @@ pub const TRACK_CONN: u32 = 0x2000_0000;
 pub const TRACK_DEVICE: u32 = 0x3000_0000;
 /// The mask of a track's class.
 pub const TRACK_CLASS: u32 = 0xf000_0000;
+
+/// Device track kind ([`device_track`]): the event channels (Xen's upcalls).
+pub const DEV_EVTCHN: u32 = 1;
+/// Device track kind: a Xen network frontend (the index is the vif's).
+pub const DEV_NETFRONT: u32 = 2;
+/// Device track kind: a Xen block frontend (the index is its device number, cut to 16 bits).
+pub const DEV_BLKFRONT: u32 = 3;
+/// Device track kind: the xenstore client.
+pub const DEV_XENSTORE: u32 = 4;
+
+/// The track of device `index` of kind `kind` ([`DEV_EVTCHN`] and the others): the class
+/// [`TRACK_DEVICE`], the kind in bits 16 to 27, the index in the low 16 bits.
+pub const fn device_track(kind: u32, index: u32) -> u32 {
+    TRACK_DEVICE | (kind & 0xfff) << 16 | (index & 0xffff)
+}
 
 /// Whether a record starts, ends or is a point in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,12 +111,19 @@ kinds! {
     TaskWoken = 3, "task woken";
     /// A task finished (instant, on its track).
     TaskFinish = 4, "task finished";
+    /// A sleep armed its timer (instant, on the sleeping task's track): arg1 = ns until its
+    /// deadline.
+    TimerArm = 8, "timer armed";
+    /// An armed sleep's deadline passed and the sleep completed (instant, on its task's
+    /// track): arg1 = ns between the deadline and the completion.
+    TimerFire = 9, "timer fired";
     /// A connection was accepted (instant, on its track): arg0 = peer IPv4 address (0 for
     /// IPv6), arg1 = peer port | local port << 16.
     TcpAccept = 16, "tcp accept";
     /// A connection was made to a peer (instant, as for accept).
     TcpConnect = 17, "tcp connect";
-    /// A segment was retransmitted (instant): arg1 = the count so far.
+    /// A segment was retransmitted (instant, on its connection's track): arg0 = its length in
+    /// sequence numbers (data, SYN and FIN), arg1 = the connection's retransmissions so far.
     TcpRetransmit = 18, "tcp retransmit";
     /// A connection was closed by this side (instant).
     TcpClose = 19, "tcp close";
@@ -118,16 +140,47 @@ kinds! {
     /// An HTTP request (begin with arg0 = method, see docs/tracing.md; end with arg0 =
     /// status, arg1 = body bytes sent).
     HttpRequest = 48, "http request";
-    /// A kv read (begin/end): end's arg0 = 1 if found, arg1 = bytes.
+    /// A kv read (begin/end, on the running task's track): begin's arg0 = the key's name id
+    /// ([`key_name`], 0 when not stored), arg1 = the offset read from; end's arg0 = 1 if found,
+    /// arg1 = bytes.
     KvGet = 64, "kv get";
     /// A kv write (begin/end): arg1 = bytes.
     KvSet = 65, "kv set";
     /// A kv removal (begin/end).
     KvRemove = 66, "kv remove";
+    /// A block device read (begin/end, on the running task's track): begin's arg0 = bytes,
+    /// arg1 = the first sector; end's arg0 = 1 if it succeeded.
+    BlockRead = 67, "block read";
+    /// A block device write (begin/end, as for a read).
+    BlockWrite = 68, "block write";
     /// An app span (begin/end, see [`span`]): arg0 = its name's id.
     AppSpan = 80, "span";
     /// The program panicked (instant): arg0 = the id of the name holding the message.
     Panic = 96, "panic";
+    /// Xen raised an event-channel upcall and the executor handled it (instant, on the
+    /// [`DEV_EVTCHN`] track): arg0 = the ports found pending, arg1 = a mask of those below 64.
+    Upcall = 112, "evtchn upcall";
+    /// A netfront's receive batch: the frames the stack took since it last went idle (instant,
+    /// on the vif's track): arg0 = frames, arg1 = bytes.
+    NetRxBatch = 113, "netfront rx batch";
+    /// A netfront's transmit batch, as for receive: arg0 = frames, arg1 = the notifications
+    /// sent to the backend meanwhile (both rings).
+    NetTxBatch = 114, "netfront tx batch";
+    /// The TX ring was full while the stack had frames to send (instant, on the vif's track):
+    /// arg0 = the refused transmits since the stack last went idle.
+    NetTxFull = 115, "netfront tx ring full";
+    /// A blkfront request went on the ring (instant, on the device's track): arg0 = the
+    /// operation (0 read, 1 write, others flushes) | segments << 8, arg1 = the first
+    /// 512-byte sector.
+    BlkRequest = 116, "blkfront request";
+    /// blkfront took responses off its ring (instant, on the device's track): arg0 = how many.
+    BlkResponses = 117, "blkfront responses";
+    /// A xenstore request was queued (instant, on the [`DEV_XENSTORE`] track): arg0 = its
+    /// message type, arg1 = its request id.
+    XsRequest = 118, "xenstore request";
+    /// A xenstore reply arrived for its caller (instant, on the xenstore track): arg0 = the
+    /// request's message type, arg1 = ns since the request.
+    XsReply = 119, "xenstore reply";
 }
 
 /// The ring and its name table: one per program.
@@ -147,7 +200,16 @@ struct Names {
     count: u16,
     known: [(usize, usize, u16); 128],
     known_len: usize,
+    /// Names stored by [`key_name`]: (FNV-1a hash, id, byte offset in the table).
+    keys: [(u32, u16, u32); KEYS],
+    keys_len: usize,
 }
+
+/// The most distinct keys [`key_name`] stores; later ones get id 0.
+const KEYS: usize = 64;
+/// The part of the name table that [`key_name`] may fill, so that span names and a panic's
+/// message always find room.
+const KEYS_BYTES: usize = NAMES_SIZE / 2;
 
 static CAPACITY: AtomicU32 = AtomicU32::new(DEFAULT_EVENTS);
 static RING: spin::Once<Ring> = spin::Once::new();
@@ -194,6 +256,8 @@ impl Ring {
                 count: 0,
                 known: [(0, 0, 0); 128],
                 known_len: 0,
+                keys: [(0, 0, 0); KEYS],
+                keys_len: 0,
             }),
         }
     }
@@ -215,10 +279,7 @@ impl Ring {
 
     /// Appends `text` (cut to fit) to the name table; 0 when there is no room.
     fn append(&self, names: &mut Names, text: &str) -> u16 {
-        let mut len = text.len().min(1024);
-        while !text.is_char_boundary(len) {
-            len -= 1;
-        }
+        let len = floor_char_boundary(text, 1024);
         let size = 4 + len.div_ceil(4) * 4;
         if names.used + size > NAMES_SIZE || names.count == u16::MAX {
             self.words[8].fetch_add(1, Ordering::Relaxed);
@@ -255,12 +316,65 @@ impl Ring {
         id
     }
 
+    /// Whether the name at byte `at` of the table is `text`.
+    fn name_is(&self, at: usize, text: &[u8]) -> bool {
+        let w = (self.names_at + at) / 4;
+        if self.words[w].load(Ordering::Relaxed) as usize != text.len() {
+            return false;
+        }
+        text.chunks(4).enumerate().all(|(k, chunk)| {
+            let mut b = [0u8; 4];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.words[w + 1 + k].load(Ordering::Relaxed) == u32::from_le_bytes(b)
+        })
+    }
+
+    /// [`key_name`]'s body.
+    fn key(&self, text: &str) -> u16 {
+        let text = &text[..floor_char_boundary(text, 256)];
+        let hash = fnv(text.as_bytes());
+        let mut names = self.names.lock();
+        let n = names.keys_len;
+        if let Some(&(_, id, _)) = names.keys[..n]
+            .iter()
+            .find(|&&(h, _, at)| h == hash && self.name_is(at as usize, text.as_bytes()))
+        {
+            return id;
+        }
+        if n == KEYS || names.used + 4 + text.len() > KEYS_BYTES {
+            return 0;
+        }
+        let at = names.used as u32;
+        let id = self.append(&mut names, text);
+        if id != 0 {
+            names.keys[n] = (hash, id, at);
+            names.keys_len += 1;
+        }
+        id
+    }
+
     fn image(&self) -> Vec<u8> {
         self.words
             .iter()
             .flat_map(|w| w.load(Ordering::Acquire).to_le_bytes())
             .collect()
     }
+}
+
+/// The longest prefix of `text` of at most `most` bytes that ends on a character boundary.
+fn floor_char_boundary(text: &str, most: usize) -> usize {
+    let mut len = text.len().min(most);
+    while !text.is_char_boundary(len) {
+        len -= 1;
+    }
+    len
+}
+
+/// FNV-1a, 32 bits.
+fn fnv(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// `len` zeroed words that live as long as the program.
@@ -290,9 +404,14 @@ fn now_ns() -> u64 {
     crate::device::Clock::now(&crate::platform::Clock::new()).0
 }
 
-/// Records one event on `track`.
+/// Records one event on `track`. Before the ring exists (before [`Session::start`], or a
+/// first [`name`] or [`image`]) there is nowhere to record it, and it is not recorded: the
+/// platform's own events at boot (a xenstore request, an upcall) must not allocate the ring
+/// before the session has set its size.
 pub fn event(track: u32, kind: Kind, phase: Phase, arg0: u32, arg1: u64) {
-    ring().record(track, kind, phase, arg0, arg1);
+    if let Some(r) = RING.get() {
+        r.record(track, kind, phase, arg0, arg1);
+    }
 }
 
 /// Records an instant event on the running task's track.
@@ -307,14 +426,19 @@ pub fn current() -> u32 {
 
 /// The track of the connection with `peer` (its events from TCP, TLS and HTTP share it).
 pub fn conn_track(peer: &core::net::SocketAddr) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    let mut mix = |b: u8| h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    match peer.ip() {
-        core::net::IpAddr::V4(a) => a.octets().into_iter().for_each(&mut mix),
-        core::net::IpAddr::V6(a) => a.octets().into_iter().for_each(&mut mix),
-    }
-    peer.port().to_le_bytes().into_iter().for_each(&mut mix);
-    TRACK_CONN | (h & !TRACK_CLASS)
+    let mut bytes = [0u8; 18];
+    let n = match peer.ip() {
+        core::net::IpAddr::V4(a) => {
+            bytes[..4].copy_from_slice(&a.octets());
+            4
+        }
+        core::net::IpAddr::V6(a) => {
+            bytes[..16].copy_from_slice(&a.octets());
+            16
+        }
+    };
+    bytes[n..n + 2].copy_from_slice(&peer.port().to_le_bytes());
+    TRACK_CONN | (fnv(&bytes[..n + 2]) & !TRACK_CLASS)
 }
 
 /// arg0 and arg1 of a TCP accept or connect event with `peer` on local port `local`.
@@ -336,6 +460,62 @@ pub fn tcp(kind: Kind, peer: &core::net::SocketAddr, local: u16) {
 /// Interns `name` in the ring's name table and returns its id (0 when the table is full).
 pub fn name(name: &'static str) -> u16 {
     ring().intern(name)
+}
+
+/// The name id of a kv key (or any text that is not `&'static`): stored once, found again by
+/// its bytes; cut to 256 bytes. The first 64 distinct keys are stored, in at most half the name
+/// table (so that spans and a panic's message keep their room); later ones get 0.
+pub fn key_name(text: &str) -> u16 {
+    ring().key(text)
+}
+
+/// Records a timer event ([`Kind::TimerArm`] or [`Kind::TimerFire`]) on the running task's
+/// track, with `ns` as arg1.
+pub fn timer(kind: Kind, ns: u64) {
+    instant(kind, 0, ns);
+}
+
+/// Records a device event (instant) on device `index` of kind `dev` ([`device_track`]).
+pub fn device(dev: u32, index: u32, kind: Kind, arg0: u32, arg1: u64) {
+    event(device_track(dev, index), kind, Phase::Instant, arg0, arg1);
+}
+
+/// An operation on the running task's track (a kv read, a block transfer), open until
+/// [`Op::end`]: a begin event now, an end event at `end` (or, if the future doing it is dropped
+/// first, at the drop, with arg0 = 0 and arg1 = 0).
+#[must_use = "the operation ends when this guard is ended or dropped"]
+#[derive(Debug)]
+pub struct Op {
+    track: u32,
+    kind: Kind,
+    open: bool,
+}
+
+/// Begins an operation of `kind` with `arg0` and `arg1` (see [`Op`]).
+pub fn op(kind: Kind, arg0: u32, arg1: u64) -> Op {
+    let track = current();
+    event(track, kind, Phase::Begin, arg0, arg1);
+    Op {
+        track,
+        kind,
+        open: true,
+    }
+}
+
+impl Op {
+    /// Ends the operation with `arg0` and `arg1`.
+    pub fn end(mut self, arg0: u32, arg1: u64) {
+        self.open = false;
+        event(self.track, self.kind, Phase::End, arg0, arg1);
+    }
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        if self.open {
+            event(self.track, self.kind, Phase::End, 0, 0);
+        }
+    }
 }
 
 /// An app span, open until dropped: `let _s = uni_runtime::trace::span("render");`. It is a
@@ -696,5 +876,103 @@ mod tests {
             peer_args(&p("10.0.0.2:5000"), 443),
             (0x0a00_0002, 5000 | 443 << 16)
         );
+    }
+
+    #[test]
+    fn keys_are_stored_once_by_their_bytes_within_half_the_table() {
+        let ring = Ring::new(16);
+        let a = std::string::String::from("css/site.css");
+        let b = std::string::String::from("css/site.css"); // another allocation, same bytes
+        let id = ring.key(&a);
+        assert_eq!(id, 1);
+        assert_eq!(ring.key(&b), id);
+        assert_eq!(ring.key("index.html"), 2);
+        let long = "k".repeat(300);
+        assert_eq!(ring.key(&long), 3);
+        // Distinct keys stop at half the table (or 64 keys); span names still fit after.
+        let mut last = 3;
+        for i in 0..200 {
+            let id = ring.key(&std::format!("{i:040}"));
+            if id == 0 {
+                break;
+            }
+            last = id;
+        }
+        assert_eq!(ring.key(&"z".repeat(40)), 0, "keys past the limit get 0");
+        assert!(ring.intern("render") > last, "a span name still finds room");
+        let d = decode(&ring.image());
+        assert_eq!(d.names[..2], ["css/site.css", "index.html"]);
+        assert_eq!(d.names[2].len(), 256, "cut to 256 bytes");
+        assert!(u32_at(&ring.image(), 28) as usize <= NAMES_SIZE / 2 + 4 + 12);
+    }
+
+    /// The events of issue #18 item 1's second half, recorded through the API the platforms
+    /// and libraries call (the program's one ring: no other test here uses it), each on its
+    /// track with its arguments.
+    #[test]
+    fn timer_device_retransmit_and_storage_events_land_on_their_tracks() {
+        let _ = ring(); // as `Session::start` makes it
+        timer(Kind::TimerArm, 5_000_000);
+        timer(Kind::TimerFire, 1_234);
+        device(DEV_EVTCHN, 0, Kind::Upcall, 2, 1 << 3 | 1 << 9);
+        device(DEV_NETFRONT, 0, Kind::NetRxBatch, 7, 7 * 1514);
+        device(DEV_NETFRONT, 0, Kind::NetTxBatch, 5, 2);
+        device(DEV_NETFRONT, 1, Kind::NetTxFull, 3, 0);
+        device(DEV_BLKFRONT, 51712, Kind::BlkRequest, 1 << 8, 2048);
+        device(DEV_BLKFRONT, 51712, Kind::BlkResponses, 1, 0);
+        device(DEV_XENSTORE, 0, Kind::XsRequest, 2, 17);
+        device(DEV_XENSTORE, 0, Kind::XsReply, 2, 250_000);
+        let peer: core::net::SocketAddr = "10.0.0.254:40000".parse().unwrap();
+        event(
+            conn_track(&peer),
+            Kind::TcpRetransmit,
+            Phase::Instant,
+            1448,
+            1,
+        );
+        let key = key_name("index.html");
+        op(Kind::KvGet, key.into(), 0).end(1, 512);
+        let o = op(Kind::BlockRead, 4096, 8);
+        drop(o); // dropped before its end: ends with zeros
+        op(Kind::BlockWrite, 512, 9).end(1, 0);
+
+        let d = decode(&image());
+        let main = TRACK_TASK;
+        let dev = |k: u32, i: u32| TRACK_DEVICE | k << 16 | i;
+        let want: &[(u32, u16, u8, u32, u64)] = &[
+            (main, 8, 0, 0, 5_000_000),
+            (main, 9, 0, 0, 1_234),
+            (dev(1, 0), 112, 0, 2, 1 << 3 | 1 << 9),
+            (dev(2, 0), 113, 0, 7, 7 * 1514),
+            (dev(2, 0), 114, 0, 5, 2),
+            (dev(2, 1), 115, 0, 3, 0),
+            (dev(3, 51712), 116, 0, 1 << 8, 2048),
+            (dev(3, 51712), 117, 0, 1, 0),
+            (dev(4, 0), 118, 0, 2, 17),
+            (dev(4, 0), 119, 0, 2, 250_000),
+            (conn_track(&peer), 18, 0, 1448, 1),
+            (main, 64, 1, u32::from(key), 0),
+            (main, 64, 2, 1, 512),
+            (main, 67, 1, 4096, 8),
+            (main, 67, 2, 0, 0),
+            (main, 68, 1, 512, 9),
+            (main, 68, 2, 1, 0),
+        ];
+        let got: Vec<(u32, u16, u8, u32, u64)> = d
+            .records
+            .iter()
+            .filter(|r| r.3 != 80) // spans of no other test, but be safe
+            .map(|r| (r.2, r.3, r.4, r.5, r.6))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(d.names[usize::from(key) - 1], "index.html");
+        assert_eq!(
+            device_track(DEV_BLKFRONT, 51712) & TRACK_CLASS,
+            TRACK_DEVICE
+        );
+        // Every kind's number is unique and its name is what the converter shows.
+        for (i, (n, _)) in KINDS.iter().enumerate() {
+            assert!(KINDS[i + 1..].iter().all(|(m, _)| m != n), "kind {n} twice");
+        }
     }
 }

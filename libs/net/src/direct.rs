@@ -381,6 +381,9 @@ struct State<N> {
 }
 
 /// A listened port.
+    /// With tracing: what egress sent, to see retransmissions (`retransmit`).
+    #[cfg(feature = "trace")]
+    sent: crate::retransmit::Sent,
 struct Listen {
     port: u16,
     /// Its connections from SYN to accept, oldest first.
@@ -498,6 +501,8 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
             backlog: default_backlog(),
             dropped: RefCell::new(vec![]),
             kicked: Cell::new(false),
+            #[cfg(feature = "trace")]
+            sent: crate::retransmit::Sent::new(),
             driver: RefCell::new(None),
             configured: RefCell::new(vec![]),
         });
@@ -767,8 +772,12 @@ impl<N: Netif> State<N> {
                 })
             };
             let seen = fresh
+            #[cfg(feature = "trace")]
+            sent,
                 .iter()
                 .any(|(q, p, _): &(u16, IpEndpoint, _)| *q == port && *p == peer);
+        #[cfg(feature = "trace")]
+        let dev = &mut Watch { dev, sent };
             if seen || self.sockets.iter().any(known) {
                 again.push(frame);
                 continue;
@@ -1033,6 +1042,59 @@ async fn drive<N: Netif, C: Clock>(sh: Rc<Shared<N, C>>) {
 
 /// A TCP socket for a handshake, with these buffers: it gives up after the SYN timeout.
 fn tcp_socket(t: &TcpTimeouts, b: TcpBuffers) -> tcp::Socket<'static> {
+/// With tracing: the device as smoltcp's egress sees it, every frame it sends looked at for a
+/// TCP retransmission (`retransmit`).
+#[cfg(feature = "trace")]
+struct Watch<'d, N> {
+    dev: &'d mut N,
+    sent: &'d mut crate::retransmit::Sent,
+}
+
+#[cfg(feature = "trace")]
+struct WatchTx<'a, T> {
+    inner: T,
+    sent: &'a mut crate::retransmit::Sent,
+}
+
+#[cfg(feature = "trace")]
+impl<T: smoltcp::phy::TxToken> smoltcp::phy::TxToken for WatchTx<'_, T> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let sent = self.sent;
+        self.inner.consume(len, |buf| {
+            let r = f(buf);
+            sent.watch(buf);
+            r
+        })
+    }
+}
+
+#[cfg(feature = "trace")]
+impl<N: Netif> smoltcp::phy::Device for Watch<'_, N> {
+    type RxToken<'a>
+        = N::RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = WatchTx<'a, N::TxToken<'a>>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, now: SmolInstant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let Watch { dev, sent } = self;
+        dev.receive(now)
+            .map(|(rx, inner)| (rx, WatchTx { inner, sent }))
+    }
+
+    fn transmit(&mut self, now: SmolInstant) -> Option<Self::TxToken<'_>> {
+        let Watch { dev, sent } = self;
+        dev.transmit(now).map(|inner| WatchTx { inner, sent })
+    }
+
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        self.dev.capabilities()
+    }
+}
+
     let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; b.rx]),
         tcp::SocketBuffer::new(vec![0; b.tx]),

@@ -16,6 +16,9 @@ extern crate std;
 mod config;
 pub mod direct;
 pub mod dns;
+// Its unit tests run without the feature too (in the workspace's tests).
+#[cfg(any(feature = "trace", test))]
+mod retransmit;
 #[cfg(unix)]
 pub mod socket;
 

@@ -59,6 +59,35 @@ impl device::Block for Block {
     }
 
     async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        #[cfg(feature = "trace")]
+        let op = crate::trace::op(crate::trace::Kind::BlockRead, buf.len() as u32, sector);
+        let r = self.read_at(sector, buf);
+        #[cfg(feature = "trace")]
+        op.end(r.is_ok().into(), 0);
+        r
+    }
+
+    async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
+        #[cfg(feature = "trace")]
+        let op = crate::trace::op(crate::trace::Kind::BlockWrite, buf.len() as u32, sector);
+        let r = self.write_at(sector, buf);
+        #[cfg(feature = "trace")]
+        op.end(r.is_ok().into(), 0);
+        r
+    }
+
+    async fn flush(&self) -> Result<(), BlockError> {
+        if self.info.read_only {
+            return Ok(());
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| BlockError::Io(std::format!("flushing {}: {e}", self.path)))
+    }
+}
+
+impl Block {
+    fn read_at(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         BlockError::check(&self.info, sector, buf.len())?;
         self.file
             .read_exact_at(buf, Self::offset(sector))
@@ -70,7 +99,7 @@ impl device::Block for Block {
             })
     }
 
-    async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
+    fn write_at(&self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
         if self.info.read_only {
             return Err(BlockError::ReadOnly);
         }
@@ -83,15 +112,6 @@ impl device::Block for Block {
                     self.path
                 ))
             })
-    }
-
-    async fn flush(&self) -> Result<(), BlockError> {
-        if self.info.read_only {
-            return Ok(());
-        }
-        self.file
-            .sync_data()
-            .map_err(|e| BlockError::Io(std::format!("flushing {}: {e}", self.path)))
     }
 }
 

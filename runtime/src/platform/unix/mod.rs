@@ -58,7 +58,18 @@ impl device::Clock for Clock {
     }
 
     async fn sleep(&self, duration: Duration) {
+        #[cfg(feature = "trace")]
+        let deadline = {
+            let ns = duration.as_nanos().min(u128::from(u64::MAX)) as u64;
+            crate::trace::timer(crate::trace::Kind::TimerArm, ns);
+            std::time::Instant::now() + duration
+        };
         async_io::Timer::after(duration).await;
+        #[cfg(feature = "trace")]
+        crate::trace::timer(
+            crate::trace::Kind::TimerFire,
+            deadline.elapsed().as_nanos() as u64,
+        );
     }
 }
 

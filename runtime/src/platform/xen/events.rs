@@ -57,6 +57,17 @@ pub fn process() -> bool {
     super::entropy::note_event();
     let mut fired: Vec<u32> = Vec::new();
     evtchn::take_pending(&info, |port| fired.push(port));
+    #[cfg(feature = "trace")]
+    crate::trace::device(
+        crate::trace::DEV_EVTCHN,
+        0,
+        crate::trace::Kind::Upcall,
+        fired.len() as u32,
+        fired
+            .iter()
+            .filter(|&&p| p < 64)
+            .fold(0, |m, &p| m | 1u64 << p),
+    );
     if !fired.is_empty() {
         let mut woken = Vec::new();
         {

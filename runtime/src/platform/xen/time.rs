@@ -100,8 +100,16 @@ fn cancel(deadline: u64, waker: &Waker) {
 impl Future for Sleep {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if arch::cntvct() >= self.deadline {
+        let now = arch::cntvct();
+        if now >= self.deadline {
             // Its entry, if any, is due: `expire` removes it.
+            #[cfg(feature = "trace")]
+            if self.registered.is_some() {
+                crate::trace::timer(
+                    crate::trace::Kind::TimerFire,
+                    ticks_to_ns(now - self.deadline, freq()),
+                );
+            }
             self.registered = None;
             return Poll::Ready(());
         }
@@ -110,8 +118,15 @@ impl Future for Sleep {
             .as_ref()
             .is_some_and(|w| w.will_wake(cx.waker()))
         {
-            if let Some(old) = self.registered.take() {
-                cancel(self.deadline, &old);
+            match self.registered.take() {
+                Some(old) => cancel(self.deadline, &old),
+                #[cfg(feature = "trace")]
+                None => crate::trace::timer(
+                    crate::trace::Kind::TimerArm,
+                    ticks_to_ns(self.deadline - now, freq()),
+                ),
+                #[cfg(not(feature = "trace"))]
+                None => {}
             }
             wake_at(self.deadline, cx.waker());
             self.registered = Some(cx.waker().clone());

@@ -77,12 +77,32 @@ impl Drop for Pending {
 
 async fn call(msg_type: MsgType, tx_id: u32, payload: &[u8]) -> Result<Vec<u8>, XenstoreError> {
     let req = Pending(with_session(|s| s.request(msg_type, tx_id, payload))?);
+    #[cfg(feature = "trace")]
+    let asked = {
+        let t = u32::from(msg_type);
+        crate::trace::device(
+            crate::trace::DEV_XENSTORE,
+            0,
+            crate::trace::Kind::XsRequest,
+            t,
+            req.0.into(),
+        );
+        super::time::now_ns()
+    };
     loop {
         let reply = with_session(|s| {
             pump(s)?;
             Ok(s.take_reply(req.0))
         })?;
         if let Some(m) = reply {
+            #[cfg(feature = "trace")]
+            crate::trace::device(
+                crate::trace::DEV_XENSTORE,
+                0,
+                crate::trace::Kind::XsReply,
+                u32::from(msg_type),
+                super::time::now_ns().saturating_sub(asked),
+            );
             return m.into_result(msg_type);
         }
         port().wait().await;

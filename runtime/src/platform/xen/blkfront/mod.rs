@@ -254,6 +254,16 @@ async fn completions(inner: Rc<Inner>) {
             if r.broken.is_some() {
                 return;
             }
+            #[cfg(feature = "trace")]
+            if let Ok(n @ 1..) = r.ring.pending(r.page.mem()) {
+                crate::trace::device(
+                    crate::trace::DEV_BLKFRONT,
+                    inner.handle.into(),
+                    crate::trace::Kind::BlkResponses,
+                    n,
+                    0,
+                );
+            }
             if let Err(why) = reap(&mut r, inner.stats) {
                 r.stop(why);
                 return;
@@ -400,6 +410,14 @@ impl Inner {
             self.port.notify();
         }
         self.stats.requests.inc();
+        #[cfg(feature = "trace")]
+        crate::trace::device(
+            crate::trace::DEV_BLKFRONT,
+            self.handle.into(),
+            crate::trace::Kind::BlkRequest,
+            u32::from(req.operation) | u32::from(req.nr_segments) << 8,
+            req.sector_number,
+        );
     }
 
     /// Waits for request `id`'s response; returns its status, and frees the id. The pages are
@@ -590,11 +608,21 @@ impl device::Block for Block {
     }
 
     async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        self.inner.transfer(sector, Some(buf), None).await
+        #[cfg(feature = "trace")]
+        let op = crate::trace::op(crate::trace::Kind::BlockRead, buf.len() as u32, sector);
+        let r = self.inner.transfer(sector, Some(buf), None).await;
+        #[cfg(feature = "trace")]
+        op.end(r.is_ok().into(), 0);
+        r
     }
 
     async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
-        self.inner.transfer(sector, None, Some(buf)).await
+        #[cfg(feature = "trace")]
+        let op = crate::trace::op(crate::trace::Kind::BlockWrite, buf.len() as u32, sector);
+        let r = self.inner.transfer(sector, None, Some(buf)).await;
+        #[cfg(feature = "trace")]
+        op.end(r.is_ok().into(), 0);
+        r
     }
 
     async fn flush(&self) -> Result<(), BlockError> {

@@ -228,6 +228,47 @@ impl Netif {
         mac: Option<[u8; 6]>,
         boot_args: &BootArgs,
     ) -> Result<Netif, NetfrontError> {
+    /// With tracing: the vif's index, and its counters when the stack last went idle, whose
+    /// differences are the batches [`trace_batches`] records.
+    #[cfg(feature = "trace")]
+    traced: (u32, NetifStats),
+}
+
+/// Records what the stack did since it last went idle (`poll_ready`): one event per batch,
+/// from the counters' differences, so nothing is added per frame.
+#[cfg(feature = "trace")]
+fn trace_batches(traced: &mut (u32, NetifStats), now: NetifStats) {
+    use crate::trace::{device, Kind, DEV_NETFRONT};
+    let (index, was) = *traced;
+    let frames = |n: u64, m: u64| n.wrapping_sub(m) as u32;
+    if now.rx_frames != was.rx_frames {
+        device(
+            DEV_NETFRONT,
+            index,
+            Kind::NetRxBatch,
+            frames(now.rx_frames, was.rx_frames),
+            now.rx_bytes.wrapping_sub(was.rx_bytes),
+        );
+    }
+    if now.tx_frames != was.tx_frames {
+        device(
+            DEV_NETFRONT,
+            index,
+            Kind::NetTxBatch,
+            frames(now.tx_frames, was.tx_frames),
+            now.notifies.wrapping_sub(was.notifies),
+        );
+    }
+    if now.tx_full != was.tx_full {
+        device(
+            DEV_NETFRONT,
+            index,
+            Kind::NetTxFull,
+            frames(now.tx_full, was.tx_full),
+            0,
+        );
+    }
+    traced.1 = now;
         let _ = boot_args;
         let dev = match Frontend::find(format!("device/vif/{index}")).await {
             Ok(d) => d,
@@ -284,6 +325,8 @@ fn active<'a>(
     if let Some(fresh) = link.fresh.borrow_mut().take() {
         *wait = None;
         *rings = Some(fresh); // the old rings' grants are revoked (or leaked) here
+            #[cfg(feature = "trace")]
+            traced: (index, NetifStats::default()),
     }
     if !link.up.get() {
         return None;
@@ -327,6 +370,8 @@ impl netif::Netif for Netif {
                 Ok(0) => {}
                 Ok(_) => return Poll::Ready(()),
                 Err(Broken) => {
+        #[cfg(feature = "trace")]
+        trace_batches(&mut self.traced, self.link.stats.get());
                     r.broken = true;
                     return Poll::Pending;
                 }
