@@ -378,12 +378,12 @@ struct State<N> {
     open: usize,
     slots: usize,
     next_port: u16,
-}
-
-/// A listened port.
     /// With tracing: what egress sent, to see retransmissions (`retransmit`).
     #[cfg(feature = "trace")]
     sent: crate::retransmit::Sent,
+}
+
+/// A listened port.
 struct Listen {
     port: u16,
     /// Its connections from SYN to accept, oldest first.
@@ -490,6 +490,8 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
             open: usize::from(dhcp.is_some()),
             slots: usize::from(dhcp.is_some()),
             next_port: 49152,
+            #[cfg(feature = "trace")]
+            sent: crate::retransmit::Sent::new(),
         };
         if let Some(c) = st_ipv4 {
             st.set_ipv4(Some(c));
@@ -501,8 +503,6 @@ impl<N: Netif + 'static, C: Clock + 'static> DirectStack<N, C> {
             backlog: default_backlog(),
             dropped: RefCell::new(vec![]),
             kicked: Cell::new(false),
-            #[cfg(feature = "trace")]
-            sent: crate::retransmit::Sent::new(),
             driver: RefCell::new(None),
             configured: RefCell::new(vec![]),
         });
@@ -746,8 +746,12 @@ impl<N: Netif> State<N> {
             iface,
             dev,
             sockets,
+            #[cfg(feature = "trace")]
+            sent,
             ..
         } = self;
+        #[cfg(feature = "trace")]
+        let dev = &mut Watch { dev, sent };
         while iface.poll_egress(now, dev, sockets) != smoltcp::iface::PollResult::None {}
         // Handshakes end in ingress and egress (a RST, a timeout): free their sockets now, not
         // at the next round, which may be long.
@@ -772,12 +776,8 @@ impl<N: Netif> State<N> {
                 })
             };
             let seen = fresh
-            #[cfg(feature = "trace")]
-            sent,
                 .iter()
                 .any(|(q, p, _): &(u16, IpEndpoint, _)| *q == port && *p == peer);
-        #[cfg(feature = "trace")]
-        let dev = &mut Watch { dev, sent };
             if seen || self.sockets.iter().any(known) {
                 again.push(frame);
                 continue;
@@ -1016,32 +1016,6 @@ impl<N: Netif> smoltcp::phy::Device for Replay<'_, N> {
     }
 }
 
-/// The driver task.
-async fn drive<N: Netif, C: Clock>(sh: Rc<Shared<N, C>>) {
-    loop {
-        let delay = sh.poll();
-        if delay.is_zero() {
-            // More work right away, but let other tasks run first.
-            uni_runtime::task::yield_now().await;
-            continue;
-        }
-        let mut sleep = pin!(sh.clock.sleep(delay));
-        poll_fn(|cx| {
-            if sh.kicked.replace(false) {
-                return Poll::Ready(());
-            }
-            *sh.driver.borrow_mut() = Some(cx.waker().clone());
-            if sh.st.borrow_mut().dev.poll_ready(cx).is_ready() {
-                return Poll::Ready(());
-            }
-            sleep.as_mut().poll(cx)
-        })
-        .await;
-    }
-}
-
-/// A TCP socket for a handshake, with these buffers: it gives up after the SYN timeout.
-fn tcp_socket(t: &TcpTimeouts, b: TcpBuffers) -> tcp::Socket<'static> {
 /// With tracing: the device as smoltcp's egress sees it, every frame it sends looked at for a
 /// TCP retransmission (`retransmit`).
 #[cfg(feature = "trace")]
@@ -1095,6 +1069,32 @@ impl<N: Netif> smoltcp::phy::Device for Watch<'_, N> {
     }
 }
 
+/// The driver task.
+async fn drive<N: Netif, C: Clock>(sh: Rc<Shared<N, C>>) {
+    loop {
+        let delay = sh.poll();
+        if delay.is_zero() {
+            // More work right away, but let other tasks run first.
+            uni_runtime::task::yield_now().await;
+            continue;
+        }
+        let mut sleep = pin!(sh.clock.sleep(delay));
+        poll_fn(|cx| {
+            if sh.kicked.replace(false) {
+                return Poll::Ready(());
+            }
+            *sh.driver.borrow_mut() = Some(cx.waker().clone());
+            if sh.st.borrow_mut().dev.poll_ready(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            sleep.as_mut().poll(cx)
+        })
+        .await;
+    }
+}
+
+/// A TCP socket for a handshake, with these buffers: it gives up after the SYN timeout.
+fn tcp_socket(t: &TcpTimeouts, b: TcpBuffers) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; b.rx]),
         tcp::SocketBuffer::new(vec![0; b.tx]),
