@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/size"
 root=$(cd ../../.. && pwd)
-# As `uni build --target xen-arm` links an image: the real linker script, the Cubieboard 2 CPU.
-export RUSTFLAGS="-Clink-arg=-T$root/templates/xen-arm/link.ld -Ctarget-cpu=cortex-a7"
+# As `uni build --target xen-arm` links an image: the real linker script, Thumb-2, the Cubieboard 2 CPU.
+export RUSTFLAGS="-Clink-arg=-T$root/templates/xen-arm/link.ld -Ctarget-cpu=cortex-a7 -Ctarget-feature=+thumb-mode"
 export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/../../../target/bench-tls-size}"
 # Section sizes from the ELF header table (readelf prints them in hex).
 text() {

@@ -93,12 +93,13 @@ fn xen_rustflags(board: &Board) -> Result<Vec<String>> {
         "-Clink-arg=-Tlink.ld".to_string(),
         format!("-Ctarget-cpu={}", board.cpu.target_cpu),
     ];
-    if !board.cpu.target_features.is_empty() {
-        f.push(format!(
-            "-Ctarget-feature={}",
-            board.cpu.target_features.join(",")
-        ));
-    }
+    // Every crate, core and alloc included, is compiled to Thumb-2 (T32): about a quarter
+    // smaller than A32 and as fast on the Cortex-A7/A15 (bench/README.md, "Image size per `tls`
+    // choice"). Xen enters the image in ARM state: the entry and the exception vectors are A32
+    // (`.arm` in runtime/src/platform/xen/boot.rs), and interwork with Rust through `bl`/`blx`.
+    let mut features = vec!["+thumb-mode".to_string()];
+    features.extend(board.cpu.target_features.iter().cloned());
+    f.push(format!("-Ctarget-feature={}", features.join(",")));
     let mut remap = vec![
         (crate::home::home()?, "/uni".to_string()),
         (toolchain::sysroot()?, "/rustc".to_string()),

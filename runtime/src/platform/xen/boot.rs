@@ -14,6 +14,11 @@
 //!
 //! The rest of memory (RAM, the grant window, the GIC, ...) is mapped from Rust once the device
 //! tree has been read ([`super::mmu`]).
+//!
+//! This file is A32 code (`.arm`): Xen enters a zImage in ARM state, and exceptions are taken
+//! in ARM state (SCTLR.TE stays clear). Everything else, Rust's core and alloc included, is
+//! Thumb-2 (`uni build` passes `-Ctarget-feature=+thumb-mode`): the linker turns the `bl`s
+//! into Rust below into `blx`, which switches state.
 
 core::arch::global_asm!(
     r#"
