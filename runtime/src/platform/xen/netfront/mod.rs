@@ -207,27 +207,6 @@ pub struct Netif {
     rings: Option<Rings>,
     link: Rc<Link>,
     wait: Option<EventWait>,
-}
-
-impl fmt::Debug for Netif {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Netif")
-            .field("mac", &self.mac)
-            .field("up", &self.link.up.get())
-            .field("stats", &self.link.stats.get())
-            .finish()
-    }
-}
-
-impl Netif {
-    /// Connects to the backend of this domain's vif `index` (`device/vif/<index>`), with MAC
-    /// `mac`, or the toolstack's (`device/vif/<index>/mac`) when `None`. Completes once the
-    /// backend is Connected, with every RX buffer posted.
-    pub async fn open(
-        index: u32,
-        mac: Option<[u8; 6]>,
-        boot_args: &BootArgs,
-    ) -> Result<Netif, NetfrontError> {
     /// With tracing: the vif's index, and its counters when the stack last went idle, whose
     /// differences are the batches [`trace_batches`] records.
     #[cfg(feature = "trace")]
@@ -269,6 +248,27 @@ fn trace_batches(traced: &mut (u32, NetifStats), now: NetifStats) {
         );
     }
     traced.1 = now;
+}
+
+impl fmt::Debug for Netif {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Netif")
+            .field("mac", &self.mac)
+            .field("up", &self.link.up.get())
+            .field("stats", &self.link.stats.get())
+            .finish()
+    }
+}
+
+impl Netif {
+    /// Connects to the backend of this domain's vif `index` (`device/vif/<index>`), with MAC
+    /// `mac`, or the toolstack's (`device/vif/<index>/mac`) when `None`. Completes once the
+    /// backend is Connected, with every RX buffer posted.
+    pub async fn open(
+        index: u32,
+        mac: Option<[u8; 6]>,
+        boot_args: &BootArgs,
+    ) -> Result<Netif, NetfrontError> {
         let _ = boot_args;
         let dev = match Frontend::find(format!("device/vif/{index}")).await {
             Ok(d) => d,
@@ -301,6 +301,8 @@ fn trace_batches(traced: &mut (u32, NetifStats), now: NetifStats) {
             rings: Some(rings),
             link,
             wait: None,
+            #[cfg(feature = "trace")]
+            traced: (index, NetifStats::default()),
         })
     }
 
@@ -325,8 +327,6 @@ fn active<'a>(
     if let Some(fresh) = link.fresh.borrow_mut().take() {
         *wait = None;
         *rings = Some(fresh); // the old rings' grants are revoked (or leaked) here
-            #[cfg(feature = "trace")]
-            traced: (index, NetifStats::default()),
     }
     if !link.up.get() {
         return None;
@@ -346,6 +346,8 @@ impl netif::Netif for Netif {
     }
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        #[cfg(feature = "trace")]
+        trace_batches(&mut self.traced, self.link.stats.get());
         let Netif {
             rings, link, wait, ..
         } = self;
@@ -370,8 +372,6 @@ impl netif::Netif for Netif {
                 Ok(0) => {}
                 Ok(_) => return Poll::Ready(()),
                 Err(Broken) => {
-        #[cfg(feature = "trace")]
-        trace_batches(&mut self.traced, self.link.stats.get());
                     r.broken = true;
                     return Poll::Pending;
                 }
