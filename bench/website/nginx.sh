@@ -10,6 +10,9 @@
 #   SECONDS_WRK (20)   wrk's duration; CONNS (16) its connections
 #   ALSO_CONNS (0)     when set, wrk runs a second time with this many connections, reported as
 #                      also_wrk=cN:<requests/s>/<p50>/<p99>/<errors>
+#   SPLIT (0)          1: the dom0 script also prints `split` lines, the steps of each
+#                      static-website guest's xl create → first 200 (its looks take dom0 time
+#                      from the xl create it times: the first-200 figures are then not clean)
 #   SECONDS_NEW (10)   openssl s_time -new's duration
 #   URL_PATH           the path wrk fetches (/index.html)
 #   LINUX_TRIES (1)    Linux boots to list; with 2, the second is measured if the first does not
@@ -219,6 +222,7 @@ set +e
   timeout --kill-after=30 $((${TIMEOUT:-900} + 60)) "$BIN" --board "$BOARD" --timeout "${TIMEOUT:-900}" \
   --ca "$EX/pki/ca.pem" --htdocs "$EX/htdocs" --path "${URL_PATH:-/index.html}" \
   --wrk-seconds "${SECONDS_WRK:-20}" --conns "${CONNS:-16}" --new-seconds "${SECONDS_NEW:-10}" --also-conns "${ALSO_CONNS:-0}" \
+  $( [ "${SPLIT:-0}" = 1 ] && echo --split ) \
   "${LINUX[@]}" --uni "$W/static-website.xl" "${ALSO[@]}" | tee run.out
 rc=${PIPESTATUS[0]}
 set -e

@@ -7,7 +7,7 @@
 //! ```text
 //! website-nginx [--board NAME] [--timeout SECS] --ca CA.pem --htdocs DIR [--path /index.html]
 //!               [--wrk-seconds 20] [--conns 16] [--new-seconds 10] [--also-conns N]
-//!               (--nginx XL | --uni XL)...
+//!               [--split] (--nginx XL | --uni XL)...
 //! ```
 //! Guests are booted in the order given. Each has one vif and no MAC, so the k-th gets
 //! 10.0.0.(2+k) from dom0's DHCP server. A second `--nginx` right after a first is a spare: it
@@ -31,6 +31,11 @@
 //!    other, no request), counted over this process's wall time around it;
 //! 6. end it: the Linux domU powers off on a connection to its port 99; static-website is
 //!    destroyed by the dom0 script once its console logs the request for `/bench-done`.
+//!
+//! With `--split`, the dom0 script also times the steps of each static-website guest's
+//! `xl create` → first 200 (`split` lines: the vif's hotplug script, the unpause, the guest's
+//! first line, DHCP address, first 200). Its looks (an awk every 0.1 s) take dom0 time from the
+//! `xl create` they time, so the first-200 figures of such a run are not the unperturbed ones.
 //!
 //! Every command runs under `timeout`, and the run under `--timeout`, so everything stops by
 //! itself. The last lines are `result server=…` per measured guest, then `result guest=…` per
@@ -127,6 +132,7 @@ fn run() -> Result<ExitCode> {
     let mut path = "/index.html".to_string();
     let (mut wrk_seconds, mut conns, mut new_seconds) = (20u32, 16u32, 10u32);
     let mut also_conns = 0u32;
+    let mut split = false;
     let mut specs: Vec<Spec> = Vec::new();
     let num = |v: Option<String>, what: &str| -> Result<u32> {
         let v = v.with_context(|| format!("{what} needs a number"))?;
@@ -144,6 +150,7 @@ fn run() -> Result<ExitCode> {
             "--conns" => conns = num(args.next(), "--conns")?,
             "--new-seconds" => new_seconds = num(args.next(), "--new-seconds")?,
             "--also-conns" => also_conns = num(args.next(), "--also-conns")?,
+            "--split" => split = true,
             "--nginx" | "--uni" => {
                 let xl = PathBuf::from(args.next().with_context(|| format!("{a} XL"))?);
                 let kind = if a == "--nginx" {
@@ -164,7 +171,7 @@ fn run() -> Result<ExitCode> {
         }
     }
     let (Some(ca), Some(htdocs)) = (ca, htdocs) else {
-        bail!("usage: website-nginx [--board NAME] [--timeout SECS] --ca CA.pem --htdocs DIR [--path P] [--wrk-seconds N] [--conns N] [--new-seconds N] [--also-conns N] (--nginx XL | --uni XL)...");
+        bail!("usage: website-nginx [--board NAME] [--timeout SECS] --ca CA.pem --htdocs DIR [--path P] [--wrk-seconds N] [--conns N] [--new-seconds N] [--also-conns N] [--split] (--nginx XL | --uni XL)...");
     };
     if specs.is_empty() {
         bail!("no guest given (--nginx XL, --uni XL)");
@@ -231,7 +238,7 @@ fn run() -> Result<ExitCode> {
         Duration::from_secs(timeout),
         PathBuf::from("website-nginx-serial.log"),
     );
-    run_opts.dom0_check = Some(dom0_script(&specs));
+    run_opts.dom0_check = Some(dom0_script(&specs, split));
     let board = board::find(&board_name)
         .with_context(|| format!("no board {board_name}; accepted: {}", board::names()))?;
     let prepared = emu::prepare(&board, &emu::cache_dir())?;
@@ -609,7 +616,7 @@ fn s_time(ip: Ipv4Addr, opts: &Opts, m: &mut Measured) {
 /// console logs the request for [`DONE_PATH`]; the Linux domU powers itself off; any guest is
 /// destroyed after its time limit (Linux 300 s, static-website 180 s). One
 /// `verdict <name> <measured|ended|skipped|never-created|timeout> <seconds>` line per guest.
-fn dom0_script(specs: &[Spec]) -> String {
+fn dom0_script(specs: &[Spec], split: bool) -> String {
     let mut calls = String::new();
     for (i, s) in specs.iter().enumerate() {
         let next = specs.get(i + 1).map(|n| n.name.as_str()).unwrap_or("");
@@ -630,6 +637,8 @@ fn dom0_script(specs: &[Spec]) -> String {
         .map(|s| s.name.as_str())
         .collect();
     let (uni_count, uni_names) = (uni.len(), uni.join(" "));
+    // the splits' looks take dom0 time from the `xl create`s they time: only on --split
+    let watch = if split { "watch_creates &" } else { "" };
     format!(
         r#"if [ -e /sys/devices/system/cpu/cpu1/online ]; then echo 0 > /sys/devices/system/cpu/cpu1/online; fi
 xl vcpu-pin Domain-0 0 0
@@ -674,7 +683,7 @@ watch_creates() {{
     k=$((k + 1)); sleep 0.5
   done
 }}
-watch_creates &
+{watch}
 follow() {{
   g=$1; end=$2; skip_if=$3; next=$4; lim=$5
   L=/var/log/xen/console/guest-$g.log
