@@ -134,6 +134,7 @@ impl<S: Stack> Tls<S> {
             (None, None) => None,
             _ => return Err(TlsError::Config("`cert` and `key` go together".into())),
         };
+        uni_runtime::boot_milestone("tls: certificate and key loaded");
         let mut sni = Vec::new();
         for s in files.sni {
             sni.push((
@@ -158,7 +159,9 @@ impl<S: Stack> Tls<S> {
                 ticket_key_period: config::TICKET_KEY_PERIOD,
                 versions: versions.clone(),
             };
-            Some(opts.build(provider.clone(), rng, time.clone())?)
+            let built = opts.build(provider.clone(), rng, time.clone())?;
+            uni_runtime::boot_milestone("tls: server config built");
+            Some(built)
         } else {
             None
         };
