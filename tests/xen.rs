@@ -10,6 +10,11 @@ use uni_tests::{example, full_boards, root, run_uni, smoke_boards, text, uni, un
 
 const ZIMAGE_MAGIC: u32 = 0x016f_2818;
 
+/// hello.xen measured 49,760 bytes (cubieboard2) and 50,096 (qemu-virt) on 2026-12-08 01:40Z,
+/// built in Thumb-2 (bench/README.md, "Image size per `tls` choice"; it was about 70 KiB in
+/// A32). The ceiling, 56 KiB, leaves about 14% for growth; an A32 build again fails it.
+const HELLO_CEILING: usize = 56 * 1024;
+
 fn word(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
@@ -45,8 +50,8 @@ fn build_writes_a_reproducible_zimage_and_xl() {
         "end address = start + file size"
     );
     assert!(
-        image.len() < 256 * 1024,
-        "hello.xen is {} bytes",
+        image.len() <= HELLO_CEILING,
+        "hello.xen is {} bytes, over its ceiling of {HELLO_CEILING}",
         image.len()
     );
 
