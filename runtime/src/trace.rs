@@ -24,9 +24,10 @@
 //!   len u16, zero u16, len bytes of UTF-8, zero padding to a multiple of 4
 //! ```
 //!
-//! The ring is allocated once, by [`Session::start`] (or a first name or image), with [`configure`]'s capacity (default
-//! [`DEFAULT_EVENTS`]); after that an event is a handful of atomic stores into it, and the
-//! oldest events are overwritten. The image is made of `AtomicU32` words, so a reader on another
+//! The ring is allocated once, by [`Session::start`] (or a first name or image), with
+//! [`configure`]'s capacity (default [`DEFAULT_EVENTS`]); events before that are not recorded.
+//! After that an event is a handful of atomic stores into it, and the oldest events are
+//! overwritten. The image is made of `AtomicU32` words, so a reader on another
 //! thread (the unix dump on `SIGUSR1`) can copy it while events are written; a record it catches
 //! half-written has the wrong sequence number and is skipped.
 
@@ -114,8 +115,8 @@ kinds! {
     /// A sleep armed its timer (instant, on the sleeping task's track): arg1 = ns until its
     /// deadline.
     TimerArm = 8, "timer armed";
-    /// An armed sleep's deadline passed and the sleep completed (instant, on its task's
-    /// track): arg1 = ns between the deadline and the completion.
+    /// An armed sleep ended after its deadline, completed or dropped (instant, on its task's
+    /// track): arg1 = ns between the deadline and then.
     TimerFire = 9, "timer fired";
     /// A connection was accepted (instant, on its track): arg0 = peer IPv4 address (0 for
     /// IPv6), arg1 = peer port | local port << 16.

@@ -59,17 +59,33 @@ impl device::Clock for Clock {
 
     async fn sleep(&self, duration: Duration) {
         #[cfg(feature = "trace")]
-        let deadline = {
-            let ns = duration.as_nanos().min(u128::from(u64::MAX)) as u64;
-            crate::trace::timer(crate::trace::Kind::TimerArm, ns);
-            std::time::Instant::now() + duration
-        };
+        let _timer = TracedTimer::arm(duration);
         async_io::Timer::after(duration).await;
-        #[cfg(feature = "trace")]
-        crate::trace::timer(
-            crate::trace::Kind::TimerFire,
-            deadline.elapsed().as_nanos() as u64,
-        );
+    }
+}
+
+/// With tracing: a sleep's timer, armed when made; it fired if its deadline has passed when the
+/// sleep ends, completed or dropped after its deadline without a last poll.
+#[cfg(feature = "trace")]
+struct TracedTimer(std::time::Instant);
+
+#[cfg(feature = "trace")]
+impl TracedTimer {
+    fn arm(duration: Duration) -> TracedTimer {
+        let ns = duration.as_nanos().min(u128::from(u64::MAX)) as u64;
+        crate::trace::timer(crate::trace::Kind::TimerArm, ns);
+        TracedTimer(std::time::Instant::now() + duration)
+    }
+}
+
+#[cfg(feature = "trace")]
+impl Drop for TracedTimer {
+    fn drop(&mut self) {
+        let now = std::time::Instant::now();
+        if now >= self.0 {
+            let late = now.duration_since(self.0).as_nanos() as u64;
+            crate::trace::timer(crate::trace::Kind::TimerFire, late);
+        }
     }
 }
 

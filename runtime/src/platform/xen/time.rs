@@ -138,6 +138,12 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(w) = self.registered.take() {
+            // Dropped after its deadline without a last poll (the task woke for another reason
+            // as well, and went on): it fired all the same.
+            #[cfg(feature = "trace")]
+            if let Some(late) = arch::cntvct().checked_sub(self.deadline) {
+                crate::trace::timer(crate::trace::Kind::TimerFire, ticks_to_ns(late, freq()));
+            }
             cancel(self.deadline, &w);
         }
     }
