@@ -4,8 +4,9 @@
 //! check: hello and echo deployed, echo answering over TCP through the forward and dom0's
 //! bridge, a redeploy replacing it at the same address and the same forward still answering, a broken image rolled back, an image for the wrong board refused,
 //! `uni ps` (and `--json`), `uni logs` (each boot set off by a line naming its domain),
-//! `uni logs -f` and `uni stop`; a block-app's disk, examples/notes through power cuts,
-//! static-website at 4 MiB, and the app `uni new` writes with every kind; `uni deploy --console` in a
+//! `uni logs -f` and `uni stop`; a block-app's disk, examples/notes through a power cut,
+//! static-website at 4 MiB, a traced static-website snapshotted by `uni trace` while it runs,
+//! and the app `uni new` writes with every kind; `uni deploy --console` in a
 //! pseudo-terminal (util-linux `script`): hello's whole console, ending when hello powers off,
 //! and echo's redeploy attached until left with Ctrl-] (nothing left behind in dom0); a dom0
 //! without `xl` and a dom0 whose /var/lib/uni is full (filled with `dd` over ssh) refused with a
@@ -529,6 +530,127 @@ fn website_at_its_smallest_memory(home: &SshHome, host: &str, fwd: u16) {
     );
 }
 
+/// One HTTPS GET of `/` through the forward to `base` (waiting up to 90 s for the guest to
+/// answer): the page must come whole.
+fn get_index(base: &str) {
+    let dir = example("static-website");
+    let index = std::fs::read(dir.join("htdocs/index.html")).unwrap();
+    let t0 = Instant::now();
+    loop {
+        let o = Command::new("curl")
+            .args(["--silent", "--fail", "--max-time", "60", "--cacert"])
+            .arg(dir.join("pki/ca.pem"))
+            .arg(format!("{base}/"))
+            .output()
+            .unwrap();
+        if o.status.success() {
+            assert!(o.stdout == index, "{base}/ is not htdocs/index.html");
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "the traced static-website does not answer at {base}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `uni trace --host H NAME OUT` (issue #18): a snapshot of a deployed guest's trace ring,
+/// which it keeps running. static-website built with tracing (`uni build --trace`, in the
+/// directory where tests/trace.rs's traced board run builds the same image: one build for both)
+/// and deployed as it is; after one HTTPS request through the forward, the snapshot holds that
+/// connection's TCP accept, TLS handshake steps, HTTP request and TCP close, in order, with
+/// increasing timestamps. The first call uploads dom0's reader; the second finds it there.
+fn a_deployed_guest_traced(home: &SshHome, host: &str, port: u16, fwd: u16) {
+    let dir = uni_tests::traced_website_dir(&home.board);
+    let (_, err) = ok(
+        home.run(&dir, &["deploy", "--no-build", "--host", host]),
+        "deploy the traced static-website",
+    );
+    assert!(
+        err.contains(&format!("Deployed static-website on {host} as domain ")),
+        "{err}"
+    );
+    let base = format!("https://localhost:{fwd}");
+    get_index(&base);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first.json");
+    let (_, err) = ok(
+        home.run(
+            &dir,
+            &[
+                "trace",
+                "--host",
+                host,
+                "static-website",
+                first.to_str().unwrap(),
+            ],
+        ),
+        "uni trace",
+    );
+    assert!(
+        err.contains("Uploading the trace reader (armhf, ")
+            || err.contains("Uploading the trace reader (arm64, "),
+        "the first uni trace uploads dom0's reader:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("Traced static-website on {host}: ")),
+        "{err}"
+    );
+    let evs = uni_tests::trace_events(&first);
+    // (curl's connection reaches the guest from the host's end of the board's LAN)
+    let after = uni_tests::check_traced_https_request(&evs, 443, "tcp 10.0.0.254:");
+    assert!(
+        after.iter().any(|(n, p)| n == "tcp close" && p == "i"),
+        "no tcp close after the request on its connection: {after:?}"
+    );
+
+    // the guest runs on, and answers; the second snapshot holds the first's events and the
+    // second request, and finds the reader in dom0 (one file there)
+    get_index(&base);
+    let second = tmp.path().join("second.json");
+    let (_, err) = ok(
+        home.run(
+            &dir,
+            &[
+                "trace",
+                "--host",
+                host,
+                "static-website",
+                second.to_str().unwrap(),
+            ],
+        ),
+        "uni trace, again",
+    );
+    assert!(!err.contains("Uploading"), "uploaded again:\n{err}");
+    let again = uni_tests::trace_events(&second);
+    let accepts = |evs: &[serde_json::Value]| {
+        evs.iter()
+            .filter(|e| e["name"] == "tcp accept")
+            .map(|e| e["ts"].as_f64().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    let (one, two) = (accepts(&evs), accepts(&again));
+    assert!(
+        two.len() == one.len() + 1 && two.starts_with(&one) && two[one.len()] > one[one.len() - 1],
+        "tcp accepts at {one:?}, then at {two:?}"
+    );
+    let tools = dom0(home, port, "ls /var/lib/uni/.tools");
+    assert_eq!(
+        tools
+            .lines()
+            .filter(|l| l.starts_with("uni-trace-dump-"))
+            .count(),
+        1,
+        "{tools}"
+    );
+    ok(
+        home.run(&dir, &["stop", "--host", host]),
+        "stop the traced static-website",
+    );
+}
+
 /// `uni new`'s app with every kind (issue #17), written outside the checkout, deployed to the
 /// board as it is: each device's use prints on its console, and its page answers curl through
 /// the forward. (Here rather than in tests/new.rs, which runs the same app on unix, so that it
@@ -586,14 +708,14 @@ fn a_new_app_on_the_board(home: &SshHome, host: &str, fwd: u16) {
     ok(home.run(&app, &["stop", "--host", host]), "stop every");
 }
 
-/// The power cuts of [`notes_on_the_board`].
-const ROUNDS: u64 = 3;
+/// The power cuts of [`notes_on_the_board`]: one, the cut that only the board can make
+/// (blkback's writes, `xl destroy`); tests/notes.rs cuts the unix process many more times.
+const ROUNDS: u64 = 1;
 
 /// examples/notes on the board's dom0: deployed with a fresh store, written to while its domain
 /// is destroyed (`xl destroy`, a power cut) at random points [`ROUNDS`] times and created
 /// again, every acknowledged note still there each time; then a redeploy keeps the store. (Each
-/// round is a boot of notes, about 25 s here; tests/notes.rs cuts the unix process many more
-/// times.)
+/// round is a boot of notes, about 20 s here.)
 fn notes_on_the_board(home: &SshHome, host: &str, port: u16, fwd: u16) {
     let dir = tempfile::tempdir().unwrap();
     uni_tests::notes_config(dir.path());
@@ -799,11 +921,18 @@ fn deploy_to_the_emulated_dom0() {
         // --trust-host-key writes $HOME/.ssh/known_hosts
         cmd.arg("--ssh-key").arg(&key).env("HOME", home.dir.path());
         let mut board = Background::spawn(cmd);
-        // (only hello: each example's build flags differ, so building echo now would make the
-        // hello deploy below rebuild everything)
+        // (hello, and the traced static-website `uni trace` snapshots below, whose build is
+        // the longest of the session's)
         ok(
             home.run(&here, &["build", "--target", "xen-arm"]),
             "building hello",
+        );
+        ok(
+            home.run(
+                &uni_tests::traced_website_dir(&home.board),
+                &["build", "--target", "xen-arm", "--trace"],
+            ),
+            "building static-website with tracing",
         );
         board.wait_for("Ready", true, Duration::from_secs(300));
         let host = format!("root@localhost:{port}");
@@ -1147,6 +1276,9 @@ fn deploy_to_the_emulated_dom0() {
 
         step("static-website at its smallest memory");
         website_at_its_smallest_memory(&home, &host, web_fwd);
+
+        step("uni trace");
+        a_deployed_guest_traced(&home, &host, port, web_fwd);
 
         step("uni new's app");
         a_new_app_on_the_board(&home, &host, new_fwd);

@@ -658,3 +658,130 @@ pub fn notes_config(dir: &Path) {
     )
     .unwrap();
 }
+
+/// The events of the Chrome trace-event JSON at `json` (what `uni run --trace` and
+/// `uni trace` write): its `traceEvents`.
+pub fn trace_events(json: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(json)
+        .unwrap_or_else(|e| panic!("no trace at {}: {e}", json.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).expect("the trace is JSON");
+    v["traceEvents"].as_array().expect("traceEvents").clone()
+}
+
+/// The name the trace's metadata gives track `tid` (empty when it has none).
+pub fn trace_track_name(evs: &[serde_json::Value], tid: &serde_json::Value) -> String {
+    evs.iter()
+        .find(|e| e["ph"] == "M" && e["name"] == "thread_name" && &e["tid"] == tid)
+        .map(|e| e["args"]["name"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// The trace of one HTTPS request from curl to static-website, accepted on `port`, from a peer
+/// whose track name starts with `peer`: its TCP accept, TLS handshake steps and HTTP request
+/// in order on the connection's track, with increasing timestamps, the flow through the
+/// layers, and the task that served it. Returns the connection's events after those eight
+/// (name and phase).
+pub fn check_traced_https_request(
+    evs: &[serde_json::Value],
+    port: u16,
+    peer: &str,
+) -> Vec<(String, String)> {
+    let accept = evs
+        .iter()
+        .find(|e| e["name"] == "tcp accept")
+        .unwrap_or_else(|| panic!("no tcp accept in {evs:#?}"));
+    assert_eq!(accept["args"]["local port"], port);
+    let tid = accept["tid"].clone();
+    assert!(
+        trace_track_name(evs, &tid).starts_with(peer),
+        "{}",
+        trace_track_name(evs, &tid)
+    );
+    let on_conn: Vec<&serde_json::Value> = evs
+        .iter()
+        .filter(|e| e["tid"] == tid && e["cat"] != "flow" && e["ph"] != "M")
+        .collect();
+    let steps: Vec<(String, String)> = on_conn
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["ph"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("tcp accept", "i"),
+        ("tls handshake", "B"),
+        ("tls client hello received", "i"),
+        ("tls server hello sent", "i"),
+        ("tls handshake done", "i"),
+        ("tls handshake", "E"),
+        ("http request", "B"),
+        ("http request", "E"),
+    ];
+    let got: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.as_str()))
+        .take(expected.len())
+        .collect();
+    assert_eq!(got, expected, "the connection's events: {steps:?}");
+    let end = on_conn[7];
+    assert_eq!(end["args"]["status"], 200);
+    assert_eq!(on_conn[4]["args"]["version"], "TLS 1.3");
+    let ts: Vec<f64> = on_conn.iter().map(|e| e["ts"].as_f64().unwrap()).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "timestamps: {ts:?}");
+    assert!(ts[0] < ts[7], "timestamps: {ts:?}");
+
+    // The flow that links the layers: start at the accept, a step at the handshake's end, its
+    // end at the request, all on this connection.
+    let flow: Vec<&str> = evs
+        .iter()
+        .filter(|e| e["cat"] == "flow" && e["tid"] == tid)
+        .map(|e| e["ph"].as_str().unwrap())
+        .collect();
+    assert_eq!(flow, ["s", "t", "f"]);
+
+    // The connection was served by a task of its own, which the trace shows running.
+    assert!(evs.iter().any(|e| e["name"] == "task spawned"));
+    assert!(evs
+        .iter()
+        .any(|e| e["name"] == "task run" && trace_track_name(evs, &e["tid"]).starts_with("task ")));
+    steps[expected.len()..].to_vec()
+}
+
+/// A copy of `example`'s unikernel.toml in `dir` (so that its `_build` and `dist` are the
+/// test's), with its paths made absolute; returns `dir`.
+pub fn config_copy(example_name: &str, dir: &Path) -> PathBuf {
+    let e = example(example_name);
+    let e = e.to_str().unwrap();
+    let toml = std::fs::read_to_string(Path::new(e).join("unikernel.toml")).unwrap();
+    let mut out = String::new();
+    for line in toml.lines() {
+        let line = if line.starts_with("app = ") {
+            format!("app = \"{e}\"")
+        } else if line.starts_with("name = ") && !toml.contains("\napp = ") {
+            format!("{line}\napp = \"{e}\"")
+        } else {
+            line.replace("\"pki/", &format!("\"{e}/pki/"))
+                .replace("dir = \"htdocs\"", &format!("dir = \"{e}/htdocs\""))
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let file = dir.join("unikernel.toml");
+    if std::fs::read_to_string(&file).ok() != Some(out.clone()) {
+        std::fs::write(&file, out).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// examples/static-website's config copied (see [`config_copy`]) into a directory under
+/// target/ of `board`'s own, for the traced runs on the board: tests/trace.rs's
+/// `uni run --trace` and tests/deploy.rs's `uni build --trace`, which generate the same crate,
+/// so that the traced image is built once per test run, not once per test.
+pub fn traced_website_dir(board: &str) -> PathBuf {
+    let dir = root().join(format!("target/tests/traced-static-website-{board}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    config_copy("static-website", &dir)
+}

@@ -4,49 +4,16 @@
 //! app that panics leaves a trace that ends with the panic; and a build without tracing is the
 //! same program before and after a traced build.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use uni_tests::{example, free_port, full_boards, text, uni, uni_on, Background};
-
-/// A copy of `example`'s unikernel.toml in a directory of its own (so that its `_build` and
-/// `dist` are this test's), with its paths made absolute.
-fn config_copy(example_name: &str, tmp: &Path) -> PathBuf {
-    let e = example(example_name);
-    let e = e.to_str().unwrap();
-    let toml = std::fs::read_to_string(Path::new(e).join("unikernel.toml")).unwrap();
-    let mut out = String::new();
-    for line in toml.lines() {
-        let line = if line.starts_with("app = ") {
-            format!("app = \"{e}\"")
-        } else if line.starts_with("name = ") && !toml.contains("\napp = ") {
-            format!("{line}\napp = \"{e}\"")
-        } else {
-            line.replace("\"pki/", &format!("\"{e}/pki/"))
-                .replace("dir = \"htdocs\"", &format!("dir = \"{e}/htdocs\""))
-        };
-        out.push_str(&line);
-        out.push('\n');
-    }
-    std::fs::write(tmp.join("unikernel.toml"), out).unwrap();
-    tmp.to_path_buf()
-}
-
-fn events(json: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(json)
-        .unwrap_or_else(|e| panic!("no trace at {}: {e}", json.display()));
-    let v: Value = serde_json::from_str(&text).expect("the trace is JSON");
-    v["traceEvents"].as_array().expect("traceEvents").clone()
-}
-
-fn thread_name(evs: &[Value], tid: &Value) -> String {
-    evs.iter()
-        .find(|e| e["ph"] == "M" && e["name"] == "thread_name" && &e["tid"] == tid)
-        .map(|e| e["args"]["name"].as_str().unwrap().to_string())
-        .unwrap_or_default()
-}
+use uni_tests::{
+    check_traced_https_request, config_copy, example, free_port, full_boards, text,
+    trace_events as events, trace_track_name as thread_name, traced_website_dir, uni, uni_on,
+    Background,
+};
 
 /// One HTTPS request to static-website's page through 127.0.0.1:`https` (it must answer
 /// 200), then SIGTERM to uni: passed on to the unikernel, or to the board, which writes the
@@ -63,7 +30,6 @@ fn fetch_then_sigterm(p: &mut Background, https: u16) {
     let (code, err) = text(&c);
     assert_eq!(code, "200", "curl: {err}");
     Command::new("kill")
-    item_1_events(&events(&out), false);
         .arg(p.child.id().to_string())
         .status()
         .unwrap();
@@ -97,84 +63,9 @@ fn a_traced_https_request_shows_tcp_tls_and_http_in_order() {
     );
     fetch_then_sigterm(&mut p, https);
     assert!(p.err().contains("Traced"), "{}", p.err());
+    item_1_events(&events(&out), false);
 
-    check_https_request(&events(&out), https, "tcp 127.0.0.1:");
-}
-
-/// The trace of one HTTPS request from curl, accepted on `port`, from a peer whose track name
-/// starts with `peer`: its TCP accept, TLS handshake steps and HTTP request in order on the
-/// connection's track, with increasing timestamps, the flow through the layers, and the task
-/// that served it.
-fn check_https_request(evs: &[Value], port: u16, peer: &str) {
-    let accept = evs
-    compiled_out(
-        &plain,
-        &sha(&bin),
-        &[b"uni_runtime5trace", b"UNI_TRACE_FILE"],
-    );
-        .iter()
-        .find(|e| e["name"] == "tcp accept")
-        .unwrap_or_else(|| panic!("no tcp accept in {evs:#?}"));
-    assert_eq!(accept["args"]["local port"], port);
-    let tid = accept["tid"].clone();
-    assert!(
-        thread_name(evs, &tid).starts_with(peer),
-        "{}",
-        thread_name(evs, &tid)
-    );
-    let on_conn: Vec<&Value> = evs
-        .iter()
-        .filter(|e| e["tid"] == tid && e["cat"] != "flow" && e["ph"] != "M")
-        .collect();
-    let steps: Vec<(String, String)> = on_conn
-        .iter()
-        .map(|e| {
-            (
-                e["name"].as_str().unwrap().to_string(),
-                e["ph"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let expected = [
-        ("tcp accept", "i"),
-        ("tls handshake", "B"),
-        ("tls client hello received", "i"),
-        ("tls server hello sent", "i"),
-        ("tls handshake done", "i"),
-        ("tls handshake", "E"),
-        ("http request", "B"),
-        ("http request", "E"),
-    ];
-    let got: Vec<(&str, &str)> = steps
-        .iter()
-        .map(|(n, p)| (n.as_str(), p.as_str()))
-        .take(expected.len())
-        .collect();
-    assert_eq!(got, expected, "the connection's events: {steps:?}");
-    let end = on_conn[7];
-    assert_eq!(end["args"]["status"], 200);
-    assert_eq!(on_conn[4]["args"]["version"], "TLS 1.3");
-    let ts: Vec<f64> = on_conn[..8]
-        .iter()
-        .map(|e| e["ts"].as_f64().unwrap())
-        .collect();
-    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "timestamps: {ts:?}");
-    assert!(ts[0] < ts[7], "timestamps: {ts:?}");
-
-    // The flow that links the layers: start at the accept, a step at the handshake's end, its
-    // end at the request, all on this connection.
-    let flow: Vec<&str> = evs
-        .iter()
-        .filter(|e| e["cat"] == "flow" && e["tid"] == tid)
-        .map(|e| e["ph"].as_str().unwrap())
-        .collect();
-    assert_eq!(flow, ["s", "t", "f"]);
-
-    // The connection was served by a task of its own, which the trace shows running.
-    assert!(evs.iter().any(|e| e["name"] == "task spawned"));
-    assert!(evs
-        .iter()
-        .any(|e| e["name"] == "task run" && thread_name(evs, &e["tid"]).starts_with("task ")));
+    check_traced_https_request(&events(&out), https, "tcp 127.0.0.1:");
 }
 
 /// The last event of a traced run of examples/crash is its panic, with its message and
@@ -216,6 +107,11 @@ fn a_traced_panic_is_in_the_trace_and_an_untraced_build_is_unchanged() {
     .unwrap();
     assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
     assert_ne!(sha(&bin), plain, "the traced build is another program");
+    compiled_out(
+        &plain,
+        &sha(&bin),
+        &[b"uni_runtime5trace", b"UNI_TRACE_FILE"],
+    );
     let evs = events(&out);
     last_is_the_crash_examples_panic(&evs);
 
@@ -249,7 +145,6 @@ fn a_traced_panic_is_in_the_trace_and_an_untraced_build_is_unchanged() {
     let spawn = evs.iter().find(|e| e["name"] == "task spawned").unwrap();
     assert_eq!(
         spawn["args"]["task"].as_u64().unwrap() | 0x1000_0000,
-    item_1_events(&events(&out), true);
         panic["tid"].as_u64().unwrap()
     );
 
@@ -280,11 +175,6 @@ fn the_trace_table_configures_tracing_and_checks_its_size() {
     )
     .unwrap();
     let o = uni(&dir, &["configure", "--target", "unix"])
-    compiled_out(
-        &plain,
-        &sha(&image),
-        &[b"data/uni-trace", b"the ring is not shared with dom0"],
-    );
         .output()
         .unwrap();
     assert!(o.status.success(), "{:?}", text(&o));
@@ -303,6 +193,116 @@ fn the_trace_table_configures_tracing_and_checks_its_size() {
 
     let lines = toml.lines().count();
     std::fs::write(
+        dir.join("unikernel.toml"),
+        format!("{toml}\n[trace]\nevents = 5\n"),
+    )
+    .unwrap();
+    let o = uni(&dir, &["configure", "--target", "unix"])
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert!(!o.status.success(), "{err}");
+    for want in [
+        "trace.events",
+        "events = 5 is out of range",
+        "from 16 to 1048576",
+        &format!("unikernel.toml:{}:10", lines + 3),
+    ] {
+        assert!(err.contains(want), "no {want:?} in: {err}");
+    }
+}
+
+/// The Xen half, on the emulated board: dom0 copies the guest's ring from the pages the guest
+/// granted it (`uni-trace-dump`, through gntdev) and `uni run` converts it. Two boots, one after
+/// the other: a traced static-website answers curl over HTTPS through a `-p` forward and is
+/// stopped by SIGTERM (uni asks dom0 for the running guest's ring first); and the traced crash
+/// example, whose ring dom0 reads from the crashed domain (preserved) and which ends with the
+/// panic. The crash image built without tracing is the same bytes before and after.
+#[test]
+fn on_xen_dom0_reads_the_ring_of_a_running_and_of_a_crashed_guest() {
+    let board = full_boards().remove(0);
+    let tmp = tempfile::tempdir().unwrap();
+
+    // (the directory tests/deploy.rs's traced static-website is built in: one build for both)
+    let dir = traced_website_dir(&board);
+    let out = tmp.path().join("site.json");
+    let https = free_port();
+    let mut p = Background::spawn(uni_on(
+        &board,
+        &dir,
+        &[
+            "run",
+            "--target",
+            "xen-arm",
+            "--timeout",
+            "900",
+            "--trace",
+            out.to_str().unwrap(),
+            "-p",
+            &format!("{https}:443"),
+        ],
+    ));
+    p.wait_for("https: listening on", false, Duration::from_secs(900));
+    fetch_then_sigterm(&mut p, https);
+    assert!(
+        p.err().contains("asked dom0 for the running guest's trace") && p.err().contains("Traced"),
+        "{}",
+        p.err()
+    );
+    item_1_events(&events(&out), true);
+    // curl's connection reaches the guest from the host's end of the board's LAN.
+    check_traced_https_request(&events(&out), 443, "tcp 10.0.0.254:");
+
+    let crash = tmp.path().join("crash");
+    std::fs::create_dir(&crash).unwrap();
+    let dir = config_copy("crash", &crash);
+    let image = dir.join("dist/crash.xen");
+    let o = uni_on(&board, &dir, &["build", "--target", "xen-arm"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    let plain = sha(&image);
+    let out = crash.join("out.json");
+    let o = uni_on(
+        &board,
+        &dir,
+        &[
+            "run",
+            "--target",
+            "xen-arm",
+            "--timeout",
+            "600",
+            "--trace",
+            out.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert_ne!(sha(&image), plain, "the traced image is another program");
+    compiled_out(
+        &plain,
+        &sha(&image),
+        &[b"data/uni-trace", b"the ring is not shared with dom0"],
+    );
+    let evs = events(&out);
+    last_is_the_crash_examples_panic(&evs);
+    let ts: Vec<f64> = evs
+        .iter()
+        .filter(|e| e["ph"] != "M" && e["cat"] != "flow")
+        .map(|e| e["ts"].as_f64().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "timestamps: {ts:?}");
+
+    let o = uni_on(&board, &dir, &["build", "--target", "xen-arm"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        sha(&image) == plain,
+        "the image built without tracing changed after a traced build"
+    );
+}
 
 /// Issue #18 item 1's events in the trace of static-website serving one HTTPS request: the
 /// page read from its kv_ro store (with its key), timers armed by the sleeping tasks, and on
@@ -388,115 +388,14 @@ fn item_1_events(evs: &[Value], xen: bool) {
 /// session and its dumps is linked without the feature. (A build from before tracing existed
 /// is not made: too slow for CI, and it would differ by every later change.)
 fn compiled_out(plain: &[u8], traced: &[u8], marks: &[&[u8]]) {
-    let holds = |image: &[u8], mark: &[u8]| image.windows(mark.len()).any(|w| w == mark);
+    let holds = |image: &[u8], mark: &[u8]| {
+        image
+            .windows(mark.len())
+            .any(|w| w[0] == mark[0] && w == mark)
+    };
     for mark in marks {
         let m = String::from_utf8_lossy(mark);
         assert!(holds(traced, mark), "the traced image lacks {m:?}");
         assert!(!holds(plain, mark), "the untraced image holds {m:?}");
     }
-}
-        dir.join("unikernel.toml"),
-        format!("{toml}\n[trace]\nevents = 5\n"),
-    )
-    .unwrap();
-    let o = uni(&dir, &["configure", "--target", "unix"])
-        .output()
-        .unwrap();
-    let (_, err) = text(&o);
-    assert!(!o.status.success(), "{err}");
-    for want in [
-        "trace.events",
-        "events = 5 is out of range",
-        "from 16 to 1048576",
-        &format!("unikernel.toml:{}:10", lines + 3),
-    ] {
-        assert!(err.contains(want), "no {want:?} in: {err}");
-    }
-}
-
-/// The Xen half, on the emulated board: dom0 copies the guest's ring from the pages the guest
-/// granted it (`uni-trace-dump`, through gntdev) and `uni run` converts it. Two boots, one after
-/// the other: a traced static-website answers curl over HTTPS through a `-p` forward and is
-/// stopped by SIGTERM (uni asks dom0 for the running guest's ring first); and the traced crash
-/// example, whose ring dom0 reads from the crashed domain (preserved) and which ends with the
-/// panic. The crash image built without tracing is the same bytes before and after.
-#[test]
-fn on_xen_dom0_reads_the_ring_of_a_running_and_of_a_crashed_guest() {
-    let board = full_boards().remove(0);
-    let tmp = tempfile::tempdir().unwrap();
-
-    let site = tmp.path().join("site");
-    std::fs::create_dir(&site).unwrap();
-    let dir = config_copy("static-website", &site);
-    let out = site.join("out.json");
-    let https = free_port();
-    let mut p = Background::spawn(uni_on(
-        &board,
-        &dir,
-        &[
-            "run",
-            "--target",
-            "xen-arm",
-            "--timeout",
-            "900",
-            "--trace",
-            out.to_str().unwrap(),
-            "-p",
-            &format!("{https}:443"),
-        ],
-    ));
-    p.wait_for("https: listening on", false, Duration::from_secs(900));
-    fetch_then_sigterm(&mut p, https);
-    assert!(
-        p.err().contains("asked dom0 for the running guest's trace") && p.err().contains("Traced"),
-        "{}",
-        p.err()
-    );
-    // curl's connection reaches the guest from the host's end of the board's LAN.
-    check_https_request(&events(&out), 443, "tcp 10.0.0.254:");
-
-    let crash = tmp.path().join("crash");
-    std::fs::create_dir(&crash).unwrap();
-    let dir = config_copy("crash", &crash);
-    let image = dir.join("dist/crash.xen");
-    let o = uni_on(&board, &dir, &["build", "--target", "xen-arm"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{:?}", text(&o));
-    let plain = sha(&image);
-    let out = crash.join("out.json");
-    let o = uni_on(
-        &board,
-        &dir,
-        &[
-            "run",
-            "--target",
-            "xen-arm",
-            "--timeout",
-            "600",
-            "--trace",
-            out.to_str().unwrap(),
-        ],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
-    assert_ne!(sha(&image), plain, "the traced image is another program");
-    let evs = events(&out);
-    last_is_the_crash_examples_panic(&evs);
-    let ts: Vec<f64> = evs
-        .iter()
-        .filter(|e| e["ph"] != "M" && e["cat"] != "flow")
-        .map(|e| e["ts"].as_f64().unwrap())
-        .collect();
-    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "timestamps: {ts:?}");
-
-    let o = uni_on(&board, &dir, &["build", "--target", "xen-arm"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{:?}", text(&o));
-    assert!(
-        sha(&image) == plain,
-        "the image built without tracing changed after a traced build"
-    );
 }
