@@ -12,7 +12,8 @@
 //! collides with it), a `--timeout` on the board run, and the build directory (the tests'
 //! shared target directories, `uni_tests::uni` and `uni_on`, so uni's crates are not compiled
 //! again). The step timings are printed, not asserted (bench/README.md has them, against the
-//! 10 minutes of the issue).
+//! 10 minutes of the issue). On unix, beyond the README, another path answers 404 and the app
+//! logs the request (tests/new.rs leaves its `web` app to this test).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -194,7 +195,7 @@ fn the_readme_walk_through_runs_on_unix_and_on_the_board() {
             }
             ["curl", url] => {
                 curls += 1;
-                let s = serving
+                let mut s = serving
                     .take()
                     .unwrap_or_else(|| panic!("{}: nothing runs to answer it", step.line));
                 let want = step
@@ -224,6 +225,20 @@ fn the_readme_walk_through_runs_on_unix_and_on_the_board() {
                     format!("{}: answered (since `uni run`)", step.command.join(" ")),
                     s.started.elapsed(),
                 ));
+                if !s.board {
+                    // beyond the README: any other path is 404, and the app logs the request
+                    // (tests/new.rs leaves the http app to this test)
+                    let o = curl(&[
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        &format!("{url}nope"),
+                    ]);
+                    assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
+                    s.run
+                        .wait_for("\"GET /nope HTTP/1.1\" 404", false, Duration::from_secs(10));
+                }
                 let (out, board) = (s.run.out(), s.board);
                 let err = s.stop();
                 // uni's own figures of the run: the build's time, the board's start
