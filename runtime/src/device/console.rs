@@ -3,11 +3,15 @@ use core::fmt;
 /// A console: the unikernel's text output (stdout on unix, the PV console ring on Xen).
 ///
 /// # Contract
-/// * [`write`](Console::write) MUST deliver all of `bytes`, in order, or return an error; it
-///   MUST NOT write a prefix and then report success.
+/// * [`write`](Console::write) MUST deliver all of `bytes`, in order, or none of them: it MUST
+///   NOT write a prefix and then report success. When the operator's side reads more slowly
+///   than the app writes, a write MAY be dropped whole rather than hold the app back; the
+///   console then reports how many writes and bytes were lost once it has caught up (both
+///   targets keep a bounded backlog: a request's log line never waits for the reader).
 /// * Output from successive calls MUST appear in call order.
-/// * A write SHOULD be visible to the operator when the future completes (flushed), so that a
-///   crash right after a log line does not lose it.
+/// * A write SHOULD be on its way to the operator when the future completes: panics, faults
+///   and boot errors are written synchronously (on Xen, after the backlog), so that a crash
+///   right after a log line does not lose it.
 /// * [`log`](Console::log) writes one line: the text followed by `\n`.
 pub trait Console {
     /// Writes `bytes` to the console.
