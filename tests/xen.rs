@@ -6,7 +6,7 @@
 use std::fs;
 use std::process::Output;
 
-use uni_tests::{example, full_boards, root, run_uni, smoke_boards, text, uni, uni_on};
+use uni_tests::{example, full_boards, run_uni, smoke_boards, text, uni_on};
 
 const ZIMAGE_MAGIC: u32 = 0x016f_2818;
 
@@ -75,22 +75,8 @@ fn build_writes_a_reproducible_zimage_and_xl() {
         "{xl}"
     );
 
-    // The same inputs give the same bytes, even from a fresh target directory.
-    let other = root().join("target/examples-repro");
-    let _ = fs::remove_dir_all(&other);
-    let o = uni(&dir, &["build", "--target", "xen-arm"])
-        .env("CARGO_TARGET_DIR", &other)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o).1);
-    let again = fs::read(dir.join("dist/hello.xen")).unwrap();
-    assert!(
-        again == image,
-        "two builds of hello.xen differ ({} vs {} bytes)",
-        image.len(),
-        again.len()
-    );
-    let _ = fs::remove_dir_all(&other);
+    // The same inputs give the same bytes from a fresh target directory, in another place:
+    // tests/reproducible.rs builds this hello.xen again from scratch in a copy of the checkout.
 }
 
 #[test]
