@@ -959,13 +959,21 @@ mod tests {
             (main, 68, 1, 512, 9),
             (main, 68, 2, 1, 0),
         ];
+        // The ring is the process's: other tests running at the same time (kv's, the
+        // executor's) may add their events between these, so this test's events must appear
+        // in order, and others may come between them.
         let got: Vec<(u32, u16, u8, u32, u64)> = d
             .records
             .iter()
-            .filter(|r| r.3 != 80) // spans of no other test, but be safe
             .map(|r| (r.2, r.3, r.4, r.5, r.6))
             .collect();
-        assert_eq!(got, want);
+        let mut rest = got.iter();
+        for w in want {
+            assert!(
+                rest.any(|g| g == w),
+                "{w:?} missing, or out of order, in {got:?}"
+            );
+        }
         assert_eq!(d.names[usize::from(key) - 1], "index.html");
         assert_eq!(
             device_track(DEV_BLKFRONT, 51712) & TRACK_CLASS,
