@@ -877,18 +877,12 @@ struct GateRx<'a, R> {
     held: &'a RefCell<Vec<Vec<u8>>>,
 }
 
-/// The source of a TCP SYN (without ACK) in an Ethernet frame, and the port it is for.
-fn syn_peer(frame: &[u8]) -> Option<(u16, IpEndpoint)> {
-    use smoltcp::wire::{EthernetFrame, Ipv4Packet, TcpPacket};
-    let port = syn_port(frame)?;
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-    Some((port, IpEndpoint::new(ip.src_addr().into(), tcp.src_port())))
-}
+type Ipv4Segment<'a> = smoltcp::wire::Ipv4Packet<&'a [u8]>;
+type TcpSegment<'a> = smoltcp::wire::TcpPacket<&'a [u8]>;
 
-/// The destination port of a TCP SYN (without ACK) in an Ethernet frame.
-fn syn_port(frame: &[u8]) -> Option<u16> {
+/// The IPv4 header and TCP segment of an Ethernet frame, if it carries an unfragmented (or
+/// first-fragment) TCP segment whose headers are whole.
+pub(crate) fn ipv4_tcp(frame: &[u8]) -> Option<(Ipv4Segment<'_>, TcpSegment<'_>)> {
     use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EthernetProtocol::Ipv4 {
@@ -899,6 +893,19 @@ fn syn_port(frame: &[u8]) -> Option<u16> {
         return None;
     }
     let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    Some((ip, tcp))
+}
+
+/// The source of a TCP SYN (without ACK) in an Ethernet frame, and the port it is for.
+fn syn_peer(frame: &[u8]) -> Option<(u16, IpEndpoint)> {
+    let (ip, tcp) = ipv4_tcp(frame)?;
+    let port = syn_port(frame)?;
+    Some((port, IpEndpoint::new(ip.src_addr().into(), tcp.src_port())))
+}
+
+/// The destination port of a TCP SYN (without ACK) in an Ethernet frame.
+fn syn_port(frame: &[u8]) -> Option<u16> {
+    let (_, tcp) = ipv4_tcp(frame)?;
     (tcp.syn() && !tcp.ack() && !tcp.rst()).then(|| tcp.dst_port())
 }
 

@@ -15,8 +15,6 @@
 use core::net::SocketAddr;
 use core::net::{Ipv4Addr, SocketAddrV4};
 
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
-
 /// Connections followed at once.
 pub(crate) const FLOWS: usize = 64;
 
@@ -74,15 +72,7 @@ impl Sent {
 
     /// Whether `frame` (sent) retransmits a TCP segment.
     pub(crate) fn frame(&mut self, frame: &[u8]) -> Option<Retransmit> {
-        let eth = EthernetFrame::new_checked(frame).ok()?;
-        if eth.ethertype() != EthernetProtocol::Ipv4 {
-            return None;
-        }
-        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-        if ip.next_header() != IpProtocol::Tcp || ip.frag_offset() != 0 {
-            return None;
-        }
-        let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+        let (ip, tcp) = crate::direct::ipv4_tcp(frame)?;
         let data = tcp.payload().len() as u32;
         let len = data + u32::from(tcp.syn()) + u32::from(tcp.fin());
         if tcp.rst() || len == 0 {
