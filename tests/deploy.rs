@@ -575,20 +575,14 @@ fn a_deployed_guest_traced(home: &SshHome, host: &str, port: u16, fwd: u16) {
     get_index(&base);
 
     let tmp = tempfile::tempdir().unwrap();
+    // `uni trace` into `out`: what it printed on stderr
+    let snapshot = |out: &Path, what: &str| {
+        let args = ["trace", "--host", host, "static-website"];
+        let out = out.to_str().unwrap();
+        ok(home.run(&dir, &[&args[..], &[out]].concat()), what).1
+    };
     let first = tmp.path().join("first.json");
-    let (_, err) = ok(
-        home.run(
-            &dir,
-            &[
-                "trace",
-                "--host",
-                host,
-                "static-website",
-                first.to_str().unwrap(),
-            ],
-        ),
-        "uni trace",
-    );
+    let err = snapshot(&first, "uni trace");
     assert!(
         err.contains("Uploading the trace reader (armhf, ")
             || err.contains("Uploading the trace reader (arm64, "),
@@ -610,19 +604,7 @@ fn a_deployed_guest_traced(home: &SshHome, host: &str, port: u16, fwd: u16) {
     // second request, and finds the reader in dom0 (one file there)
     get_index(&base);
     let second = tmp.path().join("second.json");
-    let (_, err) = ok(
-        home.run(
-            &dir,
-            &[
-                "trace",
-                "--host",
-                host,
-                "static-website",
-                second.to_str().unwrap(),
-            ],
-        ),
-        "uni trace, again",
-    );
+    let err = snapshot(&second, "uni trace, again");
     assert!(!err.contains("Uploading"), "uploaded again:\n{err}");
     let again = uni_tests::trace_events(&second);
     let accepts = |evs: &[serde_json::Value]| {

@@ -219,33 +219,32 @@ pub struct Netif {
 fn trace_batches(traced: &mut (u32, NetifStats), now: NetifStats) {
     use crate::trace::{device, Kind, DEV_NETFRONT};
     let (index, was) = *traced;
-    let frames = |n: u64, m: u64| n.wrapping_sub(m) as u32;
-    if now.rx_frames != was.rx_frames {
-        device(
-            DEV_NETFRONT,
-            index,
+    // (kind, count now, count then, the event's second value)
+    let batches = [
+        (
             Kind::NetRxBatch,
-            frames(now.rx_frames, was.rx_frames),
+            now.rx_frames,
+            was.rx_frames,
             now.rx_bytes.wrapping_sub(was.rx_bytes),
-        );
-    }
-    if now.tx_frames != was.tx_frames {
-        device(
-            DEV_NETFRONT,
-            index,
+        ),
+        (
             Kind::NetTxBatch,
-            frames(now.tx_frames, was.tx_frames),
+            now.tx_frames,
+            was.tx_frames,
             now.notifies.wrapping_sub(was.notifies),
-        );
-    }
-    if now.tx_full != was.tx_full {
-        device(
-            DEV_NETFRONT,
-            index,
-            Kind::NetTxFull,
-            frames(now.tx_full, was.tx_full),
-            0,
-        );
+        ),
+        (Kind::NetTxFull, now.tx_full, was.tx_full, 0),
+    ];
+    for (kind, n, then, value) in batches {
+        if n != then {
+            device(
+                DEV_NETFRONT,
+                index,
+                kind,
+                n.wrapping_sub(then) as u32,
+                value,
+            );
+        }
     }
     traced.1 = now;
 }
