@@ -221,17 +221,19 @@ pub fn snapshot() -> Vec<(String, u64)> {
         ] {
             rows.push((String::from(name), v));
         }
-        let b = crate::platform::block_totals();
-        for (name, v) in [
-            ("blkif.requests", b.requests),
-            ("blkif.flushes", b.flushes),
-            ("blkif.bytes_read", b.bytes_read),
-            ("blkif.bytes_written", b.bytes_written),
-            ("blkif.errors", b.errors),
-            ("blkif.bad_ids", b.bad_ids),
-            ("blkif.bad_responses", b.bad_responses),
-        ] {
-            rows.push((String::from(name), v));
+        // Only in a guest that opened a block device.
+        if let Some(b) = crate::platform::block_totals() {
+            for (name, v) in [
+                ("blkif.requests", b.requests),
+                ("blkif.flushes", b.flushes),
+                ("blkif.bytes_read", b.bytes_read),
+                ("blkif.bytes_written", b.bytes_written),
+                ("blkif.errors", b.errors),
+                ("blkif.bad_ids", b.bad_ids),
+                ("blkif.bad_responses", b.bad_responses),
+            ] {
+                rows.push((String::from(name), v));
+            }
         }
     }
     let heap = crate::platform::heap();

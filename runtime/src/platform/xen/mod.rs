@@ -140,8 +140,9 @@ pub fn netif_totals() -> NetifStats {
     netfront::totals()
 }
 
-/// The counters of every block device opened, summed ([`crate::metrics`]).
-pub fn block_totals() -> BlockStats {
+/// The counters of every block device opened, summed ([`crate::metrics`]); `None` if the guest
+/// opened none.
+pub fn block_totals() -> Option<BlockStats> {
     blkfront::totals()
 }
 

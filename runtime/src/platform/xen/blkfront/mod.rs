@@ -64,10 +64,10 @@ pub use error::{BlkfrontError, BlockCounters, BlockStats};
 static DEVICES: crate::metrics::Devices<BlockCounters> = crate::metrics::Devices::new();
 
 /// The counters of every block device opened since boot, summed when read (for
-/// [`crate::metrics`]).
-pub fn totals() -> BlockStats {
-    let mut t = BlockStats::default();
-    DEVICES.each(|c| t += c.get());
+/// [`crate::metrics`]); `None` if none was opened.
+pub fn totals() -> Option<BlockStats> {
+    let mut t = None::<BlockStats>;
+    DEVICES.each(|c| *t.get_or_insert_default() += c.get());
     t
 }
 use pool::{Pages, MAX_PAGES};
